@@ -1,0 +1,61 @@
+"""Argument checks shared by every module; each raises a specific, explanatory error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .errors import DeviceError, DTypeError, InputValueError, ParameterError, ShapeError
+
+
+def check_float_tensor(name: str, x: object) -> torch.Tensor:
+    """Require a floating-point torch tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise DTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise DTypeError(
+            f"{name} must be a floating-point tensor, got dtype {x.dtype}; "
+            f"convert it with {name}.float()"
+        )
+    return x
+
+
+def check_rank(name: str, x: torch.Tensor, ranks: Sequence[int], layout: str) -> None:
+    """Require ``x.dim()`` to be one of ``ranks``; ``layout`` names the expected axes."""
+    if x.dim() not in ranks:
+        raise ShapeError(
+            f"{name} must have {' or '.join(map(str, ranks))} dimensions ({layout}), "
+            f"got shape {tuple(x.shape)}"
+        )
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """Reject NaN or infinite values (they would silently poison every later step)."""
+    if not torch.isfinite(x).all():
+        raise InputValueError(f"{name} contains NaN or infinite values")
+
+
+def check_same_device(name: str, x: torch.Tensor, ref: torch.Tensor, ref_name: str) -> None:
+    if x.device != ref.device:
+        raise DeviceError(
+            f"{name} is on {x.device} but {ref_name} is on {ref.device}; move them to one device"
+        )
+
+
+def check_range(
+    name: str, value: float, lo: float | None = None, hi: float | None = None
+) -> None:
+    """Require ``lo <= value <= hi`` (elementwise for tensors)."""
+    v = torch.as_tensor(value, dtype=torch.float64)
+    if (lo is not None and bool((v < lo).any())) or (hi is not None and bool((v > hi).any())):
+        lo_s = "-inf" if lo is None else repr(lo)
+        hi_s = "inf" if hi is None else repr(hi)
+        got = value if v.numel() == 1 else f"values in [{v.min().item()}, {v.max().item()}]"
+        raise ParameterError(f"{name} must lie in [{lo_s}, {hi_s}], got {got}")
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ParameterError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value

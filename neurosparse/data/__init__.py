@@ -1,0 +1,1 @@
+"""neurosparse.data (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""neurosparse.energy (filled in by its issue)."""

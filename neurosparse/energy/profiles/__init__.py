@@ -1,0 +1,1 @@
+"""neurosparse.energy.profiles (filled in by its issue)."""

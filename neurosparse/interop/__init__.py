@@ -1,0 +1,1 @@
+"""neurosparse.interop (filled in by its issue)."""

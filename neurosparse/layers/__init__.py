@@ -1,0 +1,1 @@
+"""neurosparse.layers (filled in by its issue)."""

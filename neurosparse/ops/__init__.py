@@ -1,0 +1,1 @@
+"""autograd Functions that pick the Numba kernel or the torch reference per device."""

@@ -1,0 +1,1 @@
+"""neurosparse.plasticity (filled in by its issue)."""

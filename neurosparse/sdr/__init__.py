@@ -1,0 +1,1 @@
+"""neurosparse.sdr (filled in by its issue)."""

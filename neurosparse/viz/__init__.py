@@ -1,0 +1,1 @@
+"""neurosparse.viz (filled in by its issue)."""
