@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from . import errors
+from .neurons import ALIF, IF, LIF, CubaLIF, NeuronState, SpikingNeuron, surrogate
+from .sequential import Sequential
 
 __version__ = "0.1.0"
 
-__all__ = ["errors", "__version__"]
+__all__ = [
+    "ALIF",
+    "IF",
+    "LIF",
+    "CubaLIF",
+    "NeuronState",
+    "Sequential",
+    "SpikingNeuron",
+    "errors",
+    "surrogate",
+    "__version__",
+]

@@ -1,0 +1,120 @@
+"""``SpikingNeuron``: the module shell shared by LIF, IF and ALIF.
+
+A neuron module holds parameters and a :class:`NeuronSpec`; the dynamics live in
+``functional.py`` (reference) and ``ops/lif_sequence.py`` (fused kernel).
+
+Two modes, both returning ``(spikes, state)``:
+
+- ``neuron(x)`` -- sequence mode, ``x [T, B, ...]``. It starts from rest unless a
+  ``state`` is passed: a sequence is a whole sample, so no hidden state leaks from one
+  batch into the next.
+- ``neuron.step(x_t)`` -- step mode, ``x_t [B, ...]``. Without an explicit ``state`` it
+  continues from the state of its previous ``step`` call, kept in the module until
+  :meth:`reset`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._checks import check_finite, check_float_tensor, check_range, check_rank
+from ..errors import ShapeError
+from ..ops.lif_sequence import neuron_sequence_op
+from .functional import NeuronParams, NeuronSpec, NeuronState, initial_state, neuron_step
+
+
+def _param(value, learn: bool, name: str, module: nn.Module) -> None:
+    t = torch.as_tensor(value, dtype=torch.float32).clone()
+    if learn:
+        module.register_parameter(name, nn.Parameter(t))
+    else:
+        module.register_buffer(name, t)
+
+
+class SpikingNeuron(nn.Module):
+    """Base of every neurosparse neuron (the energy meter recognises the flag below)."""
+
+    is_spiking_neuron = True
+
+    def __init__(self, spec: NeuronSpec, v_init: float = 0.0) -> None:
+        super().__init__()
+        self.spec = spec
+        self.v_init = float(v_init)
+        self.state: NeuronState | None = None
+
+    # subclasses fill these -------------------------------------------------------------
+    def params(self) -> NeuronParams:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # state -----------------------------------------------------------------------------
+    def initial_state(self, x_t: torch.Tensor) -> NeuronState:
+        """Resting state for one time step shaped like ``x_t`` (``[B, ...]``)."""
+        return initial_state(x_t, self.v_init)
+
+    def reset(self) -> None:
+        """Forget the state kept by :meth:`step`."""
+        self.state = None
+
+    def _check_state(self, state: NeuronState, like: torch.Tensor) -> NeuronState:
+        if not isinstance(state, NeuronState):
+            if isinstance(state, tuple) and len(state) == 4:
+                state = NeuronState(*state)
+            else:
+                raise ShapeError(
+                    f"state must be a NeuronState (v, i, a, c) as returned by this neuron, "
+                    f"got {type(state).__name__}"
+                )
+        for name, s in zip(NeuronState._fields, state):
+            if s.shape != like.shape:
+                raise ShapeError(
+                    f"state.{name} has shape {tuple(s.shape)} but one time step of the input "
+                    f"has shape {tuple(like.shape)}; pass a matching state, or call reset() "
+                    f"after changing the batch size"
+                )
+        return state
+
+    def _check_input(self, x: object, ranks: tuple[int, ...], layout: str) -> torch.Tensor:
+        x = check_float_tensor("input", x)
+        check_rank("input", x, ranks, layout)
+        check_finite("input", x)
+        return x
+
+    # modes -----------------------------------------------------------------------------
+    def forward(
+        self, x: torch.Tensor, state: NeuronState | None = None
+    ) -> tuple[torch.Tensor, NeuronState]:
+        """Sequence mode: ``x [T, B, ...]`` -> spikes ``[T, B, ...]`` and the final state."""
+        x = self._check_input(x, tuple(range(2, 9)), "[T, B, ...], time first")
+        like = x[0]
+        state = self.initial_state(like) if state is None else self._check_state(state, like)
+        return neuron_sequence_op(x, state, self.params(), self.spec)
+
+    def step(
+        self, x: torch.Tensor, state: NeuronState | None = None
+    ) -> tuple[torch.Tensor, NeuronState]:
+        """One time step: ``x [B, ...]`` -> spikes ``[B, ...]`` and the new state."""
+        x = self._check_input(x, tuple(range(1, 8)), "[B, ...], one time step")
+        explicit = state is not None
+        if state is None:
+            state = self.state if self.state is not None else self.initial_state(x)
+        state = self._check_state(state, x)
+        z, new = neuron_step(x, state, self.params(), self.spec)
+        if not explicit:
+            self.state = new
+        return z, new
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return (
+            f"reset={s.reset!r}, reset_delay={s.reset_delay}, surrogate={s.surrogate!r}"
+            + (f", refractory={s.refractory}" if s.refractory else "")
+        )
+
+
+def check_threshold(threshold) -> None:
+    check_range("threshold", threshold, lo=0.0)
+
+
+def check_beta(beta) -> None:
+    check_range("beta", beta, lo=0.0, hi=1.0)

@@ -1,0 +1,128 @@
+"""Leaky and non-leaky integrate-and-fire neurons (snnTorch ``Leaky`` conventions)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .._checks import check_choice, check_range
+from ..errors import ParameterError
+from .base import SpikingNeuron, _param, check_beta, check_threshold
+from .functional import RESETS, NeuronParams, NeuronSpec
+from .surrogate import ATan, FastSigmoid, Surrogate
+
+
+class LIF(SpikingNeuron):
+    r"""Leaky integrate-and-fire neuron.
+
+    .. math::
+        U[t] = \beta U[t-1] + I[t] - R[t]\,\theta, \qquad S[t] = H(U[t] - \theta)
+
+    with ``R[t] = S[t-1]`` (detached) under the default delayed reset, which is exactly
+    snnTorch's ``Leaky(beta, threshold, reset_mechanism, reset_delay=True)``.
+
+    Parameters
+    ----------
+    beta : float or Tensor, optional
+        Membrane decay per step in [0, 1] (scalar or one per neuron). Default 0.9.
+    tau : float, optional
+        Membrane time constant in units of ``dt``; sets ``beta = exp(-dt / tau)``.
+        Give ``beta`` or ``tau``, not both.
+    threshold : float or Tensor
+        Firing threshold (>= 0).
+    reset : {"subtract", "zero", "none"}
+        Reset by subtracting the threshold, to zero, or not at all.
+    surrogate : Surrogate
+        Surrogate gradient (default ``FastSigmoid(25)``).
+    learn_beta, learn_threshold : bool
+        Make beta / threshold trainable ``nn.Parameter``s (beta is clamped to [0, 1] in
+        the forward pass, as snnTorch does).
+    refractory : int
+        Steps after a spike during which input is ignored and no spike can occur.
+    reset_delay : bool, optional
+        Apply a spike's reset on the next step (snnTorch's default) or in the same step.
+        Defaults to True, or False when ``refractory > 0`` (which needs the immediate reset).
+    dt : float
+        Step length used with ``tau``.
+    """
+
+    def __init__(
+        self,
+        beta: float | torch.Tensor | None = None,
+        threshold: float | torch.Tensor = 1.0,
+        reset: str = "subtract",
+        surrogate: Surrogate | None = None,
+        *,
+        tau: float | None = None,
+        learn_beta: bool = False,
+        learn_threshold: bool = False,
+        refractory: int = 0,
+        reset_delay: bool | None = None,
+        dt: float = 1.0,
+    ) -> None:
+        if beta is not None and tau is not None:
+            raise ParameterError("give either beta or tau, not both")
+        if tau is not None:
+            check_range("tau", tau, lo=1e-12)
+            beta = math.exp(-dt / tau)
+        beta = 0.9 if beta is None else beta
+        check_beta(beta)
+        check_threshold(threshold)
+        check_choice("reset", reset, RESETS)
+        refractory = int(refractory)
+        check_range("refractory", refractory, lo=0)
+        if reset_delay is None:
+            reset_delay = refractory == 0
+        if reset_delay and refractory > 0:
+            raise ParameterError(
+                "refractory > 0 needs reset_delay=False (the refractory count starts with "
+                "the spike's own reset); pass reset_delay=False or leave it unset"
+            )
+        super().__init__(
+            NeuronSpec(
+                surrogate=surrogate if surrogate is not None else FastSigmoid(),
+                reset=reset,
+                reset_delay=bool(reset_delay),
+                refractory=refractory,
+            )
+        )
+        _param(beta, learn_beta, "beta", self)
+        _param(threshold, learn_threshold, "threshold", self)
+
+    @classmethod
+    def snntorch(
+        cls,
+        beta: float | torch.Tensor = 0.9,
+        threshold: float = 1.0,
+        reset_mechanism: str = "subtract",
+        spike_grad: Surrogate | None = None,
+        **kw,
+    ) -> LIF:
+        """The parameterisation of ``snntorch.Leaky`` (same defaults, ATan(2) surrogate)."""
+        return cls(beta, threshold, reset_mechanism, spike_grad or ATan(), reset_delay=True, **kw)
+
+    def _beta(self) -> torch.Tensor:
+        return self.beta.clamp(0, 1) if isinstance(self.beta, torch.nn.Parameter) else self.beta
+
+    def params(self) -> NeuronParams:
+        z = self.threshold.new_zeros(())
+        return NeuronParams(
+            beta=self._beta(), gain=z + 1, leak=z, threshold=self.threshold, alpha=z,
+            v_reset=z, adapt=z, rho=z,
+        )  # fmt: skip
+
+
+class IF(LIF):
+    """Integrate-and-fire neuron: an :class:`LIF` without leak (``beta = 1``)."""
+
+    def __init__(
+        self,
+        threshold: float | torch.Tensor = 1.0,
+        reset: str = "subtract",
+        surrogate: Surrogate | None = None,
+        **kw,
+    ) -> None:
+        if "beta" in kw or "tau" in kw:
+            raise ParameterError("IF has no leak; use LIF for beta / tau")
+        super().__init__(1.0, threshold, reset, surrogate, **kw)
