@@ -1,0 +1,150 @@
+"""Linear + LIF training step (forward + backward) against the peer libraries.
+
+Setup (issue 2): Linear(1024 -> 1024) + LIF, T = 100, B = 32, Bernoulli input spikes at
+5 %, forward + backward, float32 on the CPU, same threads for everyone. Every library is
+used its fastest documented way: the Linear runs once over the whole ``[T, B, N]``
+sequence, then the neuron runs over time (snnTorch ``Leaky`` in a Python loop, Norse
+``LIF`` sequence module, SpikingJelly ``LIFNode(step_mode="m")``, neurosparse ``LIF``
+sequence mode = the fused Numba kernel). "Linear alone" is the floor: the same step
+with no neuron at all.
+
+    python benchmarks/neurons.py [--quick] [--out benchmarks/results/neurons.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+warnings.filterwarnings("ignore")
+
+
+def _timeit(fn, reps: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def make_steps(T: int, B: int, N: int, rate: float):
+    torch.manual_seed(0)
+    x = (torch.rand(T, B, N) < rate).float()
+    w_out = torch.randn(T, B, N)
+    lin = nn.Linear(N, N)
+    with torch.no_grad():
+        lin.weight.mul_(8.0)  # enough drive for a few % output spikes at a 5 % input rate
+
+    def run(neuron_fn):
+        def step():
+            lin.zero_grad(set_to_none=True)
+            cur = lin(x)
+            spk = neuron_fn(cur)
+            (spk * w_out).sum().backward()
+
+        return step
+
+    steps = {"Linear alone (floor)": run(lambda cur: cur)}
+
+    import neurosparse as ns
+
+    ns_lif = ns.LIF(beta=0.9, threshold=1.0)
+    steps["neurosparse LIF (fused Numba)"] = run(lambda cur: ns_lif(cur)[0])
+
+    def ns_ref(cur):
+        os.environ["NEUROSPARSE_KERNELS"] = "torch"
+        try:
+            return ns_lif(cur)[0]
+        finally:
+            os.environ["NEUROSPARSE_KERNELS"] = "auto"
+
+    steps["neurosparse LIF (torch reference loop)"] = run(ns_ref)
+
+    try:
+        import snntorch as snn
+
+        leaky = snn.Leaky(beta=0.9)
+
+        def snn_fn(cur):
+            mem = leaky.init_leaky()
+            out = []
+            for t in range(cur.shape[0]):
+                s, mem = leaky(cur[t], mem)
+                out.append(s)
+            return torch.stack(out)
+
+        steps["snnTorch Leaky"] = run(snn_fn)
+    except ImportError:
+        pass
+    try:
+        import norse.torch as norse
+
+        nlif = norse.LIF()  # sequence module over [T, B, N]
+        steps["Norse LIF"] = run(lambda cur: nlif(cur)[0])
+    except ImportError:
+        pass
+    try:
+        from spikingjelly.activation_based import neuron as sjn
+
+        sj = sjn.LIFNode(tau=2.0, step_mode="m", detach_reset=True)
+
+        def sj_fn(cur):
+            sj.reset()
+            return sj(cur)
+
+        steps["SpikingJelly LIFNode (m)"] = run(sj_fn)
+    except ImportError:
+        pass
+    return steps, x
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, few repetitions")
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--out", default="benchmarks/results/neurons.json")
+    args = ap.parse_args()
+    T, B, N, rate = (20, 8, 256, 0.05) if args.quick else (100, 32, 1024, 0.05)
+    reps = 3 if args.quick else args.reps
+    steps, x = make_steps(T, B, N, rate)
+    rows = []
+    for name, fn in steps.items():
+        ms = _timeit(fn, reps)
+        rows.append({"impl": name, "median_ms": statistics.median(ms), "min_ms": min(ms),
+                     "max_ms": max(ms)})  # fmt: skip
+    floor = rows[0]["median_ms"]
+    ours = next(r for r in rows if r["impl"].startswith("neurosparse LIF (fused"))["median_ms"]
+    print(f"Linear({N}->{N}) + LIF, T={T}, B={B}, input rate {rate:.0%}, fwd+bwd, fp32 CPU, "
+          f"torch threads={torch.get_num_threads()}, {platform.processor() or platform.machine()}")
+    print(f"{'implementation':<40}{'median ms':>10}{'min':>9}{'max':>9}"
+          f"{'neuron part ms':>16}{'vs neurosparse':>16}")
+    for r in rows:
+        r["neuron_part_ms"] = r["median_ms"] - floor
+        r["time_vs_neurosparse"] = r["median_ms"] / ours
+        print(f"{r['impl']:<40}{r['median_ms']:>10.1f}{r['min_ms']:>9.1f}{r['max_ms']:>9.1f}"
+              f"{r['neuron_part_ms']:>16.1f}{r['time_vs_neurosparse']:>15.2f}x")
+    extra = 100 * (ours - floor) / floor
+    print(f"neurosparse neuron part = {extra:.1f}% on top of the Linear alone")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    meta = {"T": T, "B": B, "N": N, "rate": rate, "reps": reps,
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "input_spikes": int(x.sum())}  # fmt: skip
+    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""Event transforms: Tonic-shaped frozen dataclasses whose ``__call__`` runs one kernel.
+
+Each transform takes a structured event array (ours or Tonic's: fields are read by name)
+and is picklable, so it runs in DataLoader workers. Where Tonic has the same transform,
+ours returns the same values (tests hold them to Tonic's output); the work is done by a
+Numba kernel in ``neurosparse.kernels.events_*`` where Tonic's NumPy version is the
+bottleneck (``np.add.at`` scatters, a Python loop per event), and by Tonic's own slicers
+or plain NumPy where those are already fast.
+
+``ToSpikeTensor`` (events -> float32 torch tensor ``[T, C, H, W]``) is the entry point
+to the rest of neurosparse; the others keep Tonic's NumPy outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import InputValueError, ParameterError
+from ..kernels.events_denoise import denoise_mask
+from ..kernels.events_frames import bin_spikes, frames_from_slices
+from ..kernels.events_timesurface import time_surfaces
+from ..kernels.events_voxel import voxel_grid
+from ..ops import registry
+from .events import EventArray, as_event_array, sensor_size_of
+
+registry.register("events_to_spikes", "cpu")
+
+
+def _raise_outside(ev: np.ndarray, index: int, sensor_size: tuple[int, int, int]) -> None:
+    if index >= 0:
+        e = ev[index]
+        raise InputValueError(
+            f"events[{index}] has x={int(e['x'])}, y={int(e['y'])}, p={int(e['p'])}, outside "
+            f"sensor_size={sensor_size} (W, H, P); pass the recording's real sensor_size, or "
+            "crop the events first (neurosparse.data.Crop)"
+        )
+
+
+def _check_positive(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ParameterError(f"{name} must be > 0, got {value!r}")
+
+
+def _rewrap(events: object, out: np.ndarray, sensor_size: tuple | None = None) -> np.ndarray:
+    # Keep our metadata when the input carried it; plain arrays stay plain (like Tonic).
+    if isinstance(events, EventArray):
+        return EventArray(out, sensor_size or events.sensor_size, events.meta)
+    return out
+
+
+def spikes_reference(
+    events: np.ndarray,
+    sensor_size: tuple[int, int, int],
+    n_bins: int,
+    t0: int,
+    num: int,
+    den: int,
+    binary: bool,
+) -> torch.Tensor:
+    """Pure-torch reference of :func:`~neurosparse.kernels.events_frames.bin_spikes`."""
+    w, h, c = sensor_size
+    ev = as_event_array(events)
+    t = torch.as_tensor(ev["t"].astype(np.int64))
+    x = torch.as_tensor(ev["x"].astype(np.int64))
+    y = torch.as_tensor(ev["y"].astype(np.int64))
+    p = torch.as_tensor(ev["p"].astype(np.int64))
+    bad = (x < 0) | (x >= w) | (y < 0) | (y >= h)
+    if bool(bad.any()):
+        _raise_outside(ev, int(torch.nonzero(bad)[0, 0]), sensor_size)
+    b = torch.div((t - t0) * num, den, rounding_mode="floor")
+    ch = (p > 0).long() if c == 2 else torch.zeros_like(p)
+    keep = (b >= 0) & (b < n_bins)
+    out = torch.zeros(n_bins, c, h, w, dtype=torch.float32)
+    idx = (b[keep], ch[keep], y[keep], x[keep])
+    out.index_put_(idx, torch.ones(int(keep.sum()), dtype=torch.float32), accumulate=True)
+    return out.clamp_(max=1.0) if binary else out
+
+
+@dataclass(frozen=True)
+class ToSpikeTensor:
+    """Events -> float32 spike tensor ``[T, C, H, W]`` (C: OFF=0 / ON=1, H: y rows, W: x cols).
+
+    Parameters
+    ----------
+    sensor_size
+        ``(W, H, P)``; ``None`` takes the array's own (readers attach it), else max + 1.
+        ``P = 1`` merges polarities into one channel.
+    dt_us
+        Bin width in the events' time unit (µs). Alone: ``T = ceil(span / dt_us)`` with
+        ``span = t_last - t_first + 1``, the bins starting at the first event.
+    n_time_bins
+        Alone: ``T = n_time_bins`` bins of equal width spread over the span (bin =
+        ``(t - t_first) * T // span``). With ``dt_us``: ``T`` fixed, bins of ``dt_us``,
+        events after ``T * dt_us`` left out (a time window; padding when shorter).
+    binary
+        1.0 where a pixel fired in a bin (spikes); ``False`` gives event counts, equal to
+        Tonic's ``ToFrame(time_window=dt_us, include_incomplete=True)``.
+    start_time
+        Time of the start of bin 0; default the first event's time.
+    """
+
+    sensor_size: tuple[int, int, int] | None = None
+    dt_us: float | None = None
+    n_time_bins: int | None = None
+    binary: bool = True
+    start_time: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.dt_us is None and self.n_time_bins is None:
+            raise ParameterError(
+                "ToSpikeTensor needs dt_us (bin width in µs) or n_time_bins (number of bins); "
+                "got neither"
+            )
+        _check_positive("dt_us", self.dt_us)
+        _check_positive("n_time_bins", self.n_time_bins)
+
+    def __call__(self, events: np.ndarray) -> torch.Tensor:
+        ev = as_event_array(events)
+        size = sensor_size_of(events, self.sensor_size)
+        n = ev.shape[0]
+        t_first = int(ev["t"].min()) if n else 0
+        t0 = t_first if self.start_time is None else int(self.start_time)
+        span = (int(ev["t"].max()) - t0 + 1) if n else 1
+        if self.dt_us is not None:
+            dt = int(self.dt_us)
+            if dt != self.dt_us:
+                raise ParameterError(f"dt_us must be a whole number of µs, got {self.dt_us!r}")
+            n_bins = self.n_time_bins or max(1, -(-span // dt))
+            num, den = 1, dt
+        else:
+            n_bins, num, den = int(self.n_time_bins), int(self.n_time_bins), max(span, 1)
+        if not registry.use_kernel("events_to_spikes", "cpu"):
+            return spikes_reference(ev, size, n_bins, t0, num, den, self.binary)
+        out = np.zeros((n_bins, size[2], size[1], size[0]), dtype=np.float32)
+        bad, _ = bin_spikes(ev, t0, num, den, out, self.binary)
+        _raise_outside(ev, bad, size)
+        return torch.from_numpy(out)
+
+
+@dataclass(frozen=True)
+class ToFrame:
+    """Events -> int16 frames ``[S, P, H, W]``; same arguments and values as Tonic's ToFrame.
+
+    The slicing is Tonic's own (its slicers only run ``searchsorted``); the counting,
+    Tonic's ``np.add.at`` per slice, is one Numba pass here. Exactly one of
+    ``time_window``, ``event_count``, ``n_time_bins``, ``n_event_bins`` must be set.
+    """
+
+    sensor_size: tuple[int, int, int] | None = None
+    time_window: float | None = None
+    event_count: int | None = None
+    n_time_bins: int | None = None
+    n_event_bins: int | None = None
+    overlap: float = 0
+    include_incomplete: bool = False
+    start_time: float | None = None
+    end_time: float | None = None
+
+    def __post_init__(self) -> None:
+        given = [
+            k
+            for k in ("time_window", "event_count", "n_time_bins", "n_event_bins")
+            if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ParameterError(
+                "ToFrame needs exactly one of time_window, event_count, n_time_bins, "
+                f"n_event_bins; got {given or 'none'}"
+            )
+
+    def _slices(self, ev: np.ndarray) -> np.ndarray:
+        from tonic import slicers  # lazy: importing tonic costs ~1 s
+
+        if self.time_window is not None:
+            s = slicers.SliceByTime(
+                self.time_window,
+                self.overlap,
+                self.include_incomplete,
+                self.start_time,
+                self.end_time,
+            )
+        elif self.event_count is not None:
+            s = slicers.SliceByEventCount(
+                self.event_count, self.overlap, self.include_incomplete
+            )
+        elif self.n_time_bins is not None:
+            s = slicers.SliceByTimeBins(self.n_time_bins, self.overlap)
+        else:
+            s = slicers.SliceByEventBins(self.n_event_bins, self.overlap)
+        meta = s.get_slice_metadata(ev, None)
+        return np.asarray(meta, dtype=np.int64).reshape(-1, 2)
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        ev = as_event_array(events)
+        size = sensor_size_of(events, self.sensor_size)
+        if ev.shape[0] == 0:
+            n = self.n_time_bins or self.n_event_bins or 1
+            return np.zeros((n, size[2], size[1], size[0]), dtype=np.int16)
+        sl = self._slices(ev)
+        out = np.zeros((sl.shape[0], size[2], size[1], size[0]), dtype=np.int16)
+        bad = frames_from_slices(ev, np.ascontiguousarray(sl[:, 0]), np.ascontiguousarray(sl[:, 1]), out)
+        _raise_outside(ev, bad, size)
+        return out
+
+
+@dataclass(frozen=True)
+class ToVoxelGrid:
+    """Events -> voxel grid ``[n_time_bins, 1, H, W]`` (float64), as Tonic's ToVoxelGrid.
+
+    Bilinear in time over ``n_time_bins * (t - t_first) / (t_last - t_first)``, polarity 0
+    counted as -1. Unlike Tonic's, the input's polarity column is left untouched.
+    """
+
+    sensor_size: tuple[int, int, int]
+    n_time_bins: int
+
+    def __post_init__(self) -> None:
+        _check_positive("n_time_bins", self.n_time_bins)
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        ev = as_event_array(events)
+        w, h = self.sensor_size[0], self.sensor_size[1]
+        out = np.zeros((self.n_time_bins, h, w), dtype=np.float64)
+        _raise_outside(ev, voxel_grid(ev, out), tuple(self.sensor_size))
+        return out.reshape(self.n_time_bins, 1, h, w)
+
+
+@dataclass(frozen=True)
+class ToTimeSurface:
+    """Events -> global time surfaces ``[S, P, H, W]`` every ``dt``, as Tonic's ToTimesurface.
+
+    Surface ``k`` is ``exp(-(t_k - last_t) / tau)`` at ``t_k = t_first + (k + 1) * dt`` for
+    each pixel and polarity (0 where it never fired). Polarity is the channel index.
+    """
+
+    sensor_size: tuple[int, int, int]
+    dt: float
+    tau: float
+
+    def __post_init__(self) -> None:
+        _check_positive("dt", self.dt)
+        _check_positive("tau", self.tau)
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        from tonic import slicers
+
+        ev = as_event_array(events)
+        w, h, c = self.sensor_size
+        sl = np.asarray(
+            slicers.SliceByTime(time_window=self.dt).get_slice_metadata(ev, None), np.int64
+        ).reshape(-1, 2)
+        out = np.empty((sl.shape[0], c, h, w), dtype=np.float64)
+        bad = time_surfaces(
+            ev, sl[:, 0].copy(), sl[:, 1].copy(), float(self.dt), float(self.tau),
+            float(ev["t"][0]), out,
+        )
+        _raise_outside(ev, bad, tuple(self.sensor_size))
+        return out
+
+
+@dataclass(frozen=True)
+class Denoise:
+    """Drop events with no 4-neighbour event within ``filter_time`` before them (Tonic's rule)."""
+
+    filter_time: float
+
+    def __post_init__(self) -> None:
+        _check_positive("filter_time", self.filter_time)
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        ev = as_event_array(events)
+        if ev.shape[0] == 0:
+            return events
+        if int(ev["x"].min()) < 0 or int(ev["y"].min()) < 0:
+            raise InputValueError("Denoise needs x, y >= 0; got negative coordinates")
+        w, h = int(ev["x"].max()) + 1, int(ev["y"].max()) + 1
+        return _rewrap(events, ev[denoise_mask(ev, float(self.filter_time), w, h)])
+
+
+@dataclass(frozen=True)
+class Downsample:
+    """Scale time by ``time_factor`` and x, y by ``spatial_factor`` (truncating, as Tonic does).
+
+    ``sensor_size`` of an :class:`EventArray` input is scaled too (rounded up).
+    """
+
+    time_factor: float = 1.0
+    spatial_factor: float | tuple[float, float] = 1.0
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        ev = as_event_array(events).copy()
+        fx, fy = (
+            self.spatial_factor
+            if isinstance(self.spatial_factor, tuple)
+            else (self.spatial_factor,) * 2
+        )
+        # Same float products and truncation as Tonic (time_skew, then x * f cast back).
+        ev["t"] = ev["t"] * self.time_factor
+        ev["x"] = ev["x"] * fx
+        ev["y"] = ev["y"] * fy
+        size = getattr(events, "sensor_size", None)
+        if size is not None:
+            size = (int(np.ceil(size[0] * fx)), int(np.ceil(size[1] * fy)), size[2])
+        return _rewrap(events, ev, size)
+
+
+@dataclass(frozen=True)
+class Crop:
+    """Keep events inside the box ``[x0, x0 + width) x [y0, y0 + height)``, shifted to 0."""
+
+    x0: int
+    y0: int
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        _check_positive("width", self.width)
+        _check_positive("height", self.height)
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        ev = as_event_array(events)
+        x, y = ev["x"], ev["y"]
+        keep = (x >= self.x0) & (x < self.x0 + self.width) & (y >= self.y0)
+        keep &= y < self.y0 + self.height
+        out = ev[keep]
+        out["x"] -= self.x0
+        out["y"] -= self.y0
+        old = getattr(events, "sensor_size", None)
+        size = None if old is None else (self.width, self.height, old[2])
+        return _rewrap(events, out, size)
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Keep events with ``start <= t < end`` (µs); ``relative=True`` measures from the first event."""
+
+    start: int = 0
+    end: int | None = None
+    relative: bool = False
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        ev = as_event_array(events)
+        t = ev["t"]
+        off = int(t.min()) if (self.relative and t.shape[0]) else 0
+        keep = t >= self.start + off
+        if self.end is not None:
+            keep &= t < self.end + off
+        return _rewrap(events, ev[keep])
+
+
+__all__ = [
+    "ToSpikeTensor",
+    "ToFrame",
+    "ToVoxelGrid",
+    "ToTimeSurface",
+    "Denoise",
+    "Downsample",
+    "Crop",
+    "TimeWindow",
+    "spikes_reference",
+]

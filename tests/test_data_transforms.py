@@ -1,0 +1,210 @@
+"""Event transforms: held to Tonic's output on the same events, and to hand-computed cases."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import tonic.transforms as TT
+import torch
+
+import neurosparse.data as nd
+from neurosparse.data.transforms import spikes_reference
+from neurosparse.errors import DTypeError, InputValueError, ParameterError, ShapeError
+
+SIZE = (23, 17, 2)
+
+
+def random_events(n=3000, size=SIZE, t_max=50_000, seed=0, tonic_dtype=False):
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, t_max, n))
+    x, y, p = rng.integers(0, size[0], n), rng.integers(0, size[1], n), rng.integers(0, 2, n)
+    if tonic_dtype:  # Tonic's NMNIST dtype: int64 fields in x, y, t, p order
+        ev = np.zeros(n, dtype=[("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+        ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
+        return ev
+    return nd.make_events(t, x, y, p)
+
+
+# --- ToSpikeTensor ------------------------------------------------------------------------
+
+
+def test_spike_tensor_hand_case():
+    ev = nd.make_events([100, 100, 1099, 1100, 3099], [0, 0, 2, 1, 3], [1, 1, 0, 2, 3], [1, 1, 0, 1, 0])
+    out = nd.ToSpikeTensor((4, 4, 2), dt_us=1000, binary=False)(ev)
+    assert out.dtype == torch.float32 and out.shape == (3, 2, 4, 4)  # span 3000 us -> 3 bins
+    want = torch.zeros(3, 2, 4, 4)
+    want[0, 1, 1, 0] = 2  # two ON events at x=0,y=1 in bin 0
+    want[0, 0, 0, 2] = 1  # t=1099 is still bin 0
+    want[1, 1, 2, 1] = 1  # t=1100 starts bin 1
+    want[2, 0, 3, 3] = 1
+    assert torch.equal(out, want)
+    binary = nd.ToSpikeTensor((4, 4, 2), dt_us=1000)(ev)
+    assert torch.equal(binary, want.clamp(max=1))
+
+
+@pytest.mark.parametrize("dt", [1000, 3333, 50_000, 70_000])
+@pytest.mark.parametrize("tonic_dtype", [False, True])
+def test_spike_counts_equal_tonic_toframe(dt, tonic_dtype):
+    ev = random_events(tonic_dtype=tonic_dtype)
+    ours = nd.ToSpikeTensor(SIZE, dt_us=dt, binary=False)(ev)
+    ref = TT.ToFrame(SIZE, time_window=dt, include_incomplete=True)(ev.copy())
+    assert ours.shape == ref.shape
+    assert np.array_equal(ours.numpy(), ref.astype(np.float32))
+
+
+def test_spike_tensor_matches_torch_reference_and_n_bins():
+    ev = random_events(seed=3)
+    for kw in ({"dt_us": 700}, {"n_time_bins": 7}, {"dt_us": 700, "n_time_bins": 20}):
+        for binary in (True, False):
+            tr = nd.ToSpikeTensor(SIZE, binary=binary, **kw)
+            got = tr(ev)
+            span = int(ev["t"][-1] - ev["t"][0] + 1)
+            if "dt_us" in kw:
+                n = kw.get("n_time_bins") or -(-span // kw["dt_us"])
+                ref = spikes_reference(ev, SIZE, n, int(ev["t"][0]), 1, kw["dt_us"], binary)
+            else:
+                ref = spikes_reference(ev, SIZE, 7, int(ev["t"][0]), 7, span, binary)
+            assert torch.equal(got, ref), kw
+    # n_time_bins alone: every event lands in a bin (sum of counts = number of events)
+    counts = nd.ToSpikeTensor(SIZE, n_time_bins=7, binary=False)(ev)
+    assert counts.shape[0] == 7 and counts.sum().item() == len(ev)
+    # fixed T with dt: only events before T * dt are kept
+    win = nd.ToSpikeTensor(SIZE, dt_us=700, n_time_bins=20, binary=False)(ev)
+    assert win.sum().item() == int(np.sum(ev["t"] - ev["t"][0] < 700 * 20))
+
+
+def test_spike_tensor_env_torch_uses_reference(monkeypatch):
+    ev = random_events(seed=4)
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "torch")
+    a = nd.ToSpikeTensor(SIZE, dt_us=1000, binary=False)(ev)
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
+    b = nd.ToSpikeTensor(SIZE, dt_us=1000, binary=False)(ev)
+    assert torch.equal(a, b)
+
+
+def test_spike_tensor_uses_attached_sensor_size_and_rejects_outside():
+    ev = nd.EventArray(random_events(), sensor_size=SIZE)
+    assert nd.ToSpikeTensor(dt_us=1000)(ev).shape[1:] == (2, SIZE[1], SIZE[0])
+    with pytest.raises(InputValueError, match="outside sensor_size"):
+        nd.ToSpikeTensor((10, 10, 2), dt_us=1000)(ev)
+    with pytest.raises(ParameterError, match="dt_us"):
+        nd.ToSpikeTensor(SIZE)
+    with pytest.raises(ParameterError, match="dt_us"):
+        nd.ToSpikeTensor(SIZE, dt_us=-5)
+    with pytest.raises(DTypeError, match="fields t, x, y, p"):
+        nd.ToSpikeTensor(SIZE, dt_us=10)(np.zeros((5, 4)))
+
+
+def test_spike_tensor_merged_polarity_and_pickle():
+    ev = random_events(seed=5)
+    tr = nd.ToSpikeTensor((SIZE[0], SIZE[1], 1), dt_us=5000, binary=False)
+    out = tr(ev)
+    both = nd.ToSpikeTensor(SIZE, dt_us=5000, binary=False)(ev)
+    assert torch.equal(out[:, 0], both.sum(1))
+    assert torch.equal(pickle.loads(pickle.dumps(tr))(ev), out)
+
+
+# --- pad_time -------------------------------------------------------------------------------
+
+
+def test_pad_time_pads_and_stacks_time_first():
+    a, b = torch.rand(3, 2, 4, 5), torch.rand(5, 2, 4, 5)
+    x, y = nd.pad_time([(a, 1), (b, 7)])
+    assert x.shape == (5, 2, 2, 4, 5)
+    assert torch.equal(x[:3, 0], a) and torch.equal(x[3:, 0], torch.zeros(2, 2, 4, 5))
+    assert torch.equal(x[:, 1], b)
+    assert y.dtype == torch.long and y.tolist() == [1, 7]
+    x2, lengths, y2 = nd.pack_time([(a, torch.tensor(1)), (b, torch.tensor(7))])
+    assert torch.equal(x2, x) and lengths.tolist() == [3, 5] and y2.tolist() == [1, 7]
+
+
+def test_pad_time_in_dataloader_with_spike_tensors():
+    samples = [(random_events(n=200 * (i + 1), t_max=10_000 * (i + 1), seed=i), i) for i in range(3)]
+    tr = nd.ToSpikeTensor(SIZE, dt_us=1000)
+    ds = [(tr(ev), lab) for ev, lab in samples]
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=nd.pad_time)
+    x, y = next(iter(loader))
+    assert x.shape == (max(d[0].shape[0] for d in ds), 3, 2, SIZE[1], SIZE[0])
+    for b, (t, _) in enumerate(ds):
+        assert torch.equal(x[: t.shape[0], b], t) and x[t.shape[0] :, b].sum() == 0
+
+
+def test_pad_time_rejects_bad_batches():
+    with pytest.raises(ShapeError, match="empty"):
+        nd.pad_time([])
+    with pytest.raises(ShapeError, match="after the time axis"):
+        nd.pad_time([(torch.zeros(2, 2, 3, 3), 0), (torch.zeros(2, 2, 4, 3), 1)])
+    with pytest.raises(DTypeError, match="torch.Tensor"):
+        nd.pad_time([(np.zeros((2, 2)), 0)])
+
+
+# --- Tonic-equivalent transforms --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"time_window": 2500},
+        {"time_window": 2500, "overlap": 500, "include_incomplete": True},
+        {"event_count": 400, "overlap": 50},
+        {"n_time_bins": 9, "overlap": 0.2},
+        {"n_event_bins": 5},
+    ],
+)
+def test_toframe_equals_tonic(kw):
+    ev = random_events(seed=7)
+    ours = nd.ToFrame(SIZE, **kw)(ev)
+    ref = TT.ToFrame(SIZE, **kw)(ev.copy())
+    assert ours.dtype == ref.dtype and np.array_equal(ours, ref)
+
+
+@pytest.mark.parametrize("n_bins", [1, 4, 10])
+def test_voxel_grid_equals_tonic_and_leaves_input_alone(n_bins):
+    ev = random_events(seed=8)
+    before = ev.copy()
+    ours = nd.ToVoxelGrid(SIZE, n_bins)(ev)
+    ref = TT.ToVoxelGrid(SIZE, n_bins)(ev.copy())  # Tonic rewrites p in place: give it a copy
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(ev, before)
+
+
+def test_time_surface_equals_tonic():
+    ev = random_events(n=500, seed=9)
+    ours = nd.ToTimeSurface(SIZE, dt=5000, tau=3000)(ev)
+    ref = TT.ToTimesurface(SIZE, dt=5000, tau=3000)(ev.copy())
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("filter_time", [200, 2000])
+def test_denoise_equals_tonic(filter_time):
+    ev = random_events(n=1500, seed=10)
+    ours = nd.Denoise(filter_time)(ev)
+    ref = TT.Denoise(filter_time=filter_time)(ev.copy())
+    assert 0 < len(ours) < len(ev)
+    assert np.array_equal(ours, ref)
+
+
+def test_downsample_crop_timewindow_equal_tonic():
+    ev = random_events(seed=11)
+    ours = nd.Downsample(time_factor=0.001, spatial_factor=0.5)(ev)
+    ref = TT.Downsample(time_factor=0.001, spatial_factor=0.5)(ev.copy())
+    assert np.array_equal(ours, ref)
+    # CenterCrop to (11, 9) on (23, 17) starts at x0 = (23 - 11) // 2, y0 = (17 - 9) // 2
+    ref = TT.CenterCrop(SIZE, (11, 9))(ev.copy())
+    ours = nd.Crop(6, 4, 11, 9)(ev)
+    assert np.array_equal(ours, ref)
+    ours = nd.TimeWindow(1000, 20_000)(ev)
+    ref = TT.CropTime(min=1000, max=19_999)(ev.copy())
+    assert np.array_equal(ours, ref)
+
+
+def test_crop_keeps_metadata():
+    ev = nd.EventArray(random_events(seed=12), sensor_size=SIZE, meta={"format": "x"})
+    out = nd.Crop(2, 3, 10, 8)(ev)
+    assert isinstance(out, nd.EventArray) and out.sensor_size == (10, 8, 2)
+    assert out["x"].max() < 10 and out["y"].max() < 8
+    assert pickle.loads(pickle.dumps(out)).sensor_size == (10, 8, 2)
