@@ -1,44 +1,30 @@
 """Fused LIF-family sequence kernels for the CPU (``numba.njit(parallel=True)``).
 
-The model is the one documented in ``neurosparse/neurons/functional.py`` (reference
-step function); this file is its torch-free twin. A sequence ``x[T, B*N]`` runs in one
-call: threads split the ``B*N`` neurons into blocks, each block walks all T steps with
-its state in a small buffer that stays in L1, and the innermost loop runs over
-contiguous neurons so it vectorises.
+The model is the one of ``neurosparse/neurons/functional.py`` (the reference step
+function); the per-step math is ``kernels/lif_step.py``, shared with the CUDA twin. A
+sequence ``x[T, B*N]`` runs in one call: threads split the ``B*N`` neurons into blocks,
+each block walks all T steps with its state in a small buffer that stays in L1.
 
 Forward stores only what the backward needs: the spikes ``z`` (the output anyway), the
 membrane value each spike was tested on ``h``, the threshold ``th`` (only for adaptive
-neurons) and the refractory mask (only with a refractory period). The backward walks
+neurons) and the refractory mask (only with a refractory period); the backward walks
 time in reverse and recomputes everything else from those.
-
-Flags (``int`` arguments): ``reset`` 0 subtract / 1 zero / 2 none; ``sg`` the surrogate
-id of ``neurosparse.neurons.surrogate``; booleans as 0/1.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
+from . import lif_step
+
 BLOCK = 512
 
-
-@njit(inline="always", cache=True)
-def surrogate_grad(x, sg, k):
-    if sg == 0:  # fast sigmoid / SuperSpike
-        d = k * abs(x) + np.float32(1.0)
-        return np.float32(1.0) / (d * d)
-    if sg == 1:  # arctan
-        q = np.float32(math.pi / 2) * k * x
-        return k / np.float32(2.0) / (np.float32(1.0) + q * q)
-    if sg == 2:  # triangle
-        return k * max(np.float32(0.0), np.float32(1.0) - k * abs(x))
-    if sg == 3:  # straight-through
-        return np.float32(1.0)
-    s = np.float32(1.0) / (np.float32(1.0) + np.exp(-k * x))  # sigmoid
-    return k * s * (np.float32(1.0) - s)
+_jit = njit(inline="always", cache=True)
+surrogate_grad = _jit(lif_step.surrogate_grad)
+_forward = _jit(lif_step.step_forward)
+_backward = _jit(lif_step.step_backward)
+_membrane_before = _jit(lif_step.membrane_before)
 
 
 @njit(parallel=True, cache=True)
@@ -55,14 +41,10 @@ def lif_forward(
     """
     T, K = x.shape
     n_blocks = (n_feat + BLOCK - 1) // BLOCK
-    batches = K // n_feat
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    for job in prange(batches * n_blocks):
-        b = job // n_blocks
+    for job in prange((K // n_feat) * n_blocks):
+        base = (job // n_blocks) * n_feat
         n0 = (job % n_blocks) * BLOCK
         n1 = min(n0 + BLOCK, n_feat)
-        base = b * n_feat
         for n in range(n0, n1):
             k = base + n
             v_out[k] = v0[k]
@@ -72,69 +54,21 @@ def lif_forward(
         for t in range(T):
             for n in range(n0, n1):
                 k = base + n
-                v = v_out[k]
-                a = a_out[k]
-                xt = x[t, k]
-                if synaptic:
-                    j = i_out[k] + xt
-                    d = j
-                    if euler:
-                        i_out[k] = j + alpha[n] * j
-                    else:
-                        i_out[k] = alpha[n] * j
-                else:
-                    d = xt
-                if delay:
-                    r = one if v - (theta[n] + adapt[n] * a) > zero else zero
-                    if adaptive:
-                        a = rho[n] * a + r
-                        a_out[k] = a
-                        th = theta[n] + adapt[n] * a
-                    else:
-                        th = theta[n]
-                    vb = (one - r) * v if reset == 1 else v
-                    if euler:
-                        u = vb + gain[n] * ((leak[n] - vb) + d)
-                    else:
-                        u = beta[n] * vb + gain[n] * d + leak[n]
-                    if reset == 0:
-                        u = u - r * theta[n]
-                    s = one if u - th > zero else zero
-                    v_out[k] = u
-                else:
-                    if adaptive:
-                        th = theta[n] + adapt[n] * a
-                    else:
-                        th = theta[n]
-                    free = one
-                    if refractory > 0:
-                        if c_out[k] > zero:
-                            free = zero
-                            d = zero
-                        refr_trace[t, k] = 1 if free == zero else 0
-                    if euler:
-                        u = v + gain[n] * ((leak[n] - v) + d)
-                    else:
-                        u = beta[n] * v + gain[n] * d + leak[n]
-                    s = one if u - th > zero else zero
-                    s = s * free
-                    if refractory > 0:
-                        if s > zero:
-                            c_out[k] = np.float32(refractory)
-                        else:
-                            c_out[k] = max(c_out[k] - one, zero)
-                    if reset == 0:
-                        v_out[k] = u - s * theta[n]
-                    elif reset == 1:
-                        v_out[k] = (one - s) * u + s * vreset[n]
-                    else:
-                        v_out[k] = u
-                    if adaptive:
-                        a_out[k] = rho[n] * a + s
+                s, u, th, blocked, v, i, a, c = _forward(
+                    x[t, k], v_out[k], i_out[k], a_out[k], c_out[k],
+                    beta[n], gain[n], leak[n], theta[n], alpha[n], vreset[n], adapt[n], rho[n],
+                    reset, delay, synaptic, euler, adaptive, refractory,
+                )  # fmt: skip
+                v_out[k] = v
+                i_out[k] = i
+                a_out[k] = a
+                c_out[k] = c
                 z[t, k] = s
                 h[t, k] = u
                 if adaptive:
                     th_trace[t, k] = th
+                if refractory > 0:
+                    refr_trace[t, k] = blocked
 
 
 @njit(parallel=True, cache=True)
@@ -152,14 +86,11 @@ def lif_backward(
     """
     T, K = gz.shape
     n_blocks = (n_feat + BLOCK - 1) // BLOCK
-    batches = K // n_feat
-    one = np.float32(1.0)
     zero = np.float32(0.0)
-    for job in prange(batches * n_blocks):
-        b = job // n_blocks
+    for job in prange((K // n_feat) * n_blocks):
+        base = (job // n_blocks) * n_feat
         n0 = (job % n_blocks) * BLOCK
         n1 = min(n0 + BLOCK, n_feat)
-        base = b * n_feat
         for n in range(n0, n1):
             k = base + n
             gv0[k] = gv_T[k]
@@ -169,77 +100,23 @@ def lif_backward(
         for t in range(T - 1, -1, -1):
             for n in range(n0, n1):
                 k = base + n
-                r = zero
-                gv = gv0[k]  # running grad w.r.t. the membrane leaving step t
-                s = z[t, k]
-                u = h[t, k]
-                th = th_trace[t, k] if adaptive else theta[n]
-                # membrane entering step t (the state leaving step t - 1)
                 if t > 0:
-                    up = h[t - 1, k]
-                    if delay:
-                        v_in = up
-                    else:
-                        sp = z[t - 1, k]
-                        if reset == 0:
-                            v_in = up - sp * theta[n]
-                        elif reset == 1:
-                            v_in = (one - sp) * up + sp * vreset[n]
-                        else:
-                            v_in = up
-                    if delay:
-                        r = z[t - 1, k]
+                    v_in = _membrane_before(h[t - 1, k], z[t - 1, k], theta[n], vreset[n],
+                                            reset, delay)  # fmt: skip
+                    r = z[t - 1, k]
                 else:
                     v_in = v0[k]
-                    if delay:
-                        r = one if v_in - (theta[n] + adapt[n] * a0[k]) > zero else zero
-                sgv = surrogate_grad(u - th, sg, slope)
-                if delay:
-                    gh = gv + gz[t, k] * sgv
-                    gtheta[k] += -gz[t, k] * sgv
-                    if reset == 0:
-                        gtheta[k] += -r * gh
-                    gu = gh
-                    vb = (one - r) * v_in if reset == 1 else v_in
-                    if euler:
-                        gvb = gu * (one - gain[n])
-                    else:
-                        gvb = gu * beta[n]
-                        gbeta[k] += gu * vb
-                    gvin = gvb * (one - r) if reset == 1 else gvb
-                    gd = gu * gain[n]
-                else:
-                    free = one
-                    if refractory > 0 and refr_trace[t, k] != 0:
-                        free = zero
-                    gzt = gz[t, k]
-                    if reset == 0:
-                        gu = gv
-                        gtheta[k] += -s * gv
-                        if detach == 0:
-                            gzt += -gv * theta[n]
-                    elif reset == 1:
-                        gu = gv * (one - s)
-                        if detach == 0:
-                            gzt += gv * (vreset[n] - u)
-                    else:
-                        gu = gv
-                    gs = gzt * sgv * free
-                    gu += gs
-                    gtheta[k] += -gs
-                    if euler:
-                        gvin = gu * (one - gain[n])
-                    else:
-                        gvin = gu * beta[n]
-                        gbeta[k] += gu * v_in
-                    gd = gu * gain[n] * free
-                if synaptic:
-                    if euler:
-                        gj = gd + gi0[k] * (one + alpha[n])
-                    else:
-                        gj = gd + gi0[k] * alpha[n]
-                    gx[t, k] = gj
-                    gi0[k] = gj
-                else:
-                    gx[t, k] = gd
-                gv0[k] = gvin
+                    r = np.float32(1.0) if v_in - (theta[n] + adapt[n] * a0[k]) > zero else zero
+                th = th_trace[t, k] if adaptive else theta[n]
+                blocked = refr_trace[t, k] if refractory > 0 else 0
+                sgv = surrogate_grad(h[t, k] - th, sg, slope)
+                g_x, g_v, g_i, g_b, g_t = _backward(
+                    gz[t, k], gv0[k], gi0[k], z[t, k], h[t, k], v_in, r, blocked, sgv,
+                    beta[n], gain[n], theta[n], alpha[n], vreset[n],
+                    reset, delay, detach, synaptic, euler,
+                )  # fmt: skip
+                gx[t, k] = g_x
+                gv0[k] = g_v
+                gi0[k] = g_i
+                gbeta[k] += g_b
+                gtheta[k] += g_t
