@@ -27,44 +27,66 @@ _backward = _jit(lif_step.step_backward)
 _membrane_before = _jit(lif_step.membrane_before)
 
 
+def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg):
+    """``(forward, backward)`` for one neuron's flags.
+
+    ``forward(x, state0, params, zh, th_trace, refr_trace, state)`` and
+    ``backward(gz, gstate, zh, th_trace, refr_trace, state0, params, slope, gx, gout)``;
+    see :func:`lif_forward` and :func:`lif_backward` for the arrays. (On the CPU the flags
+    stay run-time arguments, so one cached compilation serves every neuron.)
+    """
+
+    def forward(x, state0, params, zh, th_trace, refr_trace, state):
+        lif_forward(x, state0, params, reset, delay, synaptic, euler, adaptive, refractory,
+                    zh, th_trace, refr_trace, state)  # fmt: skip
+
+    def backward(gz, gstate, zh, th_trace, refr_trace, state0, params, slope, gx, gout):
+        lif_backward(gz, gstate, zh, th_trace, refr_trace, state0, params, reset, delay, detach,
+                     synaptic, euler, adaptive, refractory, sg, slope, gx, gout)  # fmt: skip
+
+    return forward, backward
+
+
 @njit(parallel=True, cache=True)
 def lif_forward(
-    x, v0, i0, a0, c0,
-    beta, gain, leak, theta, alpha, vreset, adapt, rho,
-    n_feat, reset, delay, synaptic, euler, adaptive, refractory,
-    z, h, th_trace, refr_trace, v_out, i_out, a_out, c_out,
+    x, state0, params,
+    reset, delay, synaptic, euler, adaptive, refractory,
+    zh, th_trace, refr_trace, state,
 ):  # fmt: skip
-    """Run T steps. ``x, z, h: [T, K]``; states ``[K]``; params ``[N]``; ``K = B * N``.
+    """Run T steps of ``K = B * N`` neurons.
 
-    ``th_trace`` is ``[T, K]`` when ``adaptive`` else ``[1, 1]``; ``refr_trace`` is
-    ``[T, K]`` (uint8) when ``refractory > 0`` else ``[1, 1]``.
+    ``x [T, K]``; ``state0, state [4, K]`` rows v, i, a, c; ``params [8, N]`` rows beta,
+    gain, leak, threshold, alpha, v_reset, adapt, rho; ``zh [2, T, K]`` receives the
+    spikes and the membrane each was tested on. ``th_trace`` is ``[T, K]`` when
+    ``adaptive`` else ``[1, 1]``; ``refr_trace`` is ``[T, K]`` (uint8) when
+    ``refractory > 0`` else ``[1, 1]``.
     """
     T, K = x.shape
+    n_feat = params.shape[1]
     n_blocks = (n_feat + BLOCK - 1) // BLOCK
+    beta, gain, leak, theta = params[0], params[1], params[2], params[3]
+    alpha, vreset, adapt, rho = params[4], params[5], params[6], params[7]
     for job in prange((K // n_feat) * n_blocks):
         base = (job // n_blocks) * n_feat
         n0 = (job % n_blocks) * BLOCK
         n1 = min(n0 + BLOCK, n_feat)
         for n in range(n0, n1):
-            k = base + n
-            v_out[k] = v0[k]
-            i_out[k] = i0[k]
-            a_out[k] = a0[k]
-            c_out[k] = c0[k]
+            for r in range(4):
+                state[r, base + n] = state0[r, base + n]
         for t in range(T):
             for n in range(n0, n1):
                 k = base + n
                 s, u, th, blocked, v, i, a, c = _forward(
-                    x[t, k], v_out[k], i_out[k], a_out[k], c_out[k],
+                    x[t, k], state[0, k], state[1, k], state[2, k], state[3, k],
                     beta[n], gain[n], leak[n], theta[n], alpha[n], vreset[n], adapt[n], rho[n],
                     reset, delay, synaptic, euler, adaptive, refractory,
                 )  # fmt: skip
-                v_out[k] = v
-                i_out[k] = i
-                a_out[k] = a
-                c_out[k] = c
-                z[t, k] = s
-                h[t, k] = u
+                state[0, k] = v
+                state[1, k] = i
+                state[2, k] = a
+                state[3, k] = c
+                zh[0, t, k] = s
+                zh[1, t, k] = u
                 if adaptive:
                     th_trace[t, k] = th
                 if refractory > 0:
@@ -73,50 +95,54 @@ def lif_forward(
 
 @njit(parallel=True, cache=True)
 def lif_backward(
-    gz, gv_T, gi_T, z, h, th_trace, refr_trace, v0, a0,
-    beta, gain, theta, alpha, vreset, adapt,
-    n_feat, reset, delay, detach, synaptic, euler, adaptive, refractory, sg, slope,
-    gx, gv0, gi0, gbeta, gtheta,
+    gz, gstate, zh, th_trace, refr_trace, state0, params,
+    reset, delay, detach, synaptic, euler, adaptive, refractory, sg, slope,
+    gx, gout,
 ):  # fmt: skip
     """Backward through time of :func:`lif_forward`.
 
-    Writes ``gx [T, K]``, the gradients of the initial state ``gv0, gi0 [K]`` and the
-    per-(batch, neuron) parameter gradients ``gbeta, gtheta [K]`` (the caller sums them
-    over the batch).
+    ``gz [T, K]`` and ``gstate [2, K]`` (rows v, i) are the incoming gradients. Writes
+    ``gx [T, K]`` and ``gout [4, K]``: rows the gradients of the initial v and i, and the
+    per-(batch, neuron) gradients of beta and threshold (the caller sums over the batch).
     """
     T, K = gz.shape
+    n_feat = params.shape[1]
     n_blocks = (n_feat + BLOCK - 1) // BLOCK
     zero = np.float32(0.0)
+    beta, gain, theta, alpha = params[0], params[1], params[3], params[4]
+    vreset, adapt = params[5], params[6]
     for job in prange((K // n_feat) * n_blocks):
         base = (job // n_blocks) * n_feat
         n0 = (job % n_blocks) * BLOCK
         n1 = min(n0 + BLOCK, n_feat)
         for n in range(n0, n1):
             k = base + n
-            gv0[k] = gv_T[k]
-            gi0[k] = gi_T[k]
-            gbeta[k] = zero
-            gtheta[k] = zero
+            gout[0, k] = gstate[0, k]
+            gout[1, k] = gstate[1, k]
+            gout[2, k] = zero
+            gout[3, k] = zero
         for t in range(T - 1, -1, -1):
             for n in range(n0, n1):
                 k = base + n
                 if t > 0:
-                    v_in = _membrane_before(h[t - 1, k], z[t - 1, k], theta[n], vreset[n],
-                                            reset, delay)  # fmt: skip
-                    r = z[t - 1, k]
+                    v_in = _membrane_before(zh[1, t - 1, k], zh[0, t - 1, k], theta[n],
+                                            vreset[n], reset, delay)  # fmt: skip
+                    r = zh[0, t - 1, k]
                 else:
-                    v_in = v0[k]
-                    r = np.float32(1.0) if v_in - (theta[n] + adapt[n] * a0[k]) > zero else zero
+                    v_in = state0[0, k]
+                    r = zero
+                    if v_in - (theta[n] + adapt[n] * state0[2, k]) > zero:
+                        r = np.float32(1.0)
                 th = th_trace[t, k] if adaptive else theta[n]
                 blocked = refr_trace[t, k] if refractory > 0 else 0
-                sgv = surrogate_grad(h[t, k] - th, sg, slope)
+                sgv = surrogate_grad(zh[1, t, k] - th, sg, slope)
                 g_x, g_v, g_i, g_b, g_t = _backward(
-                    gz[t, k], gv0[k], gi0[k], z[t, k], h[t, k], v_in, r, blocked, sgv,
-                    beta[n], gain[n], theta[n], alpha[n], vreset[n],
+                    gz[t, k], gout[0, k], gout[1, k], zh[0, t, k], zh[1, t, k], v_in, r,
+                    blocked, sgv, beta[n], gain[n], theta[n], alpha[n], vreset[n],
                     reset, delay, detach, synaptic, euler,
                 )  # fmt: skip
                 gx[t, k] = g_x
-                gv0[k] = g_v
-                gi0[k] = g_i
-                gbeta[k] += g_b
-                gtheta[k] += g_t
+                gout[0, k] = g_v
+                gout[1, k] = g_i
+                gout[2, k] += g_b
+                gout[3, k] += g_t

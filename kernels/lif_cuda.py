@@ -3,11 +3,18 @@
 One thread per neuron and batch element walks all T steps with its state in registers
 (the per-step math is ``kernels/lif_step.py``, shared with ``kernels/lif_cpu.py``);
 consecutive threads touch consecutive neurons, so every load and store of a time step
-is coalesced. The arrays may be torch CUDA tensors seen through
-``numba.cuda.as_cuda_array``; launch on torch's stream to keep the two ordered.
+is coalesced. A sequence offers only ``B * N`` threads, each a chain of T dependent
+steps, so the kernels are latency-bound unless each thread keeps several loads in
+flight: inputs are fetched ``CHUNK`` steps ahead into registers before those steps are
+computed (profiled on an H100: ``benchmarks/profile_lif_gpu.py``). The arrays may be
+torch CUDA tensors seen through ``numba.cuda.as_cuda_array``; launch on torch's stream
+to keep the two ordered.
 """
 
 from __future__ import annotations
+
+import functools
+import os
 
 import numpy as np
 from numba import cuda
@@ -21,76 +28,107 @@ _backward = _dev(lif_step.step_backward)
 _membrane_before = _dev(lif_step.membrane_before)
 
 THREADS = 128
+# steps fetched ahead per thread; a tuning knob for profiling (benchmarks/profile_lif_gpu.py)
+CHUNK = int(os.environ.get("NEUROSPARSE_LIF_CUDA_CHUNK", "16"))
+CHUNK1 = CHUNK + 1  # local-array sizes must be plain constants
 
 
-@cuda.jit
-def lif_forward(
-    x, v0, i0, a0, c0,
-    beta, gain, leak, theta, alpha, vreset, adapt, rho,
-    n_feat, reset, delay, synaptic, euler, adaptive, refractory,
-    z, h, th_trace, refr_trace, v_out, i_out, a_out, c_out,
-):  # fmt: skip
-    """Same arguments and results as ``kernels.lif_cpu.lif_forward``."""
-    k = cuda.grid(1)
-    T, K = x.shape
-    if k >= K:
-        return
-    n = k % n_feat
-    v, i, a, c = v0[k], i0[k], a0[k], c0[k]
-    p_beta, p_gain, p_leak, p_theta = beta[n], gain[n], leak[n], theta[n]
-    p_alpha, p_vreset, p_adapt, p_rho = alpha[n], vreset[n], adapt[n], rho[n]
-    for t in range(T):
-        s, u, th, blocked, v, i, a, c = _forward(
-            x[t, k], v, i, a, c, p_beta, p_gain, p_leak, p_theta, p_alpha, p_vreset,
-            p_adapt, p_rho, reset, delay, synaptic, euler, adaptive, refractory,
-        )  # fmt: skip
-        z[t, k] = s
-        h[t, k] = u
-        if adaptive:
-            th_trace[t, k] = th
-        if refractory > 0:
-            refr_trace[t, k] = blocked
-    v_out[k] = v
-    i_out[k] = i
-    a_out[k] = a
-    c_out[k] = c
+@functools.cache
+def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg):
+    """Kernels specialised on the neuron's flags (compile-time constants on the GPU).
 
+    Numba freezes closure variables as constants, so every branch a neuron does not use
+    disappears from its kernel: fewer registers and no per-step flag tests. Returns
+    ``(forward, backward)`` CUDA kernels taking the arguments of the callables that
+    ``kernels.lif_cpu.get_kernels`` returns; launch them with one thread per neuron
+    (``THREADS`` per block).
+    """
 
-@cuda.jit
-def lif_backward(
-    gz, gv_T, gi_T, z, h, th_trace, refr_trace, v0, a0,
-    beta, gain, theta, alpha, vreset, adapt,
-    n_feat, reset, delay, detach, synaptic, euler, adaptive, refractory, sg, slope,
-    gx, gv0, gi0, gbeta, gtheta,
-):  # fmt: skip
-    """Same arguments and results as ``kernels.lif_cpu.lif_backward``."""
-    k = cuda.grid(1)
-    T, K = gz.shape
-    if k >= K:
-        return
-    n = k % n_feat
-    zero = np.float32(0.0)
-    gv, gi = gv_T[k], gi_T[k]
-    g_beta, g_theta = zero, zero
-    p_beta, p_gain, p_theta, p_alpha, p_vreset = beta[n], gain[n], theta[n], alpha[n], vreset[n]
-    for t in range(T - 1, -1, -1):
-        if t > 0:
-            v_in = _membrane_before(h[t - 1, k], z[t - 1, k], p_theta, p_vreset, reset, delay)
-            r = z[t - 1, k]
-        else:
-            v_in = v0[k]
-            r = np.float32(1.0) if v_in - (p_theta + adapt[n] * a0[k]) > zero else zero
-        th = th_trace[t, k] if adaptive else p_theta
-        blocked = refr_trace[t, k] if refractory > 0 else 0
-        sgv = _surrogate_grad(h[t, k] - th, sg, slope)
-        g_x, gv, gi, d_beta, d_theta = _backward(
-            gz[t, k], gv, gi, z[t, k], h[t, k], v_in, r, blocked, sgv,
-            p_beta, p_gain, p_theta, p_alpha, p_vreset, reset, delay, detach, synaptic, euler,
-        )  # fmt: skip
-        gx[t, k] = g_x
-        g_beta += d_beta
-        g_theta += d_theta
-    gv0[k] = gv
-    gi0[k] = gi
-    gbeta[k] = g_beta
-    gtheta[k] = g_theta
+    @cuda.jit
+    def forward(x, state0, params, zh, th_trace, refr_trace, state):
+        k = cuda.grid(1)
+        T, K = x.shape
+        if k >= K:
+            return
+        n = k % params.shape[1]
+        v, i, a, c = state0[0, k], state0[1, k], state0[2, k], state0[3, k]
+        p_beta, p_gain, p_leak, p_theta = params[0, n], params[1, n], params[2, n], params[3, n]
+        p_alpha, p_vreset, p_adapt = params[4, n], params[5, n], params[6, n]
+        p_rho = params[7, n]
+        xs = cuda.local.array(CHUNK, np.float32)
+        for t0 in range(0, T, CHUNK):
+            for u in range(CHUNK):
+                if t0 + u < T:
+                    xs[u] = x[t0 + u, k]
+            for u in range(CHUNK):
+                t = t0 + u
+                if t < T:
+                    s, h, th, blocked, v, i, a, c = _forward(
+                        xs[u], v, i, a, c, p_beta, p_gain, p_leak, p_theta, p_alpha, p_vreset,
+                        p_adapt, p_rho, reset, delay, synaptic, euler, adaptive, refractory,
+                    )  # fmt: skip
+                    zh[0, t, k] = s
+                    zh[1, t, k] = h
+                    if adaptive:
+                        th_trace[t, k] = th
+                    if refractory > 0:
+                        refr_trace[t, k] = blocked
+        state[0, k] = v
+        state[1, k] = i
+        state[2, k] = a
+        state[3, k] = c
+
+    @cuda.jit
+    def backward(gz, gstate, zh, th_trace, refr_trace, state0, params, slope, gx, gout):
+        k = cuda.grid(1)
+        T, K = gz.shape
+        if k >= K:
+            return
+        n = k % params.shape[1]
+        zero = np.float32(0.0)
+        gv, gi = gstate[0, k], gstate[1, k]
+        g_beta, g_theta = zero, zero
+        p_beta, p_gain, p_theta, p_alpha = params[0, n], params[1, n], params[3, n], params[4, n]
+        p_vreset, p_adapt = params[5, n], params[6, n]
+        # chunk of steps t1 - CHUNK + 1 .. t1, plus the step before it (for v_in and r)
+        gzs = cuda.local.array(CHUNK, np.float32)
+        zs = cuda.local.array(CHUNK1, np.float32)
+        hs = cuda.local.array(CHUNK1, np.float32)
+        for q in range((T + CHUNK - 1) // CHUNK):
+            t1 = T - 1 - q * CHUNK
+            for u in range(CHUNK1):
+                t = t1 - CHUNK + u  # u = 0 is the step before the chunk
+                if t >= 0:
+                    zs[u] = zh[0, t, k]
+                    hs[u] = zh[1, t, k]
+                    if u > 0:
+                        gzs[u - 1] = gz[t, k]
+            for u in range(CHUNK, 0, -1):
+                t = t1 - CHUNK + u
+                if t >= 0:
+                    if t > 0:
+                        v_in = _membrane_before(hs[u - 1], zs[u - 1], p_theta, p_vreset, reset,
+                                                delay)  # fmt: skip
+                        r = zs[u - 1]
+                    else:
+                        v_in = state0[0, k]
+                        r = zero
+                        if v_in - (p_theta + p_adapt * state0[2, k]) > zero:
+                            r = np.float32(1.0)
+                    th = th_trace[t, k] if adaptive else p_theta
+                    blocked = refr_trace[t, k] if refractory > 0 else 0
+                    sgv = _surrogate_grad(hs[u] - th, sg, slope)
+                    g_x, gv, gi, d_beta, d_theta = _backward(
+                        gzs[u - 1], gv, gi, zs[u], hs[u], v_in, r, blocked, sgv,
+                        p_beta, p_gain, p_theta, p_alpha, p_vreset, reset, delay, detach,
+                        synaptic, euler,
+                    )  # fmt: skip
+                    gx[t, k] = g_x
+                    g_beta += d_beta
+                    g_theta += d_theta
+        gout[0, k] = gv
+        gout[1, k] = gi
+        gout[2, k] = g_beta
+        gout[3, k] = g_theta
+
+    return forward, backward

@@ -21,85 +21,82 @@ registry.register(OP, "cpu", "cuda")
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
 
 
-class _Launcher:
-    """Calls a kernel pair on CPU (numpy views) or CUDA (device views, torch's stream)."""
+def _kernels(spec: NeuronSpec, device: torch.device):
+    """``(forward, backward)`` callables on torch tensors for ``spec`` on ``device``.
 
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        if self.cuda:
-            from numba import cuda
+    Each takes the number of neurons (threads) first, then the kernel's arguments.
+    """
+    flags = (_RESET_CODE[spec.reset], int(spec.reset_delay), int(spec.detach_reset),
+             int(spec.synaptic), int(spec.euler), int(spec.adaptive), int(spec.refractory),
+             spec.surrogate.kernel_id)  # fmt: skip
+    if device.type != "cuda":
+        from ..kernels import lif_cpu
 
-            from ..kernels import lif_cuda as mod
+        def on_cpu(kernel):
+            def run(n_threads, *args):
+                kernel(*[a.detach().numpy() if isinstance(a, torch.Tensor) else a for a in args])
 
-            self._cuda = cuda
-            self.stream = cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
-        else:
-            from ..kernels import lif_cpu as mod
-        self.mod = mod
+            return run
 
-    def view(self, t: torch.Tensor):
-        t = t.detach().contiguous()
-        return self._cuda.as_cuda_array(t) if self.cuda else t.numpy()
+        return tuple(on_cpu(k) for k in lif_cpu.get_kernels(*flags))
 
-    def __call__(self, name: str, n_threads: int, *args) -> None:
-        args = [self.view(a) if isinstance(a, torch.Tensor) else a for a in args]
-        fn = getattr(self.mod, name)
-        if self.cuda:
-            threads = self.mod.THREADS
-            fn[(n_threads + threads - 1) // threads, threads, self.stream](*args)
-        else:
-            fn(*args)
+    from numba import cuda
 
+    from ..kernels import lif_cuda
 
-def _flags(spec: NeuronSpec) -> tuple[int, ...]:
-    return (_RESET_CODE[spec.reset], int(spec.reset_delay), int(spec.synaptic), int(spec.euler),
-            int(spec.adaptive), int(spec.refractory))  # fmt: skip
+    def on_gpu(kernel):
+        def run(n_threads, *args):
+            stream = cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
+            args = [cuda.as_cuda_array(a.detach()) if isinstance(a, torch.Tensor) else a
+                    for a in args]  # fmt: skip
+            blocks = (n_threads + lif_cuda.THREADS - 1) // lif_cuda.THREADS
+            kernel[blocks, lif_cuda.THREADS, stream](*args)
+
+        return run
+
+    return tuple(on_gpu(k) for k in lif_cuda.get_kernels(*flags))
 
 
 class _LIFSequence(torch.autograd.Function):
+    """``x [T, K]``, ``state0 [4, K]`` (v, i, a, c), ``params [8, N]`` -> ``z [T, K]``, state."""
+
     @staticmethod
-    def forward(ctx, x, v0, i0, a0, c0, spec: NeuronSpec, n_feat: int, *params):  # type: ignore[override]
+    def forward(ctx, x, state0, params, spec: NeuronSpec):  # type: ignore[override]
         T, K = x.shape
-        launch = _Launcher(x.device)
         f32 = {"dtype": torch.float32, "device": x.device}
-        z, h = torch.empty(T, K, **f32), torch.empty(T, K, **f32)
+        zh = torch.empty(2, T, K, **f32)
         th = torch.empty((T, K) if spec.adaptive else (1, 1), **f32)
         rm = torch.zeros((T, K) if spec.refractory else (1, 1), dtype=torch.uint8,
                          device=x.device)  # fmt: skip
-        v, i, a, c = (torch.empty(K, **f32) for _ in range(4))
-        launch("lif_forward", K, x, v0, i0, a0, c0, *params, n_feat, *_flags(spec),
-               z, h, th, rm, v, i, a, c)  # fmt: skip
-        ctx.save_for_backward(z, h, th, rm, v0, a0, *params)
-        ctx.spec, ctx.n_feat = spec, n_feat
-        ctx.mark_non_differentiable(a, c)
-        return z, v, i, a, c
+        state = torch.empty(4, K, **f32)
+        forward, _ = _kernels(spec, x.device)
+        forward(K, x, state0, params, zh, th, rm, state)
+        ctx.save_for_backward(zh, th, rm, state0, params)
+        ctx.spec = spec
+        return zh[0], state
 
     @staticmethod
-    def backward(ctx, gz, gv, gi, _ga, _gc):  # type: ignore[override]
-        z, h, th, rm, v0, a0, beta, gain, leak, theta, alpha, vreset, adapt, rho = (
-            ctx.saved_tensors
-        )
+    def backward(ctx, gz, gstate):  # type: ignore[override]
+        zh, th, rm, state0, params = ctx.saved_tensors
         spec: NeuronSpec = ctx.spec
-        T, K = z.shape
-        f32 = {"dtype": torch.float32, "device": z.device}
-        gz = torch.zeros(T, K, **f32) if gz is None else gz
-        gv = torch.zeros(K, **f32) if gv is None else gv
-        gi = torch.zeros(K, **f32) if gi is None else gi
+        T, K = zh.shape[1:]
+        n_feat = params.shape[1]
+        f32 = {"dtype": torch.float32, "device": zh.device}
+        gz = torch.zeros(T, K, **f32) if gz is None else gz.contiguous()
+        gstate = torch.zeros(2, K, **f32) if gstate is None else gstate[:2].contiguous()
         gx = torch.empty(T, K, **f32)
-        gv0, gi0, gbeta, gtheta = (torch.empty(K, **f32) for _ in range(4))
-        reset, delay, synaptic, euler, adaptive, refr = _flags(spec)
-        _Launcher(z.device)(
-            "lif_backward", K, gz, gv, gi, z, h, th, rm, v0, a0,
-            beta, gain, theta, alpha, vreset, adapt,
-            ctx.n_feat, reset, delay, int(spec.detach_reset), synaptic, euler, adaptive, refr,
-            spec.surrogate.kernel_id, np.float32(spec.surrogate.slope),
-            gx, gv0, gi0, gbeta, gtheta,
-        )  # fmt: skip
-        n = ctx.n_feat
-        g_beta = gbeta.view(-1, n).sum(0) if ctx.needs_input_grad[7] else None
-        g_theta = gtheta.view(-1, n).sum(0) if ctx.needs_input_grad[10] else None
-        return (gx, gv0, gi0, None, None, None, None, g_beta, None, None, g_theta,
-                None, None, None, None)  # fmt: skip
+        gout = torch.empty(4, K, **f32)
+        _, backward = _kernels(spec, zh.device)
+        backward(K, gz, gstate, zh, th, rm, state0, params, np.float32(spec.surrogate.slope),
+                 gx, gout)  # fmt: skip
+        g_state0 = torch.zeros_like(state0)
+        g_state0[:2] = gout[:2]
+        g_params = None
+        if ctx.needs_input_grad[2]:
+            g_params = torch.zeros_like(params)
+            g_params[0] = gout[2].view(-1, n_feat).sum(0)
+            g_params[3] = gout[3].view(-1, n_feat).sum(0)
+        return gx, g_state0, g_params, None
 
 
 def neuron_sequence_op(
@@ -115,8 +112,10 @@ def neuron_sequence_op(
     T, B = x.shape[:2]
     feat = x.shape[2:]
     n_feat = int(np.prod(feat)) if len(feat) else 1
-    flat = [q.to(device=x.device, dtype=torch.float32).expand(feat).reshape(n_feat) for q in p]
-    st = [s.expand(B, *feat).reshape(B * n_feat) for s in state]
-    z, v, i, a, c = _LIFSequence.apply(x.reshape(T, B * n_feat), *st, spec, n_feat, *flat)
+    params = torch.stack(
+        [q.to(device=x.device, dtype=torch.float32).expand(feat).reshape(n_feat) for q in p]
+    )
+    state0 = torch.stack([s.expand(B, *feat).reshape(B * n_feat) for s in state])
+    z, st = _LIFSequence.apply(x.reshape(T, B * n_feat).contiguous(), state0, params, spec)
     shape = (B, *feat)
-    return z.view(T, *shape), NeuronState(*(s.view(shape) for s in (v, i, a, c)))
+    return z.view(T, *shape), NeuronState(*(s.view(shape) for s in st.unbind(0)))

@@ -10,41 +10,38 @@ from neurosparse.kernels import lif_cpu, lif_cuda
 
 pytestmark = pytest.mark.skipif(not cuda.is_available(), reason="needs NUMBA_ENABLE_CUDASIM=1")
 
-T, B, N = 6, 2, 5
+T, B, N = 19, 2, 5  # T not a multiple of the CUDA kernel's CHUNK
 K = B * N
 
 
 def _params(rng):
-    f = np.float32
-    return [
-        rng.uniform(0.6, 0.95, N).astype(f),  # beta
-        np.full(N, 0.9, f),  # gain
-        np.full(N, 0.01, f),  # leak
-        rng.uniform(0.4, 0.8, N).astype(f),  # theta
-        np.full(N, -0.2, f),  # alpha
-        np.full(N, 0.05, f),  # v_reset
-        np.full(N, 0.3, f),  # adapt
-        np.full(N, 0.9, f),  # rho
-    ]
+    p = np.empty((8, N), np.float32)
+    p[0] = rng.uniform(0.6, 0.95, N)  # beta
+    p[1] = 0.9  # gain
+    p[2] = 0.01  # leak
+    p[3] = rng.uniform(0.4, 0.8, N)  # threshold
+    p[4] = -0.2  # alpha
+    p[5] = 0.05  # v_reset
+    p[6] = 0.3  # adapt
+    p[7] = 0.9  # rho
+    return p
 
 
-def _run(mod, x, state, params, flags, launch):
+def _run(mod, x, state0, params, flags, launch):
     reset, delay, synaptic, euler, adaptive, refr = flags
+    forward, backward = mod.get_kernels(reset, delay, 0, synaptic, euler, adaptive, refr, 1)
     f = np.float32
-    z, h = np.zeros((T, K), f), np.zeros((T, K), f)
+    zh = np.zeros((2, T, K), f)
     th = np.zeros((T, K) if adaptive else (1, 1), f)
     rm = np.zeros((T, K) if refr else (1, 1), np.uint8)
-    out = [np.zeros(K, f) for _ in range(4)]
-    launch(mod.lif_forward)(x, *state, *params, N, *flags, z, h, th, rm, *out)
+    state = np.zeros((4, K), f)
+    launch(forward)(x, state0, params, zh, th, rm, state)
     rng = np.random.default_rng(1)
-    gz, gv, gi = rng.normal(size=(T, K)).astype(f), rng.normal(size=K).astype(f), np.zeros(K, f)
-    gx = np.zeros((T, K), f)
-    g = [np.zeros(K, f) for _ in range(4)]
-    beta, gain, _leak, theta, alpha, vreset, adapt, _rho = params
-    launch(mod.lif_backward)(gz, gv, gi, z, h, th, rm, state[0], state[2], beta, gain, theta,
-                             alpha, vreset, adapt, N, reset, delay, 0, synaptic, euler,
-                             adaptive, refr, 1, np.float32(2.0), gx, *g)  # fmt: skip
-    return [z, h, *out, gx, *g]
+    gz = rng.normal(size=(T, K)).astype(f)
+    gstate = np.stack([rng.normal(size=K), np.zeros(K)]).astype(f)
+    gx, gout = np.zeros((T, K), f), np.zeros((4, K), f)
+    launch(backward)(gz, gstate, zh, th, rm, state0, params, np.float32(2.0), gx, gout)
+    return [zh, state, gx, gout]
 
 
 FLAGS = [
@@ -60,11 +57,11 @@ FLAGS = [
 def test_cuda_equals_cpu(flags):
     rng = np.random.default_rng(sum(flags))
     x = rng.uniform(-0.2, 1.0, (T, K)).astype(np.float32)
-    state = [rng.uniform(0, 0.5, K).astype(np.float32), np.zeros(K, np.float32),
-             np.zeros(K, np.float32), np.zeros(K, np.float32)]  # fmt: skip
+    state0 = np.zeros((4, K), np.float32)
+    state0[0] = rng.uniform(0, 0.5, K)
     params = _params(rng)
-    cpu = _run(lif_cpu, x, state, params, flags, lambda fn: fn)
-    gpu = _run(lif_cuda, x, state, params, flags, lambda fn: fn[(K + 31) // 32, 32])
-    assert cpu[0].sum() > 0
+    cpu = _run(lif_cpu, x, state0, params, flags, lambda fn: fn)
+    gpu = _run(lif_cuda, x, state0, params, flags, lambda fn: fn[(K + 31) // 32, 32])
+    assert cpu[0][0].sum() > 0
     for a, b in zip(cpu, gpu):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

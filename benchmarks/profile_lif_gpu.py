@@ -1,0 +1,115 @@
+"""Where the time of the fused CUDA LIF op goes (profile before optimising).
+
+Splits one forward + backward of ``ns.LIF`` on ``[T, B, N]`` into: the whole op as a user
+sees it, the forward and backward kernels alone (device time, CUDA events, buffers
+prepared in advance), and the host time of one launch (Python + numba-cuda argument
+handling, no synchronisation). Also prints the physical floor: bytes the kernels must
+move divided by the measured device-to-device copy bandwidth.
+
+    python benchmarks/profile_lif_gpu.py [--T 500 --B 16 --N 4096] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def events_ms(fn, reps=20, warmup=3):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    out = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        out.append(a.elapsed_time(b))
+    return statistics.median(out)
+
+
+def host_ms(fn, reps=50):
+    fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return (t1 - t0) / reps * 1e3
+
+
+def main() -> None:
+    import neurosparse as ns
+    from neurosparse.ops import lif_sequence as op
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--T", type=int, default=500)
+    ap.add_argument("--B", type=int, default=16)
+    ap.add_argument("--N", type=int, default=4096)
+    ap.add_argument("--out", default="benchmarks/results/profile_lif_gpu.json")
+    a = ap.parse_args()
+    dev = torch.device("cuda")
+    T, B, N = a.T, a.B, a.N
+    K = B * N
+    x = torch.randn(T, B, N, device=dev)
+    lif = ns.LIF(0.9).to(dev)
+    res = {"T": T, "B": B, "N": N, "device": torch.cuda.get_device_name()}
+
+    res["op_forward_ms"] = events_ms(lambda: lif(x))
+    xg = x.clone().requires_grad_()
+
+    def fwd_bwd():
+        z, _ = lif(xg)
+        z.sum().backward()
+
+    res["op_forward_backward_ms"] = events_ms(fwd_bwd)
+
+    spec = lif.spec
+    params = torch.stack([q.expand(N) for q in lif.params()]).contiguous()
+    state0 = torch.zeros(4, K, device=dev)
+    f32 = {"dtype": torch.float32, "device": dev}
+    zh = torch.empty(2, T, K, **f32)
+    th, rm = torch.empty(1, 1, **f32), torch.zeros(1, 1, dtype=torch.uint8, device=dev)
+    state = torch.empty(4, K, **f32)
+    forward, backward = op._kernels(spec, dev)
+    xf = x.reshape(T, K)
+
+    def fwd_kernel():
+        forward(K, xf, state0, params, zh, th, rm, state)
+
+    res["forward_kernel_ms"] = events_ms(fwd_kernel)
+    res["forward_launch_host_ms"] = host_ms(fwd_kernel)
+    gz = torch.randn(T, K, **f32)
+    gstate = torch.zeros(2, K, **f32)
+    gx, gout = torch.empty(T, K, **f32), torch.empty(4, K, **f32)
+    def bwd_kernel():
+        backward(K, gz, gstate, zh, th, rm, state0, params, 25.0, gx, gout)
+
+    res["backward_kernel_ms"] = events_ms(bwd_kernel)
+    res["backward_launch_host_ms"] = host_ms(bwd_kernel)
+    big = torch.empty(256 * 2**20, dtype=torch.uint8, device=dev)
+    big2 = torch.empty_like(big)
+    copy_ms = events_ms(lambda: big2.copy_(big))
+    bw = 2 * big.numel() / (copy_ms * 1e-3)
+    res["copy_bandwidth_GBps"] = bw / 1e9
+    # forward: read x, write z and h; backward: read gz, z, h, write gx
+    res["forward_floor_ms"] = 3 * T * K * 4 / bw * 1e3
+    res["backward_floor_ms"] = 4 * T * K * 4 / bw * 1e3
+    print(json.dumps(res, indent=1))
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
