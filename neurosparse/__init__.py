@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import errors
+from . import data, errors
 from .neurons import ALIF, IF, LIF, CubaLIF, NeuronState, SpikingNeuron, surrogate
 from .sequential import Sequential
 
@@ -16,6 +16,7 @@ __all__ = [
     "NeuronState",
     "Sequential",
     "SpikingNeuron",
+    "data",
     "errors",
     "surrogate",
     "__version__",

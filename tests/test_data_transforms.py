@@ -31,7 +31,9 @@ def random_events(n=3000, size=SIZE, t_max=50_000, seed=0, tonic_dtype=False):
 
 
 def test_spike_tensor_hand_case():
-    ev = nd.make_events([100, 100, 1099, 1100, 3099], [0, 0, 2, 1, 3], [1, 1, 0, 2, 3], [1, 1, 0, 1, 0])
+    ev = nd.make_events(
+        [100, 100, 1099, 1100, 3099], [0, 0, 2, 1, 3], [1, 1, 0, 2, 3], [1, 1, 0, 1, 0]
+    )
     out = nd.ToSpikeTensor((4, 4, 2), dt_us=1000, binary=False)(ev)
     assert out.dtype == torch.float32 and out.shape == (3, 2, 4, 4)  # span 3000 us -> 3 bins
     want = torch.zeros(3, 2, 4, 4)
@@ -121,7 +123,9 @@ def test_pad_time_pads_and_stacks_time_first():
 
 
 def test_pad_time_in_dataloader_with_spike_tensors():
-    samples = [(random_events(n=200 * (i + 1), t_max=10_000 * (i + 1), seed=i), i) for i in range(3)]
+    samples = [
+        (random_events(n=200 * (i + 1), t_max=10_000 * (i + 1), seed=i), i) for i in range(3)
+    ]
     tr = nd.ToSpikeTensor(SIZE, dt_us=1000)
     ds = [(tr(ev), lab) for ev, lab in samples]
     loader = torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=nd.pad_time)

@@ -7,7 +7,19 @@ p) that also carries ``sensor_size`` and ``meta``.
 from __future__ import annotations
 
 from .collate import pack_time, pad_time
+from .datasets import (
+    CIFAR10DVS,
+    NMNIST,
+    POKERDVS,
+    SHD,
+    CachedDataset,
+    DVSGesture,
+    EventFolder,
+    NCaltech101,
+    TonicDataset,
+)
 from .events import EVENT_DTYPE, EventArray, make_events
+from .io import FORMATS, detect_format, iter_events, open_events, read_events
 from .synthetic import SyntheticDVS
 from .transforms import (
     Crop,
@@ -19,12 +31,31 @@ from .transforms import (
     ToTimeSurface,
     ToVoxelGrid,
 )
+from .writers import (
+    write_aedat2,
+    write_aedat3,
+    write_evt2,
+    write_evt3,
+    write_hdf5,
+    write_nmnist,
+)
 
 __all__ = [
+    "SyntheticDVS",
     "EVENT_DTYPE",
     "EventArray",
     "make_events",
-    "SyntheticDVS",
+    "FORMATS",
+    "detect_format",
+    "open_events",
+    "read_events",
+    "iter_events",
+    "write_nmnist",
+    "write_aedat2",
+    "write_aedat3",
+    "write_evt2",
+    "write_evt3",
+    "write_hdf5",
     "ToSpikeTensor",
     "ToFrame",
     "ToVoxelGrid",
@@ -35,4 +66,13 @@ __all__ = [
     "TimeWindow",
     "pad_time",
     "pack_time",
+    "EventFolder",
+    "NMNIST",
+    "NCaltech101",
+    "TonicDataset",
+    "DVSGesture",
+    "SHD",
+    "CIFAR10DVS",
+    "POKERDVS",
+    "CachedDataset",
 ]

@@ -183,9 +183,7 @@ class ToFrame:
                 self.end_time,
             )
         elif self.event_count is not None:
-            s = slicers.SliceByEventCount(
-                self.event_count, self.overlap, self.include_incomplete
-            )
+            s = slicers.SliceByEventCount(self.event_count, self.overlap, self.include_incomplete)
         elif self.n_time_bins is not None:
             s = slicers.SliceByTimeBins(self.n_time_bins, self.overlap)
         else:
@@ -201,7 +199,9 @@ class ToFrame:
             return np.zeros((n, size[2], size[1], size[0]), dtype=np.int16)
         sl = self._slices(ev)
         out = np.zeros((sl.shape[0], size[2], size[1], size[0]), dtype=np.int16)
-        bad = frames_from_slices(ev, np.ascontiguousarray(sl[:, 0]), np.ascontiguousarray(sl[:, 1]), out)
+        bad = frames_from_slices(
+            ev, np.ascontiguousarray(sl[:, 0]), np.ascontiguousarray(sl[:, 1]), out
+        )
         _raise_outside(ev, bad, size)
         return out
 
@@ -254,8 +254,13 @@ class ToTimeSurface:
         ).reshape(-1, 2)
         out = np.empty((sl.shape[0], c, h, w), dtype=np.float64)
         bad = time_surfaces(
-            ev, sl[:, 0].copy(), sl[:, 1].copy(), float(self.dt), float(self.tau),
-            float(ev["t"][0]), out,
+            ev,
+            sl[:, 0].copy(),
+            sl[:, 1].copy(),
+            float(self.dt),
+            float(self.tau),
+            float(ev["t"][0]),
+            out,
         )
         _raise_outside(ev, bad, tuple(self.sensor_size))
         return out
@@ -335,7 +340,7 @@ class Crop:
 
 @dataclass(frozen=True)
 class TimeWindow:
-    """Keep events with ``start <= t < end`` (µs); ``relative=True`` measures from the first event."""
+    """Keep events with ``start <= t < end`` (µs); ``relative=True``: from the first event."""
 
     start: int = 0
     end: int | None = None

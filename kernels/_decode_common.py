@@ -1,0 +1,29 @@
+"""Conventions shared by the ``decode_*`` kernels (torch-free).
+
+Every decoder writes events into a preallocated structured array ``out`` (fields t, x,
+y, p) and keeps its bookkeeping in a small int64 ``stat`` array, updated in place so a
+file can be decoded in blocks (streaming) with the same counts as in one call:
+
+``stat[BAD]``        words that are not valid for the format (corrupt data);
+``stat[FIRST_BAD]``  index (in words, from the start of the file) of the first one, -1;
+``stat[OUTSIDE]``    events with x >= width or y >= height (not written);
+``stat[FIRST_OUT]``  word index of the first of those, -1;
+``stat[OTHER]``      valid words that carry no polarity event (triggers, APS, IMU, ...).
+
+``width = height = 0`` disables the bounds check. The Python readers turn ``BAD`` and
+``OUTSIDE`` into an error, or, with ``errors="skip"``, into a warning with the counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BAD, FIRST_BAD, OUTSIDE, FIRST_OUT, OTHER = 0, 1, 2, 3, 4
+N_STAT = 5
+
+
+def new_stat() -> np.ndarray:
+    stat = np.zeros(N_STAT, dtype=np.int64)
+    stat[FIRST_BAD] = -1
+    stat[FIRST_OUT] = -1
+    return stat

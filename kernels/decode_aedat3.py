@@ -1,0 +1,50 @@
+"""AEDAT 3.1 (libcaer) polarity packets: decode and encode kernels.
+
+A polarity event (packet type 1, event size 8) is little-endian uint32 data + int32 t:
+bit 0 valid, bit 1 polarity, y = bits 2-16, x = bits 17-31; the full timestamp is
+``ts_overflow << 31 | t``. Invalid events (bit 0 clear) are counted in ``stat[OTHER]``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._decode_common import FIRST_OUT, OTHER, OUTSIDE
+
+
+@numba.njit(cache=True, nogil=True)
+def decode_aedat3_polarity(words, n_events, ts_overflow, word0, width, height, out, stat):
+    """Decode ``n_events`` (data, t) uint32 pairs; return the number written to ``out``."""
+    k = 0
+    check = width > 0
+    base = np.int64(ts_overflow) << 31
+    for i in range(n_events):
+        d = np.int64(words[2 * i])
+        if (d & 1) == 0:
+            stat[OTHER] += 1
+            continue
+        x = (d >> 17) & 0x7FFF
+        y = (d >> 2) & 0x7FFF
+        if check and (x >= width or y >= height):
+            if stat[FIRST_OUT] < 0:
+                stat[FIRST_OUT] = word0 + i
+            stat[OUTSIDE] += 1
+            continue
+        e = out[k]
+        e.t = base | (np.int64(words[2 * i + 1]) & 0x7FFFFFFF)
+        e.x = x
+        e.y = y
+        e.p = (d >> 1) & 1
+        k += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def encode_aedat3_polarity(ev, words):
+    """Encode events as valid polarity events (t modulo 2**31) into uint32 pairs."""
+    for i in range(ev.shape[0]):
+        e = ev[i]
+        p = np.int64(1 if e.p > 0 else 0)
+        words[2 * i] = np.uint32((np.int64(e.x) << 17) | (np.int64(e.y) << 2) | (p << 1) | 1)
+        words[2 * i + 1] = np.uint32(np.int64(e.t) & 0x7FFFFFFF)

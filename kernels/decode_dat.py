@@ -1,0 +1,44 @@
+"""Prophesee DAT (v2) CD events: decode kernel.
+
+Each event is 8 bytes little-endian: uint32 t (µs, wraps at 2**32), uint32 w with
+x = w & 0x3FFF, y = (w >> 14) & 0x3FFF, p = (w >> 28) & 1.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._decode_common import FIRST_OUT, OUTSIDE
+
+
+@numba.njit(cache=True, nogil=True)
+def decode_dat(words, word0, state, width, height, out, stat):
+    """Decode uint32 pairs ``words[2i], words[2i+1]``; ``state`` = (last t, wraps)."""
+    n = words.shape[0] // 2
+    k = 0
+    last = state[0]
+    wraps = state[1]
+    check = width > 0
+    for i in range(n):
+        ts = np.int64(words[2 * i])
+        w = np.int64(words[2 * i + 1])
+        if ts < last and last - ts > (np.int64(1) << 31):
+            wraps += 1
+        last = ts
+        x = w & 0x3FFF
+        y = (w >> 14) & 0x3FFF
+        if check and (x >= width or y >= height):
+            if stat[FIRST_OUT] < 0:
+                stat[FIRST_OUT] = word0 + i
+            stat[OUTSIDE] += 1
+            continue
+        e = out[k]
+        e.t = ts + (wraps << 32)
+        e.x = x
+        e.y = y
+        e.p = (w >> 28) & 1
+        k += 1
+    state[0] = last
+    state[1] = wraps
+    return k

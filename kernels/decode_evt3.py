@@ -1,0 +1,189 @@
+"""Prophesee EVT 3.0: decode and encode kernels.
+
+16-bit little-endian words, type = w >> 12, decoded with carried state (y, base x,
+polarity, time): 0x0 ADDR_Y (y = bits 10-0), 0x2 ADDR_X (one event, p = bit 11,
+x = bits 10-0), 0x3 VECT_BASE_X (p = bit 11, base x = bits 10-0), 0x4 VECT_12 /
+0x5 VECT_8 (bit i set: event at base x + i; then base x += 12 / 8), 0x6 TIME_LOW
+(t[11:0]), 0x8 TIME_HIGH (t[23:12]), 0x7 / 0xF CONTINUED, 0xA EXT_TRIGGER, 0xE OTHERS
+(no event: ``stat[OTHER]``); types 0x1, 0x9, 0xB, 0xC, 0xD are corrupt words.
+
+t = wraps * 2**24 + TIME_HIGH * 2**12 + TIME_LOW (Prophesee's spec; the same as the
+``evt3`` package). The wrap counter advances only when TIME_HIGH falls from near its
+top to near 0 (a drop of at least ``WRAP_DROP`` = 0xFFF - 10 steps, the loop threshold of
+Prophesee's OpenEB decoder, which ``evt3`` follows too); a smaller backward TIME_HIGH
+step, like TIME_LOW stepping back a few µs, is sensor jitter, not a wrap.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._decode_common import BAD, FIRST_BAD, FIRST_OUT, OTHER, OUTSIDE
+
+ADDR_Y, ADDR_X, VECT_BASE_X, VECT_12, VECT_8 = 0x0, 0x2, 0x3, 0x4, 0x5
+TIME_LOW, CONTINUED_4, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED_12 = 0x6, 0x7, 0x8, 0xA, 0xE, 0xF
+
+WRAP_DROP = 0xFFF - 10
+
+# state slots
+S_Y, S_BASE_X, S_POL, S_TIME_LOW, S_TIME_HIGH, S_WRAPS = 0, 1, 2, 3, 4, 5
+N_STATE = 6
+
+
+def new_state() -> np.ndarray:
+    return np.zeros(N_STATE, dtype=np.int64)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _put(out, k, t, x, y, p, width, height, word, stat):
+    if width > 0 and (x >= width or y >= height):
+        if stat[FIRST_OUT] < 0:
+            stat[FIRST_OUT] = word
+        stat[OUTSIDE] += 1
+        return k
+    e = out[k]
+    e.t = t
+    e.x = x
+    e.y = y
+    e.p = p
+    return k + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def decode_evt3(words, start, word0, state, width, height, out, k, stat):
+    """Decode ``words[start:]`` into ``out[k:]`` until the words or the room run out.
+
+    Stops before a word that could overflow ``out`` (a vector word writes up to 12
+    events), so a caller can grow ``out`` and resume. Returns ``(next_word, k)``.
+    """
+    y = state[S_Y]
+    bx = state[S_BASE_X]
+    pol = state[S_POL]
+    tl = state[S_TIME_LOW]
+    th = state[S_TIME_HIGH]
+    wraps = state[S_WRAPS]
+    t = (wraps << 24) | (th << 12) | tl
+    check = width > 0
+    cap = out.shape[0]
+    i = start
+    n = words.shape[0]
+    while i < n:
+        if k + 12 > cap:
+            break
+        w = np.int64(words[i])
+        typ = w >> 12
+        # ADDR_X and ADDR_Y are ~85 % of real words, in an unpredictable mix: handle them
+        # without branching on the type (write a candidate event, keep it only for ADDR_X).
+        x = w & 0x7FF
+        e = out[k]
+        e.t = t
+        e.x = x
+        e.y = y
+        e.p = (w >> 11) & 1
+        keep = typ == ADDR_X
+        if keep and check and (x >= width or y >= height):
+            keep = False
+            if stat[FIRST_OUT] < 0:
+                stat[FIRST_OUT] = word0 + i
+            stat[OUTSIDE] += 1
+        k += keep
+        y = x if typ == ADDR_Y else y
+        if typ > ADDR_X:
+            if typ == VECT_12 or typ == VECT_8:
+                nbits = 12 if typ == VECT_12 else 8
+                mask = w & ((1 << nbits) - 1)
+                if check and (bx + nbits > width or y >= height):
+                    for b in range(nbits):  # near the sensor edge: check each event
+                        if (mask >> b) & 1:
+                            k = _put(out, k, t, bx + b, y, pol, width, height, word0 + i, stat)
+                else:
+                    # Branch-free: write all slots, advance only over set bits (the mask
+                    # bits are unpredictable, so this beats testing each one).
+                    for b in range(nbits):
+                        e = out[k]
+                        e.t = t
+                        e.x = bx + b
+                        e.y = y
+                        e.p = pol
+                        k += (mask >> b) & 1
+                bx += nbits
+            elif typ == VECT_BASE_X:
+                pol = (w >> 11) & 1
+                bx = w & 0x7FF
+            elif typ == TIME_LOW:
+                tl = w & 0xFFF
+                t = (wraps << 24) | (th << 12) | tl
+            elif typ == TIME_HIGH:
+                new = w & 0xFFF
+                if th - new >= WRAP_DROP:
+                    wraps += 1
+                th = new
+                t = (wraps << 24) | (th << 12) | tl
+            elif typ == CONTINUED_4 or typ == CONTINUED_12 or typ == EXT_TRIGGER or typ == OTHERS:
+                stat[OTHER] += 1
+            else:
+                if stat[FIRST_BAD] < 0:
+                    stat[FIRST_BAD] = word0 + i
+                stat[BAD] += 1
+        elif typ == 1:  # the only undefined type below ADDR_X
+            if stat[FIRST_BAD] < 0:
+                stat[FIRST_BAD] = word0 + i
+            stat[BAD] += 1
+        i += 1
+    state[S_Y] = y
+    state[S_BASE_X] = bx
+    state[S_POL] = pol
+    state[S_TIME_LOW] = tl
+    state[S_TIME_HIGH] = th
+    state[S_WRAPS] = wraps
+    return i, k
+
+
+@numba.njit(cache=True, nogil=True)
+def encode_evt3(ev, words):
+    """Encode events (t sorted, >= 0) into uint16 ``words``; return the number written.
+
+    TIME_HIGH / TIME_LOW / ADDR_Y words are written when their value changes, then one
+    ADDR_X word per event. A TIME_HIGH is always followed by a TIME_LOW, as cameras emit
+    them: some decoders (the ``evt3`` package) reset TIME_LOW to 0 on TIME_HIGH, others
+    (this one, Prophesee's bit-field reading) keep it; such files decode the same in both.
+    Each 2**24 µs wrap crossed is written as TIME_HIGH 0xFFF then 0x000 (a drop that every
+    decoder counts as one wrap), so long gaps round-trip.
+    ``words`` needs room for ``4 * len(ev) + 2 * (t_max >> 24) + 1`` words.
+    """
+    j = 0
+    th = np.int64(-1)
+    tl = np.int64(-1)
+    yy = np.int64(-1)
+    wraps = np.int64(0)
+    for i in range(ev.shape[0]):
+        e = ev[i]
+        t = np.int64(e.t)
+        ew = t >> 24
+        while wraps < ew:
+            words[j] = np.uint16((TIME_HIGH << 12) | 0xFFF)
+            words[j + 1] = np.uint16(TIME_HIGH << 12)
+            j += 2
+            wraps += 1
+            th = 0
+        h = (t >> 12) & 0xFFF
+        if h != th:
+            words[j] = np.uint16((TIME_HIGH << 12) | h)
+            j += 1
+            th = h
+            tl = -1  # always follow TIME_HIGH with TIME_LOW, as sensors do (see docstring)
+        low = t & 0xFFF
+        if low != tl:
+            words[j] = np.uint16((TIME_LOW << 12) | low)
+            j += 1
+            tl = low
+        y = np.int64(e.y)
+        if y != yy:
+            words[j] = np.uint16((ADDR_Y << 12) | (y & 0x7FF))
+            j += 1
+            yy = y
+        p = np.int64(1 if e.p > 0 else 0)
+        words[j] = np.uint16((ADDR_X << 12) | (p << 11) | (np.int64(e.x) & 0x7FF))
+        j += 1
+    return j

@@ -1,0 +1,263 @@
+"""Datasets: N-MNIST and folders of recordings read by our readers, Tonic's datasets when on
+disk, and an on-disk cache of transformed samples.
+
+Every dataset yields ``(events, label)`` where ``events`` is an
+:class:`~neurosparse.data.EventArray` (fields t, x, y, p; ``sensor_size`` attached, so
+``ToSpikeTensor(dt_us=1000)`` needs no size) before the user's ``transform``. Nothing is
+ever downloaded: a missing dataset raises
+:class:`~neurosparse.errors.EventFileNotFoundError` saying where the files should be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import EventFileNotFoundError, ParameterError
+from .events import EVENT_DTYPE, EventArray
+from .io import read_events
+
+EVENT_EXTENSIONS = (".bin", ".aedat", ".aedat4", ".dat", ".raw", ".h5", ".hdf5")
+
+
+class EventFolder(torch.utils.data.Dataset):
+    """Recordings in ``root/<class name>/<file>``; label = index of the class name (sorted).
+
+    Parameters
+    ----------
+    root
+        Folder with one sub-folder per class (like torchvision's ``ImageFolder``).
+    transform, target_transform
+        Applied to the events / the label.
+    extensions
+        File endings to include (default: every format :func:`read_events` knows).
+    sensor_size, format, errors
+        Passed to :func:`~neurosparse.data.read_events` for every file.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        extensions: Sequence[str] = EVENT_EXTENSIONS,
+        sensor_size: tuple[int, ...] | None = None,
+        format: str | None = None,
+        errors: str = "raise",
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise EventFileNotFoundError(
+                f"dataset folder {str(self.root)!r} does not exist; expected "
+                "<root>/<class name>/<recording files>"
+            )
+        self.classes = sorted(d.name for d in self.root.iterdir() if d.is_dir())
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        exts = tuple(e.lower() for e in extensions)
+        self.samples = [
+            (str(f), self.class_to_idx[c])
+            for c in self.classes
+            for f in sorted((self.root / c).iterdir())
+            if f.is_file() and f.name.lower().endswith(exts)
+        ]
+        if not self.samples:
+            raise EventFileNotFoundError(
+                f"no recordings ({', '.join(exts)}) in class folders under {str(self.root)!r}"
+            )
+        self.targets = [s[1] for s in self.samples]
+        self.transform, self.target_transform = transform, target_transform
+        self.read_kw = {"sensor_size": sensor_size, "format": format, "errors": errors}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int) -> EventArray:
+        return read_events(self.samples[index][0], **self.read_kw)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        events, label = self.load(index), self.samples[index][1]
+        if self.transform is not None:
+            events = self.transform(events)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return events, label
+
+    def __repr__(self) -> str:
+        name, root = type(self).__name__, str(self.root)
+        return f"{name}(root={root!r}, n={len(self)}, transform={self.transform!r})"
+
+
+def _find(root: Path, candidates: Sequence[str], what: str, layout: str) -> Path:
+    for c in candidates:
+        if (root / c).is_dir():
+            return root / c
+    raise EventFileNotFoundError(
+        f"{what} not found under {str(root)!r}: expected {layout}. neurosparse never downloads; "
+        "put the extracted dataset there"
+    )
+
+
+class NMNIST(EventFolder):
+    """N-MNIST (Orchard et al. 2015): ``root/{Train,Test}/<digit>/*.bin``, 34 x 34 pixels.
+
+    ``root`` may also be Tonic's ``save_to`` (then ``root/NMNIST/Train/...``).
+    ``first_saccade_only`` keeps events with t < 100 ms, as Tonic does.
+    """
+
+    sensor_size = (34, 34, 2)
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        train: bool = True,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        first_saccade_only: bool = False,
+    ) -> None:
+        split = "Train" if train else "Test"
+        root = Path(root)
+        folder = _find(
+            root, [split, f"NMNIST/{split}"], f"N-MNIST {split}", f"{root}/{split}/<digit>/*.bin"
+        )
+        super().__init__(folder, transform, target_transform, (".bin",), self.sensor_size, "nmnist")
+        self.first_saccade_only = first_saccade_only
+
+    def load(self, index: int) -> EventArray:
+        ev = super().load(index)
+        return ev[ev["t"] < 100_000] if self.first_saccade_only else ev
+
+
+class NCaltech101(EventFolder):
+    """N-Caltech101: ``root/<class>/image_NNNN.bin`` (or Tonic's ``NCALTECH101/Caltech101/``).
+
+    The sensor extent varies per recording (Tonic gives no size either); pass
+    ``sensor_size`` to check every file against it and attach it to the events.
+    """
+
+    def __init__(self, root, transform=None, target_transform=None, sensor_size=None):
+        root = Path(root)
+        folder = _find(
+            root,
+            ["NCALTECH101/Caltech101", "Caltech101", "."],
+            "N-Caltech101",
+            f"{root}/<class>/*.bin",
+        )
+        super().__init__(folder, transform, target_transform, (".bin",), sensor_size, "nmnist")
+
+
+def _to_events(raw: np.ndarray, sensor_size: tuple) -> EventArray:
+    out = np.zeros(raw.shape[0], dtype=EVENT_DTYPE)
+    for k in ("t", "x", "y", "p"):
+        if k in raw.dtype.names:
+            out[k] = raw[k]
+    return EventArray(out, sensor_size, {"format": "tonic"})
+
+
+class TonicDataset(torch.utils.data.Dataset):
+    """A Tonic dataset read from disk (never downloaded), yielding our :class:`EventArray`.
+
+    Parameters
+    ----------
+    name
+        ``"DVSGesture"``, ``"SHD"``, ``"CIFAR10DVS"``, ``"POKERDVS"`` or ``"NCALTECH101"``.
+    root
+        Tonic's ``save_to`` folder (the dataset lives in ``root/<name>/``).
+    transform, target_transform
+        Applied to our events / the label.
+    **tonic_kwargs
+        Passed to the Tonic class (``train=`` for DVSGesture, SHD, POKERDVS).
+    """
+
+    def __init__(self, name: str, root, transform=None, target_transform=None, **tonic_kwargs):
+        from . import _tonic_nodl
+
+        classes = ("DVSGesture", "SHD", "CIFAR10DVS", "POKERDVS", "NCALTECH101")
+        if name not in classes:
+            raise ParameterError(f"name must be one of {list(classes)}, got {name!r}")
+        cls = getattr(_tonic_nodl, name)
+        self.tonic = cls(os.fspath(root), **tonic_kwargs)
+        self.sensor_size = tuple(cls.sensor_size) if cls.sensor_size else None
+        self.transform, self.target_transform = transform, target_transform
+
+    def __len__(self) -> int:
+        return len(self.tonic)
+
+    def __getitem__(self, index: int):
+        raw, label = self.tonic[index]
+        events = _to_events(raw, self.sensor_size)
+        if self.transform is not None:
+            events = self.transform(events)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return events, label
+
+
+def DVSGesture(root, train=True, transform=None, target_transform=None) -> TonicDataset:
+    """DVS128 Gesture (Amir et al. 2017) via Tonic's pre-cut copy under ``root/DVSGesture``."""
+    return TonicDataset("DVSGesture", root, transform, target_transform, train=train)
+
+
+def SHD(root, train=True, transform=None, target_transform=None) -> TonicDataset:
+    """Spiking Heidelberg Digits (Cramer et al. 2022) via Tonic under ``root/SHD``; y = 0."""
+    return TonicDataset("SHD", root, transform, target_transform, train=train)
+
+
+def CIFAR10DVS(root, transform=None, target_transform=None) -> TonicDataset:
+    """CIFAR10-DVS (Li et al. 2017) via Tonic's AEDAT 4 copy under ``root/CIFAR10DVS``."""
+    return TonicDataset("CIFAR10DVS", root, transform, target_transform)
+
+
+def POKERDVS(root, train=True, transform=None, target_transform=None) -> TonicDataset:
+    """POKER-DVS (35 x 35, 4 card symbols) via Tonic under ``root/POKERDVS``."""
+    return TonicDataset("POKERDVS", root, transform, target_transform, train=train)
+
+
+class CachedDataset(torch.utils.data.Dataset):
+    """Cache ``dataset[i]`` (after its transform) on disk; later reads load the saved sample.
+
+    Files go to ``cache_dir/<key>/<i>.pt`` (``torch.save``), written atomically so several
+    DataLoader workers can fill the cache at once. ``key`` defaults to a hash of
+    ``repr(dataset)``, which names the transform, so a different transform does not reuse
+    stale samples; pass ``key`` explicitly when the repr does not identify the data.
+    """
+
+    def __init__(self, dataset, cache_dir: str | os.PathLike, key: str | None = None) -> None:
+        self.dataset = dataset
+        if key is None:
+            key = hashlib.sha1(repr(dataset).encode()).hexdigest()[:16]
+        self.dir = Path(cache_dir) / key
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        path = self.dir / f"{index}.pt"
+        if path.exists():
+            return torch.load(path, weights_only=False)
+        sample = self.dataset[index]
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(sample, tmp)
+        os.replace(tmp, path)
+        return sample
+
+
+__all__ = [
+    "EventFolder",
+    "NMNIST",
+    "NCaltech101",
+    "TonicDataset",
+    "DVSGesture",
+    "SHD",
+    "CIFAR10DVS",
+    "POKERDVS",
+    "CachedDataset",
+]

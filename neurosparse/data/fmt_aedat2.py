@@ -1,0 +1,80 @@
+"""AEDAT 2.0 (jAER): ``#`` header lines, then 8-byte big-endian address/timestamp words."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnknownFormatError
+from ..kernels.decode_aedat2 import LAYOUT_DAVIS, LAYOUT_DVS128, decode_aedat2
+from ._source import WordSource, alloc, header_lines, opts_left
+
+MAGIC = b"#!AER-DAT2.0"
+LAYOUTS = {"dvs128": LAYOUT_DVS128, "davis": LAYOUT_DAVIS}
+
+# Chip class name fragment (lower case) -> (layout, sensor size). Most specific first.
+CHIPS = (
+    ("dvs128", "dvs128", (128, 128)),
+    ("tmpdiff128", "dvs128", (128, 128)),
+    ("davis240", "davis", (240, 180)),
+    ("davis346", "davis", (346, 260)),
+    ("davis640", "davis", (640, 480)),
+    ("davis", "davis", None),
+)
+
+
+def chip_layout(chip: str) -> tuple[str | None, tuple[int, int] | None]:
+    low = chip.lower()
+    for frag, layout, size in CHIPS:
+        if frag in low:
+            return layout, size
+    return None, None
+
+
+class AEDAT2Source(WordSource):
+    fmt = "aedat2"
+    word_size = 8
+
+    def __init__(self, path, report, sensor_size, meta, offset, layout: int) -> None:
+        super().__init__(path, report, sensor_size, meta, offset)
+        self.layout = layout
+
+    def reset(self) -> None:
+        self.state = np.zeros(2, dtype=np.int64)
+
+    def decode(self, buf: np.ndarray, word0: int) -> np.ndarray:
+        out = alloc(buf.shape[0] // 8)
+        w, h = self.width_height
+        k = decode_aedat2(buf, word0, self.layout, self.state, w, h, out, self.report.stat)
+        return out[:k]
+
+    def read(self) -> np.ndarray:
+        ev = super().read()
+        self.meta["skipped_non_dvs_words"] = self.report.other
+        return ev
+
+
+def open_source(path, report, sensor_size, layout: str | None = None, **opts) -> AEDAT2Source:
+    """``layout``: ``"dvs128"`` or ``"davis"``; default from the header's ``# AEChip:`` line."""
+    opts_left(opts, "aedat2")
+    lines, offset = header_lines(path, b"#")
+    if not lines or not lines[0].startswith(MAGIC):
+        raise UnknownFormatError(
+            f"{path}: not an AEDAT 2.0 file (the first line should be {MAGIC!r}, got "
+            f"{lines[0][:20] if lines else b''!r})"
+        )
+    chip = ""
+    for line in lines:
+        text = line.decode("latin-1")
+        if text.startswith("# AEChip:"):
+            chip = text.split(":", 1)[1].strip()
+    chip_lay, chip_size = chip_layout(chip)
+    name = layout or chip_lay
+    if name not in LAYOUTS:
+        raise UnknownFormatError(
+            f"{path}: cannot tell the address layout from AEChip {chip!r}; pass "
+            f"layout='dvs128' or layout='davis' (got layout={layout!r})"
+        )
+    if sensor_size is None and chip_size is not None and (layout is None or layout == chip_lay):
+        sensor_size = (*chip_size, 2)
+    meta = {"chip": chip, "layout": name, "header_lines": len(lines)}
+    return AEDAT2Source(path, report, sensor_size, meta, offset, LAYOUTS[name])

@@ -1,0 +1,181 @@
+"""``read_events`` / ``iter_events``: one entry point for every supported event format.
+
+The format is taken from ``format=`` or detected from the file's magic bytes / header,
+then from its extension. Every reader returns :class:`~neurosparse.data.EventArray`
+(fields t µs int64, x, y int16, p int8, plus ``sensor_size`` and ``meta``).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import EventFileError, EventFileNotFoundError, ParameterError, UnknownFormatError
+from . import fmt_aedat2, fmt_aedat3, fmt_aedat4, fmt_hdf5, fmt_nmnist, fmt_prophesee
+from ._report import Report
+from ._source import Source
+from .events import EventArray
+
+_OPENERS = {
+    "nmnist": fmt_nmnist.open_source,
+    "aedat2": fmt_aedat2.open_source,
+    "aedat3": fmt_aedat3.open_source,
+    "aedat4": fmt_aedat4.open_source,
+    "dat": fmt_prophesee.open_dat,
+    "evt2": fmt_prophesee.open_evt("evt2"),
+    "evt3": fmt_prophesee.open_evt("evt3"),
+    "hdf5": fmt_hdf5.open_source,
+}
+FORMATS = tuple(_OPENERS)
+
+_MAGIC = (
+    (b"#!AER-DAT2.0", "aedat2"),
+    (b"#!AER-DAT3.1", "aedat3"),
+    (b"#!AER-DAT4.0", "aedat4"),
+    (b"\x89HDF\r\n\x1a\n", "hdf5"),
+)
+_EXT = {
+    ".bin": "nmnist",
+    ".aedat4": "aedat4",
+    ".dat": "dat",
+    ".h5": "hdf5",
+    ".hdf5": "hdf5",
+}
+
+
+def _check_path(path: str | os.PathLike) -> str:
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise EventFileNotFoundError(f"event file {p!r} does not exist") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise EventFileError(f"{p!r} is a directory; pass one event file")
+    if st.st_size == 0:
+        raise EventFileError(f"{p!r} is empty (0 bytes): no header, no events")
+    return p
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Name of the format of ``path`` (one of :data:`FORMATS`), from magic bytes, then extension."""
+    return _detect(_check_path(path))
+
+
+def _detect(p: str) -> str:
+    with open(p, "rb") as f:
+        head = f.read(4096)
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    if head.startswith(b"#!AER-DAT"):
+        raise UnknownFormatError(
+            f"{p}: AEDAT version {head[9:12].decode('latin-1')!r} is not supported "
+            "(supported: 2.0, 3.1, 4.0)"
+        )
+    ext = os.path.splitext(p)[1].lower()
+    if head.startswith(b"%"):
+        if ext == ".dat":
+            return "dat"
+        keys, _ = fmt_prophesee.parse_header(p)
+        version = fmt_prophesee.raw_version(keys)
+        if version:
+            return version
+        if "version" in keys:  # DAT files write '% Version 2', RAW files '% evt ...'
+            return "dat"
+    if ext in _EXT:
+        return _EXT[ext]
+    raise UnknownFormatError(
+        f"cannot tell the event format of {p!r} from its first bytes {head[:16]!r} or its "
+        f"extension {ext!r}; pass format= one of {list(FORMATS)}"
+    )
+
+
+def open_events(
+    path: str | os.PathLike,
+    format: str | None = None,
+    errors: str = "raise",
+    sensor_size: tuple[int, ...] | None = None,
+    **options: Any,
+) -> Source:
+    """Parse the header of ``path`` and return its :class:`~._source.Source` (advanced use)."""
+    p = _check_path(path)
+    fmt = _detect(p) if format is None else format
+    if fmt not in _OPENERS:
+        raise UnknownFormatError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
+    if sensor_size is not None:
+        sensor_size = tuple(int(s) for s in sensor_size)
+        if len(sensor_size) == 2:
+            sensor_size = (*sensor_size, 2)
+    report = Report(p, errors)
+    return _OPENERS[fmt](p, report, sensor_size, **options)
+
+
+def read_events(
+    path: str | os.PathLike,
+    format: str | None = None,
+    errors: str = "raise",
+    sensor_size: tuple[int, ...] | None = None,
+    **options: Any,
+) -> EventArray:
+    """Read every event of an event-camera recording.
+
+    Parameters
+    ----------
+    path
+        The file. Formats: N-MNIST/N-Caltech101 ``.bin``, AEDAT 2.0 / 3.1 / 4.0, Prophesee
+        DAT, EVT 2.0 and EVT 3.0 ``.raw``, HDF5 (``events/``, ``raw_events/`` t/x/y/p, or
+        SHD-style ``spikes/times`` + ``spikes/units``).
+    format
+        One of :data:`FORMATS`; default: detected from the header, then the extension.
+    errors
+        ``"raise"`` (default): truncated files, corrupt words/packets and events outside
+        the sensor raise :class:`~neurosparse.errors.EventFileError` /
+        :class:`~neurosparse.errors.InputValueError`. ``"skip"``: drop them and emit one
+        :class:`~neurosparse.errors.CorruptDataWarning` counting what was dropped.
+    sensor_size
+        ``(W, H[, P])``: overrides the header's and checks every event against it.
+    **options
+        Format options: ``layout="dvs128"|"davis"`` (AEDAT 2.0), ``stream=`` (AEDAT 4
+        stream id), ``index=`` (sample of a multi-sample SHD file).
+
+    Returns
+    -------
+    EventArray
+        Events in file order with ``.sensor_size`` (``None`` when unknown) and ``.meta``.
+    """
+    src = open_events(path, format, errors, sensor_size, **options)
+    ev = src.read()
+    src.report.finish()
+    src.meta["dropped"] = src.report.dropped()
+    return EventArray(ev, src.sensor_size, src.meta)
+
+
+def iter_events(
+    path: str | os.PathLike,
+    chunk_events: int = 1_000_000,
+    format: str | None = None,
+    errors: str = "raise",
+    sensor_size: tuple[int, ...] | None = None,
+    **options: Any,
+) -> Iterator[EventArray]:
+    """Yield the events of ``path`` in chunks of at most ``chunk_events``, in bounded memory.
+
+    Same arguments and the same events (concatenated) as :func:`read_events`; the file is
+    read block by block through one reused buffer, with decoder state (timestamp wraps,
+    EVT 3 addresses) carried across blocks.
+    """
+    if int(chunk_events) < 1:
+        raise ParameterError(f"chunk_events must be >= 1, got {chunk_events!r}")
+    src = open_events(path, format, errors, sensor_size, **options)
+    return _iterate(src, int(chunk_events))
+
+
+def _iterate(src: Source, chunk_events: int) -> Iterator[EventArray]:
+    try:
+        for block in src.blocks(chunk_events):
+            if block.shape[0]:
+                yield EventArray(block, src.sensor_size, src.meta)
+    finally:  # also when the caller stops early: what was dropped so far is reported
+        src.report.finish()

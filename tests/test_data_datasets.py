@@ -1,0 +1,151 @@
+"""Datasets: N-MNIST on the real folder layout, folders of recordings, Tonic wrappers, cache."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import neurosparse.data as nd
+from neurosparse.errors import EventFileNotFoundError
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dvs"
+needs_data = pytest.mark.skipif(
+    not DATA.is_dir(), reason=f"real DVS recordings not found at {DATA}"
+)
+
+
+@needs_data
+def test_nmnist_layout_labels_and_events_equal_tonic():
+    import tonic
+
+    ds = nd.NMNIST(DATA / "nmnist", train=True)
+    files = sorted((DATA / "nmnist/Train").glob("*/*.bin"))
+    assert len(ds) == len(files) == 10
+    assert sorted(ds.targets) == list(range(10))  # one sample per digit in the shared set
+    for i in range(len(ds)):
+        ev, label = ds[i]
+        path = Path(ds.samples[i][0])
+        assert label == int(path.parent.name)
+        assert ev.sensor_size == (34, 34, 2)
+        ref = tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
+        assert np.array_equal(ev["t"], ref["t"]) and np.array_equal(ev["x"], ref["x"])
+    test = nd.NMNIST(DATA / "nmnist", train=False, first_saccade_only=True)
+    assert len(test) == 4
+    ev, _ = test[0]
+    assert len(ev) > 0 and ev["t"].max() < 100_000
+
+
+@needs_data
+def test_nmnist_dataloader_with_spike_tensor_and_pad_time():
+    ds = nd.NMNIST(DATA / "nmnist", train=True, transform=nd.ToSpikeTensor(dt_us=1000))
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=nd.pad_time)
+    x, y = next(iter(loader))
+    lengths = [ds[i][0].shape[0] for i in range(4)]
+    assert x.shape == (max(lengths), 4, 2, 34, 34) and x.dtype == torch.float32
+    assert y.tolist() == [ds.samples[i][1] for i in range(4)]
+    ev0, _ = nd.NMNIST(DATA / "nmnist", train=True)[0]
+    assert torch.equal(x[: lengths[0], 0], nd.ToSpikeTensor((34, 34, 2), dt_us=1000)(ev0))
+    assert pickle.loads(pickle.dumps(ds))[1][0].shape[0] == lengths[1]  # worker-safe
+
+
+def test_missing_datasets_say_where_to_put_files(tmp_path):
+    with pytest.raises(EventFileNotFoundError, match="Train/<digit>"):
+        nd.NMNIST(tmp_path / "nowhere")
+    for factory in (nd.DVSGesture, nd.SHD, nd.POKERDVS):
+        with pytest.raises(EventFileNotFoundError, match="never downloads"):
+            factory(tmp_path)
+    with pytest.raises(EventFileNotFoundError, match="CIFAR10DVS"):
+        nd.CIFAR10DVS(tmp_path)
+    assert [f for f in tmp_path.rglob("*") if f.is_file()] == []  # nothing was fetched
+
+
+def write_folder(root: Path, n_per_class=3):
+    rng = np.random.default_rng(0)
+    written = {}
+    for c, writer, suffix in (("cat", nd.write_evt2, ".raw"), ("ant", nd.write_hdf5, ".h5")):
+        (root / c).mkdir(parents=True)
+        for i in range(n_per_class):
+            n = int(rng.integers(50, 200))
+            t = np.sort(rng.integers(0, 50_000, n))
+            ev = nd.EventArray(
+                nd.make_events(
+                    t, rng.integers(0, 20, n), rng.integers(0, 10, n), rng.integers(0, 2, n)
+                ),
+                sensor_size=(20, 10, 2),
+            )
+            p = writer(root / c / f"r{i}{suffix}", ev, sensor_size=(20, 10, 2))
+            written[p] = ev
+    return written
+
+
+def test_event_folder_reads_mixed_formats(tmp_path):
+    written = write_folder(tmp_path)
+    (tmp_path / "ant" / "notes.txt").write_text("not a recording")
+    ds = nd.EventFolder(tmp_path)
+    assert ds.classes == ["ant", "cat"] and len(ds) == 6
+    for i, (path, label) in enumerate(ds.samples):
+        ev, lab = ds[i]
+        assert lab == label == (0 if "/ant/" in path else 1)
+        assert np.array_equal(np.asarray(ev), np.asarray(written[path]))
+        assert ev.sensor_size == (20, 10, 2)
+
+
+def test_cached_dataset_saves_once_and_returns_equal_samples(tmp_path):
+    write_folder(tmp_path / "data")
+    calls = []
+
+    class Counting(nd.EventFolder):
+        def load(self, index):
+            calls.append(index)
+            return super().load(index)
+
+    base = Counting(tmp_path / "data", transform=nd.ToSpikeTensor(dt_us=5000))
+    cached = nd.CachedDataset(base, tmp_path / "cache")
+    first = [cached[i] for i in range(len(cached))]
+    second = [cached[i] for i in range(len(cached))]
+    assert calls == list(range(len(base)))  # the second pass read no file
+    for (a, la), (b, lb), i in zip(first, second, range(len(base)), strict=True):
+        assert torch.equal(a, b) and la == lb
+        assert torch.equal(a, base[i][0])
+    other = nd.CachedDataset(
+        Counting(tmp_path / "data", transform=nd.ToSpikeTensor(dt_us=999)), tmp_path / "cache"
+    )
+    assert other.dir != cached.dir  # another transform, another cache key
+
+
+def test_tonic_wrapper_reads_pokerdvs_layout_like_tonic(tmp_path):
+    """A POKER-DVS tree in Tonic's layout (made here): our events equal Tonic's, by field."""
+    import tonic
+
+    rng = np.random.default_rng(1)
+    base = tmp_path / "POKERDVS"
+    (base / tonic.datasets.POKERDVS.train_filename).parent.mkdir(parents=True)
+    (base / tonic.datasets.POKERDVS.train_filename).write_bytes(b"")  # archive marker only
+    for c in ("cl", "he", "di", "sp"):
+        (base / "pips_train" / c).mkdir(parents=True)
+        for i in range(5):
+            n = int(rng.integers(20, 60))
+            arr = np.stack(
+                [
+                    np.sort(rng.integers(0, 10_000, n)),
+                    rng.integers(0, 35, n),
+                    rng.integers(0, 35, n),
+                    rng.integers(0, 2, n),
+                ],
+                axis=1,
+            )
+            np.save(base / "pips_train" / c / f"{c}{i}.npy", arr)
+    ours = nd.POKERDVS(tmp_path, train=True)
+    ref = tonic.datasets.POKERDVS(str(tmp_path), train=True)
+    assert len(ours) == len(ref) == 20
+    for i in (0, 7, 19):
+        (ev, lab), (rev, rlab) = ours[i], ref[i]
+        assert lab == rlab and ev.sensor_size == (35, 35, 2)
+        for k in "txyp":
+            assert np.array_equal(ev[k].astype(np.int64), rev[k].astype(np.int64))
+    x, _ = nd.POKERDVS(tmp_path, transform=nd.ToSpikeTensor(dt_us=1000))[3]
+    assert x.shape[1:] == (2, 35, 35)

@@ -1,0 +1,256 @@
+"""Bad input: a specific error, or with errors="skip" a warning that counts what was dropped.
+
+Covers empty files, missing files, wrong magic, truncated files, a corrupt word / packet
+in the middle, and coordinates beyond the sensor, per format. The AEDAT 4 cases (and
+ZSTD compression) rewrite a real LZ4 recording's packets, so they need the shared data.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import neurosparse.data as nd
+from neurosparse.errors import (
+    CorruptDataWarning,
+    EventFileError,
+    EventFileNotFoundError,
+    InputValueError,
+    ParameterError,
+    UnknownFormatError,
+)
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dvs"
+needs_data = pytest.mark.skipif(
+    not DATA.is_dir(), reason=f"real DVS recordings not found at {DATA}"
+)
+
+
+def events(n, w, h, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, 10**7, n))
+    return nd.make_events(t, rng.integers(0, w, n), rng.integers(0, h, n), rng.integers(0, 2, n))
+
+
+def read_skip(path, **kw):
+    with pytest.warns(CorruptDataWarning) as rec:
+        ev = nd.read_events(path, errors="skip", **kw)
+    return ev, str(rec[0].message)
+
+
+@pytest.mark.parametrize("name", ["a.bin", "a.aedat4", "a.raw", "a.dat", "a.h5", "a.xyz"])
+def test_empty_and_missing_files(tmp_path, name):
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(EventFileError, match="empty"):
+        nd.read_events(tmp_path / name)
+    with pytest.raises(EventFileNotFoundError):
+        nd.read_events(tmp_path / ("missing_" + name))
+    with pytest.raises(FileNotFoundError):  # the builtin a user would catch
+        nd.iter_events(tmp_path / ("missing_" + name))
+
+
+def test_wrong_magic_and_unknown_format(tmp_path):
+    path = nd.write_nmnist(tmp_path / "a.bin", events(10, 34, 34))
+    with pytest.raises(UnknownFormatError, match="AEDAT 4.0"):
+        nd.read_events(path, format="aedat4")
+    with pytest.raises(UnknownFormatError, match="AEDAT 2.0"):
+        nd.read_events(path, format="aedat2")
+    with pytest.raises(UnknownFormatError, match="format must be one of"):
+        nd.read_events(path, format="mp4")
+    odd = tmp_path / "a.xyz"
+    odd.write_bytes(b"\x01\x02\x03")
+    with pytest.raises(UnknownFormatError, match="pass format="):
+        nd.read_events(odd)
+    (tmp_path / "v1.aedat").write_bytes(b"#!AER-DAT1.0\r\n")
+    with pytest.raises(UnknownFormatError, match="not supported"):
+        nd.read_events(tmp_path / "v1.aedat")
+    with pytest.raises(ParameterError, match="errors must be"):
+        nd.read_events(path, errors="ignore")
+
+
+@pytest.mark.parametrize(
+    "writer, kw, suffix, cut, word",
+    [
+        (nd.write_nmnist, {}, ".bin", 2, 5),
+        (nd.write_aedat2, {}, ".aedat", 3, 8),
+        (nd.write_evt2, {"sensor_size": (64, 64)}, ".raw", 1, 4),
+        (nd.write_evt3, {"sensor_size": (64, 64)}, ".raw", 1, 2),
+    ],
+)
+def test_truncated_files(tmp_path, writer, kw, suffix, cut, word):
+    ev = events(500, 64, 64)
+    path = Path(writer(tmp_path / f"a{suffix}", ev, **kw))
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(EventFileError, match="truncated"):
+        nd.read_events(path)
+    got, msg = read_skip(path)
+    assert f"{word - cut} truncated bytes" in msg  # the rest of the cut word
+    n_keep = len(ev) - 1  # the cut lands inside the last event's word
+    assert np.array_equal(np.asarray(got), np.asarray(ev[:n_keep]))
+    with pytest.warns(CorruptDataWarning, match="truncated"):  # streaming reports it too
+        parts = list(nd.iter_events(path, chunk_events=64, errors="skip"))
+    assert np.array_equal(np.concatenate(parts), np.asarray(ev[:n_keep]))
+
+
+def test_evt2_corrupt_word_in_the_middle(tmp_path):
+    ev = events(300, 64, 64, seed=1)
+    path = Path(nd.write_evt2(tmp_path / "a.raw", ev, sensor_size=(64, 64)))
+    raw = bytearray(path.read_bytes())
+    header = raw.index(b"% end\n") + 6
+    words = np.frombuffer(bytes(raw[header:]), "<u4").copy()
+    cd = np.nonzero((words >> 28) <= 1)[0]
+    victim = cd[len(cd) // 2]
+    words[victim] = (0x3 << 28) | (words[victim] & 0xFFFFFFF)  # type 0x3 does not exist
+    path.write_bytes(bytes(raw[:header]) + words.tobytes())
+    with pytest.raises(EventFileError, match=f"first at word {victim}"):
+        nd.read_events(path)
+    got, msg = read_skip(path)
+    assert "1 corrupt words" in msg
+    assert np.array_equal(np.asarray(got), np.delete(np.asarray(ev), len(cd) // 2))
+
+
+def test_evt3_corrupt_word_is_counted(tmp_path):
+    ev = events(300, 64, 64, seed=2)
+    path = Path(nd.write_evt3(tmp_path / "a.raw", ev, sensor_size=(64, 64)))
+    raw = path.read_bytes()
+    head = raw.index(b"% end\n") + 6
+    words = np.frombuffer(raw[head:], "<u2").copy()
+    words = np.insert(words, len(words) // 2, [0x9000, 0xB123])  # two words of no type
+    path.write_bytes(raw[:head] + words.tobytes())
+    with pytest.raises(EventFileError, match="2 corrupt word"):
+        nd.read_events(path)
+    got, msg = read_skip(path)
+    assert "2 corrupt words" in msg
+    assert np.array_equal(np.asarray(got), np.asarray(ev))  # stateful words around were intact
+
+
+def test_coordinates_beyond_sensor(tmp_path):
+    ev = events(400, 100, 100, seed=3)
+    path = nd.write_evt2(tmp_path / "a.raw", ev, sensor_size=(64, 64))  # header claims 64 x 64
+    with pytest.raises(InputValueError, match="outside sensor_size"):
+        nd.read_events(path)
+    got, msg = read_skip(path)
+    inside = (ev["x"] < 64) & (ev["y"] < 64)
+    assert f"{int((~inside).sum())} events outside sensor" in msg
+    assert np.array_equal(np.asarray(got), np.asarray(ev[inside]))
+    assert got.meta["dropped"]["outside_sensor"] == int((~inside).sum())
+    # a user-given sensor_size is checked the same way on a headerless format
+    p2 = nd.write_nmnist(tmp_path / "b.bin", ev)
+    with pytest.raises(InputValueError, match=r"\(50, 50, 2\)"):
+        nd.read_events(p2, sensor_size=(50, 50))
+
+
+def test_iter_events_warns_even_when_stopped_early(tmp_path):
+    ev = events(2000, 100, 100, seed=4)
+    path = nd.write_evt2(tmp_path / "a.raw", ev, sensor_size=(64, 64))
+    with pytest.warns(CorruptDataWarning, match="outside sensor"):
+        it = nd.iter_events(path, chunk_events=100, errors="skip")
+        next(it)
+        it.close()
+
+
+def test_aedat3_corrupt_packet_header(tmp_path):
+    ev = events(1000, 128, 128, seed=5)
+    path = Path(nd.write_aedat3(tmp_path / "a.aedat", ev, packet_events=100))
+    raw = bytearray(path.read_bytes())
+    head = raw.index(b"#!END-HEADER\r\n") + 14
+    bad_at = head + 5 * (28 + 800)  # header of the 6th packet
+    raw[bad_at + 20 : bad_at + 24] = struct.pack("<i", 10**9)  # number > capacity
+    path.write_bytes(bytes(raw))
+    with pytest.raises(EventFileError, match=f"at byte {bad_at}: corrupt packet header"):
+        nd.read_events(path)
+    got, msg = read_skip(path)
+    assert f"{len(raw) - bad_at} bytes from a bad packet" in msg
+    assert np.array_equal(np.asarray(got), np.asarray(ev[:500]))
+
+
+# --- AEDAT 4: compression and packets, from a real LZ4 recording ------------------------------
+
+
+def rewrite_aedat4(
+    src: Path, dst: Path, codec: str, corrupt_packet: int | None = None
+) -> list[int]:
+    """Re-encode every packet with ``codec`` (header updated); return packet byte offsets."""
+    import lz4.frame
+    import zstandard
+
+    raw = src.read_bytes()
+    hlen = struct.unpack_from("<i", raw, 14)[0]
+    header = bytearray(raw[18 : 18 + hlen])
+    root = struct.unpack_from("<I", header, 0)[0]
+    vt = root - struct.unpack_from("<i", header, root)[0]
+    f_comp, f_table = struct.unpack_from("<HH", header, vt + 4)
+    struct.pack_into("<i", header, root + f_comp, {"zstd": 3, "lz4": 1, "none": 0}[codec])
+    struct.pack_into("<q", header, root + f_table, -1)  # no data table: read to the end
+    end = struct.unpack_from("<q", bytes(raw[18 : 18 + hlen]), root + f_table)[0]
+    out = bytearray(raw[:18]) + header
+    pos, offsets, k = 18 + hlen, [], 0
+    while pos < end:
+        sid, size = struct.unpack_from("<ii", raw, pos)
+        body = lz4.frame.decompress(raw[pos + 8 : pos + 8 + size])
+        if codec == "zstd":
+            body = zstandard.ZstdCompressor().compress(body)
+        elif codec == "lz4":
+            body = lz4.frame.compress(body)
+        if sid == 0 and k == corrupt_packet:
+            body = body[:8] + bytes(b ^ 0xFF for b in body[8:40]) + body[40:]
+        if sid == 0:
+            k += 1
+        offsets.append(len(out))
+        out += struct.pack("<ii", sid, len(body)) + body
+        pos += 8 + size
+    dst.write_bytes(bytes(out))
+    return offsets
+
+
+@needs_data
+@pytest.mark.parametrize("codec", ["zstd", "none"])
+def test_aedat4_zstd_and_uncompressed_equal_lz4(tmp_path, codec):
+    src = DATA / "aedat4/evl_sample.aedat4"
+    dst = tmp_path / f"{codec}.aedat4"
+    rewrite_aedat4(src, dst, codec)
+    ours = nd.read_events(dst)
+    assert ours.meta["compression"] == codec
+    assert np.array_equal(np.asarray(ours), np.asarray(nd.read_events(src)))
+    aedat = pytest.importorskip("aedat", reason="oracle `aedat` (PyPI) not installed")
+    ref = np.concatenate([p["events"] for p in aedat.Decoder(str(dst)) if p["stream_id"] == 0])
+    assert np.array_equal(ours["t"], ref["t"].astype(np.int64))
+    assert np.array_equal(ours["x"], ref["x"].astype(np.int16))
+
+
+@needs_data
+def test_aedat4_corrupt_packet_in_the_middle(tmp_path):
+    src = DATA / "aedat4/evl_sample.aedat4"
+    good = nd.read_events(src)
+    clean = tmp_path / "clean.aedat4"
+    rewrite_aedat4(src, clean, "lz4")
+    per_packet = [len(c) for c in nd.iter_events(clean, chunk_events=10**9)]
+    bad = tmp_path / "bad.aedat4"
+    rewrite_aedat4(src, bad, "lz4", corrupt_packet=3)
+    with pytest.raises(EventFileError, match="cannot decode packet"):
+        nd.read_events(bad)
+    got, msg = read_skip(bad)
+    assert "1 corrupt packets" in msg
+    lo = sum(per_packet[:3])
+    want = np.concatenate([np.asarray(good)[:lo], np.asarray(good)[lo + per_packet[3] :]])
+    assert np.array_equal(np.asarray(got), want)
+
+
+@needs_data
+def test_aedat4_truncated(tmp_path):
+    src = DATA / "aedat4/evl_sample.aedat4"
+    dst = tmp_path / "t.aedat4"
+    offsets = rewrite_aedat4(src, dst, "lz4")
+    raw = dst.read_bytes()
+    dst.write_bytes(raw[: offsets[len(offsets) // 2] + 20])  # cut inside a packet
+    with pytest.raises(EventFileError, match="truncated"):
+        nd.read_events(dst)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        got = nd.read_events(dst, errors="skip")
+    assert any(issubclass(w.category, CorruptDataWarning) for w in rec)
+    assert 0 < len(got) < len(nd.read_events(src))
