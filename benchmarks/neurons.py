@@ -28,14 +28,18 @@ from torch import nn
 warnings.filterwarnings("ignore")
 
 
-def _timeit(fn, reps: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
+def _timeit_round_robin(fns: dict, reps: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Time every function ``reps`` times, interleaved, so that a change in machine load
+    during the run hits every implementation alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    out: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1e3)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            out[name].append((time.perf_counter() - t0) * 1e3)
     return out
 
 
@@ -120,8 +124,7 @@ def main() -> None:
     reps = 3 if args.quick else args.reps
     steps, x = make_steps(T, B, N, rate)
     rows = []
-    for name, fn in steps.items():
-        ms = _timeit(fn, reps)
+    for name, ms in _timeit_round_robin(steps, reps).items():
         rows.append({"impl": name, "median_ms": statistics.median(ms), "min_ms": min(ms),
                      "max_ms": max(ms)})  # fmt: skip
     floor = rows[0]["median_ms"]
