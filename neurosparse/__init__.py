@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import data, errors
+from . import data, energy, errors
 from .neurons import ALIF, IF, LIF, CubaLIF, NeuronState, SpikingNeuron, surrogate
 from .sequential import Sequential
 
@@ -17,6 +17,7 @@ __all__ = [
     "Sequential",
     "SpikingNeuron",
     "data",
+    "energy",
     "errors",
     "surrogate",
     "__version__",

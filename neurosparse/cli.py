@@ -1,4 +1,4 @@
-"""The ``neurosparse`` command: ``demo``, ``info``."""
+"""The ``neurosparse`` command: ``demo``, ``report``, ``info``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .energy import cli_report
+
+    hardware = [h.strip() for h in args.hardware.split(",")] if args.hardware else None
+    report = cli_report(args.target, args.data, hardware)
+    report.print()
+    if args.markdown:
+        report.to_markdown(args.markdown)
+    if args.json:
+        report.to_json(args.json)
+    if args.plot:
+        report.plot(args.plot)
+    return 0
+
+
 def _numba_ran() -> bool:
     try:
         import numba
@@ -99,6 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("report", help="energy / latency report of a model on hardware profiles")
+    p.add_argument("target", help="PATH.py:build_function returning a model or (model, input)")
+    p.add_argument("--data", help="'example', synthetic-dvs[:B], nmnist:ROOT[:B], "
+                   "synthetic:T,B,...[@rate], or a .pt/.npy file")
+    p.add_argument("--hardware", help="comma-separated profile names or TOML/JSON paths "
+                   "(default: all built-in profiles)")
+    p.add_argument("--markdown", help="write the table as Markdown to this path")
+    p.add_argument("--json", help="write the report as JSON to this path")
+    p.add_argument("--plot", help="write a per-layer energy plot (PNG) to this path")
+    p.set_defaults(func=_cmd_report)
     p = sub.add_parser("info", help="versions, threads, and which kernel each op uses")
     p.set_defaults(func=_cmd_info)
     args = parser.parse_args(argv)

@@ -20,6 +20,7 @@ from .datasets import (
 )
 from .events import EVENT_DTYPE, EventArray, make_events
 from .io import FORMATS, detect_format, iter_events, open_events, read_events
+from .samples import load_sample
 from .synthetic import SyntheticDVS
 from .transforms import (
     Crop,
@@ -41,6 +42,7 @@ from .writers import (
 )
 
 __all__ = [
+    "load_sample",
     "SyntheticDVS",
     "EVENT_DTYPE",
     "EventArray",

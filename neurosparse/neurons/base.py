@@ -47,6 +47,15 @@ class SpikingNeuron(nn.Module):
     def params(self) -> NeuronParams:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @property
+    def state_vars(self) -> int:
+        """State variables the model really updates per neuron (for memory-traffic counts).
+
+        ``NeuronState`` always carries v, i, a, c; a plain LIF uses only v.
+        """
+        s = self.spec
+        return 1 + int(s.synaptic) + int(s.adaptive) + int(s.refractory > 0)
+
     # state -----------------------------------------------------------------------------
     def initial_state(self, x_t: torch.Tensor) -> NeuronState:
         """Resting state for one time step shaped like ``x_t`` (``[B, ...]``)."""

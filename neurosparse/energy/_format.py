@@ -1,0 +1,64 @@
+"""Human-readable numbers for report tables (SI prefixes, fixed width)."""
+
+from __future__ import annotations
+
+_PREFIXES = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+_SMALL = [(1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")]
+
+
+def count(v: float | None) -> str:
+    """1234567 -> '1.23 M'."""
+    if v is None:
+        return "-"
+    for scale, p in _PREFIXES:
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {p}"
+    return f"{v:.3g}" if v != int(v) else f"{int(v)}"
+
+
+def unit(v: float | None, u: str) -> str:
+    """0.0000123, 'J' -> '12.3 µJ'."""
+    if v is None:
+        return "-"
+    if v == 0:
+        return f"0 {u}"
+    for scale, p in _PREFIXES:
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {p}{u}"
+    for scale, p in _SMALL:
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {p}{u}"
+    return f"{v:.3g} {u}"
+
+
+def frac(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def nbytes(v: float | None) -> str:
+    if v is None:
+        return "-"
+    for scale, p in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if v >= scale:
+            return f"{v / scale:.3g} {p}"
+    return f"{int(v)} B"
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain fixed-width table (first column left-aligned, the others right-aligned)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(r):
+        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
+        return "  ".join(cells).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), sep, *(line(r) for r in rows)])
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(out)

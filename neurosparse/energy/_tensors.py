@@ -1,0 +1,176 @@
+"""Small tensor reductions shared by the counting hooks.
+
+Counts are returned as *lead tensors*: one float64 value per leading element of the
+input (every dim that is not a sample/feature dim, e.g. [T, B] for a Linear on
+[T, B, N]), so the meter can split them by time step afterwards. float64 keeps
+integer counts exact up to 2**53.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+Lead = torch.Tensor
+
+
+def first_tensor(obj) -> torch.Tensor | None:
+    """The first tensor in ``obj`` (a tensor, or a possibly nested tuple/list)."""
+    if isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, (tuple, list)):
+        for item in obj:
+            t = first_tensor(item)
+            if t is not None:
+                return t
+    return None
+
+
+def count_tensors(obj) -> int:
+    """Number of tensors in a state object (tensor, tuple, NamedTuple, list)."""
+    if isinstance(obj, torch.Tensor):
+        return 1
+    if isinstance(obj, (tuple, list)):
+        return sum(count_tensors(o) for o in obj)
+    return 0
+
+
+def lead_shape(x: torch.Tensor, sample_ndim: int) -> tuple[int, ...]:
+    return tuple(x.shape[: max(x.dim() - sample_ndim, 0)])
+
+
+def full_lead(x: torch.Tensor, sample_ndim: int, value: float,
+              device: torch.device | None = None) -> Lead:
+    """A lead tensor holding ``value`` for every leading element (on ``device`` or x's)."""
+    return torch.full(lead_shape(x, sample_ndim), float(value), dtype=torch.float64,
+                      device=device or x.device)
+
+
+def nonzero_lead(x: torch.Tensor, sample_ndim: int, nz: torch.Tensor | None = None) -> Lead:
+    """Non-zero elements per leading element (``nz`` = precomputed ``x != 0``)."""
+    nz = (x != 0) if nz is None else nz
+    if sample_ndim == 0:
+        return nz.to(torch.float64)
+    # summing a uint8 view is several times faster than summing bools on CPU
+    flat = nz.reshape(*lead_shape(x, sample_ndim), -1).view(torch.uint8)
+    dtype = torch.int32 if flat.shape[-1] < 2**31 else torch.int64  # int32 sums are faster
+    return flat.sum(-1, dtype=dtype).to(torch.float64)
+
+
+def binary_rows(x: torch.Tensor, sample_ndim: int) -> Lead | None:
+    """Non-zeros per leading element when every value of ``x`` is 0 or 1, else None.
+
+    Spike tensors are the common case, and for them a few BLAS-backed reductions replace
+    element-wise compare-and-count passes: on [0, 1], x² ≤ x with equality only at 0 and 1,
+    so ``Σx == Σx²`` proves the tensor binary (exact in float32 below 2**24 elements).
+    """
+    if not x.is_floating_point() or x.numel() == 0 or x.numel() >= 2**24 or sample_ndim == 0:
+        return None
+    xd = x.detach()
+    flat = xd.reshape(-1)
+    lo, hi = torch.aminmax(flat)
+    # one device sync for the four scalars
+    lo, hi, s1, s2 = torch.stack([lo, hi, flat.sum(), torch.dot(flat, flat)]).tolist()
+    if lo < 0 or hi > 1 or s1 != s2:
+        return None
+    ls = lead_shape(x, sample_ndim)
+    rows = xd.reshape(-1, flat.numel() // max(math.prod(ls), 1))
+    ones = torch.ones(rows.shape[1], dtype=x.dtype, device=x.device)
+    return (rows @ ones).to(torch.float64).reshape(ls)
+
+
+def fanout_dot(x: torch.Tensor, fan: torch.Tensor, uniform: bool, sample_ndim: int,
+               nz: torch.Tensor | None = None, nnz: Lead | None = None,
+               binary: bool = False) -> Lead:
+    """Σ over sample dims of bin(x)·fan, per leading element (exact effective synops)."""
+    if uniform:
+        value = float(fan.reshape(-1)[0]) if fan.numel() else 0.0
+        return (nonzero_lead(x, sample_ndim, nz) if nnz is None else nnz) * value
+    flat_fan = fan.reshape(-1)
+    # float32 is exact while every row sum stays below 2**24; use it when safe (faster)
+    dtype = torch.float32 if float(flat_fan.sum()) < 2**24 else torch.float64
+    if binary and x.dtype == dtype:
+        rows = x.detach().reshape(-1, flat_fan.numel())  # bin(x) == x
+    else:
+        nz = (x != 0) if nz is None else nz
+        rows = nz.reshape(-1, flat_fan.numel()).to(dtype)
+    out = rows @ flat_fan.to(device=x.device, dtype=dtype)
+    return out.to(torch.float64).reshape(lead_shape(x, sample_ndim))
+
+
+def is_ternary(x: torch.Tensor, nnz: float | None = None) -> bool:
+    """True when every value is in {-1, 0, 1} (NeuroBench's test for 'spiking' input).
+
+    ``nnz`` is the number of non-zeros of ``x`` when already known.
+    """
+    if x.numel() == 0:
+        return True
+    a = x.detach().abs()
+    if float(a.max()) > 1:
+        return False
+    if nnz is None:
+        nnz = float(torch.count_nonzero(a))
+    # all |x| <= 1: every non-zero is ±1 iff Σ|x| equals the number of non-zeros
+    # (float32 sums of 0/1 values are exact below 2**24 elements)
+    total = a.sum() if a.numel() < 2**24 else a.sum(dtype=torch.float64)
+    return float(total) == nnz
+
+
+def time_batch_size(x: torch.Tensor, sample_ndim: int) -> int:
+    """Product of the (at most two) time/batch dims: leading dims kept by :func:`reduce_lead`."""
+    ls = lead_shape(x, sample_ndim)[:2]
+    return max(math.prod(ls), 1)
+
+
+def reduce_lead(t: Lead) -> Lead:
+    """Keep at most two leading dims (time and batch); sum the rest."""
+    if t.dim() > 2:
+        return t.sum(dim=tuple(range(2, t.dim())))
+    return t
+
+
+TimeView = tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+
+
+def delta_nonzero(
+    x: torch.Tensor, sample_ndim: int, view: TimeView | None, prev: torch.Tensor | None,
+    nnz: Lead | None = None,
+) -> Lead:
+    """Elements that changed since the previous time step, per leading element.
+
+    With ``view`` (x seen time-major as [T, ...] plus a map back to x's lead shape) the
+    differences are taken along time inside this call, the first step against zero.
+    Otherwise ``x`` is one step and ``prev`` the input of the previous step (or None).
+    ``nnz`` (non-zeros per lead element) is passed only when ``x`` is binary (0/1).
+    """
+    xd = x.detach()
+    if view is not None and nnz is not None and sample_ndim:
+        # binary x: changed(t) = nnz(t) + nnz(t-1) - 2·overlap(t, t-1)
+        tm, restore = view
+        tm = tm.detach()
+        T = tm.shape[0]
+        rows = tm.reshape(T, -1, math.prod(tm.shape[tm.dim() - sample_ndim:]))
+        # float32 row sums of 0/1 values are exact (rows are shorter than 2**24)
+        nnz_tm = rows.sum(-1).to(torch.float64)
+        changed = nnz_tm.clone()
+        if T > 1:
+            overlap = (rows[1:] * rows[:-1]).sum(-1).to(torch.float64)
+            changed[1:] = nnz_tm[1:] + nnz_tm[:-1] - 2 * overlap
+        lead_tm = tm.dim() - sample_ndim
+        return restore(changed.reshape(tm.shape[:lead_tm]))
+    if view is not None:
+        tm, restore = view
+        tm = tm.detach()
+        changed = torch.empty_like(tm, dtype=torch.bool)
+        changed[0] = tm[0] != 0
+        if tm.shape[0] > 1:
+            torch.ne(tm[1:], tm[:-1], out=changed[1:])
+        lead_tm = tm.dim() - sample_ndim
+        per = (changed.reshape(*tm.shape[:lead_tm], -1).view(torch.uint8).sum(-1, dtype=torch.int32)
+               if sample_ndim else changed)
+        return restore(per).to(torch.float64)
+    if prev is None or prev.shape != xd.shape:
+        return nonzero_lead(xd, sample_ndim)
+    return nonzero_lead(xd != prev, sample_ndim)

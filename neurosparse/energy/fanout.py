@@ -1,0 +1,127 @@
+"""Exact fan-out maps: how many non-zero synapses each input element drives.
+
+For any layer that is linear in its input, the effective synaptic operations of an
+input ``x`` are ``Σ_out Σ_w bin(W)·bin(x) = <bin(x), fanout>`` where
+``fanout = ∂/∂z Σ layer_binW(z)`` (the adjoint applied to an all-ones output).
+This is exact for strides, padding (border pixels drive fewer outputs), dilation,
+groups and zero weights, and equals NeuroBench's binarised-layer count and
+Sinabs' transposed-convolution fan-out map. Maps are cached per layer, input
+shape and weight version, so a forward pass only pays a count and a dot product.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+# layer -> {(kind, sample_shape, weight version/ptr): (map, is_uniform)}
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _weight_key(w: torch.Tensor | None) -> tuple:
+    if w is None:
+        return ()
+    return (w.data_ptr(), w._version, tuple(w.shape))
+
+
+def _cached(layer: nn.Module, key: tuple, build) -> tuple[torch.Tensor, bool]:
+    per_layer = _CACHE.setdefault(layer, {})
+    hit = per_layer.get(key)
+    if hit is None:
+        fan = build()
+        uniform = bool(fan.numel() == 0 or fan.min() == fan.max())
+        hit = (fan, uniform)
+        if len(per_layer) >= 8:  # shapes/weights of one layer rarely change; keep memory flat
+            per_layer.clear()
+        per_layer[key] = hit
+    return hit
+
+
+def _adjoint_ones(fn, sample_shape: tuple[int, ...]) -> torch.Tensor:
+    """Gradient of ``fn(z).sum()`` w.r.t. a zero input ``z`` of one sample (float64, CPU)."""
+    z = torch.zeros((1, *sample_shape), dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(fn(z).sum(), z)
+    return g[0].detach()
+
+
+def linear_fanout(weight: torch.Tensor, ones: bool = False) -> tuple[torch.Tensor, bool]:
+    """Fan-out of each input feature of ``y = x Wᵀ``: non-zero weights per column.
+
+    ``weight`` has shape [out, in]; returns ([in] float64 on CPU, uniform?).
+    """
+    if ones:
+        fan = torch.full((weight.shape[1],), float(weight.shape[0]), dtype=torch.float64)
+        return fan, True
+    fan = (weight.detach() != 0).sum(0).to(torch.float64).cpu()
+    return fan, bool(fan.numel() == 0 or fan.min() == fan.max())
+
+
+def module_linear_fanout(
+    layer: nn.Module, weight: torch.Tensor, ones: bool = False
+) -> tuple[torch.Tensor, bool]:
+    """Cached :func:`linear_fanout` of one of ``layer``'s weight matrices."""
+    key = ("linear", ones, _weight_key(weight), tuple(weight.shape))
+    return _cached(layer, key, lambda: linear_fanout(weight, ones)[0])
+
+
+def conv_fanout(
+    layer: nn.modules.conv._ConvNd, sample_shape: tuple[int, ...], ones: bool = False
+) -> tuple[torch.Tensor, bool]:
+    """Fan-out map [C_in, *spatial] of a (transposed) convolution for one input sample."""
+    w = layer.weight
+    key = ("conv", ones, tuple(sample_shape), _weight_key(None if ones else w), tuple(w.shape))
+
+    def build() -> torch.Tensor:
+        wb = torch.ones(w.shape, dtype=torch.float64) if ones else (
+            (w.detach() != 0).to(torch.float64).cpu())
+        if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+            nd = len(sample_shape) - 1
+            fn = _CONV_T[nd]
+
+            def op(z):
+                return fn(z, wb, None, layer.stride, layer.padding, layer.output_padding,
+                          layer.groups, layer.dilation)
+        else:
+            def op(z):
+                # _conv_forward applies non-zero padding modes (reflect, circular) too
+                return layer._conv_forward(z, wb, None)
+        return _adjoint_ones(op, sample_shape)
+
+    return _cached(layer, key, build)
+
+
+def pool_fanout(
+    layer: nn.Module, sample_shape: tuple[int, ...]
+) -> tuple[torch.Tensor, bool]:
+    """Windows each input element falls into, for Max/Avg pooling (treated as sum-pooling)."""
+    nd = len(sample_shape) - 1
+    k = _tuple(layer.kernel_size, nd)
+    s = _tuple(layer.stride if layer.stride is not None else layer.kernel_size, nd)
+    p = _tuple(layer.padding, nd)
+    ceil = bool(getattr(layer, "ceil_mode", False))
+    key = ("pool", tuple(sample_shape), k, s, p, ceil)
+    area = math.prod(k)
+
+    def build() -> torch.Tensor:
+        fn = _AVG_POOL[nd]
+
+        def op(z):
+            return fn(z, k, s, p, ceil, True) * area
+
+        return _adjoint_ones(op, sample_shape)
+
+    return _cached(layer, key, build)
+
+
+def _tuple(v, n: int) -> tuple[int, ...]:
+    if isinstance(v, (tuple, list)):
+        return tuple(int(x) for x in v)
+    return (int(v),) * n

@@ -1,0 +1,429 @@
+"""The energy meter: counts what a model does, layer by layer and step by step.
+
+>>> with Meter(model) as m:                      # doctest: +SKIP
+...     model(spikes)                           # [T, B, ...]
+>>> print(m.report(hardware=["loihi", "cpu-45nm"]))   # doctest: +SKIP
+
+Modules that count themselves (``neurosparse._counters.OpCounter``) are reset when the
+meter is entered and read after each of their calls; nothing below them is hooked, so
+their work is never counted twice. Every other supported module is counted from its
+inputs and outputs by a forward hook (see ``synaptic``, ``recurrent``, ``neurons``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._checks import check_choice
+from .._counters import COUNT_KEYS, OpCounter
+from ..errors import DTypeError, ParameterError
+from . import _tensors as tt
+from .context import LAYOUTS, StepContext
+from .counts import FIELDS, LayerCounts
+from .neurons import ACTIVATION_TYPES, count_activation, count_neuron, neuron_family
+from .recurrent import count_rnn, count_rnn_cell
+from .synaptic import (
+    NORM_TYPES,
+    POOL_TYPES,
+    count_conv,
+    count_linear,
+    count_norm,
+    count_pool,
+    params_bytes,
+)
+
+Handler = Callable[..., dict[str, torch.Tensor]]
+
+
+def _classify(module: nn.Module) -> tuple[str, Handler, bool] | None:
+    """(kind, counter, stackable): stackable counters accept all steps stacked on dim 0."""
+    family = neuron_family(module)
+    if family is not None:
+        kind = "recurrent" if family == "norse-recurrent" else "neuron"
+
+        def handler(m, a, o, c, r, s, _f=family):
+            return count_neuron(m, a, o, c, r, s, _f)
+
+        return kind, handler, family != "norse-recurrent"
+    table: Sequence[tuple[Any, str, Handler, bool]] = (
+        (nn.Linear, "synaptic", count_linear, True),
+        (nn.modules.conv._ConvNd, "synaptic", count_conv, True),
+        (nn.RNNCellBase, "recurrent", count_rnn_cell, False),
+        (nn.RNNBase, "recurrent", count_rnn, False),
+        (POOL_TYPES, "pool", count_pool, True),
+        (NORM_TYPES, "norm", count_norm, False),
+        (ACTIVATION_TYPES, "activation", count_activation, True),
+    )
+    for types, kind, fn, stackable in table:
+        if isinstance(module, types):
+            return kind, fn, stackable
+    return None
+
+
+def _stacked(ts: list[torch.Tensor], values: bool) -> torch.Tensor:
+    """[T, ...] from T equal-shape tensors; a meta tensor when only the shape is read."""
+    if values:
+        return torch.stack(ts)
+    return torch.empty((len(ts), *ts[0].shape), dtype=ts[0].dtype, device="meta")
+
+
+def _stack_calls(calls: list, synaptic: bool) -> tuple[tuple, Any] | None:
+    """Stack the T calls of one layer into one [T, ...] call, or None if shapes differ.
+
+    Synaptic counters read input values and only the output's shape; neuron and
+    activation counters read output values (spikes) and only the input's shape.
+    """
+    first_args, first_out = calls[0]
+    x0 = first_args[0] if first_args else None
+    if not isinstance(x0, torch.Tensor):
+        return None
+    xs = [c[0][0] for c in calls]
+    if any(not isinstance(x, torch.Tensor) or x.shape != x0.shape for x in xs):
+        return None
+    outs = [tt.first_tensor(c[1]) for c in calls]
+    if any(o is None or o.shape != outs[0].shape for o in outs):
+        return None
+    out = _stacked(outs, not synaptic)
+    if isinstance(first_out, tuple):  # keep the structure (state count) of the output
+        out = (out, *first_out[1:])
+    return (_stacked(xs, synaptic), *first_args[1:]), out
+
+
+class Meter:
+    """Context manager that counts operations, spikes and memory traffic of a model.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any model: neurosparse modules, snnTorch, Norse, SpikingJelly or plain PyTorch.
+    layout : {"TB", "BT", "B"}
+        How the model's input is laid out: time-first [T, B, ...] (default), batch-first
+        [B, T, ...], or one time step [B, ...] per call (then each call is a step; call
+        :meth:`next_sequence` between independent sequences).
+    batch_size, time_steps : int, optional
+        Override the batch size / number of steps read from the model's input.
+    temporal : bool
+        Count temporal (delta) sparsity of synaptic-layer inputs (one extra pass over
+        each input); ``False`` makes the meter cheaper.
+    name : str, optional
+        Model name shown in reports (default: the model's class name).
+
+    Notes
+    -----
+    Per-inference figures in reports are totals divided by the number of samples seen.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        layout: str = "TB",
+        batch_size: int | None = None,
+        time_steps: int | None = None,
+        temporal: bool = True,
+        name: str | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise DTypeError(
+                f"model must be a torch.nn.Module, got {type(model).__name__}"
+            )
+        check_choice("layout", layout, LAYOUTS)
+        for arg, v in (("batch_size", batch_size), ("time_steps", time_steps)):
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise ParameterError(f"{arg} must be a positive int or None, got {v!r}")
+        self.model = model
+        self.layout = layout
+        self.name = name or type(model).__name__
+        self._batch_override = batch_size
+        self._time_override = time_steps
+        self._temporal = bool(temporal)
+        self._records: dict[str, LayerCounts] = {}
+        self._handles: list = []
+        self._scratch: dict[str, dict] = {}
+        self._snapshots: dict[str, dict[str, int]] = {}
+        self._exact_modules: dict[str, OpCounter] = {}
+        self._pending: dict[str, list] = {}
+        self._handlers: dict[str, tuple[Handler, bool, nn.Module]] = {}
+        self._ctx: StepContext | None = None
+        self._depth = 0
+        self._samples = 0
+        self._steps = 0
+        self._step = 0  # step index inside the current sequence (layout "B")
+        self._seq_batch = 0
+        self._active = False
+
+    # -- context manager -----------------------------------------------------------------
+    def __enter__(self) -> Meter:
+        if self._active:
+            raise ParameterError("this Meter is already active; do not nest it with itself")
+        self._install()
+        self._active = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self._active = False
+        for name, module in self._exact_modules.items():
+            diff = self._exact_diff(name, module)
+            if any(diff.values()):  # counted outside forward (e.g. in backward)
+                totals = {k: float(diff.get(k, 0)) for k in FIELDS}
+                self._add_split(self._records[name], totals, None, max(self._steps, 1))
+
+    def _install(self) -> None:
+        skip: list[str] = []
+        root = self.model
+        self._handles.append(root.register_forward_pre_hook(self._begin_call, with_kwargs=True))
+        for name, module in root.named_modules():
+            if any(name.startswith(p + ".") for p in skip):
+                continue
+            label = name or self.name
+            if isinstance(module, OpCounter):
+                module.reset_counters()
+                skip.append(name)
+                self._exact_modules[label] = module
+                self._snapshots[label] = dict.fromkeys(COUNT_KEYS, 0)
+                self._records[label] = LayerCounts(label, type(module).__name__, "exact",
+                                                   exact=True)
+                self._handles.append(module.register_forward_hook(self._exact_hook(label)))
+                if not name:
+                    break  # the whole model counts itself
+                continue
+            found = _classify(module)
+            if found is None:
+                continue
+            kind, fn, stackable = found
+            self._records[label] = LayerCounts(label, type(module).__name__, kind)
+            self._scratch[label] = {} if self._temporal else {"no_delta": True}
+            self._handlers[label] = (fn, stackable, module)
+            self._handles.append(module.register_forward_hook(self._layer_hook(label)))
+        self._handles.append(root.register_forward_hook(self._end_call))
+
+    # -- top-level calls -----------------------------------------------------------------
+    def _begin_call(self, module, args, kwargs):
+        self._depth += 1
+        if self._depth > 1:
+            return None
+        x = tt.first_tensor(args)
+        if x is None:
+            x = tt.first_tensor(tuple(kwargs.values()))
+        shape = tuple(x.shape) if x is not None else ()
+        if self.layout == "TB":
+            T, B = (shape[0] if len(shape) > 0 else 1), (shape[1] if len(shape) > 1 else 1)
+        elif self.layout == "BT":
+            B, T = (shape[0] if len(shape) > 0 else 1), (shape[1] if len(shape) > 1 else 1)
+        else:
+            T, B = 1, (shape[0] if len(shape) > 1 else 1)
+        T = self._time_override if (self._time_override and self.layout != "B") else T
+        B = self._batch_override or B
+        self._ctx = StepContext(self.layout, int(T), int(B))
+        self._pending = {}
+        if self.layout != "B":
+            for s in self._scratch.values():
+                s.pop("prev", None)  # a new batch of sequences starts
+        return None
+
+    def _end_call(self, module, args, output):
+        self._depth -= 1
+        if self._depth > 0:
+            return None
+        ctx = self._ctx
+        for label, calls in self._pending.items():
+            rec = self._records[label]
+            rec.calls += len(calls)
+            if label in self._exact_modules:
+                self._finish_exact(rec, calls, ctx)
+            else:
+                self._finish_hooked(label, rec, calls, ctx)
+        if ctx.layout == "B":
+            self._step += 1
+            self._seq_batch = ctx.B
+            self._steps = max(self._steps, self._step)
+        else:
+            self._samples += ctx.B
+            self._steps = max(self._steps, ctx.T)
+        self._pending = {}
+        self._ctx = None
+        return None
+
+    # Hooks only keep references to their tensors; counting happens once per model call,
+    # on all time steps of a layer at once, which keeps the per-step cost of a Python loop
+    # over time to an append (the tensors live until the model call returns).
+    def _finish_hooked(self, label: str, rec: LayerCounts, calls: list, ctx: StepContext):
+        fn, stackable, module = self._handlers[label]
+        n = len(calls)
+        if ctx.layout == "B":
+            for args, out in calls:
+                totals, _ = self._evaluate(label, module, fn, args, out, ctx)
+                rec.add(totals, [totals], self._step)
+            return
+        stacked = None
+        if stackable and n == ctx.T and n > 1:
+            stacked = _stack_calls(calls, synaptic=rec.kind not in ("neuron", "activation"))
+        if stacked is not None:
+            sctx = StepContext("TB", ctx.T, ctx.B)
+            totals, split = self._evaluate(label, module, fn, *stacked, sctx)
+            self._add_split(rec, totals, split, ctx.T)
+        elif n == ctx.T:
+            step_ctx = StepContext("B", 1, ctx.B)
+            for i, (args, out) in enumerate(calls):
+                totals, _ = self._evaluate(label, module, fn, args, out, step_ctx)
+                rec.add(totals, [totals], i)
+        else:
+            for args, out in calls:
+                totals, split = self._evaluate(label, module, fn, args, out, ctx)
+                self._add_split(rec, totals, split if n == 1 else None, ctx.T)
+
+    def _finish_exact(self, rec: LayerCounts, calls: list, ctx: StepContext) -> None:
+        for i, totals in enumerate(calls):
+            if ctx.layout == "B":
+                rec.add(totals, [totals], self._step)
+            elif len(calls) == ctx.T:
+                rec.add(totals, [totals], i)
+            else:
+                self._add_split(rec, totals, None, ctx.T)
+
+    def _add_split(self, rec: LayerCounts, totals: dict, split: list | None, T: int) -> None:
+        if split is not None:
+            rec.add(totals, split)
+            return
+        # counts without time structure are spread evenly over the steps
+        T = max(T, 1)
+        rec.add(totals, [{k: v / T for k, v in totals.items()}] * T)
+        if T > 1:
+            rec.note("part of the counts had no time structure and were spread evenly over steps")
+
+    def _evaluate(self, label, module, fn, args, out, ctx: StepContext):
+        """Run a counter; return totals and, when the counts have a time axis, per-step dicts."""
+        with torch.no_grad():
+            counts = fn(module, args, out, ctx, self._records[label], self._scratch[label])
+        leads = [counts.get(k) for k in FIELDS]
+        ref = next(t for t in leads if t is not None)
+        shapes = {tuple(t.shape) for t in leads if t is not None}
+        if len(shapes) == 1:  # the usual case: one stacked reduction instead of one per count
+            shape = shapes.pop()
+            K = len(FIELDS)
+            block = torch.stack([torch.zeros(shape, dtype=torch.float64, device=ref.device)
+                                 if t is None else t.to(torch.float64) for t in leads])
+            if len(shape) > 2:  # keep at most the (time, batch) leading dims
+                block = block.reshape(K, shape[0], shape[1], -1).sum(-1)
+            totals = block.reshape(K, -1).sum(1).tolist()
+            split = None
+            if ctx.T > 1 and ctx.layout != "B" and block.dim() > 1:
+                parts = ctx.split_block(block)
+                if parts is not None:
+                    split = [dict(zip(FIELDS, row)) for row in parts.T.tolist()]
+            return dict(zip(FIELDS, totals)), split
+        zeros = torch.zeros((), dtype=torch.float64, device=ref.device)
+        leads = [zeros if t is None else tt.reduce_lead(t) for t in leads]
+        totals = torch.stack([t.sum() for t in leads]).tolist()
+        split = None
+        if ctx.T > 1 and ctx.layout != "B":
+            parts = [ctx.split(t) if t.dim() else None for t in leads]
+            # a split is usable when every count that is not zero has a time axis
+            if all(p is not None or v == 0 for p, v in zip(parts, totals)):
+                cols = [p if p is not None else torch.zeros(ctx.T, dtype=torch.float64,
+                                                            device=ref.device)
+                        for p in parts]
+                split = [dict(zip(FIELDS, row)) for row in torch.stack(cols, 1).tolist()]
+        return dict(zip(FIELDS, totals)), split
+
+    def _layer_hook(self, label: str):
+        def hook(module, args, output):
+            if self._ctx is not None:
+                self._pending.setdefault(label, []).append((args, output))
+                return
+            # called outside a call of the metered model: count now, at step 0
+            fn, _, _ = self._handlers[label]
+            totals, _ = self._evaluate(label, module, fn, args, output, StepContext("B", 1, 1))
+            rec = self._records[label]
+            rec.calls += 1
+            rec.add(totals, [totals], 0)
+            rec.note("called outside the metered model's forward: counted at step 0")
+            self._steps = max(self._steps, 1)
+
+        return hook
+
+    # -- exact counters ------------------------------------------------------------------
+    def _exact_diff(self, label: str, module: OpCounter) -> dict[str, int]:
+        now = module.op_counts()
+        before = self._snapshots[label]
+        self._snapshots[label] = dict(now)
+        return {k: now[k] - before.get(k, 0) for k in COUNT_KEYS}
+
+    def _exact_hook(self, label: str):
+        def hook(module, args, output):
+            ctx = self._ctx or StepContext("B", 1, 1)
+            rec = self._records[label]
+            rec.params_bytes = params_bytes(module)
+            x, y = tt.first_tensor(args), tt.first_tensor(output)
+            pairs = ctx.B
+            if x is not None and ctx.time_view(x, max(x.dim() - 2, 0)) is not None:
+                pairs = ctx.T * ctx.B
+            if y is not None:
+                rec.units = max(rec.units, y.numel() // max(pairs, 1))
+            moved = sum(t.numel() * t.element_size() for t in (x, y) if t is not None)
+            totals = dict.fromkeys(FIELDS, 0.0)
+            totals.update({k: float(v) for k, v in self._exact_diff(label, module).items()})
+            totals["dense_weight_bytes_read"] = float(rec.params_bytes * pairs)
+            totals["activation_bytes"] = float(moved)
+            if self._ctx is not None:
+                self._pending.setdefault(label, []).append(totals)
+            else:
+                rec.calls += 1
+                rec.add(totals, [totals], 0)
+                self._steps = max(self._steps, 1)
+
+        return hook
+
+    # -- results -------------------------------------------------------------------------
+    def next_sequence(self) -> None:
+        """Layout "B" only: the next call starts a new, independent sequence."""
+        if self.layout != "B":
+            raise ParameterError('next_sequence() is for layout="B" (step mode) only')
+        if self._step:
+            self._samples += self._seq_batch
+        self._step = 0
+        for s in self._scratch.values():
+            s.pop("prev", None)
+
+    @property
+    def samples(self) -> int:
+        """Samples (sequences) seen so far."""
+        open_seq = self._seq_batch if (self.layout == "B" and self._step) else 0
+        return self._samples + open_seq
+
+    @property
+    def time_steps(self) -> int:
+        return self._steps
+
+    def counts(self) -> list[LayerCounts]:
+        """Per-layer counts (totals over all samples), in model order, called layers only."""
+        return [r for r in self._records.values() if r.calls or any(r.totals.values())]
+
+    def report(
+        self,
+        hardware: Sequence[str | dict | Any] | str | None = None,
+        execution: str = "native",
+    ):
+        """Energy and latency per inference on each hardware profile.
+
+        Parameters
+        ----------
+        hardware : list of profile names, dicts, TOML/YAML paths or HardwareProfile
+            Default: every built-in profile (:func:`list_profiles`). A name may end in
+            ``":event"`` or ``":dense"`` to override how the hardware executes layers.
+        execution : {"native", "event", "dense", "both"}
+            "both" evaluates every profile in event *and* dense execution (comparison mode).
+        """
+        from .report import Report
+
+        return Report.build(self, hardware, execution)
+
+
+__all__ = ["Meter"]

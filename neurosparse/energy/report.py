@@ -1,0 +1,341 @@
+"""Energy/latency report: terminal table, Markdown, versioned JSON and figures.
+
+All figures are **per inference** (per sample): totals over the metered run divided by
+the number of samples. JSON schema ``neurosparse.energy.report`` version 1::
+
+    {"schema": "neurosparse.energy.report", "version": 1, "model": str,
+     "samples": int, "time_steps": int, "layout": "TB" | "BT" | "B",
+     "totals": {count: per-inference value},
+     "sparsity": {"activation": float|null, "input": float|null, "temporal": float|null},
+     "layers": [LayerCounts.to_dict() (totals over all samples)],
+     "hardware": [HardwareResult.to_dict()], "comparison": [...], "definitions": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._checks import check_choice
+from ..errors import InputValueError
+from . import _format as fmt
+from .counts import FIELDS, STEP_FIELDS, LayerCounts
+from .estimate import HardwareResult, estimate
+from .profiles import HardwareProfile, list_profiles, load_profile
+
+SCHEMA = "neurosparse.energy.report"
+SCHEMA_VERSION = 1
+EXECUTION_CHOICES = ("native", "event", "dense", "both")
+NEURON_KINDS = ("neuron", "activation", "recurrent")
+DEFINITIONS = {
+    "synops": "effective accumulates: non-zero binary/ternary inputs x non-zero fan-out "
+              "(NeuroBench Effective_ACs; bias excluded)",
+    "macs": "effective multiply-accumulates for graded non-zero inputs (NeuroBench "
+            "Effective_MACs)",
+    "dense_macs": "multiply-accumulates of dense execution (every tap, padding included)",
+    "dense_synops": "NeuroBench Dense: all-ones weights and inputs (padding taps excluded)",
+    "activation_sparsity": "zeros / all outputs of neuron and activation layers, all steps "
+                           "and samples (NeuroBench ActivationSparsity)",
+    "input_sparsity": "zeros / all inputs of synaptic layers",
+    "temporal_sparsity": "input elements unchanged since the previous step / all, first "
+                         "step compared with zero (delta sparsity)",
+    "per_inference": "totals divided by the number of samples",
+}
+
+
+def _resolve(hardware, execution: str) -> list[tuple[str, HardwareProfile]]:
+    if hardware is None:
+        hardware = list_profiles()
+    if isinstance(hardware, (str, dict, HardwareProfile, Path)):
+        hardware = [hardware]
+    out: list[tuple[str, HardwareProfile]] = []
+    for spec in hardware:
+        prof = load_profile(spec)
+        suffixed = isinstance(spec, str) and ":" in spec and not spec.endswith(".toml")
+        modes = {"both": ["event", "dense"], "event": ["event"], "dense": ["dense"]}.get(
+            execution, [prof.execution])
+        if suffixed:
+            modes = [prof.execution]
+        for mode in modes:
+            p = prof.with_execution(mode)
+            label = prof.name if (execution == "native" and not suffixed) else f"{prof.name}:{mode}"
+            if label not in [lbl for lbl, _ in out]:
+                out.append((label, p))
+    return out
+
+
+class Report:
+    """Per-layer counts and per-hardware energy/latency of one metered run."""
+
+    def __init__(self, model: str, samples: int, time_steps: int, layout: str,
+                 layers: list[LayerCounts], hardware: list[HardwareResult]) -> None:
+        self.model = model
+        self.samples = int(samples)
+        self.time_steps = int(time_steps)
+        self.layout = layout
+        self.layers = list(layers)
+        self.hardware = list(hardware)
+
+    @classmethod
+    def build(cls, meter, hardware: Sequence | str | None, execution: str = "native") -> Report:
+        check_choice("execution", execution, EXECUTION_CHOICES)
+        layers = meter.counts()
+        if not layers or meter.samples == 0:
+            raise InputValueError(
+                "the meter has seen no work: run the model inside `with Meter(model) as m:` "
+                "before calling m.report()"
+            )
+        results = []
+        for label, prof in _resolve(hardware, execution):
+            res = estimate(layers, meter.samples, meter.time_steps, prof)
+            res.name = label
+            results.append(res)
+        return cls(meter.name, meter.samples, meter.time_steps, meter.layout, layers, results)
+
+    # -- figures -------------------------------------------------------------------------
+    def per_inference(self, layer: LayerCounts) -> dict[str, float]:
+        return {k: v / max(self.samples, 1) for k, v in layer.totals.items()}
+
+    @property
+    def totals(self) -> dict[str, float]:
+        """Per-inference counts summed over layers."""
+        out = dict.fromkeys(FIELDS, 0.0)
+        for layer in self.layers:
+            for k, v in self.per_inference(layer).items():
+                out[k] = out.get(k, 0.0) + v
+        return out
+
+    def _ratio(self, num: str, den: str, kinds=None) -> float | None:
+        n = d = 0.0
+        for layer in self.layers:
+            if kinds is None or layer.kind in kinds:
+                n += layer.totals[num]
+                d += layer.totals[den]
+        return None if d <= 0 else 1.0 - n / d
+
+    @property
+    def activation_sparsity(self) -> float | None:
+        """NeuroBench ActivationSparsity over neuron/activation layers (and recurrent cells)."""
+        return self._ratio("spikes", "neuron_updates", NEURON_KINDS)
+
+    @property
+    def input_sparsity(self) -> float | None:
+        return self._ratio("events_in", "inputs_in")
+
+    @property
+    def temporal_sparsity(self) -> float | None:
+        return self._ratio("delta_events_in", "delta_inputs_in")
+
+    def sparsity_over_time(self) -> dict[str, list[float | None]]:
+        """Per time step: activation sparsity (neuron outputs) and input sparsity."""
+        steps = max((len(v) for layer in self.layers for v in layer.per_step.values()),
+                    default=0)
+        act, inp = [], []
+        for t in range(steps):
+            def tot(key, kinds=None, _t=t):
+                return sum(layer.per_step[key][_t] for layer in self.layers
+                           if _t < len(layer.per_step[key]) and (kinds is None
+                                                                 or layer.kind in kinds))
+            upd, spk = tot("neuron_updates", NEURON_KINDS), tot("spikes", NEURON_KINDS)
+            ins, ev = tot("inputs_in"), tot("events_in")
+            act.append(None if upd <= 0 else 1 - spk / upd)
+            inp.append(None if ins <= 0 else 1 - ev / ins)
+        return {"activation": act, "input": inp}
+
+    def comparison(self) -> list[dict[str, Any]]:
+        """Event vs dense execution on the same hardware, where both were evaluated."""
+        by_base: dict[str, dict[str, HardwareResult]] = {}
+        for r in self.hardware:
+            by_base.setdefault(r.name.split(":")[0], {})[r.execution] = r
+        rows = []
+        for base, modes in by_base.items():
+            if "event" in modes and "dense" in modes:
+                ev, de = modes["event"].energy_j, modes["dense"].energy_j
+                rows.append({
+                    "hardware": base, "event_j": ev, "dense_j": de,
+                    "dense_over_event": (de / ev) if ev > 0 else None,
+                    "event_latency_s": modes["event"].latency_s,
+                    "dense_latency_s": modes["dense"].latency_s,
+                })
+        return rows
+
+    # -- tables --------------------------------------------------------------------------
+    def _layer_rows(self, energy_cols: bool = True) -> tuple[list[str], list[list[str]]]:
+        header = ["Layer", "Type", "SynOps", "MACs", "Dense MACs", "Neuron upd.", "Spikes",
+                  "Sparsity", "Weights", "State r/w"]
+        if energy_cols:
+            header += [f"E {r.name}" for r in self.hardware]
+        rows = []
+        for layer in self.layers:
+            c = self.per_inference(layer)
+            sp = layer.output_sparsity if layer.kind in NEURON_KINDS else layer.input_sparsity
+            row = [layer.name + ("" if not layer.exact else " *"), layer.type,
+                   fmt.count(c["synops"]), fmt.count(c["macs"]), fmt.count(c["dense_macs"]),
+                   fmt.count(c["neuron_updates"]), fmt.count(c["spikes"]), fmt.frac(sp),
+                   fmt.nbytes(layer.params_bytes), fmt.nbytes(c["state_bytes_rw"])]
+            if energy_cols:
+                row += [fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J")
+                        for r in self.hardware]
+            rows.append(row)
+        t = self.totals
+        total = ["Total", "", fmt.count(t["synops"]), fmt.count(t["macs"]),
+                 fmt.count(t["dense_macs"]), fmt.count(t["neuron_updates"]),
+                 fmt.count(t["spikes"]), fmt.frac(self.activation_sparsity),
+                 fmt.nbytes(sum(layer.params_bytes for layer in self.layers)),
+                 fmt.nbytes(t["state_bytes_rw"])]
+        if energy_cols:
+            total += [fmt.unit(r.dynamic_j, "J") for r in self.hardware]
+        rows.append(total)
+        return header, rows
+
+    def _hardware_rows(self) -> tuple[list[str], list[list[str]]]:
+        header = ["Hardware", "Execution", "Energy", "Range", "Static", "Latency",
+                  "Latency range", "EDP", "Chips"]
+        rows = []
+        for r in self.hardware:
+            # "no range": the profile marks constants uncertain without giving bounds
+            same = "no range" if r.uncertain else "exact"
+            rng = (f"{fmt.unit(r.energy_low_j, 'J')} – {fmt.unit(r.energy_high_j, 'J')}"
+                   if r.energy_low_j != r.energy_high_j else same)
+            lrng = (f"{fmt.unit(r.latency_low_s, 's')} – {fmt.unit(r.latency_high_s, 's')}"
+                    if r.latency_low_s != r.latency_high_s else same)
+            rows.append([r.name + (" ≈" if r.uncertain else ""), r.execution,
+                         fmt.unit(r.energy_j, "J"), rng, fmt.unit(r.static_j, "J"),
+                         fmt.unit(r.latency_s, "s"), lrng, fmt.unit(r.edp_js, "J·s"),
+                         str(r.chips)])
+        return header, rows
+
+    def _summary_line(self) -> str:
+        return (f"{self.model}: {self.samples} sample(s), {self.time_steps} time step(s), "
+                f"layout {self.layout}; per inference. Activation sparsity "
+                f"{fmt.frac(self.activation_sparsity)}, input sparsity "
+                f"{fmt.frac(self.input_sparsity)}, temporal sparsity "
+                f"{fmt.frac(self.temporal_sparsity)}.")
+
+    def __str__(self) -> str:
+        lh, lr = self._layer_rows()
+        hh, hr = self._hardware_rows()
+        parts = [self._summary_line(), "", fmt.text_table(lh, lr), "", fmt.text_table(hh, hr)]
+        cmp = self.comparison()
+        if cmp:
+            parts += ["", "Dense vs event execution:"] + [
+                f"  {c['hardware']}: dense {fmt.unit(c['dense_j'], 'J')} / event "
+                f"{fmt.unit(c['event_j'], 'J')} = {c['dense_over_event'] or float('nan'):.3g}x"
+                for c in cmp]
+        parts += ["", "≈ profile has uncertain constants (see its sources); * counted exactly "
+                      "by the module itself"]
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        return (f"Report(model={self.model!r}, samples={self.samples}, "
+                f"time_steps={self.time_steps}, layers={len(self.layers)}, "
+                f"hardware={[r.name for r in self.hardware]})")
+
+    def print(self, console=None) -> None:
+        """Print with ``rich`` tables when rich is installed, else plain text."""
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            print(self)
+            return
+        console = console or Console()
+        console.print(self._summary_line())
+        energy = (["Layer"] + [r.name for r in self.hardware],
+                  [[layer.name] + [fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J")
+                                   for r in self.hardware] for layer in self.layers])
+        for (header, rows), title in ((self._layer_rows(energy_cols=False), "Per layer"),
+                                      (energy, "Dynamic energy per layer"),
+                                      (self._hardware_rows(), "Per hardware")):
+            table = Table(title=title)
+            for i, h in enumerate(header):
+                table.add_column(h, justify="left" if i == 0 else "right")
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
+
+    def to_markdown(self, path: str | Path | None = None) -> str:
+        """Markdown report; written to ``path`` when given. Returns the text."""
+        lh, lr = self._layer_rows(energy_cols=False)
+        hh, hr = self._hardware_rows()
+        parts = [f"# Energy and latency report: {self.model}", "", self._summary_line(), "",
+                 "## Per layer (per inference)", "", fmt.md_table(lh, lr), "",
+                 "## Per hardware", "", fmt.md_table(hh, hr), ""]
+        if self.hardware:
+            header = ["Layer"] + [f"{p} {r.name}" for r in self.hardware for p in ("E", "t")]
+            rows = [[layer.name] + [v for r in self.hardware for v in (
+                fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J"),
+                fmt.unit(r.layer_latency_s.get(layer.name, 0.0), "s"))]
+                for layer in self.layers]
+            parts += ["## Energy and busy time per layer and hardware", "",
+                      fmt.md_table(header, rows), ""]
+        cmp = self.comparison()
+        if cmp:
+            rows = [[c["hardware"], fmt.unit(c["event_j"], "J"), fmt.unit(c["dense_j"], "J"),
+                     f"{c['dense_over_event']:.3g}x" if c["dense_over_event"] else "-"]
+                    for c in cmp]
+            parts += ["## Dense vs event execution", "",
+                      fmt.md_table(["Hardware", "Event", "Dense", "Dense / event"], rows), ""]
+        notes = [f"- {layer.name}: {n}" for layer in self.layers for n in layer.notes]
+        notes += [f"- {r.name}: {r.notes.strip()} (uncertain: {', '.join(r.uncertain)})"
+                  for r in self.hardware if r.notes or r.uncertain]
+        if notes:
+            parts += ["## Notes", "", *notes, ""]
+        parts += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in DEFINITIONS.items()]
+        text = "\n".join(parts) + "\n"
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    # -- JSON ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA, "version": SCHEMA_VERSION, "model": self.model,
+            "samples": self.samples, "time_steps": self.time_steps, "layout": self.layout,
+            "totals": self.totals,
+            "sparsity": {"activation": self.activation_sparsity, "input": self.input_sparsity,
+                         "temporal": self.temporal_sparsity},
+            "layers": [layer.to_dict() for layer in self.layers],
+            "hardware": [r.to_dict() for r in self.hardware],
+            "comparison": self.comparison(),
+            "definitions": dict(DEFINITIONS),
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """JSON text (schema above); written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Report:
+        if d.get("schema") != SCHEMA:
+            raise InputValueError(f"not a neurosparse energy report (schema {d.get('schema')!r})")
+        if d.get("version") != SCHEMA_VERSION:
+            raise InputValueError(
+                f"energy report version {d.get('version')!r} is not supported; "
+                f"this neurosparse reads version {SCHEMA_VERSION}"
+            )
+        return cls(d["model"], d["samples"], d["time_steps"], d["layout"],
+                   [LayerCounts.from_dict(x) for x in d["layers"]],
+                   [HardwareResult.from_dict(x) for x in d["hardware"]])
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> Report:
+        """Read a report from a JSON file path or JSON text."""
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            text = Path(source).read_text()
+        return cls.from_dict(json.loads(text))
+
+    def plot(self, path: str | Path) -> Path:
+        """Energy per layer per hardware, and sparsity over time, as one PNG/PDF/SVG."""
+        from .plot import plot_report
+
+        return plot_report(self, Path(path))
+
+
+__all__ = ["Report", "SCHEMA", "SCHEMA_VERSION", "STEP_FIELDS"]

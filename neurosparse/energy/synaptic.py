@@ -1,0 +1,149 @@
+"""Hook counters for stateless layers: Linear, (transposed) convolutions, pooling, norms.
+
+Each counter gets the module, its positional inputs and output, the step context, the
+layer's :class:`LayerCounts` (to fill in static facts) and a per-layer scratch dict, and
+returns lead tensors (see ``_tensors``) keyed by count name.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from . import _tensors as tt
+from .context import StepContext
+from .counts import LayerCounts
+from .fanout import conv_fanout, module_linear_fanout, pool_fanout
+
+POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+FOLDABLE_NORMS = (nn.modules.batchnorm._BatchNorm,)
+NORM_TYPES = FOLDABLE_NORMS + (nn.LayerNorm, nn.GroupNorm)
+
+
+def params_bytes(module: nn.Module, recurse: bool = True) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters(recurse=recurse))
+
+
+def delta_counts(x, sample_ndim: int, ctx: StepContext, scratch: dict, per_in: int,
+                 nnz=None) -> dict[str, tt.Lead]:
+    """Changed input elements since the previous step, and elements compared.
+
+    The previous step's input is kept in ``scratch`` between calls; empty when the meter
+    was created with ``temporal=False``.
+    """
+    if scratch.get("no_delta"):
+        return {}
+    view = ctx.time_view(x, sample_ndim)
+    d = tt.delta_nonzero(x, sample_ndim, view, None if view else scratch.get("prev"), nnz)
+    if view is None:
+        scratch["prev"] = x.detach()
+    return {"delta_events_in": d, "delta_inputs_in": tt.full_lead(x, sample_ndim, per_in)}
+
+
+def synaptic_counts(
+    x: torch.Tensor,
+    out: torch.Tensor,
+    sample_ndim: int,
+    fan: torch.Tensor,
+    uniform: bool,
+    dense_per_lead: float,
+    dense_synops_per_lead: float,
+    weight_elem_bytes: int,
+    module_bytes: int,
+    ctx: StepContext,
+    rec: LayerCounts,
+    scratch: dict,
+) -> dict[str, tt.Lead]:
+    """Counts shared by every layer that is linear in its input."""
+    nnz = tt.binary_rows(x, sample_ndim)
+    binary = nnz is not None
+    nz = None
+    if not binary:
+        nz = x.detach() != 0
+        nnz = tt.nonzero_lead(x, sample_ndim, nz)
+    eff = tt.fanout_dot(x, fan, uniform, sample_ndim, nz, nnz, binary)
+    ternary = binary or tt.is_ternary(x, float(nnz.sum()))
+    n_lead = max(math.prod(tt.lead_shape(x, sample_ndim)), 1)
+    per_in = x.numel() // n_lead
+    per_out = out.numel() // n_lead
+    rec.units = max(rec.units, out.numel() // tt.time_batch_size(x, sample_ndim))
+    counts = {
+        "synops" if ternary else "macs": eff,
+        "dense_macs": tt.full_lead(x, sample_ndim, dense_per_lead),
+        "dense_synops": tt.full_lead(x, sample_ndim, dense_synops_per_lead),
+        "events_in": nnz,
+        "inputs_in": tt.full_lead(x, sample_ndim, per_in),
+        "weight_bytes_read": eff * weight_elem_bytes,
+        "dense_weight_bytes_read": tt.full_lead(x, sample_ndim, module_bytes),
+        "activation_bytes": tt.full_lead(x, sample_ndim, (per_in + per_out) * x.element_size()),
+        **delta_counts(x, sample_ndim, ctx, scratch, per_in, nnz if binary else None),
+    }
+    return counts
+
+
+def count_linear(module: nn.Linear, args, out, ctx, rec, scratch) -> dict[str, tt.Lead]:
+    x = args[0]
+    fan, uniform = module_linear_fanout(module, module.weight)
+    n_in, n_out = module.in_features, module.out_features
+    rec.params_bytes = params_bytes(module)
+    return synaptic_counts(
+        x, out, 1, fan, uniform, n_in * n_out, n_in * n_out,
+        module.weight.element_size(), rec.params_bytes, ctx, rec, scratch,
+    )
+
+
+def count_conv(module: nn.modules.conv._ConvNd, args, out, ctx, rec, scratch):
+    x = args[0]
+    nd = len(module.kernel_size)
+    sample_ndim = nd + 1
+    sample_shape = tuple(x.shape[-sample_ndim:])
+    fan, uniform = conv_fanout(module, sample_shape)
+    ones_fan, _ = conv_fanout(module, sample_shape, ones=True)
+    taps = math.prod(module.kernel_size)
+    n_lead = max(math.prod(tt.lead_shape(x, sample_ndim)), 1)
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        # each input element scatters to (C_out / groups) × kernel taps
+        dense = (x.numel() // n_lead) * (module.out_channels // module.groups) * taps
+    else:
+        dense = (out.numel() // n_lead) * (module.in_channels // module.groups) * taps
+    rec.params_bytes = params_bytes(module)
+    return synaptic_counts(
+        x, out, sample_ndim, fan, uniform, dense, float(ones_fan.sum()),
+        module.weight.element_size(), rec.params_bytes, ctx, rec, scratch,
+    )
+
+
+def count_pool(module: nn.Module, args, out, ctx, rec, scratch):
+    x = args[0]
+    nd = int(type(module).__name__[-2])  # MaxPool2d -> 2
+    sample_ndim = nd + 1
+    if getattr(module, "dilation", 1) not in (1, (1,) * nd):
+        rec.note("pool dilation ignored in the fan-out map")
+    fan, uniform = pool_fanout(module, tuple(x.shape[-sample_ndim:]))
+    n_lead = max(math.prod(tt.lead_shape(x, sample_ndim)), 1)
+    k = module.kernel_size
+    taps = math.prod(k) if isinstance(k, (tuple, list)) else k**nd
+    dense = (out.numel() // n_lead) * taps
+    rec.note("pooling counted as sum-pooling: one accumulate per input event and window")
+    return synaptic_counts(x, out, sample_ndim, fan, uniform, dense, float(fan.sum()),
+                           0, 0, ctx, rec, scratch)
+
+
+def count_norm(module: nn.Module, args, out, ctx, rec, scratch):
+    x = args[0]
+    sample_ndim = max(x.dim() - 1, 0)
+    per = x.numel() // max(math.prod(tt.lead_shape(x, sample_ndim)), 1)
+    rec.params_bytes = params_bytes(module)
+    rec.units = max(rec.units, per)
+    counts = {
+        "dense_macs": tt.full_lead(x, sample_ndim, per),
+        "dense_weight_bytes_read": tt.full_lead(x, sample_ndim, rec.params_bytes),
+        "activation_bytes": tt.full_lead(x, sample_ndim, 2 * per * x.element_size()),
+    }
+    if isinstance(module, FOLDABLE_NORMS):
+        rec.note("batch norm assumed folded into the previous layer in event execution")
+    else:
+        counts["macs"] = counts["dense_macs"]
+    return counts

@@ -1,0 +1,257 @@
+"""Hand-computed operation counts of the energy meter on small layers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neurosparse._counters import OpCounter
+from neurosparse.energy import Meter
+
+
+def _one(meter: Meter, name: str | None = None):
+    layers = meter.counts()
+    return layers[0] if name is None else next(c for c in layers if c.name == name)
+
+
+def test_linear_three_inputs_known_spikes():
+    lin = nn.Linear(3, 4)
+    x = torch.tensor([[[1.0, 0.0, 1.0]], [[0.0, 0.0, 1.0]]])  # T=2, B=1
+    with Meter(lin) as m:
+        lin(x)
+    c = _one(m)
+    assert c.totals["synops"] == (2 + 1) * 4  # nnz × fan-out
+    assert c.totals["macs"] == 0
+    assert c.totals["dense_macs"] == 2 * 3 * 4
+    assert c.totals["events_in"] == 3 and c.totals["inputs_in"] == 6
+    assert c.per_step["synops"] == [8, 4]
+    # changed since previous step (first step vs zero): 2, then only x[0] flips
+    assert c.totals["delta_events_in"] == 3
+    assert c.temporal_sparsity == pytest.approx(1 - 3 / 6)
+    assert c.totals["weight_bytes_read"] == 12 * 4
+    assert m.samples == 1 and m.time_steps == 2
+
+
+def test_linear_zero_weights_and_graded_inputs():
+    lin = nn.Linear(3, 4, bias=False)
+    with torch.no_grad():
+        lin.weight[:, 1] = 0  # input 1 drives nothing
+        lin.weight[0, 2] = 0  # input 2 drives 3 outputs
+    x_spk = torch.tensor([[[1.0, 1.0, 1.0]]])
+    x_graded = torch.tensor([[[0.5, 2.0, 0.0]]])
+    with Meter(lin) as m:
+        lin(x_spk)
+    assert _one(m).totals["synops"] == 4 + 0 + 3
+    with Meter(lin) as m:
+        lin(x_graded)
+    c = _one(m)
+    assert c.totals["synops"] == 0 and c.totals["macs"] == 4 + 0
+    assert c.totals["dense_macs"] == 12
+
+
+@pytest.mark.parametrize("pos,expected", [((0, 0), 4), ((0, 2), 6), ((2, 2), 9), ((4, 4), 4)])
+def test_conv2d_single_spike_at_border(pos, expected):
+    conv = nn.Conv2d(1, 2, 3, padding=1)
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, pos[0], pos[1]] = 1
+    with Meter(conv, layout="B") as m:
+        conv(x)
+    c = _one(m)
+    assert c.totals["synops"] == 2 * expected  # out channels × output pixels the spike reaches
+    assert c.totals["dense_macs"] == 25 * 2 * 9
+
+
+@pytest.mark.parametrize("kw", [
+    dict(stride=2, padding=1), dict(padding=2, dilation=2),
+    dict(groups=2, padding=1), dict(padding=1, padding_mode="circular"),
+])
+def test_conv2d_matches_binarised_convolution(kw):
+    torch.manual_seed(1)
+    conv = nn.Conv2d(2, 4, 3, **kw)
+    with torch.no_grad():
+        conv.weight[conv.weight.abs() < 0.1] = 0  # some zero weights
+    x = (torch.rand(3, 2, 7, 6) < 0.3).float()
+    with Meter(conv, layout="B") as m:
+        conv(x)
+    wb = (conv.weight != 0).float()
+    # independent oracle: the binarised layer applied to the binarised input (NeuroBench style)
+    pad = F.pad(x, [1, 1, 1, 1], mode="circular") if kw.get("padding_mode") else x
+    p = 0 if kw.get("padding_mode") else kw.get("padding", 0)
+    ref = F.conv2d(pad, wb, None, kw.get("stride", 1), p, kw.get("dilation", 1),
+                   kw.get("groups", 1)).sum()
+    assert _one(m).totals["synops"] == ref.item()
+
+
+def test_conv_transpose_matches_binarised():
+    torch.manual_seed(2)
+    conv = nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1)
+    x = (torch.rand(2, 2, 4, 4) < 0.4).float()
+    with Meter(conv, layout="B") as m:
+        conv(x)
+    ref = F.conv_transpose2d(x, torch.ones_like(conv.weight), None, 2, 1).sum()
+    assert _one(m).totals["synops"] == ref.item()
+
+
+def test_layouts_agree_on_counts():
+    torch.manual_seed(3)
+    fc = nn.Linear(6, 5)
+    x = (torch.rand(4, 3, 6) < 0.4).float()  # T=4, B=3
+
+    class Loop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = fc
+
+        def forward(self, s):
+            return torch.stack([self.fc(s[t]) for t in range(s.shape[0])])
+
+    results = []
+    with Meter(fc) as m:  # one call on [T, B, N]
+        fc(x)
+    results.append(_one(m))
+    loop = Loop()
+    with Meter(loop) as m:  # T calls on [B, N]
+        loop(x)
+    results.append(_one(m))
+    with Meter(fc, layout="B") as m:  # step mode
+        for t in range(4):
+            fc(x[t])
+    results.append(_one(m))
+    assert m.samples == 3 and m.time_steps == 4
+    with Meter(fc, layout="BT") as m:  # batch-first sequence
+        fc(x.transpose(0, 1))
+    results.append(_one(m))
+    ref = results[0]
+    expected_steps = [(x[t] != 0).sum().item() * 5 for t in range(4)]
+    assert ref.per_step["synops"] == expected_steps
+    for r in results[1:]:
+        assert r.totals == ref.totals
+        assert r.per_step["synops"] == expected_steps
+
+
+def test_flattened_time_batch_is_split_by_step():
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    x = torch.zeros(3, 2, 1, 2, 2)  # T=3, B=2
+    x[1, 0, 0, 0, 0] = 1
+    x[2, 1, 0, 1, 1] = 1
+    x[2, 0, 0, 1, 0] = 1
+
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, s):
+            return self.conv(s.flatten(0, 1))
+
+    net = Flat()
+    with Meter(net) as m:
+        net(x)
+    assert _one(m).per_step["synops"] == [0, 1, 2]
+    assert m.samples == 2
+
+
+class _Exact(OpCounter, nn.Module):
+    """A module that counts itself and also uses an nn.Linear inside."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = nn.Linear(4, 3)
+
+    def forward(self, x):
+        self.count_ops(synops=7, neuron_updates=5, spikes=2)
+        return self.inner(x)
+
+
+def test_opcounter_modules_reset_and_not_double_counted():
+    mod = _Exact()
+    mod.count_ops(synops=1000)  # stale counts from before the meter
+    net = nn.Sequential(mod, nn.Linear(3, 2))
+    x = torch.ones(2, 5, 4)  # T=2, B=5
+    with Meter(net) as m:
+        net(x)
+    layers = {c.name: c for c in m.counts()}
+    assert set(layers) == {"0", "1"}  # the inner Linear of the OpCounter is not hooked
+    assert layers["0"].exact and layers["0"].totals["synops"] == 7
+    assert layers["0"].totals["neuron_updates"] == 5
+    # graded input to the outer Linear: effective MACs = nnz(input) × fan-out
+    y = mod.inner(x)
+    assert layers["1"].totals["macs"] == (y != 0).sum().item() * 2
+
+
+def test_recurrent_cell_counts():
+    torch.manual_seed(4)
+    cell = nn.RNNCell(4, 3)
+    x = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
+    h = torch.tensor([[0.5, 0.0, -0.2]])
+    with Meter(cell, layout="B") as m:
+        cell(x, h)
+    c = _one(m)
+    assert c.totals["synops"] == 2 * 3 + 2 * 3  # x nnz × H + h nnz × H
+    assert c.totals["dense_macs"] == 3 * (4 + 3)
+    assert c.totals["neuron_updates"] == 3
+
+
+def test_single_layer_rnn_matches_cell_loop():
+    torch.manual_seed(5)
+    rnn = nn.RNN(4, 3)
+    cell = nn.RNNCell(4, 3)
+    cell.load_state_dict({k.replace("_l0", ""): v for k, v in rnn.state_dict().items()})
+    x = (torch.rand(5, 2, 4) < 0.5).float()
+    with Meter(rnn) as m:
+        rnn(x)
+    seq = _one(m)
+    h = torch.zeros(2, 3)
+    with Meter(cell, layout="B") as m2:
+        for t in range(5):
+            h = cell(x[t], h if t else None)
+    assert seq.totals["synops"] == _one(m2).totals["synops"]
+    assert seq.totals["dense_macs"] == _one(m2).totals["dense_macs"]
+
+
+def test_pooling_and_neuron_free_layers():
+    pool = nn.MaxPool2d(2)
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, 0, 0] = x[0, 0, 3, 3] = 1
+    with Meter(pool, layout="B") as m:
+        pool(x)
+    c = _one(m)
+    assert c.totals["synops"] == 2  # each input falls in exactly one window
+    assert c.totals["dense_macs"] == 4 * 4
+
+
+def test_activation_sparsity_counts_relu():
+    net = nn.Sequential(nn.Linear(2, 3, bias=False), nn.ReLU())
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]))
+    with Meter(net, layout="B") as m:
+        net(torch.tensor([[1.0, 1.0]]))
+    relu = _one(m, "1")
+    assert relu.totals["neuron_updates"] == 3 and relu.totals["spikes"] == 2
+
+
+def test_temporal_off_skips_only_delta_counts():
+    torch.manual_seed(6)
+    fc = nn.Linear(5, 3)
+    x = (torch.rand(4, 2, 5) < 0.5).float()
+    with Meter(fc) as on:
+        fc(x)
+    with Meter(fc, temporal=False) as off:
+        fc(x)
+    a, b = _one(on), _one(off)
+    assert b.temporal_sparsity is None and a.temporal_sparsity is not None
+    for key in ("synops", "dense_macs", "events_in", "inputs_in"):
+        assert a.totals[key] == b.totals[key]
+
+
+def test_graded_temporal_sparsity_by_hand():
+    fc = nn.Linear(3, 2)
+    x = torch.tensor([[[0.5, 0.0, 2.0]], [[0.5, 1.0, 2.0]], [[0.0, 1.0, 3.0]]])  # T=3, B=1
+    with Meter(fc) as m:
+        fc(x)
+    c = _one(m)
+    # changes: step 0 vs zero: 2; step 1: x1 0->1: 1; step 2: x0 and x2 change: 2
+    assert c.totals["delta_events_in"] == 5 and c.totals["delta_inputs_in"] == 9
+    assert c.totals["macs"] == (2 + 3 + 2) * 2 and c.totals["synops"] == 0

@@ -1,0 +1,116 @@
+"""Report formats (text, rich, Markdown, JSON, PNG) and the CLI entry point."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from neurosparse.energy import Meter, Report, cli_report
+from neurosparse.errors import InputValueError
+
+MODEL_FILE = '''
+import torch
+from torch import nn
+
+def build():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
+    return net, (torch.rand(3, 2, 6) < 0.5).float()
+'''
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(2 * 4 * 4, 3))
+    x = (torch.rand(5, 2, 1, 4, 4) < 0.3).float()  # T=5, B=2
+
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, s):
+            return torch.stack([self.net(s[t]) for t in range(s.shape[0])])
+
+    model = Seq()
+    with Meter(model) as m:
+        model(x)
+    return m.report(hardware=["loihi", "cpu-45nm", "gpu-a100-fp16"])
+
+
+def test_json_round_trip(report, tmp_path):
+    path = tmp_path / "r.json"
+    text = report.to_json(path)
+    assert path.read_text() == text
+    back = Report.from_json(path)
+    assert back.to_dict() == report.to_dict()
+    assert Report.from_json(text).to_dict() == report.to_dict()
+    d = json.loads(text)
+    assert d["schema"] == "neurosparse.energy.report" and d["version"] == 1
+    assert d["samples"] == 2 and d["time_steps"] == 5
+    d["version"] = 99
+    with pytest.raises(InputValueError, match="version 99"):
+        Report.from_dict(d)
+
+
+def test_per_inference_totals_and_sparsity(report):
+    layers = {c.name: c for c in report.layers}
+    t = report.totals
+    assert t["synops"] == sum(c.totals["synops"] for c in report.layers) / 2
+    relu = layers["net.1"]
+    assert report.activation_sparsity == pytest.approx(
+        1 - relu.totals["spikes"] / relu.totals["neuron_updates"])
+    sp = report.sparsity_over_time()
+    assert len(sp["activation"]) == 5
+    step_upd = [relu.per_step["neuron_updates"][s] for s in range(5)]
+    assert step_upd == [2 * 2 * 4 * 4] * 5
+
+
+def test_text_markdown_and_rich(report, tmp_path):
+    text = str(report)
+    for name in ("net.0", "net.1", "net.3", "loihi", "cpu-45nm", "gpu-a100-fp16", "Total"):
+        assert name in text
+    md_path = tmp_path / "r.md"
+    md = report.to_markdown(md_path)
+    assert md_path.read_text() == md
+    assert md.startswith("# Energy and latency report") and "| net.3 | Linear |" in md
+    rich = pytest.importorskip("rich.console")
+    buf = io.StringIO()
+    report.print(rich.Console(file=buf, width=200))
+    assert "net.0" in buf.getvalue() and "gpu-a100-fp16" in buf.getvalue()
+
+
+def test_plot_writes_png(report, tmp_path):
+    path = report.plot(tmp_path / "energy.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_report_needs_work():
+    with Meter(nn.Linear(2, 2)) as m:
+        pass
+    with pytest.raises(InputValueError, match="seen no work"):
+        m.report(hardware=["loihi"])
+
+
+def test_cli_report_example_synthetic_and_file(tmp_path):
+    f = tmp_path / "model.py"
+    f.write_text(MODEL_FILE)
+    r = cli_report(f"{f}:build", "example", ["loihi"])
+    assert r.samples == 2 and r.time_steps == 3 and [h.name for h in r.hardware] == ["loihi"]
+    r2 = cli_report(f"{f}:build", "synthetic:4,3,6@0.5", ["cpu-45nm"])
+    assert r2.samples == 3 and r2.time_steps == 4
+    x = (torch.rand(2, 5, 6) < 0.5).float()
+    torch.save(x, tmp_path / "x.pt")
+    r3 = cli_report(f"{f}:build", str(tmp_path / "x.pt"), None)
+    assert r3.samples == 5 and len(r3.hardware) >= 7
+    first = r3.layers[0].totals
+    assert first["synops"] == (x != 0).sum().item() * 4
+    with pytest.raises(ValueError):  # unknown named sample
+        cli_report(f"{f}:build", "no-such-dataset", ["loihi"])
