@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import data, energy, errors
+from . import data, energy, errors, interop
 from .neurons import ALIF, IF, LIF, CubaLIF, NeuronState, SpikingNeuron, surrogate
 from .sequential import Sequential
 
@@ -19,6 +19,7 @@ __all__ = [
     "data",
     "energy",
     "errors",
+    "interop",
     "surrogate",
     "__version__",
 ]

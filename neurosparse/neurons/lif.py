@@ -45,6 +45,10 @@ class LIF(SpikingNeuron):
         Defaults to True, or False when ``refractory > 0`` (which needs the immediate reset).
     dt : float
         Step length used with ``tau``.
+    alpha : float or Tensor, optional
+        Give it for a synaptic current with decay ``alpha`` per step in [0, 1]:
+        ``I[t] = alpha I[t-1] + x[t]`` drives the membrane instead of ``x[t]`` (snnTorch's
+        ``Synaptic``).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class LIF(SpikingNeuron):
         refractory: int = 0,
         reset_delay: bool | None = None,
         dt: float = 1.0,
+        alpha: float | torch.Tensor | None = None,
     ) -> None:
         if beta is not None and tau is not None:
             raise ParameterError("give either beta or tau, not both")
@@ -85,10 +90,15 @@ class LIF(SpikingNeuron):
                 reset=reset,
                 reset_delay=bool(reset_delay),
                 refractory=refractory,
+                synaptic=alpha is not None,
             )
         )
         _param(beta, learn_beta, "beta", self)
         _param(threshold, learn_threshold, "threshold", self)
+        if alpha is not None:
+            check_range("alpha", alpha, lo=0.0, hi=1.0)
+        self.register_buffer("alpha", torch.as_tensor(0.0 if alpha is None else alpha,
+                                                      dtype=torch.float32).clone())  # fmt: skip
 
     @classmethod
     def snntorch(
@@ -102,13 +112,32 @@ class LIF(SpikingNeuron):
         """The parameterisation of ``snntorch.Leaky`` (same defaults, ATan(2) surrogate)."""
         return cls(beta, threshold, reset_mechanism, spike_grad or ATan(), reset_delay=True, **kw)
 
+    @classmethod
+    def snntorch_synaptic(
+        cls,
+        alpha: float | torch.Tensor,
+        beta: float | torch.Tensor,
+        threshold: float = 1.0,
+        reset_mechanism: str = "subtract",
+        spike_grad: Surrogate | None = None,
+        **kw,
+    ) -> LIF:
+        """The parameterisation of ``snntorch.Synaptic`` (subtract / none resets)."""
+        if reset_mechanism == "zero":
+            raise ParameterError(
+                "snntorch.Synaptic's reset-to-zero also clears the synaptic current, which LIF "
+                "does not model; use reset_mechanism='subtract' or 'none'"
+            )
+        return cls(beta, threshold, reset_mechanism, spike_grad or ATan(), reset_delay=True,
+                   alpha=alpha, **kw)  # fmt: skip
+
     def _beta(self) -> torch.Tensor:
         return self.beta.clamp(0, 1) if isinstance(self.beta, torch.nn.Parameter) else self.beta
 
     def params(self) -> NeuronParams:
         z = self.threshold.new_zeros(())
         return NeuronParams(
-            beta=self._beta(), gain=z + 1, leak=z, threshold=self.threshold, alpha=z,
+            beta=self._beta(), gain=z + 1, leak=z, threshold=self.threshold, alpha=self.alpha,
             v_reset=z, adapt=z, rho=z,
         )  # fmt: skip
 
@@ -123,6 +152,6 @@ class IF(LIF):
         surrogate: Surrogate | None = None,
         **kw,
     ) -> None:
-        if "beta" in kw or "tau" in kw:
+        if "beta" in kw or "tau" in kw or "alpha" in kw:
             raise ParameterError("IF has no leak; use LIF for beta / tau")
         super().__init__(1.0, threshold, reset, surrogate, **kw)
