@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from . import data, energy, errors, interop
+import os
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    # Numba's OpenMP layer leaves its workers spinning after every parallel kernel, which
+    # on few cores starves torch's own threads (seen: the next torch op 15x slower on 2
+    # cores); the workqueue layer sleeps instead. Set NUMBA_THREADING_LAYER to choose.
+    import numba as _numba
+
+    _numba.config.THREADING_LAYER = "workqueue"
+
+from . import data, energy, errors, interop, sdr
 from .neurons import ALIF, IF, LIF, CubaLIF, NeuronState, SpikingNeuron, surrogate
+from .sdr import DendriticLinear, KWinners, KWinners2d
 from .sequential import Sequential
 
 __version__ = "0.1.0"
@@ -13,6 +24,9 @@ __all__ = [
     "IF",
     "LIF",
     "CubaLIF",
+    "DendriticLinear",
+    "KWinners",
+    "KWinners2d",
     "NeuronState",
     "Sequential",
     "SpikingNeuron",
@@ -20,6 +34,7 @@ __all__ = [
     "energy",
     "errors",
     "interop",
+    "sdr",
     "surrogate",
     "__version__",
 ]
