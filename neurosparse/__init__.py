@@ -12,7 +12,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
     _numba.config.THREADING_LAYER = "workqueue"
 
-from . import data, energy, errors, interop, sdr
+from . import data, energy, errors, interop, sdr, viz
 from .neurons import ALIF, IF, LIF, CubaLIF, NeuronState, SpikingNeuron, surrogate
 from .sdr import DendriticLinear, KWinners, KWinners2d
 from .sequential import Sequential
@@ -36,5 +36,6 @@ __all__ = [
     "interop",
     "sdr",
     "surrogate",
+    "viz",
     "__version__",
 ]

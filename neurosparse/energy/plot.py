@@ -1,4 +1,4 @@
-"""Report figures (matplotlib, Agg backend): energy per layer per hardware, sparsity over time."""
+"""Report figures (matplotlib): energy per layer per hardware, sparsity over time."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from pathlib import Path
 
 
 def plot_report(report, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # a bare Figure renders to a file without pyplot, so the user's backend (inline
+    # figures in a notebook) is left alone
+    from matplotlib.figure import Figure
 
     layers = [layer.name for layer in report.layers]
-    fig, (ax_e, ax_s) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    ax_e, ax_s = fig.subplots(1, 2)
     n_hw = max(len(report.hardware), 1)
     width = 0.8 / n_hw
     for i, r in enumerate(report.hardware):
@@ -43,5 +43,4 @@ def plot_report(report, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -32,7 +32,9 @@ _KEY = "neurosparse"
 
 
 def _np(t) -> np.ndarray:
-    return np.asarray(torch.as_tensor(t).detach().cpu().numpy(), dtype=np.float32)
+    # at least 1-d: nir.write stores every parameter as an HDF5 dataset, and h5py cannot
+    # chunk scalar datasets
+    return np.atleast_1d(np.asarray(torch.as_tensor(t).detach().cpu().numpy(), dtype=np.float32))
 
 
 def _meta(neuron: SpikingNeuron, dt: float) -> dict:
@@ -42,12 +44,15 @@ def _meta(neuron: SpikingNeuron, dt: float) -> dict:
                    "dt": dt, "refractory": s.refractory}}  # fmt: skip
 
 
-def _export_neuron(m: SpikingNeuron, dt: float):
+def _export_neuron(m: SpikingNeuron, dt: float, feat: tuple[int, ...] | None):
     import nir
 
     meta = _meta(m, dt)
-    # NIR wants every parameter array of a node in one shape
-    p = type(m.params())(*(torch.as_tensor(q) for q in torch.broadcast_tensors(*m.params())))
+    # NIR wants every parameter array of a node in one shape: the layer's, when known
+    params = [torch.as_tensor(q) for q in m.params()]
+    if feat is not None:
+        params = [q.expand(feat) for q in params]
+    p = type(m.params())(*torch.broadcast_tensors(*params))
     th = _np(p.threshold)
     if isinstance(m, CubaLIF):
         tau_syn = 1.0 / (-_np(p.alpha) / dt)
@@ -70,13 +75,13 @@ def _export_neuron(m: SpikingNeuron, dt: float):
                    v_reset=np.zeros_like(th), metadata=meta)  # fmt: skip
 
 
-def _export_layer(m: nn.Module, dt: float):
+def _export_layer(m: nn.Module, dt: float, feat: tuple[int, ...] | None):
     import nir
 
     if isinstance(m, _PerStep):
         m = m.module
     if getattr(m, "is_spiking_neuron", False):
-        return _export_neuron(m, dt)
+        return _export_neuron(m, dt, feat)
     if isinstance(m, nn.Linear):
         if m.bias is None:
             return nir.Linear(weight=_np(m.weight))
@@ -90,25 +95,45 @@ def _export_layer(m: nn.Module, dt: float):
         if m.start_dim < 2:
             raise ParameterError("Flatten over [T, B, ...] must start at dim >= 2 to export")
         end = m.end_dim - 2 if m.end_dim >= 0 else m.end_dim
-        return nir.Flatten(input_type=None, start_dim=m.start_dim - 2, end_dim=end)
+        shape = np.array(feat if feat is not None else [])
+        return nir.Flatten(input_type={"input": shape}, start_dim=m.start_dim - 2, end_dim=end)
     raise ParameterError(f"cannot export {type(m).__name__} to NIR")
 
 
-def to_nir(model: nn.Module, dt: float = 1e-4):
+def _layer_shapes(layers: list[nn.Module], sample_shape: tuple[int, ...]) -> list[tuple]:
+    """Per-sample input shape of every layer and the output shape (one zero step)."""
+    x = torch.zeros(1, 1, *sample_shape)
+    shapes = []
+    with torch.no_grad():
+        for m in layers:
+            shapes.append(tuple(x.shape[2:]))
+            x = m(x)
+            x = x[0] if isinstance(x, tuple) else x
+    return [*shapes, tuple(x.shape[2:])]
+
+
+def to_nir(model: nn.Module, dt: float = 1e-4, sample_shape: tuple[int, ...] | None = None):
     """Export a sequential model (``ns.Sequential`` / ``nn.Sequential`` of supported
     layers) as a ``nir.NIRGraph`` chain ``input -> 0 -> 1 -> ... -> output``.
 
     ``dt`` is the length of one of our steps in seconds (1e-4 is snnTorch's convention).
+    ``sample_shape`` (one sample of one step, e.g. ``(2, 34, 34)``) fills in the node
+    types, which ``nir.read`` and hardware toolchains check; without it the graph only
+    passes with ``type_check=False``.
     """
     import nir
 
     layers = list(model.children()) if isinstance(model, nn.Sequential) else [model]
-    nodes = {str(i): _export_layer(m, dt) for i, m in enumerate(layers)}
+    shapes = _layer_shapes(layers, tuple(sample_shape)) if sample_shape else [None] * (
+        len(layers) + 1)
+    nodes = {str(i): _export_layer(m, dt, shapes[i]) for i, m in enumerate(layers)}
     names = ["input", *nodes, "output"]
-    nodes["input"] = nir.Input(input_type={"input": np.array([])})
-    nodes["output"] = nir.Output(output_type={"output": np.array([])})
+    first, last = (np.array(shapes[0]), np.array(shapes[-1])) if sample_shape else (
+        np.array([]), np.array([]))
+    nodes["input"] = nir.Input(input_type={"input": first})
+    nodes["output"] = nir.Output(output_type={"output": last})
     edges = list(zip(names[:-1], names[1:]))
-    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=sample_shape is not None)
 
 
 def _surrogate_of(meta: dict) -> sg.Surrogate:
