@@ -12,7 +12,18 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
     _numba.config.THREADING_LAYER = "workqueue"
 
-from . import data, energy, errors, interop, sdr, viz
+from . import data, energy, errors, interop, layers, sdr, viz
+from .layers import (
+    DeltaConv2d,
+    DeltaEncoder,
+    DeltaGRU,
+    DeltaLinear,
+    DeltaLSTM,
+    EventConv2d,
+    EventLinear,
+    delta_penalty,
+    temporal_sparsity,
+)
 from .neurons import ALIF, IF, LIF, CubaLIF, NeuronState, SpikingNeuron, surrogate
 from .sdr import DendriticLinear, KWinners, KWinners2d
 from .sequential import Sequential
@@ -24,6 +35,13 @@ __all__ = [
     "IF",
     "LIF",
     "CubaLIF",
+    "DeltaConv2d",
+    "DeltaEncoder",
+    "DeltaGRU",
+    "DeltaLSTM",
+    "DeltaLinear",
+    "EventConv2d",
+    "EventLinear",
     "DendriticLinear",
     "KWinners",
     "KWinners2d",
@@ -34,8 +52,11 @@ __all__ = [
     "energy",
     "errors",
     "interop",
+    "layers",
     "sdr",
     "surrogate",
+    "delta_penalty",
+    "temporal_sparsity",
     "viz",
     "__version__",
 ]

@@ -1,0 +1,670 @@
+"""Event layers against what a user would otherwise run, side by side in one process.
+
+CPU (default):
+
+1. Linear 4096 -> 4096 over M = T·B = 3200 rows (T=100, B=32), binary input spikes at
+   0.1 % .. 50 %, inference: EventLinear (event path: count pass + index + gather, the
+   weight's packed copy cached as in any repeated use) vs the dense matmul
+   (``torch.addmm``), vs stock ``torch.sparse`` (``x.to_sparse_csr() @ Wᵀ``, conversion
+   included; MKL), and at 1 % the whole Linear+LIF layer vs snnTorch (``nn.Linear`` over
+   the sequence + ``snn.Leaky`` stepped over T, its fastest documented use) and vs
+   ``nn.Linear`` + neurosparse ``LIF``.
+2. EventConv2d on DVS-sized input (N = T·B = 16 samples): 2×128×128 -> 32, 5×5 (pad 2)
+   and 32×128×128 -> 64, 3×3 (pad 1), activity 1 % .. 50 %, vs ``nn.Conv2d`` (oneDNN).
+3. Training step (forward + backward) of Linear 1024 -> 1024 + LIF at 5 %, T=100, B=32:
+   EventLinear + LIF vs nn.Linear + LIF vs snnTorch, with the input spikes as data
+   (first layer: no input gradient) and as the output of an earlier layer (input
+   gradient needed).
+
+Crossovers (activity where the event path becomes as slow as the dense one) are
+interpolated in log-activity between the two measured rates around the change; they
+feed ``neurosparse/layers/dispatch.py``.
+
+GPU (``--gpu``, CUDA events): Linear 4096 -> 4096 at B = 256 and M = 8000, 0.1 % .. 50 %,
+fp32 weights: EventLinear's op (index built on the GPU + gather, no host read) and the
+module (exact counts and NaN check: one 32-byte device->host read per call) vs dense
+fp32 (TF32 off), TF32, bf16 and cuSPARSE CSR with ``to_sparse_csr()`` included. With
+``NUMBA_ENABLE_CUDASIM=1`` and no GPU, ``--gpu --quick`` runs the same code paths on tiny
+sizes in the simulator (CPU tensors routed to the CUDA kernels, wall-clock timing).
+
+Timings are medians of interleaved repetitions (round robin, so load changes on the
+shared machine hit every contender alike); every sample is in the JSON.
+
+    .venv/bin/python benchmarks/event_layers.py [--quick] [--threads 2] [--out PATH]
+    python benchmarks/event_layers.py --gpu [--quick] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+warnings.filterwarnings("ignore")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the device machine runs from a bare checkout
+    sys.path.insert(0, str(ROOT))
+
+from neurosparse.layers.event_conv2d import EventConv2d  # noqa: E402
+from neurosparse.layers.event_linear import EventLinear  # noqa: E402
+
+RATES = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]
+
+
+# -- timing ---------------------------------------------------------------------------------
+def round_robin(fns: dict, reps: int, warmup: int = 1, timer=None) -> dict[str, list[float]]:
+    """ms per call of every function, interleaved ``reps`` times after ``warmup`` calls."""
+    timer = timer or wall_ms
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            out[k].append(timer(fn))
+    return out
+
+
+def wall_ms(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def cuda_ms(fn, inner: int = 20) -> float:
+    """CUDA-event time per call over ``inner`` back-to-back calls (launch overhead shows)."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    start.record()
+    for _ in range(inner):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / inner
+
+
+def med(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def crossover(rates: list[float], ours: list[float], dense: list[float]) -> float | None:
+    """Activity where ours/dense crosses 1 (log-interpolated); 1.0 if never, None if ours
+    is slower already at the lowest rate."""
+    ratio = [o / d for o, d in zip(ours, dense)]
+    if ratio[0] >= 1:
+        return None
+    for i in range(1, len(rates)):
+        if ratio[i] >= 1:
+            a, b = math.log(rates[i - 1]), math.log(rates[i])
+            ra, rb = math.log(ratio[i - 1]), math.log(ratio[i])
+            return math.exp(a + (b - a) * (0 - ra) / (rb - ra))
+    return 1.0
+
+
+def spikes(shape, rate, device="cpu", seed=0):
+    gen = torch.Generator(device=device).manual_seed(seed)
+    return (torch.rand(shape, generator=gen, device=device) < rate).float()
+
+
+def hardware() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__}  # fmt: skip
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+# -- CPU: Linear -------------------------------------------------------------------------
+def bench_linear(rates, T, B, n, reps):
+    torch.manual_seed(0)
+    layer = EventLinear(n, n, mode="event")
+    w, b = layer.weight.detach(), layer.bias.detach()
+    wt = w.t()
+    rows = []
+    for rate in rates:
+        x = spikes((T, B, n), rate, seed=int(rate * 1e4))
+        x2 = x.reshape(T * B, n)
+        fns = {
+            "ours": lambda: layer(x),
+            "dense": lambda: torch.addmm(b, x2, wt),
+            "torch_csr": lambda: torch.addmm(b, x2.to_sparse_csr(), wt),
+        }
+        with torch.no_grad():
+            # big CSR products at high activity take seconds: fewer repetitions there
+            t = round_robin(fns, reps if rate <= 0.1 else max(1, reps // 2))
+        nnz = int(x.count_nonzero())
+        row = {"rate": rate, "events": nnz, "synops": nnz * n,
+               **{f"{k}_ms": med(v) for k, v in t.items()}, "samples_ms": t}  # fmt: skip
+        row["gsynops_per_s"] = row["synops"] / row["ours_ms"] / 1e6
+        rows.append(row)
+        print(f"  linear rate {rate:6.3f}: ours {row['ours_ms']:8.2f} ms  dense "
+              f"{row['dense_ms']:8.2f}  csr {row['torch_csr_ms']:8.2f}", flush=True)  # fmt: skip
+    return rows
+
+
+def bench_linear_lif(T, B, n, rate, reps):
+    """Whole layer at one rate: EventLinear + LIF vs nn.Linear + LIF vs snnTorch."""
+    import neurosparse as ns
+
+    torch.manual_seed(0)
+    layer = EventLinear(n, n, mode="event")
+    lin = layer.to_dense()
+    lif = ns.LIF(beta=0.9)
+    x = spikes((T, B, n), rate, seed=1)
+    fns = {
+        "ours_event_linear+lif": lambda: lif(layer(x)),
+        "nn_linear+ns_lif": lambda: lif(lin(x)),
+        "torch_csr+ns_lif": lambda: lif(
+            torch.addmm(lin.bias, x.reshape(T * B, n).to_sparse_csr(), lin.weight.t())
+            .reshape(T, B, n)),  # fmt: skip
+    }
+    try:
+        import snntorch as snn
+
+        leaky = snn.Leaky(beta=0.9)
+
+        def snntorch_run():
+            cur = lin(x)
+            mem = leaky.init_leaky()
+            for t in range(T):
+                _, mem = leaky(cur[t], mem)
+
+        fns["snntorch"] = snntorch_run
+    except ImportError:  # pragma: no cover - interop extra not installed
+        pass
+    with torch.no_grad():
+        t = round_robin(fns, reps)
+    return {"rate": rate, **{f"{k}_ms": med(v) for k, v in t.items()}, "samples_ms": t}
+
+
+def bench_training(T, B, n, rate, reps):
+    import neurosparse as ns
+
+    torch.manual_seed(0)
+    x = spikes((T, B, n), rate, seed=2)
+    w_out = torch.randn(T, B, n)
+    ev = EventLinear(n, n, mode="event")
+    with torch.no_grad():
+        ev.weight.mul_(8.0)  # a few % output spikes at 5 % input, as in benchmarks/neurons.py
+    lin = ev.to_dense()
+    lif = ns.LIF(beta=0.9)
+
+    def step(layer, neuron, need_input_grad):
+        xi = x.clone().requires_grad_(need_input_grad)
+
+        def run():
+            layer.zero_grad(set_to_none=True)
+            (neuron(layer(xi)) * w_out).sum().backward()
+
+        return run
+
+    def ours_lif(c):
+        return lif(c)[0]
+
+    fns = {}
+    for grad_in in (False, True):
+        tag = "hidden" if grad_in else "first"
+        fns[f"ours_event_linear+lif/{tag}"] = step(ev, ours_lif, grad_in)
+        fns[f"nn_linear+ns_lif/{tag}"] = step(lin, ours_lif, grad_in)
+        fns[f"nn_linear_alone/{tag}"] = step(lin, lambda c: c, grad_in)
+    try:
+        import snntorch as snn
+
+        leaky = snn.Leaky(beta=0.9)
+
+        def snn_neuron(cur):
+            mem = leaky.init_leaky()
+            out = []
+            for t in range(T):
+                s, mem = leaky(cur[t], mem)
+                out.append(s)
+            return torch.stack(out)
+
+        fns["snntorch/first"] = step(lin, snn_neuron, False)
+        fns["snntorch/hidden"] = step(lin, snn_neuron, True)
+    except ImportError:  # pragma: no cover
+        pass
+    t = round_robin(fns, reps)
+    return {"rate": rate, "T": T, "B": B, "n": n,
+            **{f"{k}_ms": med(v) for k, v in t.items()}, "samples_ms": t}  # fmt: skip
+
+
+def bench_linear_crossovers(shapes, rates, reps):
+    """Event vs dense Linear on more shapes (rows, in, out): the dispatch table's data."""
+    out = {}
+    for m, n_in, n_out in shapes:
+        torch.manual_seed(0)
+        layer = EventLinear(n_in, n_out, mode="event")
+        w, b = layer.weight.detach(), layer.bias.detach()
+        ours, dense = [], []
+        for rate in rates:
+            x = spikes((m, n_in), rate, seed=int(rate * 1e4))
+            with torch.no_grad():
+                t = round_robin({"ours": lambda: layer(x),
+                                 "dense": lambda: torch.addmm(b, x, w.t())}, reps)  # fmt: skip
+            ours.append(med(t["ours"]))
+            dense.append(med(t["dense"]))
+        out[f"linear {m}x{n_in}->{n_out}"] = {
+            "shape": [m, n_in, n_out], "rates": rates, "ours_ms": ours, "dense_ms": dense,
+            "crossover": crossover(rates, ours, dense)}  # fmt: skip
+        print(f"  crossover linear M={m} {n_in}->{n_out}: "
+              f"{out[f'linear {m}x{n_in}->{n_out}']['crossover']}", flush=True)
+    return out
+
+
+# -- CPU: Conv2d ---------------------------------------------------------------------------
+CONV_LAYERS = [
+    ("dvs_2x128x128_to_32_k5", 2, 32, 5, 2, 128),
+    ("32x128x128_to_64_k3", 32, 64, 3, 1, 128),
+]
+
+
+def bench_conv(rates, n_samples, reps, layers=CONV_LAYERS):
+    out = []
+    for name, cin, cout, k, pad, hw in layers:
+        torch.manual_seed(0)
+        layer = EventConv2d(cin, cout, k, padding=pad, mode="event")
+        conv = layer.to_dense()
+        for rate in rates:
+            x = spikes((n_samples, cin, hw, hw), rate, seed=int(rate * 1e4))
+            with torch.no_grad():
+                t = round_robin({"ours": lambda: layer(x), "dense": lambda: conv(x)}, reps)
+            row = {"layer": name, "rate": rate, "events": int(x.count_nonzero()),
+                   **{f"{k}_ms": med(v) for k, v in t.items()}, "samples_ms": t}  # fmt: skip
+            out.append(row)
+            print(f"  conv {name} rate {rate:5.3f}: ours {row['ours_ms']:8.2f} ms  "
+                  f"nn.Conv2d {row['dense_ms']:8.2f}", flush=True)  # fmt: skip
+    return out
+
+
+# -- GPU -------------------------------------------------------------------------------------
+def _simulator_routing():
+    """No GPU but NUMBA_ENABLE_CUDASIM=1: route CPU tensors to the CUDA kernels."""
+    import numpy as np
+
+    from neurosparse.ops import event_linear as ops
+
+    class SimEnv:
+        def __init__(self, device):
+            self.stream = 0
+
+        def view(self, t):
+            return t.detach().numpy()
+
+        def alloc(self, shape, dtype, zero):
+            return np.zeros(shape, dtype)
+
+        def tensor(self, shape):
+            t = torch.empty(shape)
+            return t, t.numpy()
+
+    ops.CudaEnv = SimEnv
+    ops.kernel_device = lambda x: "cuda"
+    os.environ["NEUROSPARSE_KERNELS"] = "numba"
+
+
+def kernel_time_us(fn, calls: int = 5) -> tuple[float | None, dict[str, float]]:
+    """GPU kernel time per call (CUPTI via torch.profiler), total and per kernel name: the
+    work on the device without the gaps between launches that CUDA events also see."""
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        with torch.no_grad(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(calls):
+                fn()
+            torch.cuda.synchronize()
+        per = {e.key[:60]: getattr(e, "self_device_time_total", 0) / calls
+               for e in prof.key_averages()}  # fmt: skip
+        per = {k: v for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v > 0}
+        return sum(per.values()), per
+    except Exception as exc:  # profiler unavailable: report, do not fail the run
+        print(f"  (kernel timing unavailable: {exc})")
+        return None, {}
+
+
+def graphed(fn):
+    """``fn`` captured in a CUDA graph (its replay), or None if it cannot be captured.
+
+    Numba launches from Python cost ~25 µs of host time plus ~6 µs per array argument
+    (measured on the H200 host), more than the kernels themselves at small batch; a graph
+    replay shows the device time, as a user running small batches would get with
+    ``torch.cuda.graphs``."""
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        graph.replay()
+        torch.cuda.synchronize()
+        return graph.replay
+    except Exception as exc:
+        print(f"  (graph capture failed: {exc})")
+        return None
+
+
+def gpu_setup() -> str:
+    """``"cuda"``, or ``"cpu"`` routed to the CUDA kernels in the simulator (dry run)."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        raise SystemExit("--gpu needs a CUDA device, or NUMBA_ENABLE_CUDASIM=1 for a dry run")
+    _simulator_routing()
+    return "cpu"
+
+
+def gpu_correctness(dev: str, quick: bool) -> list[dict]:
+    """Forward and all gradients of the CUDA path against nn.Linear / nn.Conv2d."""
+
+    def max_err(layer, ref, x):
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y, yr = layer(xa), ref(xb)
+        g = torch.randn_like(yr)
+        ga = torch.autograd.grad(y, [xa, layer.weight, layer.bias], g)
+        gb = torch.autograd.grad(yr, [xb, ref.weight, ref.bias], g)
+        errs = [(y - yr).abs().max() / yr.abs().max().clamp(min=1)]
+        errs += [(a - b).abs().max() / b.abs().max().clamp(min=1) for a, b in zip(ga, gb)]
+        return [float(e) for e in errs]
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    out = []
+    size = 1 if quick else 8
+    for rate in (0.0, 0.01, 0.1, 1.0):
+        torch.manual_seed(0)
+        lin = EventLinear(37 * size, 45 * size, mode="event", device=dev)
+        x = spikes((3, 4, 37 * size), rate, device=dev)
+        out.append({"layer": "linear", "rate": rate,
+                    "rel_err_y_gx_gw_gb": max_err(lin, lin.to_dense(), x)})  # fmt: skip
+        conv = EventConv2d(4, 6, 3, stride=(2, 1), padding=1, groups=2, mode="event", device=dev)
+        xc = spikes((3, 4, 4 * size, 5 * size), rate, device=dev)
+        out.append({"layer": "conv2d", "rate": rate,
+                    "rel_err_y_gx_gw_gb": max_err(conv, conv.to_dense(), xc)})  # fmt: skip
+    worst = max(max(r["rel_err_y_gx_gw_gb"]) for r in out)
+    print(f"  CUDA path vs nn.Linear/nn.Conv2d: worst relative error {worst:.2e}", flush=True)
+    return out
+
+
+def bench_gpu(rates, shapes, n, reps, dev):
+    from neurosparse.ops import event_linear as ops
+
+    real = dev == "cuda"
+    timer = cuda_ms if real else wall_ms
+    rows = []
+    for m in shapes:
+        torch.manual_seed(0)
+        layer = EventLinear(n, n, mode="event", device=dev)
+        w, b = layer.weight.detach(), layer.bias.detach()
+        wt = w.t()
+        w_bf16, b_bf16 = w.to(torch.bfloat16), b.to(torch.bfloat16)
+
+        def op_only(x2):
+            scan = ops.scan_linear(x2, exact=False)
+            return ops.event_linear_apply(x2, w, b, ops.index_linear(x2, scan))
+
+        for rate in rates:
+            x2 = spikes((m, n), rate, device=dev, seed=int(rate * 1e4))
+            xb = x2.to(torch.bfloat16)
+            fns = {
+                "ours_op": lambda: op_only(x2),
+                "ours_module": lambda: layer(x2),
+                "dense_fp32": lambda: torch.addmm(b, x2, wt),
+                "dense_tf32": lambda: torch.addmm(b, x2, wt),
+                "dense_bf16": lambda: torch.addmm(b_bf16, xb, w_bf16.t()),
+                "cusparse_csr": lambda: torch.addmm(b, x2.to_sparse_csr(), wt),
+            }
+            t = {}
+            with torch.no_grad():
+                for k, fn in fns.items():
+                    tf32 = k == "dense_tf32"
+                    if real:
+                        torch.backends.cuda.matmul.allow_tf32 = tf32
+                    t.update(round_robin({k: fn}, reps, warmup=2, timer=timer))
+                    if real and k in ("ours_op", "dense_tf32", "dense_bf16"):
+                        replay = graphed(fn)  # launch costs out of the way
+                        if replay is not None:
+                            t.update(round_robin({k + "_graph": replay}, reps, timer=timer))
+                if real:
+                    torch.backends.cuda.matmul.allow_tf32 = False
+                # correctness on the device, against strict fp32
+                err = float((op_only(x2) - torch.addmm(b, x2, wt)).abs().max())
+            row = {"rows": m, "rate": rate, "max_abs_err_vs_fp32": err,
+                   **{f"{k}_us": med(v) * 1e3 for k, v in t.items()}, "samples_ms": t}  # fmt: skip
+            if real:
+                total, per = kernel_time_us(lambda: op_only(x2))
+                row["ours_op_kernel_us"], row["ours_op_kernels"] = total, per
+                print("    kernels (us/call): " + ", ".join(
+                    f"{k.split('(')[0][-40:]} {v:.1f}" for k, v in list(per.items())[:4]))
+            rows.append(row)
+            gr = {k: row.get(f"{k}_graph_us", -1.0)
+                  for k in ("ours_op", "dense_tf32", "dense_bf16")}
+            print(f"  gpu M={m} rate {rate:6.3f}: graph: ours {gr['ours_op']:8.1f} tf32 "
+                  f"{gr['dense_tf32']:8.1f} bf16 {gr['dense_bf16']:8.1f} us")
+            print(f"  gpu M={m} rate {rate:6.3f}: ours op {row['ours_op_us']:9.1f} us  module "
+                  f"{row['ours_module_us']:9.1f}  fp32 {row['dense_fp32_us']:9.1f}  tf32 "
+                  f"{row['dense_tf32_us']:9.1f}  bf16 {row['dense_bf16_us']:9.1f}  cusparse "
+                  f"{row['cusparse_csr_us']:9.1f}  err {err:.1e}", flush=True)  # fmt: skip
+    return rows
+
+
+def bench_gpu_conv(rates, n_samples, reps, dev, layers):
+    """EventConv2d (module: exact counts, one host read per call) vs cuDNN fp32 / TF32."""
+    real = dev == "cuda"
+    timer = cuda_ms if real else wall_ms
+    out = []
+    for name, cin, cout, k, pad, hw in layers:
+        torch.manual_seed(0)
+        layer = EventConv2d(cin, cout, k, padding=pad, mode="event", device=dev)
+        conv = layer.to_dense()
+        for rate in rates:
+            x = spikes((n_samples, cin, hw, hw), rate, device=dev, seed=int(rate * 1e4))
+            t = {}
+            with torch.no_grad():
+                for key, fn, tf32 in (("ours", lambda: layer(x), False),
+                                      ("dense_fp32", lambda: conv(x), False),
+                                      ("dense_tf32", lambda: conv(x), True)):  # fmt: skip
+                    if real:
+                        torch.backends.cudnn.allow_tf32 = tf32
+                    t.update(round_robin({key: fn}, reps, warmup=2, timer=timer))
+                if real:
+                    torch.backends.cudnn.allow_tf32 = False
+            row = {"layer": name, "rate": rate,
+                   **{f"{k}_us": med(v) * 1e3 for k, v in t.items()}}  # fmt: skip
+            if real:
+                row["ours_kernel_us"], row["ours_kernels"] = kernel_time_us(lambda: layer(x))
+            out.append(row)
+            print(f"  gpu conv {name} rate {rate:5.3f}: ours {row['ours_us']:9.1f} us (kernels "
+                  f"{row.get('ours_kernel_us') or 0:8.1f})  cuDNN fp32 {row['dense_fp32_us']:8.1f}"
+                  f"  TF32 {row['dense_tf32_us']:8.1f}", flush=True)  # fmt: skip
+    return out
+
+
+# -- report ---------------------------------------------------------------------------------
+def markdown(res: dict) -> str:
+    out = [f"Hardware: {res['hardware']}, threads: {res.get('threads')}", ""]
+    if res.get("linear"):
+        n = res["config"]["linear_n"]
+        out += [f"### Linear {n}->{n}, M = {res['config']['linear_rows']} rows, inference (ms)",
+                "", "| rate | ours | dense matmul | torch CSR (+conv.) | dense/ours | "
+                "CSR/ours | G synops/s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in res["linear"]:
+            out.append(f"| {r['rate']:.3%} | {r['ours_ms']:.1f} | {r['dense_ms']:.1f} | "
+                       f"{r['torch_csr_ms']:.1f} | {r['dense_ms'] / r['ours_ms']:.1f}× | "
+                       f"{r['torch_csr_ms'] / r['ours_ms']:.1f}× | "
+                       f"{r['gsynops_per_s']:.1f} |")  # fmt: skip
+    if res.get("linear_lif"):
+        r = res["linear_lif"]
+        out += ["", f"### Linear+LIF layer at {r['rate']:.0%} (ms)", "", "| contender | ms | "
+                "vs ours |", "|---|---|---|"]  # fmt: skip
+        base = r["ours_event_linear+lif_ms"]
+        for k, v in r.items():
+            if k.endswith("_ms") and k != "samples_ms":
+                out.append(f"| {k[:-3]} | {v:.1f} | {v / base:.1f}× |")
+    if res.get("conv"):
+        out += ["", "### EventConv2d vs nn.Conv2d, inference (ms)", "",
+                "| layer | rate | ours | nn.Conv2d | speed-up |", "|---|---|---|---|---|"]
+        for r in res["conv"]:
+            out.append(f"| {r['layer']} | {r['rate']:.1%} | {r['ours_ms']:.1f} | "
+                       f"{r['dense_ms']:.1f} | {r['dense_ms'] / r['ours_ms']:.1f}× |")  # fmt: skip
+    if res.get("training"):
+        r = res["training"]
+        out += ["", f"### Training step Linear {r['n']}->{r['n']} + LIF at {r['rate']:.0%}, "
+                f"T={r['T']}, B={r['B']} (ms)", "", "| contender | ms |", "|---|---|"]
+        for k, v in r.items():
+            if k.endswith("_ms") and k != "samples_ms":
+                out.append(f"| {k[:-3]} | {v:.1f} |")
+    if res.get("crossovers"):
+        out += ["", "### Crossovers (activity where the event path stops being faster)", ""]
+        out += [f"- {k}: {v if v is None else f'{v:.1%}'}" for k, v in res["crossovers"].items()]
+    if res.get("gpu_conv"):
+        out += ["", "### GPU EventConv2d (module) vs cuDNN, µs per call (CUDA events)", "",
+                "| layer | rate | ours | ours kernels | cuDNN fp32 | cuDNN TF32 | fp32/ours |",
+                "|---|---|---|---|---|---|---|"]
+        for r in res["gpu_conv"]:
+            out.append(f"| {r['layer']} | {r['rate']:.1%} | {r['ours_us']:.1f} | "
+                       f"{r.get('ours_kernel_us') or float('nan'):.1f} | "
+                       f"{r['dense_fp32_us']:.1f} | {r['dense_tf32_us']:.1f} | "
+                       f"{r['dense_fp32_us'] / r['ours_us']:.2f}× |")  # fmt: skip
+    if res.get("gpu"):
+        n = res["config"]["n"]
+        if any("ours_op_graph_us" in r for r in res["gpu"]):
+            out += ["", f"### GPU, Linear {n}->{n}, CUDA-graph replay (µs per call: device time "
+                    "without Python launch costs)", "",
+                    "| rows | rate | ours op | TF32 | bf16 | TF32/ours | bf16/ours |",
+                    "|---|---|---|---|---|---|---|"]  # fmt: skip
+            for r in res["gpu"]:
+                if "ours_op_graph_us" in r:
+                    o, t32, b16 = (r["ours_op_graph_us"], r.get("dense_tf32_graph_us", math.nan),
+                                   r.get("dense_bf16_graph_us", math.nan))  # fmt: skip
+                    out.append(f"| {r['rows']} | {r['rate']:.1%} | {o:.1f} | {t32:.1f} | "
+                               f"{b16:.1f} | {t32 / o:.2f}× | {b16 / o:.2f}× |")  # fmt: skip
+        out += ["", f"### GPU, Linear {n}->{n}, fp32 weights (µs per call, CUDA events)", "",
+                "| rows | rate | ours op | ours module | fp32 | TF32 | bf16 | cuSPARSE "
+                "(+conv.) | cuSPARSE/ours | TF32/ours |", "|---" * 10 + "|"]
+        for r in res["gpu"]:
+            out.append(
+                f"| {r['rows']} | {r['rate']:.1%} | {r['ours_op_us']:.1f} | "
+                f"{r['ours_module_us']:.1f} | {r['dense_fp32_us']:.1f} | {r['dense_tf32_us']:.1f} "
+                f"| {r['dense_bf16_us']:.1f} | {r['cusparse_csr_us']:.1f} | "
+                f"{r['cusparse_csr_us'] / r['ours_op_us']:.1f}× | "
+                f"{r['dense_tf32_us'] / r['ours_op_us']:.1f}× |")
+        if any(r.get("ours_op_kernel_us") for r in res["gpu"]):
+            out += ["", "GPU kernel time of ours (µs, CUPTI): " + ", ".join(
+                f"M={r['rows']}@{r['rate']:.1%}: {r['ours_op_kernel_us']:.1f}"
+                for r in res["gpu"] if r.get("ours_op_kernel_us"))]
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, few repetitions")
+    ap.add_argument("--gpu", action="store_true", help="the GPU section instead of the CPU one")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--rates", type=float, nargs="*", default=None, help="override the sweep")
+    ap.add_argument("--rows", type=int, nargs="*", default=None, help="--gpu: override M")
+    ap.add_argument("--sections", default="linear,conv", help="--gpu: linear, conv or both")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--md", type=Path, default=None, help="also write the tables as Markdown")
+    args = ap.parse_args(argv)
+    res: dict = {"hardware": hardware(), "quick": args.quick, "command": " ".join(sys.argv)}
+    if args.gpu:
+        reps = args.reps or (2 if args.quick else 15)
+        n = 64 if args.quick else 4096
+        shapes = args.rows or ([8, 20] if args.quick else [256, 8000])
+        rates = args.rates or ([0.01, 0.5] if args.quick else RATES)
+        res["config"] = {"n": n, "rows": shapes, "reps": reps}
+        dev = gpu_setup()
+        res["gpu_correctness"] = gpu_correctness(dev, args.quick)
+        res["crossovers"] = {}
+        if "linear" in args.sections:
+            res["gpu"] = bench_gpu(rates, shapes, n, reps, dev)
+            for m in shapes:
+                rr = [r for r in res["gpu"] if r["rows"] == m]
+                for base in ("dense_fp32", "dense_tf32", "dense_bf16", "cusparse_csr"):
+                    res["crossovers"][f"gpu M={m} vs {base}"] = crossover(
+                        [r["rate"] for r in rr], [r["ours_op_us"] for r in rr],
+                        [r[f"{base}_us"] for r in rr])  # fmt: skip
+        if "conv" in args.sections:
+            layers = [(nm, ci, co, k, p, 16) for nm, ci, co, k, p, _ in CONV_LAYERS] \
+                if args.quick else CONV_LAYERS  # fmt: skip
+            crates = [0.01, 0.5] if args.quick else [0.01, 0.02, 0.05, 0.1, 0.2, 0.5]
+            res["gpu_conv"] = bench_gpu_conv(crates, 2 if args.quick else 16, reps, dev, layers)
+            for name, *_ in layers:
+                rr = [r for r in res["gpu_conv"] if r["layer"] == name]
+                res["crossovers"][f"gpu conv {name} vs cuDNN fp32"] = crossover(
+                    [r["rate"] for r in rr], [r["ours_us"] for r in rr],
+                    [r["dense_fp32_us"] for r in rr])  # fmt: skip
+        default_out = ROOT / "benchmarks/results/event_layers_gpu.json"
+    else:
+        import numba
+
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+        res["threads"] = args.threads
+        q = args.quick
+        reps = args.reps or (2 if q else 5)
+        T, B, n = (10, 8, 512) if q else (100, 32, 4096)
+        rates = [0.01, 0.1] if q else RATES
+        res["config"] = {"linear_n": n, "linear_rows": T * B, "reps": reps}
+        print("Linear sweep", flush=True)
+        res["linear"] = bench_linear(rates, T, B, n, reps)
+        print("Linear + LIF at 1 %", flush=True)
+        res["linear_lif"] = bench_linear_lif(T, B, n, 0.01, reps)
+        print("Conv2d", flush=True)
+        conv_layers = [(nm, ci, co, k, p, 32) for nm, ci, co, k, p, _ in CONV_LAYERS] if q \
+            else CONV_LAYERS  # fmt: skip
+        res["conv"] = bench_conv([0.01, 0.05] if q else [0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+                                 4 if q else 16, reps, conv_layers)  # fmt: skip
+        print("Training step", flush=True)
+        tT, tB, tn = (10, 8, 256) if q else (100, 32, 1024)
+        res["training"] = bench_training(tT, tB, tn, 0.05, reps)
+        cx = {f"linear {n}x{n} M={T * B}": crossover(
+            rates, [r["ours_ms"] for r in res["linear"]], [r["dense_ms"] for r in res["linear"]])}
+        for name, *_ in conv_layers:
+            rr = [r for r in res["conv"] if r["layer"] == name]
+            cx[f"conv {name}"] = crossover([r["rate"] for r in rr], [r["ours_ms"] for r in rr],
+                                           [r["dense_ms"] for r in rr])  # fmt: skip
+        print("Crossovers on more Linear shapes", flush=True)
+        more = [(32, 512, 512), (320, 512, 512)] if q else \
+            [(32, 4096, 4096), (3200, 1024, 1024), (320, 1024, 1024), (3200, 256, 256)]
+        res["linear_shapes"] = bench_linear_crossovers(
+            more, [0.01, 0.05, 0.2] if q else [0.01, 0.02, 0.05, 0.1, 0.2, 0.4], reps)
+        for k, v in res["linear_shapes"].items():
+            cx[k] = v["crossover"]
+        res["crossovers"] = cx
+        default_out = ROOT / "benchmarks/results/event_layers.json"
+    out = args.out or default_out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    md = markdown(res)
+    print(md)
+    if args.md:
+        args.md.write_text(md)
+    print(f"wrote {out}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

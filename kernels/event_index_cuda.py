@@ -1,0 +1,261 @@
+"""Event index lists built on the GPU (numba.cuda; torch-free, no host round trip).
+
+CUDA twin of ``kernels/event_index.py``. One block per row ``r = p * Q + q`` of a
+C-contiguous ``x[P, A, Q, B]`` compacts the row's non-zero elements in ``(b, a)`` order
+(column id ``b * A + a``) into an ELL slot of capacity ``A * B`` (``start[r] = r*A*B``,
+``cnt[r]`` used). ELL needs no global prefix sum, so the total count never has to reach
+the host before the next kernel launches. The row is read once, in tiles (a count, a
+block-wide exclusive scan in shared memory, a write); with ``boff`` the kernel also
+records where each ``b`` starts (the event Conv2d looks up the events of an x-window
+that way). Statistics (events, weighted ±1 and graded events, NaN/inf)
+are written per row (no atomic counter that every block would queue on).
+
+:func:`csc_from_ell` turns the rows into column lists (weight gradient): atomic column
+counts, a one-block scan, an atomic fill, and a per-column sort by row so that the
+gradient sums run in a fixed order (results do not vary from run to run).
+
+Kernels use shared memory and ``syncthreads`` only (no warp shuffles), so they run in
+the Numba CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) for tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import config, cuda, int64
+
+# Threads per block of the row kernels and of the one-block scan. The simulator runs one
+# Python thread per CUDA thread, so tests use 32 (any power of two works).
+TPB = 32 if config.ENABLE_CUDASIM else 256
+SCAN_TPB = 32 if config.ENABLE_CUDASIM else 1024
+# Elements per thread and tile of the row kernel: 16 (a 4096-wide row in one tile) keeps
+# 16 loads in flight per thread and needs one block scan per 4096 elements; with 4 the
+# scans' barriers made a 4096-wide row take ~11 µs per block on the H200.
+EPT = 16
+
+@cuda.jit(device=True)
+def _block_exclusive_scan(s, t, value):
+    """Exclusive prefix sum of ``value`` over the block (Hillis-Steele in ``s``);
+    returns (exclusive, total)."""
+    s[t] = value
+    cuda.syncthreads()
+    offset = 1
+    n = s.shape[0]
+    while offset < n:
+        add = s[t - offset] if t >= offset else 0
+        cuda.syncthreads()
+        s[t] += add
+        cuda.syncthreads()
+        offset *= 2
+    incl = s[t]
+    total = s[n - 1]
+    cuda.syncthreads()
+    return incl - value, total
+
+
+@cuda.jit(device=True)
+def _element(x, row_base, e, n_a, plane):
+    # element e = b·A + a of a row of x[P, A, Q, B] (flattened); plane = Q·B
+    if n_a == 1:
+        return x[row_base + e]
+    b = e // n_a
+    return x[row_base + (e - b * n_a) * plane + b]
+
+
+@cuda.jit
+def ell_rows(x, roww, colw, weighted, idx, val, cnt, start, boff, want_boff, rowstats):
+    """Compact row ``blockIdx.x`` of ``x[P, A, Q, B]`` (see module docstring).
+
+    The row's ``A·B`` elements are taken in tiles of ``TPB·EPT``: each thread takes
+    ``EPT`` of them, counts its events, a block scan gives it a contiguous range of slots
+    after the previous tiles' events, and it writes them. With ``want_boff`` a thread
+    takes ``EPT`` neighbours, so the row's events come out sorted by column id ``b·A + a``
+    (the event Conv2d looks up x-windows); without, it takes every ``TPB``-th element
+    (coalesced loads, measured faster on the H200) and the events come out grouped by
+    thread -- a fixed order, which the gathers do not care about.
+    ``roww[Q]``, ``colw[B]`` weigh the statistics when ``weighted`` (else weight 1);
+    ``rowstats[r]`` gets the row's weighted ±1 and graded events and a NaN/inf flag
+    (per row, not one atomic counter: thousands of blocks adding to one address
+    serialise). With ``want_boff``, ``boff [P*Q, B+1]`` gets where each ``b`` starts.
+    """
+    r = cuda.blockIdx.x
+    t = cuda.threadIdx.x
+    n_p, n_a, n_q, n_b = x.shape
+    p = r // n_q
+    q = r - p * n_q
+    length = n_a * n_b
+    # flat indexing: 4-D subscripts cost ~8 integer instructions per element, and ncu
+    # showed the kernel bound by instruction issue on the H200
+    xf = x.reshape(x.size)
+    plane = n_q * n_b
+    row_base = p * n_a * plane + q * n_b
+    base = r * length
+    rw = roww[q] if weighted else 1
+    s = cuda.shared.array(TPB, int64)
+    u = 0
+    g = 0
+    bad = 0
+    pos0 = base
+    step = 1 if want_boff else TPB
+    for e0 in range(0, length, TPB * EPT):
+        first = e0 + (t * EPT if want_boff else t)
+        n = 0
+        for i in range(EPT):
+            e = first + i * step
+            if e >= length:
+                break
+            v = abs(_element(xf, row_base, e, n_a, plane))
+            if v != 0:
+                n += 1
+                wb = colw[e // n_a] if weighted else 1
+                if v == 1:
+                    u += wb
+                else:
+                    g += wb
+                if not v < math.inf:
+                    bad = 1
+        excl, total = _block_exclusive_scan(s, t, n)
+        pos = pos0 + excl
+        for i in range(EPT):
+            e = first + i * step
+            if e >= length:
+                break
+            if want_boff and e % n_a == 0:
+                boff[r, e // n_a] = pos
+            v = _element(xf, row_base, e, n_a, plane)  # again: an L1 hit
+            if v != 0:
+                idx[pos] = e
+                val[pos] = v
+                pos += 1
+        pos0 += total
+    _, u_all = _block_exclusive_scan(s, t, u)
+    _, g_all = _block_exclusive_scan(s, t, g)
+    any_bad = cuda.syncthreads_or(bad)
+    if t == 0:
+        cnt[r] = pos0 - base
+        start[r] = base
+        if want_boff:
+            boff[r, n_b] = pos0
+        rowstats[r, 0] = u_all * rw
+        rowstats[r, 1] = g_all * rw
+        rowstats[r, 2] = 1 if any_bad else 0
+
+
+@cuda.jit
+def _col_count(start, cnt, idx, colcnt):
+    r = cuda.blockIdx.x
+    s = start[r]
+    for j in range(s + cuda.threadIdx.x, s + cnt[r], cuda.blockDim.x):
+        cuda.atomic.add(colcnt, idx[j], 1)
+
+
+@cuda.jit
+def _scan_one_block(counts, ptr, cursor):
+    """``ptr = [0, cumsum(counts)]``, ``cursor = ptr[:-1]`` (one block of SCAN_TPB)."""
+    t = cuda.threadIdx.x
+    n = counts.shape[0]
+    per = (n + SCAN_TPB - 1) // SCAN_TPB
+    i0 = min(n, t * per)
+    i1 = min(n, i0 + per)
+    local = 0
+    for i in range(i0, i1):
+        local += counts[i]
+    s = cuda.shared.array(SCAN_TPB, int64)
+    excl, total = _block_exclusive_scan(s, t, local)
+    run = excl
+    for i in range(i0, i1):
+        ptr[i] = run
+        cursor[i] = run
+        run += counts[i]
+    if t == 0:
+        ptr[n] = total
+
+
+@cuda.jit
+def _col_fill(start, cnt, idx, val, cursor, rows_out, vals_out):
+    r = cuda.blockIdx.x
+    s = start[r]
+    for j in range(s + cuda.threadIdx.x, s + cnt[r], cuda.blockDim.x):
+        pos = cuda.atomic.add(cursor, idx[j], 1)
+        rows_out[pos] = r
+        vals_out[pos] = val[j]
+
+
+@cuda.jit
+def _sort_segments(ptr, rows, vals):
+    # Insertion sort of each column's rows: the fill's atomics hand out slots in a
+    # run-dependent order; sorting makes the gradient's summation order fixed.
+    c = cuda.grid(1)
+    if c >= ptr.shape[0] - 1:
+        return
+    for i in range(ptr[c] + 1, ptr[c + 1]):
+        key = rows[i]
+        kv = vals[i]
+        j = i - 1
+        while j >= ptr[c] and rows[j] > key:
+            rows[j + 1] = rows[j]
+            vals[j + 1] = vals[j]
+            j -= 1
+        rows[j + 1] = key
+        vals[j + 1] = kv
+
+
+def grid_1d(n: int, tpb: int = TPB) -> int:
+    return max(1, (n + tpb - 1) // tpb)
+
+
+def build_ell(x, alloc, stream, roww=None, colw=None, with_boff=False):
+    """Launch :func:`ell_rows` on ``x[P, A, Q, B]`` (device array).
+
+    ``alloc(shape, dtype, zero)`` returns device arrays (zero-filled when ``zero``).
+    ``roww [Q]`` and ``colw [B]`` (int64 device arrays, both or neither) weigh the
+    ±1/graded statistics. Returns ``(idx, val, cnt, start, boff, rowstats)``: the events
+    of a row are the ``cnt[r]`` slots from ``start[r]``; summing ``cnt`` and the columns of
+    ``rowstats [rows, 3]`` gives events, weighted ±1 events, weighted graded events and
+    the number of rows holding a NaN/inf (:func:`summary` does it).
+    """
+    n_p, n_a, n_q, n_b = x.shape
+    rows = n_p * n_q
+    cap = max(1, x.size)
+    idx = alloc((cap,), np.int32, False)
+    val = alloc((cap,), np.float32, False)
+    cnt = alloc((max(1, rows),), np.int64, rows == 0)
+    start = alloc((max(1, rows),), np.int64, False)
+    rowstats = alloc((max(1, rows), 3), np.int64, rows == 0)
+    # unused arguments get an array of the right type that is not read: every device
+    # array costs ~20 µs of host time (measured on the H200 host)
+    boff = alloc((rows, n_b + 1), np.int64, False) if with_boff else rowstats
+    if rows:
+        weighted = roww is not None
+        ell_rows[rows, TPB, stream](x, roww if weighted else cnt, colw if weighted else cnt,
+                                    weighted, idx, val, cnt, start, boff, with_boff,
+                                    rowstats)  # fmt: skip
+    return idx, val, cnt, start, boff, rowstats
+
+
+def summary(cnt, rowstats) -> tuple[int, int, int, int]:
+    """Host-side totals ``(events, ±1, graded, rows with NaN/inf)`` of :func:`build_ell`
+    outputs given as NumPy arrays (copy them from the device first)."""
+    s = rowstats.sum(0)
+    return int(cnt.sum()), int(s[0]), int(s[1]), int(s[2])
+
+
+def csc_from_ell(start, cnt, idx, val, n_cols, capacity, alloc, stream):
+    """Column lists of the ELL events: ``(colptr [n_cols+1], colcnt, rows, vals)``.
+
+    ``capacity`` bounds the number of events (the exact count when the host knows it).
+    """
+    n_rows = cnt.shape[0]
+    colcnt = alloc((n_cols,), np.int64, True)
+    colptr = alloc((n_cols + 1,), np.int64, False)
+    cursor = alloc((n_cols,), np.int64, False)
+    rows = alloc((max(1, capacity),), np.int32, False)
+    vals = alloc((max(1, capacity),), np.float32, False)
+    if n_rows:
+        _col_count[n_rows, TPB, stream](start, cnt, idx, colcnt)
+    _scan_one_block[1, SCAN_TPB, stream](colcnt, colptr, cursor)
+    if n_rows:
+        _col_fill[n_rows, TPB, stream](start, cnt, idx, val, cursor, rows, vals)
+    _sort_segments[grid_1d(n_cols), TPB, stream](colptr, rows, vals)
+    return colptr, colcnt, rows, vals

@@ -1,0 +1,157 @@
+"""Row-gather kernels of the event Linear on the CPU (torch-free).
+
+Forward: ``y[m, :] = b + Σ_{k active in m} x[m, k] · Wᵀ[k, :]`` -- the sum of the weight
+rows of the inputs that spiked. Weight gradient: ``gWᵀ[k, :] = Σ_{m: k active in m}
+x[m, k] · g[m, :]`` -- the same gather over the transposed event lists. Both run
+:func:`gather_rows` over a *column-tiled* source ``src[T, R, TW]`` (tile ``t`` holds
+columns ``t*TW : (t+1)*TW`` of all ``R`` rows, contiguously): one tile is a few hundred
+KiB, stays in L2 while every event of the call is gathered from it, and each gathered
+row segment is one contiguous, vectorisable run. Threads split the (tile, row block)
+pairs in tile-major order, so each thread streams through whole tiles.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+# One source tile: up to 4 MiB. Measured on a Zen 5 core (2 MiB L2, 4096 source rows):
+# 256-wide tiles (4 MiB, served partly from L3) beat 128 (2 MiB) and 64 (1 MiB) because the
+# per-event overhead (index load, loop) is spread over more columns.
+_TILE_BYTES = 1 << 22
+_MAX_TW = 256
+_ROW_BLOCK = 512  # rows of one parallel work item (keeps work items many on few tiles)
+
+
+def tile_width(n_src_rows: int, n_cols: int) -> int:
+    """Columns per tile: a multiple of 16 floats (one AVX-512 vector) fitting the budget."""
+    tw = _TILE_BYTES // (4 * max(1, n_src_rows))
+    tw = max(16, min(_MAX_TW, tw - tw % 16))
+    return min(tw, -(-n_cols // 16) * 16)
+
+
+@numba.njit(parallel=True, cache=True)
+def pack_tiles(src, tw, out):
+    """``out[t, r, c] = src[r, t*tw + c]`` (zero past the last column); src [R, N]."""
+    n_r, n = src.shape
+    n_t = out.shape[0]
+    for t in prange(n_t):
+        c0 = t * tw
+        w = min(tw, n - c0)
+        for r in range(n_r):
+            for c in range(w):
+                out[t, r, c] = src[r, c0 + c]
+            for c in range(w, tw):
+                out[t, r, c] = 0
+
+
+@numba.njit(parallel=True, cache=True)
+def pack_tiles_transposed(src, tw, out):
+    """``out[t, r, c] = src[t*tw + c, r]`` (zero past the last row); src [N, R].
+
+    Packs an nn.Linear weight ``[out, in]`` as tiles of ``Wᵀ``; reads ``tw`` source rows
+    side by side so both sides of the transpose stream through cache lines.
+    """
+    n, n_r = src.shape
+    n_t = out.shape[0]
+    for t in prange(n_t):
+        c0 = t * tw
+        w = min(tw, n - c0)
+        for r0 in range(0, n_r, 64):
+            r1 = min(r0 + 64, n_r)
+            for c in range(w):
+                for r in range(r0, r1):
+                    out[t, r, c] = src[c0 + c, r]
+            for c in range(w, tw):
+                for r in range(r0, r1):
+                    out[t, r, c] = 0
+
+
+@numba.njit(cache=True, inline="always")
+def _accumulate(o, tile, idx, val, j0, j1):
+    # o += Σ_j val[j] · tile[idx[j], :len(o)], four events per pass: four independent
+    # products are summed before touching o, which cuts the store-to-load chain through
+    # o by 4× (measured 1.5× faster than one event per pass).
+    w = o.shape[0]
+    j = j0
+    while j + 4 <= j1:
+        t0 = tile[idx[j]]
+        t1 = tile[idx[j + 1]]
+        t2 = tile[idx[j + 2]]
+        t3 = tile[idx[j + 3]]
+        v0 = val[j]
+        v1 = val[j + 1]
+        v2 = val[j + 2]
+        v3 = val[j + 3]
+        for c in range(w):
+            o[c] += (v0 * t0[c] + v1 * t1[c]) + (v2 * t2[c] + v3 * t3[c])
+        j += 4
+    while j < j1:
+        t0 = tile[idx[j]]
+        v0 = val[j]
+        for c in range(w):
+            o[c] += v0 * t0[c]
+        j += 1
+
+
+@numba.njit(parallel=True, cache=True)
+def gather_rows(rowptr, idx, val, tiles, bias, out, transpose_out):
+    """``out[r, n] = bias[n] + Σ_j val[j] · src[idx[j], n]`` over row ``r``'s events.
+
+    Parameters
+    ----------
+    rowptr, idx, val : CSR event lists (int64, int32, float32) of ``n_rows`` rows.
+    tiles : float32 ``[T, R_src, TW]``, the column-tiled source (see :func:`pack_tiles`).
+    bias : float32 ``[T*TW]`` (zeros for none), padded like the tiles.
+    out : float32 ``[n_rows, N]``, or ``[N, n_rows]`` when ``transpose_out``.
+    """
+    n_t, _, tw = tiles.shape
+    n_rows = rowptr.shape[0] - 1
+    n = out.shape[0] if transpose_out else out.shape[1]
+    n_rb = (n_rows + _ROW_BLOCK - 1) // _ROW_BLOCK
+    for item in prange(n_t * n_rb):
+        t = item // n_rb
+        rb = item - t * n_rb
+        c0 = t * tw
+        w = min(tw, n - c0)
+        tile = tiles[t]
+        buf = np.empty(w, np.float32)
+        for r in range(rb * _ROW_BLOCK, min((rb + 1) * _ROW_BLOCK, n_rows)):
+            # accumulate straight into the output row when it is contiguous
+            o = buf if transpose_out else out[r, c0 : c0 + w]
+            for c in range(w):
+                o[c] = bias[c0 + c]
+            _accumulate(o, tile, idx, val, rowptr[r], rowptr[r + 1])
+            if transpose_out:
+                for c in range(w):
+                    out[c0 + c, r] = o[c]
+
+
+def packed_shape(n_src_rows: int, n_cols: int) -> tuple[int, int, int]:
+    tw = tile_width(n_src_rows, n_cols)
+    return (-(-n_cols // tw), n_src_rows, tw)
+
+
+def pack_weight(weight: np.ndarray) -> np.ndarray:
+    """Tiles of ``Wᵀ`` from an nn.Linear weight ``[out, in]`` (float32, C-contiguous)."""
+    n_out, n_in = weight.shape
+    out = np.empty(packed_shape(n_in, n_out), np.float32)
+    pack_tiles_transposed(weight, out.shape[2], out)
+    return out
+
+
+def pack_rows(src: np.ndarray) -> np.ndarray:
+    """Tiles of a row-major ``[R, N]`` source (the output gradient)."""
+    n_r, n = src.shape
+    out = np.empty(packed_shape(n_r, n), np.float32)
+    pack_tiles(src, out.shape[2], out)
+    return out
+
+
+def padded_bias(bias: np.ndarray | None, tiles: np.ndarray) -> np.ndarray:
+    n_pad = tiles.shape[0] * tiles.shape[2]
+    out = np.zeros(n_pad, np.float32)
+    if bias is not None:
+        out[: bias.shape[0]] = bias
+    return out

@@ -1,0 +1,254 @@
+"""``DeltaConv2d``: a convolution that only computes on the pixels that changed.
+
+Same scheme as ``DeltaLinear`` (``layers/delta_linear.py``): the input frames are
+delta-encoded per pixel and channel, each delta scatters its kernel footprint times its
+value, and the output map is the running sum ``z_t = z_{t−1} + W ⊛ Δ_t`` (``z_{−1}`` =
+bias). Since ``Σ_{s≤t} Δ_s = x̂_t``, the output equals ``conv2d(x̂_t)`` exactly, where
+``x̂`` is the reference-quantised input (``nn.Conv2d`` on the raw input when θ = 0).
+
+The scatter of all ``T·B`` delta frames is one call of the event convolution's kernels
+(``neurosparse/ops/event_conv2d.py``: Numba CPU and CUDA, torch reference), the running
+sum is ``ops/delta_accumulate.py``. Zero padding, dilation 1.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._checks import check_choice
+from .._counters import OpCounter
+from ..errors import ParameterError, ShapeError
+from ..ops import event_conv2d as ec
+from ..ops.delta_accumulate import accumulate
+from ..ops.delta_encode import delta_encode_op
+from .delta_encoder import (
+    DeltaModule,
+    DeltaStream,
+    _unwrap,
+    check_sequence,
+    check_state_tensor,
+    init_threshold,
+    unit_thresholds,
+)
+from .delta_linear import positive_int
+from .dispatch import MODES, choose_path
+
+
+class DeltaConv2dState(NamedTuple):
+    """``x_ref [B, C, H, W]``: last value each input pixel sent; ``z [B, O, Ho, Wo]``."""
+
+    x_ref: torch.Tensor
+    z: torch.Tensor
+
+
+def _pair(name: str, v: object, lo: int) -> tuple[int, int]:
+    t = (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
+    ok = isinstance(t, (tuple, list)) and len(t) == 2 and all(
+        isinstance(a, int) and not isinstance(a, bool) and a >= lo for a in t
+    )
+    if not ok:
+        raise ParameterError(f"{name} must be an int >= {lo} or a pair of them, got {v!r}")
+    return int(t[0]), int(t[1])
+
+
+def footprint(n_in: int, k: int, s: int, p: int, n_out: int) -> np.ndarray:
+    """Outputs along one axis that each of ``n_in`` input positions reaches (borders clip)."""
+    o = np.arange(n_out)
+    tap = np.arange(n_in)[:, None] + p - o[None, :] * s  # kernel tap hit by (input, output)
+    return ((tap >= 0) & (tap < k)).sum(1)
+
+
+class DeltaConv2d(OpCounter, DeltaModule, nn.Module):
+    """Conv2d driven by input deltas: ``[T, B, C, H, W] -> [T, B, O, Ho, Wo]``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, padding : int or (int, int)
+    groups : int
+    bias : bool
+    threshold : float or torch.Tensor
+        Delta threshold θ ≥ 0 of the input pixels (scalar, or one per input channel).
+    per_channel : bool
+        One threshold per input channel.
+    learn_threshold : bool
+        Train θ through the surrogate gradient of ``ops/delta_encode.py``.
+    grad_width : float, optional
+        Half-width of that surrogate (default ``max(θ, 0.01)``).
+    mode : {"auto", "event", "dense"}
+        How ``W ⊛ Δ`` is computed; every path gives the same result.
+
+    Modes and state follow ``DeltaLinear``: sequence mode starts from rest (zero
+    references, output = bias) unless ``state`` is passed (``return_state=True`` returns
+    it); ``step`` keeps it until :meth:`reset`. Parameters use ``nn.Conv2d``'s layout.
+
+    Counters: ``macs``/``synops`` = synapses the sent deltas drive (each delta × out
+    channels per group × its border-clipped footprint), ``dense_macs`` = every tap of
+    every output at every step, ``events_in`` = deltas sent, ``inputs_in`` = pixels,
+    ``neuron_updates`` = delta units compared, ``weight_bytes_read`` = one weight per
+    op, ``state_bytes_rw`` = references and output-map traffic.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        threshold: float | torch.Tensor = 0.0,
+        per_channel: bool = False,
+        learn_threshold: bool = False,
+        grad_width: float | None = None,
+        mode: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = positive_int("in_channels", in_channels)
+        self.out_channels = positive_int("out_channels", out_channels)
+        self.groups = positive_int("groups", groups)
+        if in_channels % groups or out_channels % groups:
+            raise ParameterError(
+                f"groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
+            )
+        self.kernel_size = _pair("kernel_size", kernel_size, 1)
+        self.stride = _pair("stride", stride, 1)
+        self.padding = _pair("padding", padding, 0)
+        self.mode = check_choice("mode", mode, MODES)
+        kw = {"device": device, "dtype": dtype}
+        shape = (out_channels, in_channels // groups, *self.kernel_size)
+        self.weight = nn.Parameter(torch.empty(shape, **kw))
+        self.bias = nn.Parameter(torch.empty(out_channels, **kw)) if bias else None
+        init_threshold(self, threshold, in_channels, per_channel, learn_threshold, grad_width,
+                       **kw)
+        self.state: DeltaConv2dState | None = None
+        self.last_path: str | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``nn.Conv2d``'s initialisation."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight[0].numel()
+            bound = 1 / math.sqrt(fan_in)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @classmethod
+    def from_dense(cls, conv: nn.Conv2d, threshold: float = 0.0, **kw) -> DeltaConv2d:
+        """A ``DeltaConv2d`` holding a copy of ``conv``'s parameters."""
+        if not isinstance(conv, nn.Conv2d):
+            raise ParameterError(f"from_dense expects an nn.Conv2d, got {type(conv).__name__}")
+        if conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding,
+                                                                                 str):
+            raise ParameterError("from_dense supports dilation 1, zero padding given as ints")
+        w = conv.weight
+        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                    conv.padding, conv.groups, conv.bias is not None, threshold,
+                    device=w.device, dtype=w.dtype, **kw)  # fmt: skip
+        with torch.no_grad():
+            layer.weight.copy_(w)
+            if conv.bias is not None:
+                layer.bias.copy_(conv.bias)
+        return layer
+
+    def reset(self) -> None:
+        """Forget the state kept by :meth:`step`."""
+        self.state = None
+
+    def _geometry(self, n: int, h: int, w: int) -> ec.ConvGeometry:
+        return ec.ConvGeometry(n, self.in_channels, h, w, self.out_channels, *self.kernel_size,
+                               *self.stride, *self.padding, self.groups)  # fmt: skip
+
+    def _run(self, x, state):
+        x = check_sequence(_unwrap(x), 5, "[T, B, C, H, W], time first")
+        if x.dim() != 5:
+            raise ShapeError(f"input must be [T, B, C, H, W], got shape {tuple(x.shape)}")
+        n_t, n_b, c, h, w = x.shape
+        if c != self.in_channels:
+            raise ShapeError(f"input has {c} channels (shape {tuple(x.shape)}) but the layer "
+                             f"expects in_channels={self.in_channels}")  # fmt: skip
+        if self.weight.device != x.device or self.weight.dtype != x.dtype:
+            raise ShapeError(f"the layer is {self.weight.dtype} on {self.weight.device} but the "
+                             f"input is {x.dtype} on {x.device}; use .to(input)")  # fmt: skip
+        g = self._geometry(n_t * n_b, h, w)
+        if g.ho < 1 or g.wo < 1:
+            raise ShapeError(f"input of {h}×{w} pixels with padding {self.padding} is smaller "
+                             f"than the {self.kernel_size} kernel")  # fmt: skip
+        out_shape = (n_b, self.out_channels, g.ho, g.wo)
+        if state is None:
+            ref0 = torch.zeros_like(x[0])
+            b = self.bias if self.bias is not None else x.new_zeros(self.out_channels)
+            z0 = b.view(1, -1, 1, 1).expand(out_shape)
+        else:
+            if not isinstance(state, tuple) or len(state) != 2:
+                raise ShapeError(f"state must be a DeltaConv2dState (x_ref, z), got "
+                                 f"{type(state).__name__}")  # fmt: skip
+            ref0 = check_state_tensor("state.x_ref", state[0], tuple(x.shape[1:]), x)
+            z0 = check_state_tensor("state.z", state[1], out_shape, x)
+        thr = unit_thresholds(self.threshold, x.shape[2:], x)
+        d3, ref, stats = delta_encode_op(x.reshape(n_t, n_b, -1).contiguous(),
+                                         ref0.reshape(n_b, -1).contiguous(), thr,
+                                         self.threshold_grad_width)  # fmt: skip
+        delta4 = d3.reshape(n_t * n_b, c, h, w)
+        path = choose_path(self.mode, "conv2d", x.device.type,
+                           (g.n, c, self.out_channels, g.kh * g.kw, g.ho * g.wo),
+                           stats.nnz / max(1, stats.total))  # fmt: skip
+        scan = ec.scan_conv2d(delta4, g)
+        if path == "dense":
+            inc = F.conv2d(delta4, self.weight, None, self.stride, self.padding, 1, self.groups)
+        else:
+            inc = ec.event_conv2d_apply(delta4, self.weight, None, ec.index_conv2d(delta4, scan))
+        z = accumulate(inc.reshape(n_t, *out_shape), z0, inplace=True)
+        fy = footprint(h, g.kh, g.sh, g.ph, g.ho)
+        fx = footprint(w, g.kw, g.sw, g.pw, g.wo)
+        fan = torch.from_numpy(np.outer(fy, fx) * g.og).to(x.device, x.dtype)
+        self._record("input", DeltaStream(d3.reshape(x.shape), stats.nnz, stats.total, fan))
+        nb = x.element_size()
+        self.count_ops(
+            synops=scan.unit_ops,
+            macs=scan.graded_ops,
+            dense_macs=g.dense_macs,
+            events_in=stats.nnz,
+            inputs_in=stats.total,
+            neuron_updates=stats.total,
+            weight_bytes_read=(scan.unit_ops + scan.graded_ops) * self.weight.element_size(),
+            state_bytes_rw=(stats.total + stats.nnz) * nb + 2 * z.numel() * nb,
+        )
+        self.last_path = path
+        return z, DeltaConv2dState(ref.reshape(x.shape[1:]), z[-1])
+
+    def forward(
+        self, x: torch.Tensor, state: DeltaConv2dState | None = None, return_state: bool = False
+    ):
+        """Sequence mode: ``[T, B, C, H, W] -> [T, B, O, Ho, Wo]``."""
+        z, new = self._run(x, state)
+        return (z, new) if return_state else z
+
+    def step(self, x: torch.Tensor, state: DeltaConv2dState | None = None) -> torch.Tensor:
+        """One step ``[B, C, H, W] -> [B, O, Ho, Wo]``; keeps the state unless passed."""
+        x = _unwrap(x)
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ShapeError(f"step input must be [B, C, H, W], got {got}")
+        explicit = state is not None
+        z, new = self._run(x[None], state if explicit else self.state)
+        if not explicit:
+            self.state = new
+        return z[0]
+
+    def extra_repr(self) -> str:
+        th = self.threshold
+        t = f"{float(th):g}" if th.dim() == 0 else f"[{th.numel()}]"
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
+                f"threshold={t}, mode={self.mode!r}")  # fmt: skip

@@ -1,0 +1,274 @@
+"""``DeltaLinear``: a Linear layer that only computes on what changed since the last step.
+
+Per step (Neil et al. 2017): the input is delta-encoded (``layers/delta_encoder.py``),
+and the pre-activation is updated with the weight columns of the units that sent a delta,
+``z_t = z_{t−1} + W·Δ_t`` (``z_{−1} = b``). Because ``Σ_{s≤t} Δ_s = x̂_t``, the output is
+exactly ``W·x̂_t + b``: the dense layer applied to the reference-quantised input (equal to
+``nn.Linear`` on the raw input when θ = 0).
+
+The ``W·Δ`` products of all steps are one graded-event matmul over the ``T·B`` rows of
+deltas, run by the event Linear's kernels (``neurosparse/ops/event_linear.py``: Numba CPU
+row gathers, Numba CUDA, torch reference); the running sum over time is
+``ops/delta_accumulate.py`` (float64 sums). ``mode="auto"`` hands a call whose deltas are
+too dense to the dense matmul (``layers/dispatch.py``), with the same result.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._checks import check_choice, check_float_tensor, check_range, check_rank
+from .._counters import OpCounter
+from ..errors import ParameterError, ShapeError
+from ..ops import event_linear as el
+from ..ops.delta_accumulate import accumulate
+from ..ops.delta_encode import EncodeStats, delta_encode_op
+from .delta_encoder import (
+    DeltaModule,
+    DeltaStream,
+    _unwrap,
+    check_sequence,
+    check_state_tensor,
+    init_threshold,
+    unit_thresholds,
+)
+from .dispatch import MODES, choose_path
+
+
+class DeltaLinearState(NamedTuple):
+    """``x_ref [B, in]``: the last value each input unit sent; ``z [B, out]``: ``W·x̂ + b``."""
+
+    x_ref: torch.Tensor
+    z: torch.Tensor
+
+
+def positive_int(name: str, v: object) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ParameterError(f"{name} must be a positive int, got {v!r}")
+    return v
+
+
+def delta_matmul(
+    delta2d: torch.Tensor, weight: torch.Tensor, stats: EncodeStats, mode: str
+) -> tuple[torch.Tensor, str, int]:
+    """``delta2d @ weightᵀ`` over the non-zero deltas only (or dense, per ``mode``).
+
+    Returns the product, the path taken and the number of deltas of magnitude 1.
+    """
+    m, k = delta2d.shape
+    n = weight.shape[0]
+    rate = stats.nnz / max(1, m * k)
+    path = choose_path(mode, "linear", delta2d.device.type, (m, k, n), rate)
+    if path == "dense":
+        return F.linear(delta2d, weight), path, stats.unit
+    scan = el.scan_linear(delta2d)
+    index = el.index_linear(delta2d, scan)
+    return el.event_linear_apply(delta2d, weight, None, index), path, stats.unit
+
+
+def _flatten_input(x: torch.Tensor, n_in: int) -> torch.Tensor:
+    # [T, B, in], or [T, B, *] whose trailing axes hold in_features values (a flattened
+    # convolution output, as in DeltaConv2d -> DeltaLinear)
+    if x.shape[-1] == n_in and x.dim() == 3:
+        return x
+    if x.dim() > 3 and math.prod(x.shape[2:]) == n_in:
+        return x.reshape(x.shape[0], x.shape[1], n_in)
+    raise ShapeError(
+        f"input has shape {tuple(x.shape)} but the layer expects [T, B, {n_in}] (or [T, B, *] "
+        f"with {n_in} values per sample)"
+    )
+
+
+def delta_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    threshold: float | torch.Tensor = 0.0,
+    state: DeltaLinearState | None = None,
+    mode: str = "auto",
+    grad_width: float | None = None,
+) -> tuple[torch.Tensor, DeltaLinearState]:
+    """Functional delta Linear: ``F.linear(x̂_t, weight, bias)`` computed from the deltas.
+
+    Parameters
+    ----------
+    x : ``[T, B, in]`` (or ``[T, B, *]`` with ``in`` values per sample).
+    weight : ``[out, in]``; bias : ``[out]`` or None.
+    threshold : scalar or ``[in]`` (per input unit), ≥ 0.
+    state : DeltaLinearState, optional (``None``: zero references, ``z = b``).
+    mode : {"auto", "event", "dense"}
+
+    Returns
+    -------
+    z : ``[T, B, out]``; state : DeltaLinearState after the last step.
+    """
+    holder = _Functional(weight, bias, threshold, mode, grad_width)
+    return holder.run(x, state)
+
+
+class _Functional(DeltaModule):
+    def __init__(self, weight, bias, threshold, mode, grad_width):
+        self.weight, self.bias, self.mode = weight, bias, check_choice("mode", mode, MODES)
+        th = torch.as_tensor(threshold)
+        check_range("threshold", th.detach(), lo=0.0)
+        self.threshold = th
+        self.threshold_grad_width = (grad_width if grad_width is not None
+                                     else max(float(th.detach().max()), 1e-2))  # fmt: skip
+
+    def run(self, x, state):
+        return _run(self, x, state, None)
+
+
+def _run(layer, x, state, counter: OpCounter | None):
+    x = check_sequence(_unwrap(x), 3, "[T, B, in_features], time first")
+    weight, bias = layer.weight, layer.bias
+    n_out, n_in = weight.shape
+    x3 = _flatten_input(x, n_in)
+    n_t, n_b = x3.shape[:2]
+    if weight.device != x.device or weight.dtype != x.dtype:
+        raise ShapeError(
+            f"weight is {weight.dtype} on {weight.device} but the input is {x.dtype} on "
+            f"{x.device}; move the layer with .to(input)"
+        )
+    if state is None:
+        ref0 = torch.zeros(n_b, n_in, dtype=x.dtype, device=x.device)
+        z0 = (bias if bias is not None else torch.zeros(n_out, dtype=x.dtype, device=x.device))
+        z0 = z0.expand(n_b, n_out)
+    else:
+        if not isinstance(state, tuple) or len(state) != 2:
+            raise ShapeError(f"state must be a DeltaLinearState (x_ref, z), got "
+                             f"{type(state).__name__}")  # fmt: skip
+        ref0 = check_state_tensor("state.x_ref", state[0], (n_b, n_in), x)
+        z0 = check_state_tensor("state.z", state[1], (n_b, n_out), x)
+    thr = unit_thresholds(layer.threshold, x3.shape[2:], x3)
+    delta, ref, stats = delta_encode_op(x3.contiguous(), ref0, thr, layer.threshold_grad_width)
+    inc, path, unit = delta_matmul(delta.reshape(n_t * n_b, n_in), weight, stats, layer.mode)
+    z = accumulate(inc.reshape(n_t, n_b, n_out), z0, inplace=True)
+    layer._record("input", DeltaStream(delta, stats.nnz, stats.total, float(n_out)))
+    if counter is not None:
+        nb = x.element_size()
+        counter.count_ops(
+            synops=unit * n_out,
+            macs=(stats.nnz - unit) * n_out,
+            dense_macs=n_t * n_b * n_in * n_out,
+            events_in=stats.nnz,
+            inputs_in=stats.total,
+            neuron_updates=stats.total,
+            weight_bytes_read=stats.nnz * n_out * weight.element_size(),
+            # references read every step and written at each send; z read and written
+            state_bytes_rw=(stats.total + stats.nnz) * nb + 2 * n_t * n_b * n_out * nb,
+        )
+    layer.last_path = path
+    return z, DeltaLinearState(ref, z[-1])
+
+
+class DeltaLinear(OpCounter, DeltaModule, nn.Module):
+    """Linear layer driven by input deltas: output ``W·x̂_t + b`` for ``x [T, B, in]``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+    threshold : float or torch.Tensor
+        Delta threshold θ ≥ 0 of the input units (θ = 0: every change is sent and the
+        layer equals ``nn.Linear``).
+    per_channel : bool
+        One threshold per input unit (``in_features`` of them).
+    learn_threshold : bool
+        Train θ through the surrogate gradient of ``ops/delta_encode.py``.
+    grad_width : float, optional
+        Half-width of that surrogate (default ``max(θ, 0.01)``).
+    mode : {"auto", "event", "dense"}
+        How ``W·Δ`` is computed; every path gives the same result.
+
+    Input ``[T, B, in]`` (or ``[T, B, *]`` with ``in`` values per sample, flattened);
+    output ``[T, B, out]``. Sequence mode starts from rest (zero references, ``z = b``)
+    unless ``state`` is passed; ``return_state=True`` returns ``(z, state)``. ``step(x_t)``
+    continues from the state kept by the previous ``step`` until :meth:`reset`. Weight
+    and bias use ``nn.Linear``'s layout, so state dicts interchange (plus ``threshold``).
+
+    Counters: ``macs`` (graded deltas) / ``synops`` (deltas of magnitude 1) = deltas ×
+    out_features; ``dense_macs`` = T·B·in·out; ``events_in`` = deltas sent; ``inputs_in``
+    = input elements; ``neuron_updates`` = delta units compared; ``weight_bytes_read`` =
+    deltas × out × bytes per weight; ``state_bytes_rw`` = references and ``z`` traffic.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        threshold: float | torch.Tensor = 0.0,
+        per_channel: bool = False,
+        learn_threshold: bool = False,
+        grad_width: float | None = None,
+        mode: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        self.mode = check_choice("mode", mode, MODES)
+        kw = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(out_features, in_features, **kw))
+        self.bias = nn.Parameter(torch.empty(out_features, **kw)) if bias else None
+        init_threshold(self, threshold, in_features, per_channel, learn_threshold, grad_width,
+                       **kw)
+        self.state: DeltaLinearState | None = None
+        self.last_path: str | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``nn.Linear``'s initialisation."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @classmethod
+    def from_dense(cls, linear: nn.Linear, threshold: float = 0.0, **kw) -> DeltaLinear:
+        """A ``DeltaLinear`` holding a copy of ``linear``'s parameters."""
+        if not isinstance(linear, nn.Linear):
+            raise ParameterError(f"from_dense expects an nn.Linear, got {type(linear).__name__}")
+        w = linear.weight
+        layer = cls(linear.in_features, linear.out_features, linear.bias is not None,
+                    threshold, device=w.device, dtype=w.dtype, **kw)  # fmt: skip
+        with torch.no_grad():
+            layer.weight.copy_(w)
+            if linear.bias is not None:
+                layer.bias.copy_(linear.bias)
+        return layer
+
+    def reset(self) -> None:
+        """Forget the state kept by :meth:`step`."""
+        self.state = None
+
+    def forward(
+        self, x: torch.Tensor, state: DeltaLinearState | None = None, return_state: bool = False
+    ):
+        """Sequence mode: ``[T, B, in] -> [T, B, out]``."""
+        z, new = _run(self, x, state, self)
+        return (z, new) if return_state else z
+
+    def step(self, x: torch.Tensor, state: DeltaLinearState | None = None) -> torch.Tensor:
+        """One step ``[B, in] -> [B, out]``; keeps the state unless ``state`` is passed."""
+        x = check_float_tensor("input", _unwrap(x))
+        check_rank("input", x, (2,), "[B, in_features], one time step")
+        x = x[None]
+        explicit = state is not None
+        z, new = _run(self, x, state if explicit else self.state, self)
+        if not explicit:
+            self.state = new
+        return z[0]
+
+    def extra_repr(self) -> str:
+        th = self.threshold
+        t = f"{float(th):g}" if th.dim() == 0 else f"[{th.numel()}]"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, threshold={t}, mode={self.mode!r}")  # fmt: skip

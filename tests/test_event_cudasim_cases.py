@@ -1,0 +1,167 @@
+"""The CUDA kernels of the event layers, run in the Numba CUDA simulator.
+
+This module only runs with ``NUMBA_ENABLE_CUDASIM=1`` set before numba is imported;
+``test_event_cuda.py`` starts it in a subprocess that way (in the main test process it
+skips itself). CI has no GPU and torch has no CUDA there, so the tests route CPU tensors
+to the CUDA code path: ``kernel_device`` says "cuda" and ``CudaEnv`` hands the kernels
+NumPy views (the simulator's device arrays) instead of ``numba.cuda.as_cuda_array``
+views of torch CUDA memory. Everything else -- the index build on the "device", the
+gathers, the transposed lists, the host-side launch code, the autograd Function -- is
+the code that runs on a GPU. Sizes are tiny: the simulator runs a Python thread per
+CUDA thread.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+    pytest.skip(
+        "runs in a subprocess with NUMBA_ENABLE_CUDASIM=1 (started by test_event_cuda.py)",
+        allow_module_level=True,
+    )
+
+import torch  # noqa: E402
+
+from neurosparse.layers.event_conv2d import EventConv2d  # noqa: E402
+from neurosparse.layers.event_linear import EventLinear  # noqa: E402
+from neurosparse.ops import event_conv2d as ops_conv  # noqa: E402
+from neurosparse.ops import event_linear as ops_lin  # noqa: E402
+
+
+class SimEnv:
+    """Stand-in for ``ops.event_linear.CudaEnv``: NumPy arrays are simulator memory."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.stream = 0
+
+    def view(self, t: torch.Tensor):
+        return t.detach().numpy()
+
+    def alloc(self, shape, dtype, zero):
+        if zero:
+            return np.zeros(shape, dtype)
+        # uninitialised memory on a GPU: poison it so a kernel that reads before it
+        # writes fails the comparison
+        return np.full(shape, np.nan if np.dtype(dtype).kind == "f" else 10**6, dtype)
+
+    def tensor(self, shape):
+        t = torch.full(shape, float("nan"))
+        return t, t.numpy()
+
+
+CALLS: dict[str, int] = {}
+
+
+def _counting(name, fn):
+    def wrapped(*args, **kw):
+        CALLS[name] = CALLS.get(name, 0) + 1
+        return fn(*args, **kw)
+
+    return wrapped
+
+
+@pytest.fixture(autouse=True)
+def route_to_cuda(monkeypatch):
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
+    monkeypatch.setattr(ops_lin, "CudaEnv", SimEnv)
+    monkeypatch.setattr(ops_lin, "kernel_device", lambda x: "cuda")
+    for mod in (ops_lin, ops_conv):
+        for name in ("_forward_cuda", "_grad_weight_cuda"):
+            monkeypatch.setattr(mod, name, _counting(f"{mod.OP}{name}", getattr(mod, name)))
+    CALLS.clear()
+
+
+def assert_f32_close(a: torch.Tensor, b: torch.Tensor) -> None:
+    a, b = a.detach(), b.detach()
+    assert a.shape == b.shape
+    tol = 1e-5 * max(1.0, float(b.abs().max()))
+    err = float((a - b).abs().max())
+    assert err <= tol, f"max error {err:.3g} > {tol:.3g}"
+
+
+def spikes(shape, rate, graded, seed):
+    gen = torch.Generator().manual_seed(seed)
+    mask = torch.rand(shape, generator=gen) < rate
+    vals = torch.randn(shape, generator=gen) if graded else torch.ones(shape)
+    return (mask * vals).float()
+
+
+def compare(layer, ref, x):
+    xa = x.clone().requires_grad_()
+    xb = x.clone().requires_grad_()
+    y = layer(xa)
+    y_ref = ref(xb) if x.dim() < 5 else ref(xb.flatten(0, 1)).unflatten(0, x.shape[:2])
+    assert_f32_close(y, y_ref)
+    g = torch.randn_like(y_ref)
+    ps = [p for p in (layer.weight, layer.bias) if p is not None]
+    pr = [p for p in (ref.weight, ref.bias) if p is not None]
+    for got, want in zip(torch.autograd.grad(y, [xa, *ps], g),
+                         torch.autograd.grad(y_ref, [xb, *pr], g)):  # fmt: skip
+        assert_f32_close(got, want)
+
+
+@pytest.mark.parametrize(
+    "rate,graded,bias", [(0.0, False, True), (0.01, False, False), (0.1, True, True),
+                         (1.0, True, False), (0.1, False, False)]
+)  # fmt: skip
+def test_linear_cuda_kernels_match_nn_linear(rate, graded, bias):
+    torch.manual_seed(0)
+    layer = EventLinear(50, 133, bias=bias, mode="event")  # 133: two tiles, one ragged
+    x = spikes((2, 2, 50), rate, graded, seed=int(rate * 100) + bias)
+    if 0 < rate < 0.05 and not x.any():
+        x[1, 0, 7] = 1.0  # 200 inputs at 1%: make sure the case has an event
+    compare(layer, layer.to_dense(), x)
+    assert CALLS == {"event_linear_forward_cuda": 1, "event_linear_grad_weight_cuda": 1}
+
+
+def test_linear_cuda_counts_equal_cpu_counts(monkeypatch):
+    x = spikes((3, 40), 0.3, False, seed=4)
+    x[0, :5] = 0.25  # a few graded events
+    layer = EventLinear(40, 7, mode="event")
+    layer(x)
+    cuda_counts = layer.op_counts()
+    monkeypatch.setattr(ops_lin, "kernel_device", lambda t: t.device.type)
+    layer.reset_counters()
+    layer(x)
+    assert layer.op_counts() == cuda_counts
+    assert cuda_counts["events_in"] == int((x != 0).sum())
+
+
+def test_linear_cuda_nan_is_reported():
+    x = torch.zeros(2, 30)
+    x[1, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        EventLinear(30, 4, mode="event")(x)
+
+
+@pytest.mark.parametrize(
+    "geom,rate,bias",
+    [((2, 4, 3, 1, 1, 1), 0.0, True), ((2, 4, 3, 1, 1, 1), 1.0, False),
+     ((4, 6, (3, 2), (2, 1), (1, 2), 2), 0.1, True), ((3, 3, 2, 2, 0, 3), 0.1, False),
+     ((3, 3, 2, 2, 0, 3), 1.0, True)],
+    ids=str,
+)  # fmt: skip
+def test_conv_cuda_kernels_match_nn_conv2d(geom, rate, bias):
+    cin, cout, k, s, p, g = geom
+    torch.manual_seed(1)
+    layer = EventConv2d(cin, cout, k, s, p, g, bias=bias, mode="event")
+    x = spikes((2, 1, cin, 5, 6), rate, graded=rate < 1, seed=3)
+    compare(layer, layer.to_dense(), x)
+    assert CALLS == {"event_conv2d_forward_cuda": 1, "event_conv2d_grad_weight_cuda": 1}
+
+
+def test_conv_cuda_counts_equal_cpu_counts(monkeypatch):
+    x = spikes((2, 2, 7, 6), 0.2, False, seed=5)
+    x[0, 0, 0, :3] = -0.5
+    layer = EventConv2d(2, 4, 3, stride=(1, 2), padding=1, mode="event")
+    layer(x)
+    cuda_counts = layer.op_counts()
+    monkeypatch.setattr(ops_lin, "kernel_device", lambda t: t.device.type)
+    layer.reset_counters()
+    layer(x)
+    assert layer.op_counts() == cuda_counts
+    assert cuda_counts["macs"] > 0 and cuda_counts["synops"] > 0
