@@ -84,6 +84,8 @@ class DeltaConv2d(OpCounter, DeltaModule, nn.Module):
     mode : {"auto", "event", "dense"}
         How ``W ⊛ Δ`` is computed; every path gives the same result.
 
+    Notes
+    -----
     Modes and state follow ``DeltaLinear``: sequence mode starts from rest (zero
     references, output = bias) unless ``state`` is passed (``return_state=True`` returns
     it); ``step`` keeps it until :meth:`reset`. Parameters use ``nn.Conv2d``'s layout.

@@ -255,6 +255,8 @@ class DeltaEncoder(OpCounter, DeltaModule, nn.Module):
     fan_out : float
         Synapses each delta drives downstream, for ``delta_penalty(weighted=True)``.
 
+    Notes
+    -----
     Modes follow the neurons: ``encoder(x)`` (sequence mode) starts from zero references
     unless ``state`` is passed, and returns ``out`` (``(out, state)`` with
     ``return_state=True``); ``encoder.step(x_t)`` continues from the references kept by

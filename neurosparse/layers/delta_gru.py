@@ -51,6 +51,8 @@ class DeltaGRU(DeltaRNNBase):
     mode : {"auto", "event", "dense"}
         Path of the input products ``W_ih·Δx`` (same result on every path).
 
+    Notes
+    -----
     With both thresholds 0 the output equals ``nn.GRU`` (one layer, time first). The
     parameters have ``nn.GRU``'s names and layout (``DeltaGRU.from_dense(gru)`` copies
     them). Forward returns ``(h_seq, DeltaGRUState)`` like ``nn.GRU``/the neurons; it

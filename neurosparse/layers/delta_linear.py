@@ -186,6 +186,8 @@ class DeltaLinear(OpCounter, DeltaModule, nn.Module):
     mode : {"auto", "event", "dense"}
         How ``W·Δ`` is computed; every path gives the same result.
 
+    Notes
+    -----
     Input ``[T, B, in]`` (or ``[T, B, *]`` with ``in`` values per sample, flattened);
     output ``[T, B, out]``. Sequence mode starts from rest (zero references, ``z = b``)
     unless ``state`` is passed; ``return_state=True`` returns ``(z, state)``. ``step(x_t)``

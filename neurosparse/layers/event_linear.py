@@ -137,6 +137,8 @@ class EventLinear(OpCounter, nn.Module):
         Path per call; ``"auto"`` compares the call's measured activity with the
         crossover measured for the shape (``neurosparse/layers/dispatch.py``).
 
+    Notes
+    -----
     Input ``[T, B, in]`` (time first) or ``[B, in]`` (one step); output ``[T, B, out]`` /
     ``[B, out]``, equal to ``nn.Linear`` per step. A ``(spikes, state)`` tuple from a
     neurosparse neuron is accepted (its spikes are used). ``weight``/``bias`` are plain
