@@ -97,8 +97,8 @@ def med(samples: list[float]) -> float:
 
 
 def crossover(rates: list[float], ours: list[float], dense: list[float]) -> float | None:
-    """Activity where ours/dense crosses 1 (log-interpolated); 1.0 if never, None if ours
-    is slower already at the lowest rate."""
+    """Activity where ours/dense crosses 1 (log-interpolated). If ours was faster at every
+    rate, the highest rate measured (a lower bound); None if slower already at the lowest."""
     ratio = [o / d for o, d in zip(ours, dense)]
     if ratio[0] >= 1:
         return None
@@ -107,7 +107,7 @@ def crossover(rates: list[float], ours: list[float], dense: list[float]) -> floa
             a, b = math.log(rates[i - 1]), math.log(rates[i])
             ra, rb = math.log(ratio[i - 1]), math.log(ratio[i])
             return math.exp(a + (b - a) * (0 - ra) / (rb - ra))
-    return 1.0
+    return max(rates)
 
 
 def spikes(shape, rate, device="cpu", seed=0):
@@ -584,7 +584,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--rates", type=float, nargs="*", default=None, help="override the sweep")
     ap.add_argument("--rows", type=int, nargs="*", default=None, help="--gpu: override M")
-    ap.add_argument("--sections", default="linear,conv", help="--gpu: linear, conv or both")
+    ap.add_argument("--sections", default="linear,conv",
+                    help="comma list; --gpu: linear,conv; CPU: linear,lif,conv,training,shapes "
+                         "(the default runs all of them)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--md", type=Path, default=None, help="also write the tables as Markdown")
     args = ap.parse_args(argv)
@@ -628,31 +630,41 @@ def main(argv=None) -> dict:
         T, B, n = (10, 8, 512) if q else (100, 32, 4096)
         rates = [0.01, 0.1] if q else RATES
         res["config"] = {"linear_n": n, "linear_rows": T * B, "reps": reps}
-        print("Linear sweep", flush=True)
-        res["linear"] = bench_linear(rates, T, B, n, reps)
-        print("Linear + LIF at 1 %", flush=True)
-        res["linear_lif"] = bench_linear_lif(T, B, n, 0.01, reps)
-        print("Conv2d", flush=True)
+        sec = set(args.sections.split(",")) if args.sections != "linear,conv" else \
+            {"linear", "lif", "conv", "training", "shapes"}  # fmt: skip
+        cx = {}
+        if "linear" in sec:
+            print("Linear sweep", flush=True)
+            res["linear"] = bench_linear(rates, T, B, n, reps)
+            cx[f"linear {n}x{n} M={T * B}"] = crossover(
+                rates, [r["ours_ms"] for r in res["linear"]],
+                [r["dense_ms"] for r in res["linear"]])  # fmt: skip
+        if "lif" in sec:
+            print("Linear + LIF at 1 %", flush=True)
+            res["linear_lif"] = bench_linear_lif(T, B, n, 0.01, reps)
         conv_layers = [(nm, ci, co, k, p, 32) for nm, ci, co, k, p, _ in CONV_LAYERS] if q \
             else CONV_LAYERS  # fmt: skip
-        res["conv"] = bench_conv([0.01, 0.05] if q else [0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
-                                 4 if q else 16, reps, conv_layers)  # fmt: skip
-        print("Training step", flush=True)
-        tT, tB, tn = (10, 8, 256) if q else (100, 32, 1024)
-        res["training"] = bench_training(tT, tB, tn, 0.05, reps)
-        cx = {f"linear {n}x{n} M={T * B}": crossover(
-            rates, [r["ours_ms"] for r in res["linear"]], [r["dense_ms"] for r in res["linear"]])}
-        for name, *_ in conv_layers:
-            rr = [r for r in res["conv"] if r["layer"] == name]
-            cx[f"conv {name}"] = crossover([r["rate"] for r in rr], [r["ours_ms"] for r in rr],
-                                           [r["dense_ms"] for r in rr])  # fmt: skip
-        print("Crossovers on more Linear shapes", flush=True)
-        more = [(32, 512, 512), (320, 512, 512)] if q else \
-            [(32, 4096, 4096), (3200, 1024, 1024), (320, 1024, 1024), (3200, 256, 256)]
-        res["linear_shapes"] = bench_linear_crossovers(
-            more, [0.01, 0.05, 0.2] if q else [0.01, 0.02, 0.05, 0.1, 0.2, 0.4], reps)
-        for k, v in res["linear_shapes"].items():
-            cx[k] = v["crossover"]
+        if "conv" in sec:
+            print("Conv2d", flush=True)
+            res["conv"] = bench_conv([0.01, 0.05] if q else [0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+                                     4 if q else 16, reps, conv_layers)  # fmt: skip
+            for name, *_ in conv_layers:
+                rr = [r for r in res["conv"] if r["layer"] == name]
+                cx[f"conv {name}"] = crossover([r["rate"] for r in rr],
+                                               [r["ours_ms"] for r in rr],
+                                               [r["dense_ms"] for r in rr])  # fmt: skip
+        if "training" in sec:
+            print("Training step", flush=True)
+            tT, tB, tn = (10, 8, 256) if q else (100, 32, 1024)
+            res["training"] = bench_training(tT, tB, tn, 0.05, reps)
+        if "shapes" in sec:
+            print("Crossovers on more Linear shapes", flush=True)
+            more = [(32, 512, 512), (320, 512, 512)] if q else \
+                [(32, 4096, 4096), (3200, 1024, 1024), (320, 1024, 1024), (3200, 256, 256)]
+            res["linear_shapes"] = bench_linear_crossovers(
+                more, [0.01, 0.05, 0.2] if q else [0.01, 0.02, 0.05, 0.1, 0.2, 0.4], reps)
+            for k, v in res["linear_shapes"].items():
+                cx[k] = v["crossover"]
         res["crossovers"] = cx
         default_out = ROOT / "benchmarks/results/event_layers.json"
     out = args.out or default_out

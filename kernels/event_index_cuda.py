@@ -1,14 +1,14 @@
 """Event index lists built on the GPU (numba.cuda; torch-free, no host round trip).
 
 CUDA twin of ``kernels/event_index.py``. One block per row ``r = p * Q + q`` of a
-C-contiguous ``x[P, A, Q, B]`` compacts the row's non-zero elements in ``(b, a)`` order
-(column id ``b * A + a``) into an ELL slot of capacity ``A * B`` (``start[r] = r*A*B``,
-``cnt[r]`` used). ELL needs no global prefix sum, so the total count never has to reach
+C-contiguous ``x[P, A, Q, B]`` compacts the row's non-zero elements (column id
+``b * A + a``) into an ELL slot of capacity ``A * B`` (``start[r] = r*A*B``, ``cnt[r]``
+used). ELL needs no global prefix sum, so the total count never has to reach
 the host before the next kernel launches. The row is read once, in tiles (a count, a
 block-wide exclusive scan in shared memory, a write); with ``boff`` the kernel also
 records where each ``b`` starts (the event Conv2d looks up the events of an x-window
-that way). Statistics (events, weighted ±1 and graded events, NaN/inf)
-are written per row (no atomic counter that every block would queue on).
+that way). Statistics (events, weighted ±1 and graded events, NaN/inf) are written per
+row (no atomic counter that every block would queue on).
 
 :func:`csc_from_ell` turns the rows into column lists (weight gradient): atomic column
 counts, a one-block scan, an atomic fill, and a per-column sort by row so that the
@@ -29,10 +29,10 @@ from numba import config, cuda, int64
 # Python thread per CUDA thread, so tests use 32 (any power of two works).
 TPB = 32 if config.ENABLE_CUDASIM else 256
 SCAN_TPB = 32 if config.ENABLE_CUDASIM else 1024
-# Elements per thread and tile of the row kernel: 16 (a 4096-wide row in one tile) keeps
-# 16 loads in flight per thread and needs one block scan per 4096 elements; with 4 the
-# scans' barriers made a 4096-wide row take ~11 µs per block on the H200.
+# Elements per thread and tile of the row kernel: a 4096-wide row is one tile, so one
+# block scan (and its barriers) per 4096 elements, and 16 loads in flight per thread.
 EPT = 16
+
 
 @cuda.jit(device=True)
 def _block_exclusive_scan(s, t, value):
@@ -72,8 +72,8 @@ def ell_rows(x, roww, colw, weighted, idx, val, cnt, start, boff, want_boff, row
     after the previous tiles' events, and it writes them. With ``want_boff`` a thread
     takes ``EPT`` neighbours, so the row's events come out sorted by column id ``b·A + a``
     (the event Conv2d looks up x-windows); without, it takes every ``TPB``-th element
-    (coalesced loads, measured faster on the H200) and the events come out grouped by
-    thread -- a fixed order, which the gathers do not care about.
+    (coalesced loads) and the events come out grouped by thread -- a fixed order, which
+    the gathers do not care about.
     ``roww[Q]``, ``colw[B]`` weigh the statistics when ``weighted`` (else weight 1);
     ``rowstats[r]`` gets the row's weighted ±1 and graded events and a NaN/inf flag
     (per row, not one atomic counter: thousands of blocks adding to one address
@@ -85,8 +85,8 @@ def ell_rows(x, roww, colw, weighted, idx, val, cnt, start, boff, want_boff, row
     p = r // n_q
     q = r - p * n_q
     length = n_a * n_b
-    # flat indexing: 4-D subscripts cost ~8 integer instructions per element, and ncu
-    # showed the kernel bound by instruction issue on the H200
+    # flat indexing: fewer integer instructions per element than 4-D subscripts (ncu
+    # counted ~7.5 instructions per element and row step on the H200)
     xf = x.reshape(x.size)
     plane = n_q * n_b
     row_base = p * n_a * plane + q * n_b

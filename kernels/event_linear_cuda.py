@@ -56,8 +56,8 @@ def gather(start, cnt, idx, val, src, bias, has_bias, out):
     end = j + cnt[r]
     if c3 < n:  # the common case: the whole tile is inside the matrix
         # Four events per pass: their 16 loads are issued before any is used, so a warp
-        # keeps 16 L2 requests in flight instead of waiting out one latency per event
-        # (measured 1 µs per event and row on the H200 with one event per pass).
+        # keeps 16 L2 requests in flight (measured ~15 % faster on the H200 than one event
+        # per pass; the gather is then bound by L2 bandwidth, ~5 TB/s).
         while j + 4 <= end:
             k0 = idx[j]
             k1 = idx[j + 1]

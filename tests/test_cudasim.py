@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_cuda_kernels_under_simulator():
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "NEUROSPARSE_KERNELS": "auto"}
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "NEUROSPARSE_KERNELS": "numba"}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/cudasim"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,

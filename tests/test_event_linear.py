@@ -144,6 +144,9 @@ def test_sequential_with_neuron_tuple_output():
     out = net(x)
     hidden, _ = net[1](net[0].to_dense()(x))
     assert_f32_close(out, net[2].to_dense()(hidden))
+    if hasattr(ns, "Sequential"):  # the example: out, _ = net(spikes)
+        out2, _ = ns.Sequential(*net)(x)
+        assert_f32_close(out2, out)
 
 
 # -- kernel level -------------------------------------------------------------------------

@@ -20,25 +20,38 @@ MODES = ("auto", "event", "dense")
 
 # Each entry: (shape, crossover activity). Linear shape: (rows M = T·B, in, out); conv
 # shape: (samples, in_ch, out_ch, kernel taps, output pixels). The crossover is the
-# activity at which the event path (index build included) takes as long as the dense
-# path on the same machine, from the benchmark's rate sweep (interpolated in log rate).
-# An entry of 1.0 means the event path was faster at every measured rate up to the last.
+# activity at which the event path (count pass and index build included) takes as long as
+# the dense path on the same machine, log-interpolated in the benchmark's rate sweep.
+# Where the event path was faster at every measured rate, the entry is the highest rate
+# measured (a lower bound: above it nothing was measured, so dense is chosen); 0.0 means
+# the dense path was faster at every rate (event only for all-zero input).
 #
-# CPU: 2-core AMD EPYC (Zen 5) VM, 2 threads, float32, measured with
-#   .venv/bin/python benchmarks/event_layers.py --crossovers
+# CPU: 2-core AMD EPYC (Zen 5) VM, 2 threads, float32, torch 2.14 (oneDNN / MKL). The
+# machine was shared with other jobs during the runs, so these are indicative (±2×):
+#   .venv/bin/python benchmarks/event_layers.py                            (linear rows)
+#   .venv/bin/python benchmarks/event_layers.py --sections conv --reps 9   (conv rows)
 LINEAR_CPU: list[tuple[tuple[int, ...], float]] = [
-    ((3200, 4096, 4096), 0.30),
+    ((3200, 4096, 4096), 0.31),
+    ((32, 4096, 4096), 0.40),
+    ((3200, 1024, 1024), 0.37),
+    ((320, 1024, 1024), 0.40),
+    ((3200, 256, 256), 0.40),
 ]
 CONV_CPU: list[tuple[tuple[int, ...], float]] = [
-    ((16, 2, 32, 25, 128 * 128), 0.30),
+    ((16, 2, 32, 25, 128 * 128), 0.50),
+    ((16, 32, 64, 9, 128 * 128), 0.18),
 ]
-# CUDA: H100, float32 weights, strict fp32 dense (TF32 off), measured with
-#   python benchmarks/event_layers.py --gpu   (on the device machine)
+# CUDA: one H200 (device tool), fp32 weights, dense path in strict fp32 (TF32 off), eager
+# calls (Numba's ~0.5 ms of host time per event call included):
+#   python3 benchmarks/event_layers.py --gpu --reps 10
+#   python3 benchmarks/event_layers.py --gpu --sections conv --reps 5
 LINEAR_CUDA: list[tuple[tuple[int, ...], float]] = [
-    ((256, 4096, 4096), 0.05),
+    ((256, 4096, 4096), 0.0),
+    ((8000, 4096, 4096), 0.055),
 ]
 CONV_CUDA: list[tuple[tuple[int, ...], float]] = [
-    ((16, 2, 32, 25, 128 * 128), 0.05),
+    ((16, 2, 32, 25, 128 * 128), 0.0),
+    ((16, 32, 64, 9, 128 * 128), 0.0),
 ]
 
 _TABLES = {

@@ -1,8 +1,7 @@
 """The CUDA kernels of the event layers, run in the Numba CUDA simulator.
 
 This module only runs with ``NUMBA_ENABLE_CUDASIM=1`` set before numba is imported;
-``test_event_cuda.py`` starts it in a subprocess that way (in the main test process it
-skips itself). CI has no GPU and torch has no CUDA there, so the tests route CPU tensors
+``tests/test_cudasim.py`` starts it in a subprocess that way. CI has no GPU and torch has no CUDA there, so the tests route CPU tensors
 to the CUDA code path: ``kernel_device`` says "cuda" and ``CudaEnv`` hands the kernels
 NumPy views (the simulator's device arrays) instead of ``numba.cuda.as_cuda_array``
 views of torch CUDA memory. Everything else -- the index build on the "device", the
@@ -20,7 +19,7 @@ import pytest
 
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
     pytest.skip(
-        "runs in a subprocess with NUMBA_ENABLE_CUDASIM=1 (started by test_event_cuda.py)",
+        "runs in a subprocess with NUMBA_ENABLE_CUDASIM=1 (started by tests/test_cudasim.py)",
         allow_module_level=True,
     )
 
