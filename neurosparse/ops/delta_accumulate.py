@@ -44,9 +44,9 @@ def _run(inc2: torch.Tensor, z0: torch.Tensor, reverse: bool, inplace: bool = Fa
     out = inc2 if inplace else torch.empty_like(inc2)
     if inc2.device.type == "cuda":
         from ..kernels import delta_accumulate_cuda as kc
-        from .delta_cuda import NumbaCuda
+        from .cuda_env import CudaEnv
 
-        env = NumbaCuda(inc2.device)
+        env = CudaEnv(inc2.device)
         kc.launch_running_sum(env.view(inc2), env.view(z0), env.view(out), reverse, env.stream)
         return out
     from ..kernels import delta_accumulate as ka

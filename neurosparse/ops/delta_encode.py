@@ -112,9 +112,9 @@ def _encode_cpu(x3, ref0, thr, stats):
 
 def _encode_cuda(x3, ref0, thr, stats):
     from ..kernels import delta_encode_cuda as kc
-    from .delta_cuda import NumbaCuda
+    from .cuda_env import CudaEnv
 
-    env = NumbaCuda(x3.device)
+    env = CudaEnv(x3.device)
     delta, ref = torch.empty_like(x3), torch.empty_like(ref0)
     bad = torch.zeros(1, dtype=torch.int32, device=x3.device)
     kc.launch_encode(env.view(x3), env.view(ref0), env.view(thr), env.view(delta),

@@ -122,9 +122,9 @@ def _kernel_sequence(mx, w_hh, thr, state, cell, dev) -> RecurrentResult:
         h_seq, dh, c_out, href_out, mh_out, _ = (torch.from_numpy(a) for a in outs)
     else:
         from ..kernels import delta_rnn_cuda as kc
-        from .delta_cuda import NumbaCuda
+        from .cuda_env import CudaEnv
 
-        env = NumbaCuda(mx.device)
+        env = CudaEnv(mx.device)
         h_seq = torch.empty(n_t, n_b, n_h, device=mx.device)
         dh = torch.empty_like(h_seq)
         c_out, href_out = torch.empty_like(h0), torch.empty_like(h0)

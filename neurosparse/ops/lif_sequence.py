@@ -40,17 +40,15 @@ def _kernels(spec: NeuronSpec, device: torch.device):
 
         return tuple(on_cpu(k) for k in lif_cpu.get_kernels(*flags))
 
-    from numba import cuda
-
     from ..kernels import lif_cuda
+    from .cuda_env import CudaEnv
 
     def on_gpu(kernel):
         def run(n_threads, *args):
-            stream = cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
-            args = [cuda.as_cuda_array(a.detach()) if isinstance(a, torch.Tensor) else a
-                    for a in args]  # fmt: skip
+            env = CudaEnv(device)
+            args = [env.view(a) if isinstance(a, torch.Tensor) else a for a in args]
             blocks = (n_threads + lif_cuda.THREADS - 1) // lif_cuda.THREADS
-            kernel[blocks, lif_cuda.THREADS, stream](*args)
+            kernel[blocks, lif_cuda.THREADS, env.stream](*args)
 
         return run
 
