@@ -41,19 +41,7 @@ EXTRA_KEYS = (
 FIELDS: tuple[str, ...] = tuple(COUNT_KEYS) + EXTRA_KEYS
 
 # Counts that are tracked per time step (for the latency model and sparsity-over-time plots).
-STEP_FIELDS = (
-    "synops",
-    "macs",
-    "dense_macs",
-    "neuron_updates",
-    "spikes",
-    "events_in",
-    "inputs_in",
-    "weight_bytes_read",
-    "state_bytes_rw",
-    "dense_weight_bytes_read",
-    "activation_bytes",
-)
+STEP_FIELDS = (*COUNT_KEYS, "dense_weight_bytes_read", "activation_bytes")
 
 KINDS = ("synaptic", "recurrent", "neuron", "activation", "pool", "norm", "exact")
 
