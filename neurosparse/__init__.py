@@ -12,7 +12,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
     _numba.config.THREADING_LAYER = "workqueue"
 
-from . import data, energy, errors, interop, layers, sdr, viz
+from . import data, energy, errors, interop, layers, plasticity, sdr, viz
 from .layers import (
     DeltaConv2d,
     DeltaEncoder,
@@ -21,6 +21,7 @@ from .layers import (
     DeltaLSTM,
     EventConv2d,
     EventLinear,
+    SparseEventLinear,
     delta_penalty,
     temporal_sparsity,
 )
@@ -47,12 +48,14 @@ __all__ = [
     "KWinners2d",
     "NeuronState",
     "Sequential",
+    "SparseEventLinear",
     "SpikingNeuron",
     "data",
     "energy",
     "errors",
     "interop",
     "layers",
+    "plasticity",
     "sdr",
     "surrogate",
     "delta_penalty",

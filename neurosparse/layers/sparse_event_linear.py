@@ -1,0 +1,336 @@
+"""``SparseEventLinear``: sparse weights (constant fan-in, ELL) driven by sparse events.
+
+Storage: output unit ``o`` reads ``k = round(density · in_features)`` inputs
+``indices[o, :]`` (int32 buffer, no duplicates in a row) with weights ``values[o, :]``
+(the parameter). There is no dense mask: rewiring (``neurosparse.plasticity``) edits
+these two tensors in place.
+
+Cost: each call builds the per-input transpose of ``indices`` (which ``(out, slot)``
+pairs each input feeds, O(nnz)), then walks it only for the inputs that are non-zero,
+so forward and the value gradient cost Σ over events of that input's fan-out. The input
+gradient is dense (a surrogate chain upstream needs every input). Above an input rate
+of ``GATHER_RATE`` the forward instead walks the ELL rows in order (every synapse, but
+sequential reads and one write per output), which is faster for dense-ish inputs; the
+op counters describe the event-driven cost either way.
+
+Two implementations: the Numba CPU kernel (``kernels/sparse_event_linear.py``, float32
+on the CPU) and a pure-torch reference (the dense matrix scattered from the ELL storage,
+then a matmul), which runs other dtypes/devices and ``NEUROSPARSE_KERNELS=torch``.
+(The autograd op lives here rather than in ``neurosparse/ops`` because it is private to
+this layer.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from .._checks import check_choice, check_finite, check_float_tensor, check_range, check_rank
+from .._counters import OpCounter
+from ..errors import InputValueError, ParameterError, ShapeError
+from ..ops import registry
+
+OP = "sparse_event_linear"
+registry.register(OP, "cpu")
+
+FAN_IN = ("constant",)
+RECORD = (None, "coactivity", "gradient")
+# Above this input rate the kernel's forward walks the ELL rows (every synapse, in order)
+# instead of the events' fan-out lists (random writes). Crossover measured on the 2-core
+# dev VM, 4096 -> 4096 at 10% density: ~0.1-0.15 at batch 1 and 16.
+GATHER_RATE = 0.1
+
+
+def fan_in_for(in_features: int, density: float) -> int:
+    """Synapses per output unit: ``round(density · in_features)``, at least 1."""
+    return max(1, min(in_features, int(round(density * in_features))))
+
+
+def dense_weight(indices: torch.Tensor, values: torch.Tensor, in_features: int) -> torch.Tensor:
+    """The ``[out, in]`` matrix the ELL storage stands for (differentiable in ``values``)."""
+    w = torch.zeros(values.shape[0], in_features, dtype=values.dtype, device=values.device)
+    return w.scatter_add(1, indices.long(), values)
+
+
+def reference_sparse_event_linear(
+    x2d: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None,
+    in_features: int,
+) -> torch.Tensor:
+    """Pure-torch reference: ``F.linear`` with the dense matrix of the ELL storage."""
+    return F.linear(x2d, dense_weight(indices, values, in_features), bias)
+
+
+def ell_index(indices: torch.Tensor, in_features: int, cache: dict | None = None) -> tuple:
+    """Checked per-input transpose ``(ptr, t_out, t_slot)`` of ``indices`` (NumPy).
+
+    With a ``cache`` dict, it is rebuilt only when ``indices`` changes (storage or
+    version counter: every in-place torch edit, e.g. rewiring, bumps it; writes through
+    ``.numpy()`` or ``.data`` do not -- clear the cache after those).
+    """
+    key = (indices.data_ptr(), indices._version, tuple(indices.shape))
+    if cache is not None and cache.get("key") == key:
+        return cache["index"]
+    if indices.dtype != torch.int32 or indices.dim() != 2:
+        raise ShapeError(f"indices must be int32 [out, k], got {indices.dtype} "
+                         f"{tuple(indices.shape)}")  # fmt: skip
+    # the kernels do not bounds-check: an out-of-range index would corrupt memory
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= in_features):
+        raise InputValueError(
+            f"indices must lie in [0, {in_features}), got values in "
+            f"[{int(indices.min())}, {int(indices.max())}]"
+        )
+    from ..kernels import sparse_event_linear as k
+
+    index = k.ell_transpose(indices.detach().cpu().contiguous().numpy(), in_features)
+    if cache is not None:
+        cache["key"], cache["index"] = key, index
+    return index
+
+
+class _SparseEventLinearFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x2d, values, bias, indices, index, gather):  # type: ignore[override]
+        from ..kernels import sparse_event_linear as k
+
+        xn = x2d.detach().numpy()
+        vn = values.detach().numpy()
+        ptr, t_out, t_slot = index
+        b = np.zeros(vn.shape[0], np.float32) if bias is None else bias.detach().numpy()
+        y = np.empty((xn.shape[0], vn.shape[0]), np.float32)
+        if gather:
+            k.forward_gather(xn, indices.numpy(), vn, b, y)
+        else:
+            k.forward(xn, ptr, t_out, t_slot, vn, b, y)
+        ctx.transpose = (ptr, t_out, t_slot)
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x2d, values, indices)
+        return torch.from_numpy(y)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):  # type: ignore[override]
+        from ..kernels import sparse_event_linear as k
+
+        x2d, values, indices = ctx.saved_tensors
+        gyn = gy.contiguous().numpy()
+        gx = gv = gb = None
+        if ctx.needs_input_grad[0]:
+            gxn = np.empty(x2d.shape, np.float32)
+            k.grad_input(gyn, indices.numpy(), values.detach().numpy(), gxn)
+            gx = torch.from_numpy(gxn)
+        if ctx.needs_input_grad[1]:
+            gvn = np.empty(values.shape, np.float32)
+            k.grad_values(x2d.detach().numpy(), gyn, *ctx.transpose, gvn)
+            gv = torch.from_numpy(gvn)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = gy.sum(0)
+        return gx, gv, gb, None, None, None
+
+
+def _use_kernel(x2d: torch.Tensor) -> bool:
+    return x2d.dtype == torch.float32 and registry.use_kernel(OP, x2d.device.type)
+
+
+def sparse_event_linear(
+    x: torch.Tensor,
+    indices: torch.Tensor,
+    values: torch.Tensor,
+    bias: torch.Tensor | None,
+    in_features: int,
+    cache: dict | None = None,
+) -> torch.Tensor:
+    """Functional form: ``x [..., in] -> [..., out]`` with ELL weights ``indices/values``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``[T, B, in]`` or ``[B, in]`` events (binary or graded; zeros are skipped).
+    indices : torch.Tensor
+        int32 ``[out, k]``, input index of each synapse.
+    values : torch.Tensor
+        ``[out, k]`` weights (gradients flow to these only).
+    bias : torch.Tensor, optional
+        ``[out]``.
+    in_features : int
+    cache : dict, optional
+        Keeps the per-input transpose of ``indices`` between calls (see
+        :func:`ell_index`); without it the transpose is rebuilt every call.
+
+    Returns
+    -------
+    torch.Tensor
+        Equal (to float32 rounding) to ``F.linear(x, dense_weight(indices, values), bias)``.
+    """
+    x = check_float_tensor("input", x)
+    check_rank("input", x, (2, 3), "[T, B, in_features] or [B, in_features]")
+    if x.shape[-1] != in_features:
+        raise ShapeError(
+            f"input has {x.shape[-1]} features (shape {tuple(x.shape)}) but the layer "
+            f"expects in_features={in_features}"
+        )
+    check_finite("input", x)
+    if indices.shape != values.shape:
+        raise ShapeError(f"indices {tuple(indices.shape)} and values {tuple(values.shape)} "
+                         "must have one shape [out, k]")  # fmt: skip
+    index = ell_index(indices, in_features, cache)
+    x2d = x.reshape(-1, in_features).contiguous()
+    if _use_kernel(x2d) and values.dtype == torch.float32:
+        gather = int(torch.count_nonzero(x2d)) > GATHER_RATE * x2d.numel()
+        y2d = _SparseEventLinearFn.apply(x2d, values, bias, indices.contiguous(), index, gather)
+    else:
+        y2d = reference_sparse_event_linear(x2d, indices, values, bias, in_features)
+    return y2d.reshape(*x.shape[:-1], values.shape[0])
+
+
+class SparseEventLinear(OpCounter, nn.Module):
+    """Linear layer with sparse weights (constant fan-in, ELL) and sparse event inputs.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    density : float
+        Fraction of inputs each output reads; ``k = round(density · in_features)``.
+    fan_in : {"constant"}
+        Every output has exactly ``k`` synapses (Structured RigL's layout).
+    bias : bool
+    seed : int
+        Seeds the initial connectivity and weights.
+
+    Attributes
+    ----------
+    indices : torch.Tensor
+        int32 buffer ``[out, k]``, sorted and distinct per row at initialisation.
+    values : nn.Parameter
+        ``[out, k]``, uniform in ``±1/sqrt(k)`` (``nn.Linear``'s bound for fan-in ``k``).
+    record : {None, "coactivity", "gradient"}
+        Set by ``neurosparse.plasticity.Rewiring``: ``"coactivity"`` accumulates
+        ``coactivity[o, i] += Σ_m (y - bias)[m, o] · x[m, i]`` (the synaptic drive times
+        the input) until :meth:`reset_activity`; ``"gradient"`` keeps the last input and
+        the gradient of the output (``last_input``, ``last_grad_out``).
+
+    Notes
+    -----
+    Counters (``op_counts()``): ``synops`` = Σ over ±1 input events of that input's
+    fan-out (synapses touched), ``macs`` = the same over graded events, ``events_in``,
+    ``inputs_in``, ``dense_macs`` = inputs × out_features, ``weight_bytes_read`` =
+    touched synapses × (value + index bytes).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        density: float = 0.1,
+        fan_in: str = "constant",
+        bias: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ParameterError(f"{name} must be a positive int, got {v!r}")
+        check_range("density", density, 0.0, 1.0)
+        if density <= 0:
+            raise ParameterError(f"density must be > 0 (some synapses per output), got {density}")
+        self.fan_in = check_choice("fan_in", fan_in, FAN_IN)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.density = float(density)
+        k = fan_in_for(in_features, density)
+        g = torch.Generator().manual_seed(seed)
+        cols = torch.rand(out_features, in_features, generator=g).argsort(1)[:, :k]
+        self.register_buffer("indices", cols.sort(1).values.to(torch.int32).contiguous())
+        bound = 1 / math.sqrt(k)
+        w = (torch.rand(out_features, k, generator=g) * 2 - 1) * bound
+        self.values = nn.Parameter(w)
+        if bias:
+            self.bias = nn.Parameter((torch.rand(out_features, generator=g) * 2 - 1) * bound)
+        else:
+            self.register_parameter("bias", None)
+        self.record: str | None = None
+        self._index_cache: dict = {}
+        self.reset_activity()
+
+    @property
+    def k(self) -> int:
+        """Synapses per output unit."""
+        return self.values.shape[1]
+
+    def fan_out(self) -> torch.Tensor:
+        """Synapses each input feeds (int64 ``[in_features]``)."""
+        ptr = ell_index(self.indices, self.in_features, self._index_cache)[0]
+        return torch.from_numpy(np.diff(ptr))
+
+    def dense_weight(self) -> torch.Tensor:
+        """The equivalent dense ``[out, in]`` weight (zeros where no synapse)."""
+        return dense_weight(self.indices, self.values, self.in_features)
+
+    def to_dense(self) -> nn.Linear:
+        """An ``nn.Linear`` holding the masked dense copy of this layer's weights."""
+        lin = nn.Linear(self.in_features, self.out_features, self.bias is not None)
+        with torch.no_grad():
+            lin.weight.copy_(self.dense_weight())
+            if self.bias is not None:
+                lin.bias.copy_(self.bias)
+        return lin
+
+    def reset_activity(self) -> None:
+        """Forget the recorded co-activity / last input and output gradient."""
+        self.coactivity: torch.Tensor | None = None
+        self.last_input: torch.Tensor | None = None
+        self.last_grad_out: torch.Tensor | None = None
+
+    def _count(self, x2d: torch.Tensor) -> None:
+        xd = x2d.detach()
+        fan = self.fan_out().to(xd.device)
+        nz = xd != 0
+        unit = xd.abs() == 1
+        touched_unit = int((unit.sum(0) * fan).sum())
+        touched_all = int((nz.sum(0) * fan).sum())
+        self.count_ops(
+            synops=touched_unit,
+            macs=touched_all - touched_unit,
+            events_in=int(nz.sum()),
+            inputs_in=xd.numel(),
+            dense_macs=xd.shape[0] * self.in_features * self.out_features,
+            weight_bytes_read=touched_all
+            * (self.values.element_size() + self.indices.element_size()),
+        )
+
+    def _record(self, x2d: torch.Tensor, y: torch.Tensor) -> None:
+        check_choice("record", self.record, RECORD)
+        n_out = self.out_features
+        if self.record == "coactivity":
+            y2d = y.detach().reshape(-1, n_out)
+            drive = y2d if self.bias is None else y2d - self.bias.detach()
+            c = drive.t() @ x2d.detach()
+            self.coactivity = c if self.coactivity is None else self.coactivity + c
+        elif self.record == "gradient" and y.requires_grad:
+            self.last_input = x2d.detach()
+
+            # on the returned tensor itself: a hook on a view of it would never fire
+            def keep(g: torch.Tensor) -> None:
+                self.last_grad_out = g.detach().reshape(-1, n_out)
+
+            y.register_hook(keep)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[T, B, in]`` or ``[B, in]`` events -> ``[T, B, out]`` / ``[B, out]``."""
+        y = sparse_event_linear(x, self.indices, self.values, self.bias, self.in_features,
+                                self._index_cache)  # fmt: skip
+        x2d = x.reshape(-1, self.in_features)
+        self._count(x2d)
+        if self.record is not None:
+            self._record(x2d, y)
+        return y
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, k={self.k}, "
+            f"density={self.density}, fan_in={self.fan_in!r}, bias={self.bias is not None}"
+        )
