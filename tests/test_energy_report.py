@@ -80,7 +80,7 @@ def test_text_markdown_and_rich(report, tmp_path):
     md = report.to_markdown(md_path)
     assert md_path.read_text() == md
     assert md.startswith("# Energy and latency report") and "| net.3 | Linear |" in md
-    rich = pytest.importorskip("rich.console")
+    rich = pytest.importorskip("rich.console", reason="rich (dev extra) renders the report tables")
     buf = io.StringIO()
     report.print(rich.Console(file=buf, width=200))
     assert "net.0" in buf.getvalue() and "gpu-a100-fp16" in buf.getvalue()

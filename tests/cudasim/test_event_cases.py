@@ -1,10 +1,11 @@
 """The CUDA kernels of the event layers, run in the Numba CUDA simulator.
 
 This module only runs with ``NUMBA_ENABLE_CUDASIM=1`` set before numba is imported;
-``tests/test_cudasim.py`` starts it in a subprocess that way. CI has no GPU and torch has no CUDA there, so the tests route CPU tensors
-to the CUDA code path: ``kernel_device`` says "cuda" and ``CudaEnv`` hands the kernels
-NumPy views (the simulator's device arrays) instead of ``numba.cuda.as_cuda_array``
-views of torch CUDA memory. Everything else -- the index build on the "device", the
+``tests/test_cudasim.py`` starts it in a subprocess that way. CI has no GPU and torch
+has no CUDA there, so the tests route CPU tensors to the CUDA code path:
+``kernel_device`` says "cuda" and ``CudaEnv`` hands the kernels NumPy views (the
+simulator's device arrays) instead of ``numba.cuda.as_cuda_array`` views of torch CUDA
+memory. Everything else -- the index build on the "device", the
 gathers, the transposed lists, the host-side launch code, the autograd Function -- is
 the code that runs on a GPU. Sizes are tiny: the simulator runs a Python thread per
 CUDA thread.
