@@ -13,7 +13,6 @@ sum is ``ops/delta_accumulate.py``. Zero padding, dilation 1.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -27,6 +26,7 @@ from ..errors import ParameterError, ShapeError
 from ..ops import event_conv2d as ec
 from ..ops.delta_accumulate import accumulate
 from ..ops.delta_encode import delta_encode_op
+from ._init import init_like_torch
 from .delta_encoder import (
     DeltaModule,
     DeltaStream,
@@ -139,11 +139,7 @@ class DeltaConv2d(OpCounter, DeltaModule, nn.Module):
 
     def reset_parameters(self) -> None:
         """``nn.Conv2d``'s initialisation."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight[0].numel()
-            bound = 1 / math.sqrt(fan_in)
-            nn.init.uniform_(self.bias, -bound, bound)
+        init_like_torch(self.weight, self.bias)
 
     @classmethod
     def from_dense(cls, conv: nn.Conv2d, threshold: float = 0.0, **kw) -> DeltaConv2d:

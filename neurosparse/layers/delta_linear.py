@@ -28,6 +28,7 @@ from ..errors import ParameterError, ShapeError
 from ..ops import event_linear as el
 from ..ops.delta_accumulate import accumulate
 from ..ops.delta_encode import EncodeStats, delta_encode_op
+from ._init import init_like_torch
 from .delta_encoder import (
     DeltaModule,
     DeltaStream,
@@ -228,10 +229,7 @@ class DeltaLinear(OpCounter, DeltaModule, nn.Module):
 
     def reset_parameters(self) -> None:
         """``nn.Linear``'s initialisation."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            nn.init.uniform_(self.bias, -bound, bound)
+        init_like_torch(self.weight, self.bias)
 
     @classmethod
     def from_dense(cls, linear: nn.Linear, threshold: float = 0.0, **kw) -> DeltaLinear:

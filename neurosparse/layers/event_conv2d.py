@@ -7,8 +7,6 @@ for the op and its gradients and ``neurosparse/layers/dispatch.py`` for ``mode="
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,6 +15,7 @@ from .._checks import check_choice, check_float_tensor, check_rank
 from .._counters import OpCounter
 from ..errors import ParameterError, ShapeError
 from ..ops.event_conv2d import ConvGeometry, event_conv2d_apply, index_conv2d, scan_conv2d
+from ._init import init_like_torch
 from .dispatch import MODES, choose_path
 from .event_linear import _unwrap, check_weight
 
@@ -180,11 +179,7 @@ class EventConv2d(OpCounter, nn.Module):
 
     def reset_parameters(self) -> None:
         """``nn.Conv2d``'s initialisation."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight[0].numel()
-            bound = 1 / math.sqrt(fan_in)
-            nn.init.uniform_(self.bias, -bound, bound)
+        init_like_torch(self.weight, self.bias)
 
     @classmethod
     def from_dense(cls, conv: nn.Conv2d, mode: str = "auto") -> EventConv2d:

@@ -9,8 +9,6 @@ and ``neurosparse/layers/dispatch.py`` for when ``mode="auto"`` takes the dense 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +17,7 @@ from .._checks import check_choice, check_float_tensor, check_rank, check_same_d
 from .._counters import OpCounter
 from ..errors import DTypeError, ParameterError, ShapeError
 from ..ops.event_linear import event_linear_apply, index_linear, scan_linear
+from ._init import init_like_torch
 from .dispatch import MODES, choose_path
 
 
@@ -179,10 +178,7 @@ class EventLinear(OpCounter, nn.Module):
 
     def reset_parameters(self) -> None:
         """``nn.Linear``'s initialisation (Kaiming-uniform weight, uniform bias)."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            nn.init.uniform_(self.bias, -bound, bound)
+        init_like_torch(self.weight, self.bias)
 
     @classmethod
     def from_dense(cls, linear: nn.Linear, mode: str = "auto") -> EventLinear:
