@@ -12,7 +12,8 @@ Sections, all in one run, CUDA events, median of ``--reps`` after warm-up:
    TF32 and bf16 (bf16 GEMM, fp32 membrane) where the library supports it.
 3. ``conv_snn``: a 2-layer conv SNN on DVS-sized input ``[T=100, B=32, 2, 128, 128]``
    (Conv 2->32 5x5/2 + LIF, Conv 32->64 3x3/2 + LIF, pool, Linear -> 11 + LIF), one
-   training step: time and peak memory, neurosparse vs snnTorch.
+   training step: time and peak memory, neurosparse vs snnTorch and SpikingJelly, in fp32,
+   TF32 and bf16 autocast (convolutions in bf16, neurons given what autocast hands them).
 
     python benchmarks/gpu.py --out $OUT/gpu.json [--quick]
 """
@@ -69,8 +70,10 @@ def check(dev) -> dict:
         neuron = neuron.to(dev)
         x = (torch.rand(64, 8, 1000, device=dev) * (6.0 if name == "CubaLIF" else 1.0))
         res = {}
-        for mode in ("numba", "torch"):
-            os.environ["NEUROSPARSE_KERNELS"] = mode
+        # numba twice: the first launch of a kernel goes through numba-cuda's dispatcher,
+        # later ones through CudaEnv's fast path; both are checked
+        for mode in ("numba", "numba_again", "torch"):
+            os.environ["NEUROSPARSE_KERNELS"] = mode.split("_")[0]
             xi = x.clone().requires_grad_()
             z, st = neuron(xi)
             (z * torch.linspace(-1, 1, z.numel(), device=dev).view_as(z)).sum().backward()
@@ -78,10 +81,28 @@ def check(dev) -> dict:
         os.environ["NEUROSPARSE_KERNELS"] = "auto"
         out[name] = {
             "spikes_equal": bool(torch.equal(res["numba"][0], res["torch"][0])),
+            "fast_launch_bitwise_equal": all(
+                torch.equal(a, b) for a, b in zip(res["numba"], res["numba_again"])
+            ),
             "max_grad_diff": float((res["numba"][1] - res["torch"][1]).abs().max()),
             "max_v_diff": float((res["numba"][2] - res["torch"][2]).abs().max()),
             "spike_rate": float(res["torch"][0].mean()),
         }
+    # half-precision input (what autocast hands a neuron): the same spikes as fp32 input
+    lif = ns.LIF(0.9).to(dev)
+    xb = (torch.rand(64, 8, 1000, device=dev) * 1.0).bfloat16().requires_grad_()
+    zb, _ = lif(xb)
+    zb.float().sum().backward()
+    os.environ["NEUROSPARSE_KERNELS"] = "torch"
+    xr = xb.detach().float().requires_grad_()
+    zr, _ = lif(xr)
+    zr.sum().backward()
+    os.environ["NEUROSPARSE_KERNELS"] = "auto"
+    out["LIF_bf16_input"] = {
+        "dtype_out": str(zb.dtype),
+        "spikes_equal": bool(torch.equal(zb.float(), zr)),
+        "max_grad_diff": float((xb.grad.float() - xr.grad).abs().max()),
+    }
     return out
 
 
@@ -214,16 +235,35 @@ def conv_snn(dev, reps, T=100, B=32) -> list[dict]:
         makers["snnTorch Leaky"] = SnnNeuron
     except Exception:
         pass
+    try:
+        from spikingjelly.activation_based import neuron as sjn
+
+        class SjNeuron(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.node = sjn.LIFNode(tau=2.0, step_mode="m", detach_reset=True)
+
+            def forward(self, c):
+                self.node.reset()
+                return self.node(c)
+
+        makers["SpikingJelly LIFNode (m, auto)"] = SjNeuron
+    except Exception:
+        pass
     for name, make in makers.items():
-        for mode in ("fp32", "tf32"):
+        for mode in ("fp32", "tf32", "bf16"):
+            if mode == "bf16" and name.startswith("snnTorch"):
+                continue
             set_precision(mode)
             model = ConvSNN(make).to(dev)
             opt = torch.optim.SGD(model.parameters(), lr=1e-3)
 
             def step():
                 opt.zero_grad(set_to_none=True)
-                out = model(x)
-                nn.functional.cross_entropy(out.sum(0), y).backward()
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=mode == "bf16"):
+                    out = model(x)
+                    loss = nn.functional.cross_entropy(out.float().sum(0), y)
+                loss.backward()
                 opt.step()
 
             torch.cuda.reset_peak_memory_stats()

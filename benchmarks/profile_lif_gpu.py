@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,6 +48,7 @@ def main() -> None:
     ap.add_argument("--B", type=int, default=16)
     ap.add_argument("--N", type=int, default=4096)
     ap.add_argument("--out", default="benchmarks/results/profile_lif_gpu.json")
+    ap.add_argument("--cprofile", action="store_true", help="print the op's host profile")
     a = ap.parse_args()
     dev = torch.device("cuda")
     T, B, N = a.T, a.B, a.N
@@ -82,11 +84,47 @@ def main() -> None:
     gz = torch.randn(T, K, **f32)
     gstate = torch.zeros(2, K, **f32)
     gx, gout = torch.empty(T, K, **f32), torch.empty(4, K, **f32)
+
     def bwd_kernel():
         backward(K, gz, gstate, zh, th, rm, state0, params, 25.0, gx, gout)
 
     res["backward_kernel_ms"] = events_ms(bwd_kernel)
     res["backward_launch_host_ms"] = host_ms(bwd_kernel)
+    res["op_forward_backward_host_ms"] = host_ms(fwd_bwd)
+    if a.cprofile:  # where the host time of the op goes, by Python function
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.runcall(lambda: [fwd_bwd() for _ in range(200)])
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(30)
+        print(buf.getvalue())
+    # the plain numba-cuda launch path, for comparison; both must give the same bits
+    fwd_kernel()
+    bwd_kernel()
+    fast = [zh.clone(), state.clone(), gx.clone(), gout.clone()]
+    os.environ["NEUROSPARSE_CUDA_FAST_LAUNCH"] = "0"
+    zh.zero_(), state.zero_(), gx.zero_(), gout.zero_()
+    fwd_kernel()
+    bwd_kernel()
+    res["fast_launch_bitwise_equal"] = all(
+        torch.equal(a, b) for a, b in zip(fast, [zh, state, gx, gout])
+    )
+    res["forward_launch_host_ms_plain"] = host_ms(fwd_kernel)
+    res["backward_launch_host_ms_plain"] = host_ms(bwd_kernel)
+    res["op_forward_backward_ms_plain"] = events_ms(fwd_bwd)
+    del os.environ["NEUROSPARSE_CUDA_FAST_LAUNCH"]
+    from neurosparse.kernels import lif_cuda
+
+    res["chunk"] = lif_cuda.CHUNK
+    for name, kern in zip(("forward", "backward"), lif_cuda.get_kernels(*op.flags_of(spec))):
+        for what in ("regs_per_thread", "local_mem_per_thread"):
+            try:
+                res[f"{name}_{what}"] = list(getattr(kern, f"get_{what}")().values())
+            except Exception as e:  # numba-cuda versions differ here
+                res[f"{name}_{what}"] = repr(e)
     big = torch.empty(256 * 2**20, dtype=torch.uint8, device=dev)
     big2 = torch.empty_like(big)
     copy_ms = events_ms(lambda: big2.copy_(big))

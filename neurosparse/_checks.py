@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
@@ -30,13 +31,26 @@ def check_rank(name: str, x: torch.Tensor, ranks: Sequence[int], layout: str) ->
         )
 
 
+def finite_checks_on_gpu() -> bool:
+    """Whether :func:`check_finite` also inspects CUDA tensors
+    (``NEUROSPARSE_CHECK_FINITE_GPU=1``; off by default)."""
+    return os.environ.get("NEUROSPARSE_CHECK_FINITE_GPU", "0") not in ("", "0")
+
+
 def check_finite(name: str, x: torch.Tensor) -> None:
     """Reject NaN or infinite values (they would silently poison every later step).
 
     A NaN or inf anywhere makes the sum non-finite, so one reduction (~10x cheaper than
     an elementwise ``isfinite`` on the CPU) clears the common case; only a non-finite sum
     (which may also be a finite overflow) takes the exact check.
+
+    CUDA tensors are checked only with ``NEUROSPARSE_CHECK_FINITE_GPU=1``: reading the
+    result on the host synchronises with the GPU on every call, so the GPU idles while
+    Python prepares the next kernel, and ``torch.cuda.graphs`` cannot capture a call
+    that synchronises.
     """
+    if x.is_cuda and not finite_checks_on_gpu():
+        return
     if x.numel() and not torch.isfinite(x.detach().sum()) and not torch.isfinite(x).all():
         raise InputValueError(f"{name} contains NaN or infinite values")
 

@@ -95,9 +95,9 @@ class SpikingNeuron(nn.Module):
     ) -> tuple[torch.Tensor, NeuronState]:
         """Sequence mode: ``x [T, B, ...]`` -> spikes ``[T, B, ...]`` and the final state."""
         x = self._check_input(x, tuple(range(2, 9)), "[T, B, ...], time first")
-        like = x[0]
-        state = self.initial_state(like) if state is None else self._check_state(state, like)
-        return neuron_sequence_op(x, state, self.params(), self.spec)
+        if state is not None:
+            state = self._check_state(state, x[0])
+        return neuron_sequence_op(x, state, self.params(), self.spec, self.v_init)
 
     def step(
         self, x: torch.Tensor, state: NeuronState | None = None

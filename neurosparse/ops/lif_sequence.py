@@ -12,7 +12,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..neurons.functional import NeuronParams, NeuronSpec, NeuronState, neuron_sequence
+from ..neurons.functional import (
+    NeuronParams,
+    NeuronSpec,
+    NeuronState,
+    initial_state,
+    neuron_sequence,
+)
 from . import registry
 
 OP = "lif_sequence"
@@ -21,14 +27,19 @@ registry.register(OP, "cpu", "cuda")
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
 
 
+def flags_of(spec: NeuronSpec) -> tuple[int, ...]:
+    """The compile-time flags of ``kernels.lif_cpu/lif_cuda.get_kernels`` for ``spec``."""
+    return (_RESET_CODE[spec.reset], int(spec.reset_delay), int(spec.detach_reset),
+            int(spec.synaptic), int(spec.euler), int(spec.adaptive), int(spec.refractory),
+            spec.surrogate.kernel_id)  # fmt: skip
+
+
 def _kernels(spec: NeuronSpec, device: torch.device):
     """``(forward, backward)`` callables on torch tensors for ``spec`` on ``device``.
 
     Each takes the number of neurons (threads) first, then the kernel's arguments.
     """
-    flags = (_RESET_CODE[spec.reset], int(spec.reset_delay), int(spec.detach_reset),
-             int(spec.synaptic), int(spec.euler), int(spec.adaptive), int(spec.refractory),
-             spec.surrogate.kernel_id)  # fmt: skip
+    flags = flags_of(spec)
     if device.type != "cuda":
         from ..kernels import lif_cpu
 
@@ -45,10 +56,8 @@ def _kernels(spec: NeuronSpec, device: torch.device):
 
     def on_gpu(kernel):
         def run(n_threads, *args):
-            env = CudaEnv(device)
-            args = [env.view(a) if isinstance(a, torch.Tensor) else a for a in args]
             blocks = (n_threads + lif_cuda.THREADS - 1) // lif_cuda.THREADS
-            kernel[blocks, lif_cuda.THREADS, env.stream](*args)
+            CudaEnv(device).launch(kernel, blocks, lif_cuda.THREADS, *args)
 
         return run
 
@@ -56,7 +65,11 @@ def _kernels(spec: NeuronSpec, device: torch.device):
 
 
 class _LIFSequence(torch.autograd.Function):
-    """``x [T, K]``, ``state0 [4, K]`` (v, i, a, c), ``params [8, N]`` -> ``z [T, K]``, state."""
+    """``x [T, K]``, ``state0 [4, K]`` (v, i, a, c), ``params [8, P]`` -> ``z [T, K]``, state.
+
+    ``P`` is the number of features, or 1 on CUDA when every parameter is a scalar (the
+    CUDA kernel reads ``params[:, k % P]``).
+    """
 
     @staticmethod
     def forward(ctx, x, state0, params, spec: NeuronSpec):  # type: ignore[override]
@@ -64,8 +77,10 @@ class _LIFSequence(torch.autograd.Function):
         f32 = {"dtype": torch.float32, "device": x.device}
         zh = torch.empty(2, T, K, **f32)
         th = torch.empty((T, K) if spec.adaptive else (1, 1), **f32)
-        rm = torch.zeros((T, K) if spec.refractory else (1, 1), dtype=torch.uint8,
-                         device=x.device)  # fmt: skip
+        # the uint8 trace is read only where the neuron has a refractory period
+        rm = (torch.zeros if spec.refractory else torch.empty)(
+            (T, K) if spec.refractory else (1, 1), dtype=torch.uint8, device=x.device
+        )
         state = torch.empty(4, K, **f32)
         forward, _ = _kernels(spec, x.device)
         forward(K, x, state0, params, zh, th, rm, state)
@@ -78,7 +93,7 @@ class _LIFSequence(torch.autograd.Function):
         zh, th, rm, state0, params = ctx.saved_tensors
         spec: NeuronSpec = ctx.spec
         T, K = zh.shape[1:]
-        n_feat = params.shape[1]
+        n_par = params.shape[1]
         f32 = {"dtype": torch.float32, "device": zh.device}
         gz = torch.zeros(T, K, **f32) if gz is None else gz.contiguous()
         gstate = torch.zeros(2, K, **f32) if gstate is None else gstate[:2].contiguous()
@@ -87,33 +102,67 @@ class _LIFSequence(torch.autograd.Function):
         _, backward = _kernels(spec, zh.device)
         backward(K, gz, gstate, zh, th, rm, state0, params, np.float32(spec.surrogate.slope),
                  gx, gout)  # fmt: skip
-        g_state0 = torch.zeros_like(state0)
-        g_state0[:2] = gout[:2]
+        g_state0 = None
+        if ctx.needs_input_grad[1]:
+            g_state0 = torch.zeros_like(state0)
+            g_state0[:2] = gout[:2]
         g_params = None
         if ctx.needs_input_grad[2]:
             g_params = torch.zeros_like(params)
-            g_params[0] = gout[2].view(-1, n_feat).sum(0)
-            g_params[3] = gout[3].view(-1, n_feat).sum(0)
+            g_params[0] = gout[2].view(-1, n_par).sum(0)
+            g_params[3] = gout[3].view(-1, n_par).sum(0)
         return gx, g_state0, g_params, None
 
 
+def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.Tensor):
+    qs = [q.to(device=x.device, dtype=torch.float32) for q in p]
+    # scalars stay one column on CUDA: one small copy instead of eight expanded ones
+    # (host time per call is what a GPU sequence op is short of; the CPU kernel blocks
+    # work by feature and wants the full width)
+    if x.is_cuda and all(q.dim() == 0 for q in qs):
+        return torch.stack(qs).view(8, 1)
+    return torch.stack([q.expand(feat).reshape(n_feat) for q in qs])
+
+
+def _pack_state(state: NeuronState | None, v_init, B: int, feat, n_feat: int, x):
+    if state is not None:
+        return torch.stack([s.expand(B, *feat).reshape(B * n_feat) for s in state])
+    state0 = x.new_zeros(4, B * n_feat)
+    if not (isinstance(v_init, (int, float)) and v_init == 0):
+        state0[0] = (
+            torch.as_tensor(v_init, dtype=x.dtype, device=x.device).expand(B, *feat).reshape(-1)
+        )
+    return state0
+
+
 def neuron_sequence_op(
-    x: torch.Tensor, state: NeuronState, p: NeuronParams, spec: NeuronSpec
+    x: torch.Tensor,
+    state: NeuronState | None,
+    p: NeuronParams,
+    spec: NeuronSpec,
+    v_init: torch.Tensor | float = 0.0,
 ) -> tuple[torch.Tensor, NeuronState]:
     """Run ``x [T, B, ...]`` through the neuron; kernel or reference as the registry decides.
 
-    ``p`` holds tensors broadcastable to the feature shape ``x.shape[2:]``.
+    ``p`` holds tensors broadcastable to the feature shape ``x.shape[2:]``. ``state``
+    None starts from rest (membrane ``v_init``, everything else 0).
     """
+    if x.dtype in (torch.bfloat16, torch.float16) and x.is_cuda and x.shape[0] > 0:
+        # under autocast a conv/linear hands over half precision; the kernel keeps an fp32
+        # membrane, and spikes (0/1) are exact in any float type
+        if registry.use_kernel(OP, "cuda"):
+            z, st = neuron_sequence_op(x.float(), state, p, spec, v_init)
+            return z.to(x.dtype), st
     kernel_ok = x.dtype == torch.float32 and x.shape[0] > 0
     if not (kernel_ok and registry.use_kernel(OP, x.device.type)):
+        if state is None:
+            state = initial_state(x[0], v_init)
         return neuron_sequence(x, state, p, spec)
     T, B = x.shape[:2]
     feat = x.shape[2:]
     n_feat = int(np.prod(feat)) if len(feat) else 1
-    params = torch.stack(
-        [q.to(device=x.device, dtype=torch.float32).expand(feat).reshape(n_feat) for q in p]
-    )
-    state0 = torch.stack([s.expand(B, *feat).reshape(B * n_feat) for s in state])
+    params = _pack_params(p, feat, n_feat, x)
+    state0 = _pack_state(state, v_init, B, feat, n_feat, x)
     z, st = _LIFSequence.apply(x.reshape(T, B * n_feat).contiguous(), state0, params, spec)
     shape = (B, *feat)
     return z.view(T, *shape), NeuronState(*(s.view(shape) for s in st.unbind(0)))
