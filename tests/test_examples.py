@@ -156,3 +156,29 @@ def test_notebook_runs_in_a_kernel(tmp_path):
     s = json.loads((tmp_path / "04_sequence_anomaly" / "summary.json").read_text())
     assert s["anomaly_per_learning_day"][-1] < 0.2
     assert all(p > s["last_day_max"] for p in s["peaks"].values())
+
+
+def test_06_sparse_rewiring(tmp_path):
+    pytest.importorskip("sklearn", reason="the MLP half uses scikit-learn's digits")
+    s = run_example("06_sparse_rewiring.py", tmp_path)
+    assert s["sparsities"] == [0.75, 0.95] and len(s["seeds"]) == 1
+    methods = ["dense", "static", "SET", "RigL", "momentum"]
+    methods += ["Hebbian (G2GNet)", "Hebbian, random start"]
+    assert s["methods"] == methods
+    for net, lowest in (("MLP", 0.6), ("SNN", 0.125)):  # chance 0.10 / 0.0625
+        res = s["results"][net]
+        # measured --quick: MLP 0.89-0.97, SNN 0.20-0.39
+        assert len(res["dense"]["dense"]) == 1 and res["dense"]["dense"][0]["acc"] > lowest
+        for m in methods[1:]:
+            assert sorted(res[m]) == ["0.75", "0.95"], (net, m)  # JSON keys
+            for runs in res[m].values():
+                (r,) = runs
+                assert r["acc"] > lowest, (net, m, r)
+                assert r["nnz_conserved"] and r["pruned"] == r["grown"]
+                assert (r["pruned"] > 0) == (m != "static"), (net, m, r)
+        # the G2GNet start is modular (k <= group width at 75 %); rewiring may leave it
+        g2g = res["Hebbian (G2GNet)"]["0.75"][0]["in_group_fraction_first_layer"]
+        rnd = res["Hebbian, random start"]["0.75"][0]["in_group_fraction_first_layer"]
+        assert g2g > rnd, (net, g2g, rnd)
+    assert nonempty(tmp_path / "sparse_rewiring.png")
+    assert nonempty(tmp_path / "mlp_table.md") and nonempty(tmp_path / "snn_table.md")

@@ -34,7 +34,7 @@ def _train_step(net, opt, x, y):
     opt.step()
 
 
-@pytest.mark.parametrize("grow", ["random", "hebbian", "gradient"])
+@pytest.mark.parametrize("grow", ["random", "hebbian", "gradient", "momentum"])
 def test_invariants(grow):
     net = _net()
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -128,7 +128,18 @@ def test_errors():
     with pytest.raises(ParameterError, match="no SparseEventLinear"):
         Rewiring(nn.Linear(3, 3))
     with pytest.raises(ParameterError, match="grow"):
-        Rewiring(_net(), grow="momentum")
+        Rewiring(_net(), grow="sparse")
+    with pytest.raises(ParameterError, match="schedule"):
+        Rewiring(_net(), schedule="linear")
+    with pytest.raises(ParameterError, match="total_steps"):
+        Rewiring(_net(), schedule="cosine")
+    with pytest.raises(ParameterError, match="end"):
+        Rewiring(_net(), schedule="cosine", total_steps=10, end=0.0)
+    with pytest.raises(ParameterError, match="momentum"):
+        Rewiring(_net(), grow="momentum", momentum=1.0)
+    rw = Rewiring(_net(), every=1, grow="momentum")
+    with pytest.raises(ParameterError, match="backward"):
+        rw.step()  # no gradient seen yet: no average to grow by
     rw = Rewiring(_net(), every=1, grow="hebbian")
     with pytest.raises(ParameterError, match="forward"):
         rw.step()
@@ -174,3 +185,82 @@ def test_training_with_rewiring_learns_what_static_sparse_cannot(grow, bound, st
     acc = _needle_accuracy(grow)
     assert static_accuracy < 0.45  # chance is 0.25: the static layer misses the inputs
     assert acc > bound and acc > static_accuracy + 0.2, (acc, static_accuracy)
+
+
+def test_momentum_average_equals_hand_computed_ema():
+    """M <- β M + (1 - β) G with G = grad_outᵀ x, from zero; a step() without a new
+    backward leaves M alone; regrowth picks the largest |M| among unconnected inputs."""
+    layer = SparseEventLinear(3, 2, density=1 / 3, bias=False)
+    with torch.no_grad():
+        layer.indices.copy_(torch.tensor([[0], [2]], dtype=torch.int32))
+        layer.values.copy_(torch.tensor([[1.0], [1.0]]))
+    rw = Rewiring([layer], every=3, fraction=1.0, grow="momentum", momentum=0.5, init=0.25)
+    # loss = Σ y · c, so grad_out = c and G = cᵀ x
+    (layer(torch.tensor([[1.0, 0, 2]])) * torch.tensor([[1.0, -1]])).sum().backward()
+    assert rw.step() is None
+    # G1 = [[1, 0, 2], [-1, 0, -2]]; M1 = 0.5 · G1
+    assert rw.momentum_buffers[layer].tolist() == [[0.5, 0, 1], [-0.5, 0, -1]]
+    (layer(torch.tensor([[0.0, 1, 1]])) * torch.tensor([[2.0, 0]])).sum().backward()
+    rw.step()
+    # G2 = [[0, 2, 2], [0, 0, 0]]; M2 = 0.5 · M1 + 0.5 · G2
+    m2 = [[0.25, 1, 1.5], [-0.25, 0, -0.5]]
+    assert rw.momentum_buffers[layer].tolist() == m2
+    cost = rw.step()  # no backward since: M unchanged, then the 3rd call rewires
+    assert rw.momentum_buffers[layer].tolist() == m2
+    # row 0 (unconnected i1 |M| 1, i2 1.5) grows i2; row 1 (i0 0.25, i1 0) grows i0
+    assert layer.indices.tolist() == [[2], [0]]
+    assert layer.values.detach().tolist() == [[0.25], [0.25]]
+    assert cost.pruned == cost.grown == cost.synapse_writes == 2
+
+
+def test_cosine_fraction_formula():
+    rw = Rewiring(_net(), fraction=0.4, schedule="cosine", total_steps=100, end=0.75)
+    # 0.4 · (1 + cos(π t / 75)) / 2 at t = 0, 25, 37.5, 50; 0 from t = 75 on
+    for t, want in ((0, 0.4), (25, 0.3), (37.5, 0.2), (50, 0.1), (75, 0.0), (99, 0.0)):
+        assert rw.current_fraction(t) == pytest.approx(want, abs=1e-12), t
+    assert Rewiring(_net(), fraction=0.4).current_fraction(50) == 0.4  # constant
+
+
+def test_cosine_schedule_sets_synapses_rewired_per_row():
+    """k = 10, fraction 0.4, end 0.75 of 8 steps (t_end = 6), rewiring every 2nd step:
+    round(10 · f) = 3, 1, 0, 0 synapses replaced per row at steps 2, 4, 6, 8."""
+    layer = SparseEventLinear(40, 6, density=0.25, seed=2)
+    rw = Rewiring([layer], every=2, fraction=0.4, schedule="cosine", total_steps=8, seed=0)
+    replaced = []
+    for step in range(1, 9):
+        idx0 = layer.indices.clone()
+        cost = rw.step()
+        if step % 2 == 0:
+            per_row = (layer.indices != idx0).sum(1).tolist()
+            assert len(set(per_row)) == 1 and cost.pruned == 6 * per_row[0]
+            replaced.append(per_row[0])
+            assert all(len(set(r)) == 10 for r in layer.indices.tolist())
+    assert replaced == [3, 1, 0, 0]
+
+
+def test_hebbian_coactivity_of_spike_sequences():
+    """[T, B, in] spikes: coactivity[o, i] = Σ_{t,b} s[t, b, i] · drive[t, b, o]
+    (drive = output without bias), i.e. the same as the T·B rows flattened."""
+    layer = SparseEventLinear(9, 4, density=0.34, seed=5)
+    Rewiring([layer], grow="hebbian")
+    g = torch.Generator().manual_seed(1)
+    s = (torch.rand(6, 3, 9, generator=g) < 0.3).float()
+    layer(s[:3])
+    layer(s[3:])  # accumulates over calls until the next rewiring
+    drive = torch.einsum("tbi,oi->tbo", s, layer.dense_weight().detach())
+    want = torch.einsum("tbo,tbi->oi", drive, s)
+    torch.testing.assert_close(layer.coactivity, want, atol=1e-5, rtol=1e-5)
+    # a hand check of one entry: input 0 with output 0, step by step
+    w = layer.dense_weight().detach()
+    by_hand = sum(float(s[t, b, 0]) * float(s[t, b] @ w[0]) for t in range(6) for b in range(3))
+    assert layer.coactivity[0, 0].item() == pytest.approx(by_hand, abs=1e-5)
+
+
+def test_group_connectivity_rewired_keeps_invariants():
+    """A group-connected layer rewires like any other: k per row, distinct."""
+    layer = SparseEventLinear(32, 8, density=0.25, seed=0, connectivity="groups", groups=4)
+    rw = Rewiring([layer], every=1, fraction=0.5, grow="random", seed=3)
+    rw.step()
+    assert layer.indices.shape == (8, 8)
+    assert all(len(set(r)) == 8 for r in layer.indices.tolist())
+    assert rw.last_cost.pruned == 8 * 4

@@ -150,3 +150,53 @@ def test_numba_mode_runs_the_kernel_paths(monkeypatch):
     x[0, : int(GATHER_RATE * 2 * N_IN)] = 1  # rate just at the threshold: events
     layer(x)
     assert calls == ["forward_gather", "forward"]
+
+
+# -- group-to-group (G2GNet) initial connectivity ----------------------------------------
+def test_random_connectivity_is_the_previous_draw():
+    """The default draw is unchanged: k smallest of one uniform [out, in] matrix."""
+    layer = SparseEventLinear(N_IN, N_OUT, density=0.2, seed=4)
+    g = torch.Generator().manual_seed(4)
+    want = torch.rand(N_OUT, N_IN, generator=g).argsort(1)[:, :7].sort(1).values
+    assert layer.indices.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize(("n_in", "n_out", "groups", "density"),
+                         [(40, 12, 4, 0.2), (37, 23, 5, 0.1), (64, 256, 4, 0.05)])  # fmt: skip
+def test_group_connectivity_stays_in_the_group(n_in, n_out, groups, density):
+    layer = SparseEventLinear(n_in, n_out, density=density, seed=1, connectivity="groups",
+                              groups=groups)  # fmt: skip
+    k = round(density * n_in)
+    assert layer.indices.shape == (n_out, k) and layer.indices.dtype == torch.int32
+    for o, row in enumerate(layer.indices.tolist()):
+        g = o * groups // n_out  # contiguous groups: unit i of n in floor(i · G / n)
+        lo, hi = -(-g * n_in // groups), -(-(g + 1) * n_in // groups)  # input group g
+        assert k <= hi - lo
+        assert row == sorted(set(row)) and len(row) == k  # sorted, distinct
+        assert all(lo <= i < hi for i in row), (o, row, lo, hi)
+    # the draw inside a group is random: not every output of a group reads the same inputs
+    assert len({tuple(r) for r in layer.indices.tolist()}) > groups
+
+
+def test_group_connectivity_spills_to_ring_neighbours():
+    """k = 12 > group width 10 (40 inputs, 4 groups): the whole own group, then 2 of
+    the next group forward on the ring (g + 1 mod 4)."""
+    layer = SparseEventLinear(40, 8, density=0.3, seed=2, connectivity="groups", groups=4)
+    for o, row in enumerate(layer.indices.tolist()):
+        g = o // 2
+        own = set(range(10 * g, 10 * g + 10))
+        nxt = set(range(10 * ((g + 1) % 4), 10 * ((g + 1) % 4) + 10))
+        assert own <= set(row) and len(set(row) & nxt) == 2 and len(set(row)) == 12
+
+
+def test_group_connectivity_errors():
+    with pytest.raises(ParameterError, match="connectivity"):
+        SparseEventLinear(8, 8, connectivity="modular")
+    with pytest.raises(ParameterError, match="groups"):
+        SparseEventLinear(8, 8, connectivity="groups")
+    with pytest.raises(ParameterError, match="groups"):
+        SparseEventLinear(8, 4, connectivity="groups", groups=5)  # more groups than outputs
+    with pytest.raises(ParameterError, match="groups"):
+        SparseEventLinear(8, 4, connectivity="groups", groups=0)
+    with pytest.raises(ParameterError, match="only used with connectivity='groups'"):
+        SparseEventLinear(8, 4, groups=2)

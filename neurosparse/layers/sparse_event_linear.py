@@ -39,6 +39,7 @@ OP = "sparse_event_linear"
 registry.register(OP, "cpu")
 
 FAN_IN = ("constant",)
+CONNECTIVITY = ("random", "groups")
 RECORD = (None, "coactivity", "gradient")
 # Above this input rate the kernel's forward walks the ELL rows (every synapse, in order)
 # instead of the events' fan-out lists (random writes). Crossover measured on the 2-core
@@ -49,6 +50,50 @@ GATHER_RATE = 0.1
 def fan_in_for(in_features: int, density: float) -> int:
     """Synapses per output unit: ``round(density · in_features)``, at least 1."""
     return max(1, min(in_features, int(round(density * in_features))))
+
+
+def group_ids(n: int, groups: int) -> torch.Tensor:
+    """Group of each of ``n`` units split into ``groups`` contiguous, near-equal groups.
+
+    Unit ``i`` is in group ``floor(i · groups / n)`` (sizes differ by at most one).
+    Returns int64 ``[n]``.
+    """
+    return torch.arange(n) * groups // n
+
+
+def initial_indices(
+    in_features: int,
+    out_features: int,
+    k: int,
+    connectivity: str,
+    groups: int | None,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Initial synapses ``[out, k]`` (int32, each row sorted and distinct).
+
+    ``"random"``: each row draws ``k`` distinct inputs uniformly. ``"groups"``
+    (G2GNet-style modular start): inputs and outputs are split by :func:`group_ids`;
+    output group ``g`` ranks the input groups by ring distance ``g, g+1, g-1, g+2,
+    g-2, ...`` (mod ``groups``) and takes its ``k`` inputs from the best-ranked groups:
+    all of them from group ``g`` (uniformly, distinct) when ``k`` ≤ its width, else the
+    whole of group ``g`` first, then the whole of the next-ranked group, and so on, the
+    last group used contributing a uniform random subset. Both draw one
+    ``[out, in]`` uniform matrix from ``generator`` (so the weights drawn after it are
+    the same for either choice).
+    """
+    keys = torch.rand(out_features, in_features, generator=generator)
+    if connectivity == "groups":
+        g_out = group_ids(out_features, groups)
+        g_in = group_ids(in_features, groups)
+        fwd = (g_in[None, :] - g_out[:, None]) % groups  # steps forward on the ring
+        bwd = (g_out[:, None] - g_in[None, :]) % groups
+        # rank 0 = own group, 2d-1 = d groups forward, 2d = d groups back; a group
+        # exactly opposite (fwd == bwd) counts as forward. The uniform key in [0, 1)
+        # only orders inputs inside one group, so whole groups are used in rank order.
+        rank = torch.where(fwd <= bwd, 2 * fwd - 1, 2 * bwd).clamp(min=0)
+        keys = keys.double() + rank  # float64: key + rank never rounds up to rank + 1
+    cols = keys.argsort(1)[:, :k]
+    return cols.sort(1).values.to(torch.int32).contiguous()
 
 
 def dense_weight(indices: torch.Tensor, values: torch.Tensor, in_features: int) -> torch.Tensor:
@@ -200,6 +245,16 @@ class SparseEventLinear(OpCounter, nn.Module):
     bias : bool
     seed : int
         Seeds the initial connectivity and weights.
+    connectivity : {"random", "groups"}
+        Initial synapses: ``k`` distinct uniformly random inputs per output, or the
+        modular group-to-group start of G2GNet (Konstantaropoulos et al. 2025): inputs
+        and outputs split into ``groups`` contiguous groups, output group ``g`` reading
+        input group ``g`` (and, when ``k`` exceeds that group's width, the whole group
+        plus the nearest groups on the ring ``g+1, g-1, g+2, ...``); see
+        :func:`initial_indices`. Rewiring may later connect across groups.
+    groups : int, optional
+        Number of groups, ``1 ≤ groups ≤ min(in_features, out_features)``; required
+        with ``connectivity="groups"``, must be None with ``"random"``.
 
     Attributes
     ----------
@@ -229,6 +284,8 @@ class SparseEventLinear(OpCounter, nn.Module):
         fan_in: str = "constant",
         bias: bool = True,
         seed: int = 0,
+        connectivity: str = "random",
+        groups: int | None = None,
     ) -> None:
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features)):
@@ -238,13 +295,29 @@ class SparseEventLinear(OpCounter, nn.Module):
         if density <= 0:
             raise ParameterError(f"density must be > 0 (some synapses per output), got {density}")
         self.fan_in = check_choice("fan_in", fan_in, FAN_IN)
+        self.connectivity = check_choice("connectivity", connectivity, CONNECTIVITY)
+        if connectivity == "random" and groups is not None:
+            raise ParameterError(
+                f"groups={groups!r} is only used with connectivity='groups' (got "
+                "connectivity='random'); drop it or set connectivity='groups'"
+            )
+        if connectivity == "groups" and (
+            not isinstance(groups, int) or isinstance(groups, bool)
+            or not 1 <= groups <= min(in_features, out_features)
+        ):  # fmt: skip
+            raise ParameterError(
+                "connectivity='groups' needs groups, an int in [1, min(in_features, "
+                f"out_features)] = [1, {min(in_features, out_features)}] (every group "
+                f"must hold at least one input and one output), got {groups!r}"
+            )
+        self.groups = groups
         self.in_features = in_features
         self.out_features = out_features
         self.density = float(density)
         k = fan_in_for(in_features, density)
         g = torch.Generator().manual_seed(seed)
-        cols = torch.rand(out_features, in_features, generator=g).argsort(1)[:, :k]
-        self.register_buffer("indices", cols.sort(1).values.to(torch.int32).contiguous())
+        idx = initial_indices(in_features, out_features, k, connectivity, groups, g)
+        self.register_buffer("indices", idx)
         bound = 1 / math.sqrt(k)
         w = (torch.rand(out_features, k, generator=g) * 2 - 1) * bound
         self.values = nn.Parameter(w)

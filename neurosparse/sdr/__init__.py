@@ -11,13 +11,16 @@ Streams (numpy state, Numba kernels, one CPU core)::
         out = tm.step(cols, learn=True)  # out.active_cells, .predictive_cells, .anomaly
 
 Deep nets (``nn.Module``s, autograd, time-first friendly): :class:`KWinners`,
-:class:`KWinners2d`, :class:`DendriticLinear`. Theory (Ahmad & Hawkins 2016):
-:mod:`neurosparse.sdr.theory`.
+:class:`KWinners2d`, :class:`DendriticLinear`, :class:`KSparseAutoencoder`. One-shot
+associative memory (Sparsey-style): :class:`AssociativeMemory`. Theory (Ahmad & Hawkins
+2016): :mod:`neurosparse.sdr.theory`.
 """
 
 from . import theory
+from .associative import AssociativeMemory
 from .dendrites import DendriticLinear, dendritic_linear
 from .encoders import RDSE, CategoryEncoder, ScalarEncoder
+from .ksparse_autoencoder import KSparseAutoencoder
 from .kwinners import KWinners, KWinners2d, kwinners, kwinners2d
 from .sdr import (
     SDR,
@@ -38,8 +41,10 @@ from .spatial_pooler import SpatialPooler
 __all__ = [
     "RDSE",
     "SDR",
+    "AssociativeMemory",
     "CategoryEncoder",
     "DendriticLinear",
+    "KSparseAutoencoder",
     "KWinners",
     "KWinners2d",
     "ScalarEncoder",
