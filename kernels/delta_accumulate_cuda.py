@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from numba import cuda, float64
 
+from . import _launch
+
 THREADS = 256
 
 
@@ -31,4 +33,5 @@ def launch_running_sum(inc, z0, out, reverse, stream) -> None:
     n_r = inc.shape[1]
     if n_r == 0 or inc.shape[0] == 0:
         return
-    running_sum[(n_r + THREADS - 1) // THREADS, THREADS, stream](inc, z0, out, reverse)
+    blocks = (n_r + THREADS - 1) // THREADS
+    _launch.launch(running_sum, blocks, THREADS, stream, inc, z0, out, reverse)

@@ -13,6 +13,8 @@ import math
 
 from numba import cuda, float32, int32
 
+from . import _launch
+
 THREADS = 256
 
 
@@ -51,5 +53,5 @@ def launch_encode(x, ref0, thr, delta, ref_out, bad, stream) -> None:
     n = x.shape[1] * x.shape[2]
     if n == 0:
         return
-    delta_encode[(n + THREADS - 1) // THREADS, THREADS, stream](x, ref0, thr, delta,
-                                                                 ref_out, bad)  # fmt: skip
+    _launch.launch(delta_encode, (n + THREADS - 1) // THREADS, THREADS, stream, x, ref0, thr,
+                   delta, ref_out, bad)  # fmt: skip

@@ -23,6 +23,8 @@ import math
 
 from numba import config, cuda, float32, float64, int32
 
+from . import _launch
+
 # the simulator runs each thread as a Python thread: a small block keeps it quick and makes
 # the tests exercise several owned units per thread with small hidden sizes
 THREADS = 32 if config.ENABLE_CUDASIM else 256
@@ -150,5 +152,5 @@ def launch(mx, wt, thr, h0, c0, href0, mh0, cell, h_seq, dh, c_out, href_out, mh
         raise ValueError(f"hidden size {wt.shape[0]} exceeds the CUDA kernel's {MAX_HIDDEN}")
     if n_b == 0 or mx.shape[0] == 0:
         return
-    rnn_sequence[n_b, THREADS, stream](mx, wt, thr, h0, c0, href0, mh0, cell, h_seq, dh,
-                                       c_out, href_out, mh_out, counts)  # fmt: skip
+    _launch.launch(rnn_sequence, n_b, THREADS, stream, mx, wt, thr, h0, c0, href0, mh0, cell,
+                   h_seq, dh, c_out, href_out, mh_out, counts)  # fmt: skip

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float32
 
+from . import _launch
 from .event_index_cuda import TPB, build_ell, grid_1d
 
 
@@ -114,8 +115,8 @@ def launch_conv_forward(index, weight, bias, out, c_in, h, w, sh, sw, ph, pw, st
         return
     has_bias = bias is not None
     b = bias if has_bias else val  # any float32 vector: not read
-    conv_forward[grid_1d(total), TPB, stream](boff, idx, val, weight, b, has_bias, out, c_in,
-                                              h, w, sh, sw, ph, pw)  # fmt: skip
+    _launch.launch(conv_forward, grid_1d(total), TPB, stream, boff, idx, val, weight, b,
+                   has_bias, out, c_in, h, w, sh, sw, ph, pw)  # fmt: skip
 
 
 def conv_grad_weight_partial(x, g, cg, kh, kw, sh, sw, ph, pw, alloc, stream):
@@ -126,6 +127,6 @@ def conv_grad_weight_partial(x, g, cg, kh, kw, sh, sw, ph, pw, alloc, stream):
     partial = alloc((n, o, cg, kh, kw), np.float32, False)
     total = n * c * kh * kw * (o // (c // cg))
     if total:
-        conv_grad_weight[grid_1d(total), TPB, stream](start, cnt, idx, val, g, c, w, sh, sw,
-                                                      ph, pw, partial)  # fmt: skip
+        _launch.launch(conv_grad_weight, grid_1d(total), TPB, stream, start, cnt, idx, val, g,
+                       c, w, sh, sw, ph, pw, partial)  # fmt: skip
     return partial

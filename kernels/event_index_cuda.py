@@ -25,6 +25,8 @@ import math
 import numpy as np
 from numba import config, cuda, int64
 
+from . import _launch
+
 # Threads per block of the row kernels and of the one-block scan. The simulator runs one
 # Python thread per CUDA thread, so tests use 32 (any power of two works).
 TPB = 32 if config.ENABLE_CUDASIM else 256
@@ -228,9 +230,9 @@ def build_ell(x, alloc, stream, roww=None, colw=None, with_boff=False):
     boff = alloc((rows, n_b + 1), np.int64, False) if with_boff else rowstats
     if rows:
         weighted = roww is not None
-        ell_rows[rows, TPB, stream](x, roww if weighted else cnt, colw if weighted else cnt,
-                                    weighted, idx, val, cnt, start, boff, with_boff,
-                                    rowstats)  # fmt: skip
+        _launch.launch(ell_rows, rows, TPB, stream, x, roww if weighted else cnt,
+                       colw if weighted else cnt, weighted, idx, val, cnt, start, boff,
+                       with_boff, rowstats)  # fmt: skip
     return idx, val, cnt, start, boff, rowstats
 
 
@@ -253,9 +255,9 @@ def csc_from_ell(start, cnt, idx, val, n_cols, capacity, alloc, stream):
     rows = alloc((max(1, capacity),), np.int32, False)
     vals = alloc((max(1, capacity),), np.float32, False)
     if n_rows:
-        _col_count[n_rows, TPB, stream](start, cnt, idx, colcnt)
-    _scan_one_block[1, SCAN_TPB, stream](colcnt, colptr, cursor)
+        _launch.launch(_col_count, n_rows, TPB, stream, start, cnt, idx, colcnt)
+    _launch.launch(_scan_one_block, 1, SCAN_TPB, stream, colcnt, colptr, cursor)
     if n_rows:
-        _col_fill[n_rows, TPB, stream](start, cnt, idx, val, cursor, rows, vals)
-    _sort_segments[grid_1d(n_cols), TPB, stream](colptr, rows, vals)
+        _launch.launch(_col_fill, n_rows, TPB, stream, start, cnt, idx, val, cursor, rows, vals)
+    _launch.launch(_sort_segments, grid_1d(n_cols), TPB, stream, colptr, rows, vals)
     return colptr, colcnt, rows, vals

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from numba import config, cuda, float32
 
+from . import _launch
 from .event_index_cuda import build_ell, csc_from_ell
 
 CPL = 4  # columns per lane
@@ -112,8 +113,8 @@ def launch_gather(start, cnt, idx, val, src, bias, out, stream) -> None:
         return
     grid = ((n_rows + WARPS - 1) // WARPS, (n + TN - 1) // TN)
     has_bias = bias is not None
-    gather[grid, 32 * WARPS, stream](start, cnt, idx, val, src, bias if has_bias else val,
-                                     has_bias, out)  # fmt: skip
+    _launch.launch(gather, grid, 32 * WARPS, stream, start, cnt, idx, val, src,
+                   bias if has_bias else val, has_bias, out)  # fmt: skip
 
 
 def linear_index(x, alloc, stream):

@@ -92,40 +92,38 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
         p_vreset, p_adapt = params[5, n], params[6, n]
         # chunk of steps t1 - CHUNK + 1 .. t1, plus the step before it (for v_in and r)
         gzs = cuda.local.array(CHUNK, np.float32)
-        zs = cuda.local.array(CHUNK1, np.float32)
         hs = cuda.local.array(CHUNK1, np.float32)
+        one = np.float32(1.0)
         for q in range((T + CHUNK - 1) // CHUNK):
             t1 = T - 1 - q * CHUNK
             for u in range(CHUNK1):
                 t = t1 - CHUNK + u  # u = 0 is the step before the chunk
                 if t >= 0:
-                    h = zh[1, t, k]
-                    hs[u] = h
-                    # the spike is recomputed, not read: the forward tested exactly this
-                    # (h - th > 0, not blocked), and skipping zh[0] cuts the backward's
-                    # memory traffic by a quarter (it is bandwidth-bound)
-                    th_t = th_trace[t, k] if adaptive else p_theta
-                    free = refr_trace[t, k] == 0 if refractory > 0 else True
-                    zs[u] = np.float32(1.0) if h - th_t > zero and free else zero
+                    hs[u] = zh[1, t, k]
                     if u > 0:
                         gzs[u - 1] = gz[t, k]
             for u in range(CHUNK, 0, -1):
                 t = t1 - CHUNK + u
                 if t >= 0:
+                    # spikes are recomputed, not read: the forward tested exactly this
+                    # (h - th > 0 and not blocked), and skipping zh[0] cuts the memory
+                    # traffic of this bandwidth-bound kernel by a quarter
+                    th = th_trace[t, k] if adaptive else p_theta
+                    blocked = refr_trace[t, k] if refractory > 0 else 0
+                    z = one if hs[u] - th > zero and blocked == 0 else zero
                     if t > 0:
-                        v_in = _membrane_before(hs[u - 1], zs[u - 1], p_theta, p_vreset, reset,
-                                                delay)  # fmt: skip
-                        r = zs[u - 1]
+                        th_p = th_trace[t - 1, k] if adaptive else p_theta
+                        free_p = refr_trace[t - 1, k] == 0 if refractory > 0 else True
+                        r = one if hs[u - 1] - th_p > zero and free_p else zero
+                        v_in = _membrane_before(hs[u - 1], r, p_theta, p_vreset, reset, delay)
                     else:
                         v_in = state0[0, k]
                         r = zero
                         if v_in - (p_theta + p_adapt * state0[2, k]) > zero:
-                            r = np.float32(1.0)
-                    th = th_trace[t, k] if adaptive else p_theta
-                    blocked = refr_trace[t, k] if refractory > 0 else 0
+                            r = one
                     sgv = _surrogate_grad(hs[u] - th, sg, slope)
                     g_x, gv, gi, d_beta, d_theta = _backward(
-                        gzs[u - 1], gv, gi, zs[u], hs[u], v_in, r, blocked, sgv,
+                        gzs[u - 1], gv, gi, z, hs[u], v_in, r, blocked, sgv,
                         p_beta, p_gain, p_theta, p_alpha, p_vreset, reset, delay, detach,
                         synaptic, euler,
                     )  # fmt: skip

@@ -41,7 +41,11 @@ def fast_launch_enabled() -> bool:
 def _arg_kind(a: Any) -> tuple:
     if isinstance(a, torch.Tensor):
         return ("t", a.dtype, a.dim(), a.is_contiguous(), a.device.index)
-    return ("s", type(a))
+    if getattr(a, "__cuda_ndarray__", False):  # a numba device array: its exact type
+        return ("n", a._numba_type_)
+    if isinstance(a, (int, float, bool, np.number)):
+        return ("s", type(a))
+    return ("x", type(a))  # anything else always takes numba's own path
 
 
 class _Packed:
@@ -52,19 +56,21 @@ class _Packed:
         self.packers = packers
 
 
+def _pack_array(a) -> list:
+    # numba's array ABI: meminfo, parent, nitems, itemsize, data, shape, strides (bytes)
+    if isinstance(a, torch.Tensor):
+        item = a.element_size()
+        return [0, 0, a.numel(), item, a.data_ptr(), *a.shape, *(s * item for s in a.stride())]
+    return [0, 0, a.size, a.dtype.itemsize, a.device_ctypes_pointer.value or 0, *a.shape,
+            *a.strides]  # fmt: skip
+
+
 def _packer(numba_type):
     """A function ``value -> list of launch parameters`` for one argument, or None."""
     from numba.cuda import types
 
     if isinstance(numba_type, types.Array):
-
-        def array(t: torch.Tensor) -> list:
-            item = t.element_size()
-            # numba's array ABI: meminfo, parent, nitems, itemsize, data, shape, strides
-            return [0, 0, t.numel(), item, t.data_ptr(), *t.shape,
-                    *(s * item for s in t.stride())]  # fmt: skip
-
-        return array
+        return _pack_array
     if numba_type == types.float32:
         return lambda v: [ctypes.c_float(v)]
     if numba_type == types.float64:
@@ -92,30 +98,80 @@ def _compile_packed(dispatcher, views) -> _Packed | None:
         return None
 
 
+_packed: dict[tuple, _Packed | None] = {}  # (kernel, argument kinds) -> overload
+_core_streams: dict[Any, Any] = {}  # numba stream -> cuda.core stream
+_configs: dict[tuple, Any] = {}
+
+
+def launch(kernel, grid, block, stream, *args: Any) -> None:
+    """``kernel[grid, block, stream](*args)``; ``args`` may mix torch CUDA tensors, numba
+    device arrays and scalars. The first call for a combination of argument kinds goes
+    through numba (which compiles if needed); later ones skip numba's per-call work
+    (module docstring). ``kernels.launch`` routes the torch-free launchers here.
+    """
+    if not fast_launch_enabled():
+        kernel[grid, block, stream](*[_view(a) if isinstance(a, torch.Tensor) else a
+                                      for a in args])  # fmt: skip
+        return
+    key = (kernel, *map(_arg_kind, args))
+    packed = _packed.get(key, False)
+    if packed:
+        _fast(packed, grid, block, stream, args)
+        return
+    views = [_view(a) if isinstance(a, torch.Tensor) else a for a in args]
+    kernel[grid, block, stream](*views)
+    if packed is False:  # first time for this key
+        usable = not any(k[0] == "x" for k in key[1:])
+        _packed[key] = _compile_packed(kernel, views) if usable else None
+
+
+def _view(t: torch.Tensor):
+    from numba import cuda
+
+    # sync=False: by default numba synchronises the stream a torch tensor advertises
+    # on every import (measured ~0.9 ms per event-Linear call on an H200, ~10
+    # imports a call). Every kernel here runs on torch's current stream, which
+    # already orders it after the work that produced the tensor.
+    return cuda.as_cuda_array(t.detach(), sync=False)
+
+
+def _fast(packed: _Packed, grid, block, stream, args) -> None:
+    from cuda.core import LaunchConfig
+    from cuda.core import launch as core_launch
+
+    core = _core_streams.get(stream)
+    if core is None:
+        from numba.cuda.cudadrv import driver
+
+        core = driver._to_core_stream(stream)
+        if len(_core_streams) < 64:  # CudaEnv keeps one numba stream per torch stream
+            _core_streams[stream] = core
+    config = _configs.get((grid, block))
+    if config is None:
+        config = _configs[grid, block] = LaunchConfig(grid=grid, block=block, shmem_size=0)
+    params: list = []
+    for pack, a in zip(packed.packers, args):
+        params += pack(a)
+    core_launch(core, config, packed.kernel, *params)
+
+
 class CudaEnv:
     """Numba views of torch CUDA memory, launched on torch's current stream."""
 
     _streams: dict[int, Any] = {}  # numba handles of torch streams (each costs ~17 µs)
-    _core_streams: dict[int, Any] = {}  # the same as cuda.core streams (fast launches)
-    _packed: dict[tuple, _Packed | None] = {}  # (kernel, argument kinds) -> overload
-    _configs: dict[tuple, Any] = {}
 
     def __init__(self, device: torch.device) -> None:
         from numba import cuda
 
         self.cuda = cuda
         self.device = device
-        self.stream_ptr = ptr = torch.cuda.current_stream(device).cuda_stream
+        ptr = torch.cuda.current_stream(device).cuda_stream
         self.stream = self._streams.get(ptr)
         if self.stream is None:
             self.stream = self._streams[ptr] = cuda.external_stream(ptr)
 
     def view(self, t: torch.Tensor):
-        # sync=False: by default numba synchronises the stream a torch tensor advertises
-        # on every import (measured ~0.9 ms per event-Linear call on an H200, ~10
-        # imports a call). Every kernel here runs on torch's current stream, which
-        # already orders it after the work that produced the tensor.
-        return self.cuda.as_cuda_array(t.detach(), sync=False)
+        return _view(t)
 
     def alloc(self, shape: tuple[int, ...], dtype, zero: bool):
         make = torch.zeros if zero else torch.empty
@@ -126,36 +182,15 @@ class CudaEnv:
         t = torch.empty(shape, dtype=torch.float32, device=self.device)
         return t, self.view(t)
 
-    def launch(self, kernel, blocks: int, threads: int, *args: Any) -> None:
-        """``kernel[blocks, threads, stream](*args)`` with torch tensors among ``args``.
+    def launch(self, kernel, blocks, threads, *args: Any) -> None:
+        """:func:`launch` on torch's current stream."""
+        launch(kernel, blocks, threads, self.stream, *args)
 
-        The first call for a combination of argument kinds goes through numba (which
-        compiles if needed); later ones skip numba's per-call work (module docstring).
-        """
-        key = (kernel, *map(_arg_kind, args))
-        packed = self._packed.get(key, False) if fast_launch_enabled() else None
-        if packed:
-            self._fast(packed, blocks, threads, args)
-            return
-        views = [self.view(a) if isinstance(a, torch.Tensor) else a for a in args]
-        kernel[blocks, threads, self.stream](*views)
-        if packed is False:  # first time for this key
-            self._packed[key] = _compile_packed(kernel, views)
 
-    def _fast(self, packed: _Packed, blocks: int, threads: int, args) -> None:
-        from cuda.core import LaunchConfig
-        from cuda.core import launch as core_launch
+def _install() -> None:
+    from ..kernels import _launch
 
-        stream = self._core_streams.get(self.stream_ptr)
-        if stream is None:
-            from numba.cuda.cudadrv import driver
+    _launch.set_launcher(launch)
 
-            stream = self._core_streams[self.stream_ptr] = driver._to_core_stream(self.stream)
-        config = self._configs.get((blocks, threads))
-        if config is None:
-            config = self._configs[blocks, threads] = LaunchConfig(grid=blocks, block=threads,
-                                                                   shmem_size=0)  # fmt: skip
-        params: list = []
-        for pack, a in zip(packed.packers, args):
-            params += pack(a)
-        core_launch(stream, config, packed.kernel, *params)
+
+_install()

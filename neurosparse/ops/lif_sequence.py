@@ -145,12 +145,14 @@ def neuron_sequence_op(
     """Run ``x [T, B, ...]`` through the neuron; kernel or reference as the registry decides.
 
     ``p`` holds tensors broadcastable to the feature shape ``x.shape[2:]``. ``state``
-    None starts from rest (membrane ``v_init``, everything else 0).
+    None starts from rest (membrane ``v_init``, everything else 0). Half-precision
+    input (bf16/fp16, e.g. under autocast) runs the kernel with an fp32 membrane and
+    returns spikes in the input's dtype.
     """
-    if x.dtype in (torch.bfloat16, torch.float16) and x.is_cuda and x.shape[0] > 0:
+    if x.dtype in (torch.bfloat16, torch.float16) and x.shape[0] > 0:
         # under autocast a conv/linear hands over half precision; the kernel keeps an fp32
         # membrane, and spikes (0/1) are exact in any float type
-        if registry.use_kernel(OP, "cuda"):
+        if registry.use_kernel(OP, x.device.type):
             z, st = neuron_sequence_op(x.float(), state, p, spec, v_init)
             return z.to(x.dtype), st
     kernel_ok = x.dtype == torch.float32 and x.shape[0] > 0

@@ -1,0 +1,140 @@
+"""The CUDA paths on a real GPU, against the torch reference (run on the GPU machine).
+
+CI has no GPU, so these skip there; the CUDA kernels themselves are also checked in CI
+through Numba's simulator (``tests/test_cudasim.py``). On the GPU this also checks that
+``CudaEnv``'s fast launch (every call after the first for a set of argument kinds)
+gives the same bits as numba-cuda's own launch.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import neurosparse as ns
+
+# NEUROSPARSE_TEST_DEVICE=cpu runs the same comparisons on the CPU kernels (a dry run of
+# this file's logic where there is no GPU)
+DEV = os.environ.get("NEUROSPARSE_TEST_DEVICE", "cuda")
+pytestmark = pytest.mark.skipif(
+    DEV == "cuda" and not torch.cuda.is_available(),
+    reason="needs a CUDA GPU (CI has none; run on the device)",
+)
+
+
+@pytest.fixture
+def kernels_mode(monkeypatch):
+    def use(mode: str) -> None:
+        monkeypatch.setenv("NEUROSPARSE_KERNELS", mode)
+
+    return use
+
+
+def _neuron_run(neuron, x):
+    xi = x.clone().requires_grad_()
+    z, st = neuron(xi)
+    weight = torch.linspace(-1, 1, z.numel(), device=DEV).view_as(z)
+    (z * weight).sum().backward()
+    return z.detach(), xi.grad, st.v.detach()
+
+
+NEURONS = {
+    "LIF": lambda: ns.LIF(0.9, 1.0, learn_beta=True, learn_threshold=True),
+    "LIF_per_neuron_beta": lambda: ns.LIF(torch.linspace(0.5, 0.95, 97)),
+    "IF": lambda: ns.IF(1.0),
+    "ALIF": lambda: ns.ALIF(0.9, 1.0, adapt=0.3),
+    "CubaLIF": lambda: ns.CubaLIF(),
+    "LIF_zero_refractory": lambda: ns.LIF(0.9, 1.0, "zero", refractory=2),
+    "LIF_synaptic": lambda: ns.LIF(0.9, 1.0, alpha=0.8),
+}
+
+
+@pytest.mark.parametrize("name", list(NEURONS))
+def test_neuron_cuda_equals_reference(name, kernels_mode):
+    torch.manual_seed(0)
+    neuron = NEURONS[name]().to(DEV)
+    x = torch.rand(37, 3, 97, device=DEV) * (6.0 if name == "CubaLIF" else 1.3)
+    kernels_mode("numba")
+    first = _neuron_run(neuron, x)  # numba-cuda's launch
+    again = _neuron_run(neuron, x)  # CudaEnv's fast launch
+    kernels_mode("torch")
+    ref = _neuron_run(neuron, x)
+    for a, b in zip(first, again):
+        assert torch.equal(a, b)
+    assert torch.equal(first[0], ref[0])
+    assert 0.02 < float(ref[0].mean()) < 0.98  # the case exercises both branches
+    torch.testing.assert_close(first[1], ref[1], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(first[2], ref[2], rtol=1e-5, atol=1e-5)
+
+
+def test_lif_half_input_keeps_an_fp32_membrane(kernels_mode):
+    torch.manual_seed(0)
+    lif = ns.LIF(0.9).to(DEV)
+    x = torch.rand(20, 4, 64, device=DEV).bfloat16()
+    kernels_mode("numba")
+    z, _ = lif(x)
+    kernels_mode("torch")
+    zr, _ = lif(x.float())
+    assert z.dtype == torch.bfloat16
+    assert torch.equal(z.float(), zr)
+
+
+def test_fast_launch_off_is_the_same(monkeypatch, kernels_mode):
+    torch.manual_seed(0)
+    lif = ns.LIF(0.8).to(DEV)
+    x = torch.rand(15, 2, 33, device=DEV)
+    kernels_mode("numba")
+    _neuron_run(lif, x)
+    fast = _neuron_run(lif, x)
+    monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "0")
+    plain = _neuron_run(lif, x)
+    for a, b in zip(fast, plain):
+        assert torch.equal(a, b)
+
+
+def _grads(layer, x):
+    xi = x.clone().requires_grad_()
+    y = layer(xi)
+    g = torch.linspace(-1, 1, y.numel(), device=DEV).view_as(y)
+    (y * g).sum().backward()
+    return [y.detach(), xi.grad, layer.weight.grad.clone(), layer.bias.grad.clone()]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.02, 0.3, 1.0])
+def test_event_layers_cuda_equal_dense(rate):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.manual_seed(0)
+    lin = ns.EventLinear(150, 70, mode="event", device=DEV)
+    x = (torch.rand(5, 3, 150, device=DEV) < rate).float()
+    conv = ns.EventConv2d(4, 6, 3, stride=(2, 1), padding=1, groups=2, mode="event", device=DEV)
+    xc = (torch.rand(3, 4, 12, 13, device=DEV) < rate).float()
+    for layer, inp in ((lin, x), (conv, xc)):
+        for _ in range(2):  # the second call takes the fast launch
+            layer.zero_grad(set_to_none=True)
+            ours = _grads(layer, inp)
+            dense = layer.to_dense()
+            ref = _grads(dense, inp)
+            for a, b in zip(ours, ref):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_delta_linear_cuda_equals_cpu():
+    torch.manual_seed(0)
+    cpu = ns.DeltaLinear(48, 32, threshold=0.1)
+    gpu = ns.DeltaLinear(48, 32, threshold=0.1).to(DEV)
+    gpu.load_state_dict(cpu.state_dict())
+    x = torch.randn(25, 4, 48).cumsum(0) * 0.1
+    y_cpu = cpu(x)
+    for _ in range(2):
+        y_gpu = gpu(x.to(DEV))
+        torch.testing.assert_close(y_gpu.cpu(), y_cpu, rtol=1e-5, atol=1e-5)
+
+
+def test_env_default_is_fast():
+    assert os.environ.get("NEUROSPARSE_CUDA_FAST_LAUNCH", "1") != "0"
+    from neurosparse.ops.cuda_env import fast_launch_enabled
+
+    assert fast_launch_enabled()
