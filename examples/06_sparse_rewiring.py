@@ -1,0 +1,405 @@
+# %% [markdown]
+# # Sparse rewiring: Hebbian (G2GNet) vs SET vs RigL vs sparse momentum vs static vs dense
+#
+# Dynamic sparse training keeps a fixed number of synapses and, every few steps, prunes
+# the weakest and regrows as many elsewhere. The methods differ only in *where* they
+# regrow: at random (SET, Mocanu et al. 2018), where the dense gradient is largest
+# (RigL, Evci et al. 2020), where its moving average is largest (sparse momentum,
+# Dettmers & Zettlemoyer 2019), or between the most co-active pre- and post-synaptic
+# units (Hebbian, as in G2GNet, Konstantaropoulos et al. 2025, which also starts from a
+# modular group-to-group wiring). This example reproduces the comparison G2GNet makes,
+# on data that ships with scikit-learn or is generated, for an MLP and a spiking network,
+# at 50–95 % sparsity over 3 seeds.
+#
+#     python examples/06_sparse_rewiring.py [--quick] [--seeds 3]
+#
+# Sparse layers are `SparseEventLinear` (constant fan-in: every unit keeps exactly
+# `k = round((1 - sparsity) · fan_in)` synapses, stored as index/value lists, never as a
+# masked dense matrix); `neurosparse.plasticity.Rewiring` edits that storage in place.
+
+# %%
+import math
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from _common import parse_args, write_summary
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+from tqdm.auto import tqdm
+
+import neurosparse as ns
+from neurosparse.demo import DemoConfig, make_tensors, spike_count_loss
+from neurosparse.layers.sparse_event_linear import SparseEventLinear, group_ids
+from neurosparse.neurons.surrogate import FastSigmoid
+from neurosparse.plasticity import Rewiring
+
+
+def add_flags(p):
+    p.add_argument("--seeds", type=int, default=None, help="runs per setting (default 3)")
+    p.add_argument("--groups", type=int, default=4, help="groups of the G2GNet start")
+
+
+args = parse_args("06_sparse_rewiring", __doc__ or "Sparse rewiring", add_flags)
+# the layers are small: one thread is faster than several fighting over 2 cores
+torch.set_num_threads(1)
+n_seeds = args.seeds or (1 if args.quick else 3)
+seeds = [args.seed + s for s in range(n_seeds)]
+sparsities = [0.75, 0.95] if args.quick else [0.5, 0.75, 0.9, 0.95]
+
+# %% [markdown]
+# ## The methods
+# Every dynamic method uses one schedule, so only the regrowth criterion differs: rewire
+# every `every` steps, replacing a fraction α = 0.3 of each unit's synapses, decayed with
+# RigL's cosine to 0 at 75 % of training (`schedule="cosine"`); pruning by smallest
+# |w|; new synapses start at 0 with fresh Adam moments. (SET itself rewires a constant
+# ζ = 0.3 once per epoch, and grows random values; here it differs from the others only
+# in growing at random.) *Hebbian (G2GNet)* starts from the group-to-group wiring
+# (`connectivity="groups"`: inputs and units split into `--groups` contiguous groups,
+# group g of units reading input group g); *Hebbian, random start* uses the same
+# regrowth from a uniformly random wiring, which separates the effect of the modular
+# start from that of the Hebbian regrowth. *Static* keeps its random wiring throughout.
+
+# %%
+METHODS = {  # name: (grow, initial connectivity); "dense" = nn.Linear
+    "dense": (None, None),
+    "static": (None, "random"),
+    "SET": ("random", "random"),
+    "RigL": ("gradient", "random"),
+    "momentum": ("momentum", "random"),
+    "Hebbian (G2GNet)": ("hebbian", "groups"),
+    "Hebbian, random start": ("hebbian", "random"),
+}
+ALPHA, END = 0.3, 0.75
+
+
+def sparse_layer(n_in, n_out, sparsity, method, seed):
+    """The layer a method uses at ``sparsity``: nn.Linear for dense."""
+    grow, connectivity = METHODS[method]
+    if connectivity is None:
+        return nn.Linear(n_in, n_out)
+    groups = args.groups if connectivity == "groups" else None
+    return SparseEventLinear(
+        n_in, n_out, density=1 - sparsity, seed=seed, connectivity=connectivity, groups=groups
+    )
+
+
+def rewiring_for(model, method, opt, total_steps, every, seed):
+    grow = METHODS[method][0]
+    if grow is None:
+        return None
+    return Rewiring(
+        model,
+        every=every,
+        fraction=ALPHA,
+        grow=grow,
+        init=0.0,
+        seed=seed,
+        optimizer=opt,
+        schedule="cosine",
+        total_steps=total_steps,
+        end=END,
+    )
+
+
+def structure_report(model, method, k0, rw):
+    """The REFERENCES §6 invariants after training, and how modular the wiring stayed."""
+    layers = [m for m in model.modules() if isinstance(m, SparseEventLinear)]
+    rows_ok = all(
+        m.indices.shape == (m.out_features, k) and
+        all(len(set(r)) == k for r in m.indices.tolist())
+        for m, k in zip(layers, k0, strict=True))  # fmt: skip
+    first = layers[0] if layers else None
+    in_group = None
+    if first is not None and args.groups <= min(first.in_features, first.out_features):
+        g_in = group_ids(first.in_features, args.groups)[first.indices.long()]
+        g_out = group_ids(first.out_features, args.groups)[:, None]
+        in_group = (g_in == g_out).float().mean().item()
+    cost = rw.total_cost if rw is not None else None
+    return {
+        "nnz_conserved": rows_ok,
+        "pruned": cost.pruned if cost else 0,
+        "grown": cost.grown if cost else 0,
+        "in_group_fraction_first_layer": in_group,
+    }
+
+
+# %% [markdown]
+# ## MLP on scikit-learn's digits
+# 8x8 digit images (1797 samples, 64 inputs, 10 classes), one stratified split (75 %
+# train, 25 % test), an MLP 64 → 256 → 256 → 10 with ReLU whose two hidden layers are
+# sparse (the 10-unit readout stays dense), Adam for a fixed number of epochs.
+
+# %%
+digits = load_digits()
+xd = torch.tensor(digits.data, dtype=torch.float32) / 16.0
+yd = torch.tensor(digits.target)
+tr, te = train_test_split(
+    np.arange(len(yd)), test_size=0.25, stratify=digits.target, random_state=0
+)
+x_tr, y_tr, x_te, y_te = xd[tr], yd[tr], xd[te], yd[te]
+MLP_EPOCHS = 8 if args.quick else 30
+MLP_BATCH, MLP_LR = 64, 2e-3
+mlp_steps = MLP_EPOCHS * math.ceil(len(y_tr) / MLP_BATCH)
+mlp_every = 25  # ~19 rewirings before the cosine reaches 0 in the full run
+
+
+def mlp(method, sparsity, seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        sparse_layer(64, 256, sparsity, method, 100 * seed + 1), nn.ReLU(),
+        sparse_layer(256, 256, sparsity, method, 100 * seed + 2), nn.ReLU(),
+        nn.Linear(256, 10))  # fmt: skip
+
+
+def train_mlp(method, sparsity, seed):
+    model = mlp(method, sparsity, seed)
+    k0 = [m.k for m in model.modules() if isinstance(m, SparseEventLinear)]
+    opt = torch.optim.Adam(model.parameters(), lr=MLP_LR)
+    rw = rewiring_for(model, method, opt, mlp_steps, mlp_every, seed)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(MLP_EPOCHS):
+        order = torch.randperm(len(y_tr), generator=gen)
+        for k in range(0, len(order), MLP_BATCH):
+            i = order[k : k + MLP_BATCH]
+            loss = nn.functional.cross_entropy(model(x_tr[i]), y_tr[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if rw is not None:
+                rw.step()
+    with torch.no_grad():
+        acc = (model(x_te).argmax(1) == y_te).float().mean().item()
+    return acc, structure_report(model, method, k0, rw)
+
+
+# %% [markdown]
+# ## Spiking network on synthetic DVS recordings
+# The package's `SyntheticDVS` moving bars (as in `neurosparse demo`), made harder so
+# that accuracy is not at its ceiling: 16 directions (22.5° apart, with ±0.15 rad
+# jitter) on a 16x16 sensor, 20 time bins of 5 ms, spike tensors `[T, B, 2, 16, 16]`.
+# Network: flatten → `SparseEventLinear` 512 → 64 → LIF → Linear 64 → 16 → LIF,
+# surrogate gradients (fast sigmoid), cross-entropy on output spike counts, decoded by
+# the largest count. The Hebbian score of a spiking layer sums over all `T · B` rows:
+# `Σ_{t,b} s_i[t, b] · drive_o[t, b]`, the synaptic drive unit o got in the steps where
+# input i spiked.
+
+# %%
+snn_cfg = DemoConfig(
+    n_train=512 if args.quick else 1024,
+    n_test=256 if args.quick else 512,
+    n_classes=16,
+    sensor=16,
+    hidden=64,
+    batch_size=32,
+    lr=2e-3,
+)
+t0 = time.perf_counter()
+s_tr, sy_tr = make_tensors(snn_cfg, snn_cfg.n_train, 0)
+s_te, sy_te = make_tensors(snn_cfg, snn_cfg.n_test, 1)
+print(
+    f"SNN data: train {tuple(s_tr.shape)}, test {tuple(s_te.shape)}, input spike rate "
+    f"{s_tr.mean():.1%} ({time.perf_counter() - t0:.0f} s)"
+)
+SNN_EPOCHS = 2 if args.quick else 5
+snn_steps = SNN_EPOCHS * math.ceil(snn_cfg.n_train / snn_cfg.batch_size)
+snn_every = 8
+
+
+def snn(method, sparsity, seed):
+    torch.manual_seed(seed)
+    n_in, h, c = 2 * snn_cfg.sensor**2, snn_cfg.hidden, snn_cfg.n_classes
+
+    def lif():
+        return ns.LIF(beta=0.9, threshold=1.0, surrogate=FastSigmoid(10.0))
+
+    return ns.Sequential(nn.Flatten(start_dim=2),
+                         sparse_layer(n_in, h, sparsity, method, 100 * seed + 1), lif(),
+                         nn.Linear(h, c), lif())  # fmt: skip
+
+
+def train_snn(method, sparsity, seed):
+    model = snn(method, sparsity, seed)
+    k0 = [m.k for m in model.modules() if isinstance(m, SparseEventLinear)]
+    opt = torch.optim.Adam(model.parameters(), lr=snn_cfg.lr)
+    rw = rewiring_for(model, method, opt, snn_steps, snn_every, seed)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(SNN_EPOCHS):
+        order = torch.randperm(len(sy_tr), generator=gen)
+        for k in range(0, len(order), snn_cfg.batch_size):
+            i = order[k : k + snn_cfg.batch_size]
+            out, _ = model(s_tr[:, i])
+            loss = spike_count_loss(out, sy_tr[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if rw is not None:
+                rw.step()
+    model.eval()
+    with torch.no_grad():
+        out, _ = model(s_te)
+        acc = (out.sum(0).argmax(1) == sy_te).float().mean().item()
+    return acc, structure_report(model, method, k0, rw)
+
+
+# %% [markdown]
+# ## Run every method × sparsity × seed
+# Dense does not depend on sparsity: it runs once per seed.
+
+
+# %%
+def sweep(name, train):
+    jobs = [
+        (m, s, seed)
+        for m in METHODS
+        for s in ([None] if m == "dense" else sparsities)
+        for seed in seeds
+    ]
+    results = {m: {} for m in METHODS}
+    t = time.perf_counter()
+    for m, s, seed in tqdm(jobs, desc=name):
+        acc, info = train(m, s if s is not None else 0.0, seed)
+        results[m].setdefault("dense" if s is None else s, []).append({"acc": acc, **info})
+    return results, time.perf_counter() - t
+
+
+def stats(runs):
+    a = np.array([r["acc"] for r in runs])
+    return a.mean(), (a.std(ddof=1) if len(a) > 1 else 0.0)
+
+
+def table(results):
+    """Markdown: mean ± std (sample std over seeds) test accuracy in %."""
+    dm, ds = stats(results["dense"]["dense"])
+    lines = [
+        "| method | " + " | ".join(f"{s:.0%} sparse" for s in sparsities) + " |",
+        "|---|" + "---|" * len(sparsities),
+        f"| dense (0 %) | {dm:.1%} ± {ds:.1%} (every column) |" + " |" * (len(sparsities) - 1),
+    ]
+    for m in METHODS:
+        if m == "dense":
+            continue
+        cells = [
+            f"{stats(results[m][s])[0]:.1%} ± {stats(results[m][s])[1]:.1%}" for s in sparsities
+        ]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines).replace("%", " %").replace("  %", " %")
+
+
+all_results, seconds = {}, {}
+for name, train in (("MLP", train_mlp), ("SNN", train_snn)):
+    all_results[name], seconds[name] = sweep(name, train)
+    md = table(all_results[name])
+    (args.out / f"{name.lower()}_table.md").write_text(md + "\n")
+    print(
+        f"\n{name}: test accuracy, mean ± std over {n_seeds} seed(s) ({seconds[name]:.0f} s)\n{md}"
+    )
+
+# %% [markdown]
+# ## Accuracy against sparsity
+# One line per method (mean, error bars = std over seeds); the grey band is dense
+# (mean ± std).
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+chance = {"MLP": 0.1, "SNN": 1 / snn_cfg.n_classes}
+for ax, (name, res) in zip(axes, all_results.items(), strict=True):
+    dm, ds = stats(res["dense"]["dense"])
+    ax.axhspan(dm - ds, dm + ds, color="0.85", label=f"dense {dm:.1%}")
+    ax.axhline(dm, color="0.5", lw=1)
+    for j, m in enumerate(m for m in METHODS if m != "dense"):
+        mean_std = np.array([stats(res[m][s]) for s in sparsities])
+        ax.errorbar(
+            np.array(sparsities) * 100 + (j - 2.5) * 0.3,
+            mean_std[:, 0],
+            yerr=mean_std[:, 1],
+            marker="o",
+            ms=4,
+            capsize=3,
+            label=m,
+            ls="--" if m == "static" else "-",
+        )
+    ax.set_xlabel("sparsity of the hidden layers (%)")
+    ax.set_ylabel("test accuracy")
+    what = "digits, 64-256-256-10" if name == "MLP" else "SyntheticDVS, 16 directions, LIF"
+    ax.set_title(f"{name}: {what} (chance {chance[name]:.0%})")
+    ax.legend(fontsize=7)
+fig.savefig(args.out / "sparse_rewiring.png", dpi=100)
+
+# %% [markdown]
+# ## Beside G2GNet's claim
+# G2GNet reports up to +4.3 % accuracy over dense at up to 75 % sparsity on
+# Fashion-MNIST, CIFAR-10 and CIFAR-100 with its modular start and Hebbian regrowth.
+# Our datasets and networks are much smaller (digits, generated DVS bars), so the numbers
+# are not directly comparable; what carries over is the question whether Hebbian
+# rewiring at 75 % keeps up with dense.
+
+# %%
+G2G_CLAIM = "up to +4.3 % vs dense at up to 75 % sparsity (Fashion-MNIST, CIFAR-10/100)"
+verdicts = {}
+for name, res in all_results.items():
+    dm, ds = stats(res["dense"]["dense"])
+    line = {}
+    for m in ("Hebbian (G2GNet)", "Hebbian, random start", "RigL", "SET", "static"):
+        hm, hs = stats(res[m][0.75])
+        line[m] = hm - dm
+    hm, hs = stats(res["Hebbian (G2GNet)"][0.75])
+    noise = math.hypot(ds, hs)
+    gap = hm - dm
+    verdict = "beats" if gap > noise else "matches" if gap >= -noise else "falls short of"
+    verdicts[name] = {
+        "dense": dm,
+        "hebbian_g2g_75": hm,
+        "gap": gap,
+        "noise": noise,
+        "verdict": verdict,
+        "gap_vs_dense_at_75": line,
+    }
+    print(
+        f"{name}: Hebbian (G2GNet) at 75 % {hm:.1%} ± {hs:.1%} vs dense {dm:.1%} ± "
+        f"{ds:.1%}: {gap:+.1%} -> {verdict} dense (within ±{noise:.1%} counts as matching)"
+    )
+    print("   gap to dense at 75 %: " + ", ".join(f"{m} {g:+.1%}" for m, g in line.items()))
+print(f"G2GNet (Konstantaropoulos et al. 2025): {G2G_CLAIM}")
+for name, res in all_results.items():
+    runs = res["Hebbian (G2GNet)"][0.75]
+    fr = np.mean([r["in_group_fraction_first_layer"] for r in runs])
+    print(
+        f"{name}: after training, {fr:.0%} of the G2GNet first layer's synapses still lie "
+        "in their own group (100 % at the start when k ≤ group width)"
+    )
+
+# %%
+# Bounds a quick run satisfies with room to spare (measured, --quick seed 0: MLP 0.89-0.97
+# for every method and sparsity, SNN 0.20-0.39; chance 0.10 / 0.0625)
+for name, res in all_results.items():
+    for m, by_s in res.items():
+        for s, runs in by_s.items():
+            for r in runs:
+                assert r["acc"] > (5 if name == "MLP" else 2) * chance[name], (name, m, s, r)
+                assert r["nnz_conserved"], (name, m, s)
+                assert r["pruned"] == r["grown"], (name, m, s)
+                if METHODS[m][0] is not None:
+                    assert r["pruned"] > 0, (name, m, s)
+write_summary(
+    args.out,
+    seeds=seeds,
+    sparsities=sparsities,
+    methods=list(METHODS),
+    epochs={"MLP": MLP_EPOCHS, "SNN": SNN_EPOCHS},
+    seconds=seconds,
+    chance=chance,
+    results=all_results,
+    mean_std={
+        n: {m: {str(s): stats(r) for s, r in by.items()} for m, by in res.items()}
+        for n, res in all_results.items()
+    },
+    verdict_75=verdicts,
+    g2gnet_claim=G2G_CLAIM,
+)

@@ -1,0 +1,187 @@
+# %% [markdown]
+# # k-sparse autoencoder against a dense one: linear-probe accuracy on digits
+#
+# `sdr.KSparseAutoencoder` (Makhzani & Frey 2014) is a tied-weight linear autoencoder
+# whose hidden code keeps only the `k` largest units per sample. `k` starts large and
+# is annealed to its target over the first half of training (against dead units), and
+# codes are computed with `α·k` units at test time. Its dense twin (same width, same
+# training budget, no top-k) is the same class with `k = hidden`.
+#
+# Both are trained on scikit-learn's 8×8 digits (no download); a logistic regression on
+# the frozen codes (a linear probe) measures how much class information each code
+# exposes linearly. Three seeds, mean ± std.
+#
+#     python examples/08_ksparse_autoencoder.py [--quick]
+
+# %%
+import matplotlib
+
+matplotlib.use("Agg")
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from _common import parse_args, write_summary
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+from neurosparse import sdr
+
+args = parse_args("08_ksparse_autoencoder", __doc__ or "k-sparse autoencoder")
+torch.set_num_threads(1)  # 64-pixel inputs: more threads only add overhead
+SEEDS = [args.seed + i for i in range(3)]
+HIDDEN = 256
+KS = [20] if args.quick else [5, 10, 20, 40]
+EPOCHS = 30 if args.quick else 100
+ALPHA = 3.0  # test-time factor; the paper's own value is not verified (REFERENCES §7)
+
+X, y = load_digits(return_X_y=True)
+X = (X / 16.0).astype(np.float32)
+
+
+def probe(train_codes, y_train, test_codes, y_test) -> float:
+    clf = LogisticRegression(max_iter=3000).fit(train_codes, y_train)
+    return float(clf.score(test_codes, y_test))
+
+
+def train(k: int, seed: int, x_train: np.ndarray):
+    torch.manual_seed(seed)
+    ae = sdr.KSparseAutoencoder(64, HIDDEN, k=k, alpha=ALPHA if k < HIDDEN else 1.0)
+    losses = ae.fit(
+        torch.from_numpy(x_train), epochs=EPOCHS, batch_size=64, lr=1e-3, seed=seed, progress=False
+    )
+    return ae, losses[-1]
+
+
+# %% [markdown]
+# ## Train and probe
+# Half of the 1797 digits train the autoencoders and the probe, the other half tests
+# the probe. Raw pixels get the same probe, as a reference. "Dead" counts hidden units
+# that are never among the winners on the test half.
+
+# %%
+rows = {k: [] for k in [*KS, HIDDEN, "pixels"]}
+losses, dead, seconds = {k: [] for k in rows}, {k: [] for k in rows}, {k: [] for k in rows}
+models = {}
+for seed in SEEDS:
+    x_tr, x_te, y_tr, y_te = train_test_split(X, y, test_size=0.5, random_state=seed, stratify=y)
+    rows["pixels"].append(probe(x_tr, y_tr, x_te, y_te))
+    for k in [*KS, HIDDEN]:
+        t0 = time.perf_counter()
+        ae, loss = train(k, seed, x_tr)
+        seconds[k].append(time.perf_counter() - t0)
+        with torch.no_grad():
+            z_tr, z_te = (ae.encode(torch.from_numpy(a)).numpy() for a in (x_tr, x_te))
+        rows[k].append(probe(z_tr, y_tr, z_te, y_te))
+        losses[k].append(loss)
+        dead[k].append(int(((z_te != 0).sum(0) == 0).sum()))
+        if seed == SEEDS[0]:
+            models[k] = ae
+
+
+def name(k) -> str:
+    if k == "pixels":
+        return "raw pixels (64)"
+    return f"dense AE ({HIDDEN})" if k == HIDDEN else f"k-sparse k={k} (test {int(ALPHA * k)})"
+
+
+print(f"{'code':>26s} | {'probe accuracy':>15s} | {'train MSE':>9s} | {'dead units':>10s} | s/fit")
+for k, acc in rows.items():
+    extra = (
+        (f"{np.mean(losses[k]):9.4f} | {np.mean(dead[k]):10.1f} | {np.mean(seconds[k]):.1f}")
+        if k != "pixels"
+        else f"{'':9s} | {'':10s} |"
+    )
+    print(f"{name(k):>26s} | {np.mean(acc):.3f} ± {np.std(acc):.3f} | {extra}")
+gaps = {k: float(np.mean(np.array(rows[k]) - np.array(rows[HIDDEN]))) for k in KS}
+print(
+    "k-sparse − dense, mean over seeds (per seed): "
+    + "; ".join(
+        f"k={k}: {g * 100:+.1f} points ({', '.join(f'{d * 100:+.1f}' for d in np.array(rows[k]) - np.array(rows[HIDDEN]))})"  # noqa: E501
+        for k, g in gaps.items()
+    )
+)
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+means = [np.mean(rows[k]) for k in KS]
+stds = [np.std(rows[k]) for k in KS]
+ax.errorbar(KS, means, yerr=stds, marker="o", capsize=3, label="k-sparse AE")
+for ref, style in ((HIDDEN, "--"), ("pixels", ":")):
+    ax.axhline(np.mean(rows[ref]), ls=style, color="gray", label=name(ref))
+ax.set(
+    xscale="log",
+    xlabel=f"k (winners of {HIDDEN} during training)",
+    ylabel="linear-probe test accuracy",
+    title="Digits, 3 seeds (mean ± std)",
+)
+ax.set_xticks(KS, [str(k) for k in KS])
+ax.legend(fontsize=8)
+fig.savefig(args.out / "probe_vs_k.png", dpi=100)
+
+# %% [markdown]
+# ## Filters
+# Rows of the shared weight matrix `W` shown as 8×8 images (the first 32 units). The
+# paper reports that small `k` gives local, stroke-like filters and large `k` more
+# global ones; the dense autoencoder's filters have no such structure.
+
+# %%
+k_show = KS[len(KS) // 2]
+fig, axes = plt.subplots(4, 16, figsize=(12, 3.4), layout="constrained")
+for row, k in ((0, k_show), (2, HIDDEN)):
+    w = models[k].weight.detach().numpy()
+    for j in range(32):
+        ax = axes[row + j // 16, j % 16]
+        ax.imshow(w[j].reshape(8, 8), cmap="RdBu_r", vmin=-abs(w[j]).max(), vmax=abs(w[j]).max())
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[row, 0].set_ylabel(f"k={k}" if k != HIDDEN else "dense", fontsize=8)
+fig.suptitle(f"Filters: k-sparse (k={k_show}, top) and dense (bottom) autoencoders")
+fig.savefig(args.out / "filters.png", dpi=100)
+
+# %% [markdown]
+# ## Beside the paper
+# Makhzani & Frey (2014) report on MNIST (1000 hidden units, k = 25 to 40) that k-sparse
+# codes give a better linear-probe / classification error than dense, denoising and
+# dropout autoencoders and RBMs. Their table values are **not verified** here
+# (REFERENCES §7), and the data differ (8×8 digits, 899 training images, not MNIST),
+# so only the direction is compared.
+
+# %%
+best_k = max(KS, key=lambda k: np.mean(rows[k]))
+print(
+    f"- paper (MNIST, values unverified): k-sparse codes beat a dense AE of the same "
+    f"width under a linear probe\n- ours (8x8 digits): best k = {best_k}: "
+    f"{np.mean(rows[best_k]):.3f} ± {np.std(rows[best_k]):.3f} vs dense "
+    f"{np.mean(rows[HIDDEN]):.3f} ± {np.std(rows[HIDDEN]):.3f} "
+    f"({gaps[best_k] * 100:+.1f} points); raw pixels {np.mean(rows['pixels']):.3f}"
+)
+
+# %%
+# measured (seeds 0-2): full run k=20 0.968 ± 0.007 vs dense 0.962 ± 0.004 (per seed
+# -0.1, +1.1, +0.8 points); --quick k=20 0.962 ± 0.006 vs 0.962 ± 0.005. The gap is
+# within about ±1 point per seed, so what is asserted is that the k-sparse code keeps
+# the dense code's class information, not that it wins.
+assert min(rows[20]) > 0.93, "k-sparse codes lost the class information"
+assert gaps[20] > -0.01, f"k-sparse codes fell behind the dense ones ({gaps[20]:+.3f})"
+assert all(
+    int((models[k].eval().encode(torch.from_numpy(X[:50])) != 0).sum(1).max()) == int(ALPHA * k)
+    for k in KS
+), "codes do not have alpha*k non-zeros"
+write_summary(
+    args.out,
+    seeds=SEEDS,
+    hidden=HIDDEN,
+    ks=KS,
+    alpha=ALPHA,
+    epochs=EPOCHS,
+    probe={
+        str(k): {"mean": float(np.mean(v)), "std": float(np.std(v)), "runs": v}
+        for k, v in rows.items()
+    },
+    gap_vs_dense=gaps,
+    train_mse={str(k): float(np.mean(v)) for k, v in losses.items() if v},
+    dead_units={str(k): float(np.mean(v)) for k, v in dead.items() if v},
+)
