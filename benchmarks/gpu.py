@@ -12,8 +12,13 @@ Sections, all in one run, CUDA events, median of ``--reps`` after warm-up:
    TF32 and bf16 (bf16 GEMM, fp32 membrane) where the library supports it.
 3. ``conv_snn``: a 2-layer conv SNN on DVS-sized input ``[T=100, B=32, 2, 128, 128]``
    (Conv 2->32 5x5/2 + LIF, Conv 32->64 3x3/2 + LIF, pool, Linear -> 11 + LIF), one
-   training step: time and peak memory, neurosparse vs snnTorch and SpikingJelly, in fp32,
-   TF32 and bf16 autocast (convolutions in bf16, neurons given what autocast hands them).
+   training step: time and peak memory (of one step, beyond the input and parameters
+   already allocated; each model measured alone),
+   neurosparse vs snnTorch and SpikingJelly, in fp32, TF32 and bf16 autocast
+   (convolutions in bf16, neurons given what autocast hands them).
+
+The fast implementations of a section are timed round-robin (one repetition of each in
+turn), so drift of the GPU's clocks over the run affects them alike.
 
     python benchmarks/gpu.py --out $OUT/gpu.json [--quick]
 """
@@ -49,6 +54,32 @@ def cuda_time(fn, reps: int, warmup: int = 3) -> dict:
         torch.cuda.synchronize()
         times.append(a.elapsed_time(b))
     return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
+
+
+def interleaved_times(fns: dict, reps: int, warmup: int = 3) -> dict[str, dict]:
+    """:func:`cuda_time` of several callables, their repetitions taken in turn."""
+    times: dict[str, list[float]] = {n: [] for n in fns}
+    errors: dict[str, str] = {}
+    for name, fn in fns.items():
+        try:
+            for _ in range(warmup):
+                fn()
+        except Exception as e:  # report, do not hide
+            errors[name] = f"{type(e).__name__}: {e}"[:300]
+    torch.cuda.synchronize()
+    for _ in range(reps):
+        for name, fn in fns.items():
+            if name in errors:
+                continue
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            torch.cuda.synchronize()
+            times[name].append(a.elapsed_time(b))
+    return {n: {"error": errors[n]} if n in errors else
+            {"median_ms": statistics.median(t), "min_ms": min(t), "max_ms": max(t)}
+            for n, t in times.items()}  # fmt: skip
 
 
 def set_precision(mode: str) -> None:
@@ -160,12 +191,18 @@ def open_neuromorphic(dev, sizes, T, B, reps) -> list[dict]:
             pass
         for mode in ("fp32", "tf32", "bf16"):
             set_precision(mode)
+            fast = {n: step(f, mode) for n, f in impls.items()
+                    if not n.startswith(("snnTorch", "Norse"))}  # fmt: skip
+            # the fast ones round-robin, one repetition each in turn, so clock and
+            # thermal drift over the run falls on all of them alike
+            for name, r in interleaved_times(fast, reps).items():
+                rows.append({"N": N, "T": T, "B": B, "precision": mode, "impl": name, **r})
+                print(rows[-1], flush=True)
             for name, fn in impls.items():
-                slow = name.startswith(("snnTorch", "Norse"))
-                if slow and mode != "fp32":
-                    continue  # their neuron loop dominates; precision changes little
+                if name in fast or mode != "fp32":
+                    continue  # snnTorch / Norse: their step loop dominates at any precision
                 try:
-                    r = cuda_time(step(fn, mode), 3 if slow else reps, 1 if slow else 3)
+                    r = cuda_time(step(fn, mode), 3, 1)
                 except Exception as e:  # report, do not hide
                     r = {"error": f"{type(e).__name__}: {e}"[:300]}
                 rows.append({"N": N, "T": T, "B": B, "precision": mode, "impl": name, **r})
@@ -250,31 +287,54 @@ def conv_snn(dev, reps, T=100, B=32) -> list[dict]:
         makers["SpikingJelly LIFNode (m, auto)"] = SjNeuron
     except Exception:
         pass
-    for name, make in makers.items():
-        for mode in ("fp32", "tf32", "bf16"):
+    def make_step(make, mode):
+        model = ConvSNN(make).to(dev)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=mode == "bf16"):
+                out = model(x)
+                loss = nn.functional.cross_entropy(out.float().sum(0), y)
+            loss.backward()
+            opt.step()
+
+        return step
+
+    for mode in ("fp32", "tf32", "bf16"):
+        set_precision(mode)
+        steps, peaks = {}, {}
+        for name, make in makers.items():
             if mode == "bf16" and name.startswith("snnTorch"):
                 continue
-            set_precision(mode)
-            model = ConvSNN(make).to(dev)
-            opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-
-            def step():
-                opt.zero_grad(set_to_none=True)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=mode == "bf16"):
-                    out = model(x)
-                    loss = nn.functional.cross_entropy(out.float().sum(0), y)
-                loss.backward()
-                opt.step()
-
+            steps[name] = make_step(make, mode)
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-            try:
-                r = cuda_time(step, reps, 2)
-                r["peak_mem_GiB"] = torch.cuda.max_memory_allocated() / 2**30
+            base = torch.cuda.memory_allocated()
+            try:  # peak of one step, this model alone beside the input
+                steps[name]()
+                torch.cuda.synchronize()
+                peaks[name] = (torch.cuda.max_memory_allocated() - base) / 2**30
             except Exception as e:
-                r = {"error": f"{type(e).__name__}: {e}"[:300]}
+                peaks[name] = f"{type(e).__name__}: {e}"[:300]
+        fast = {n: f for n, f in steps.items() if not n.startswith("snnTorch")}
+        timed = interleaved_times(fast, reps, 2)
+        for name in steps:
+            if name not in timed:
+                try:
+                    timed[name] = cuda_time(steps[name], reps, 2)
+                except Exception as e:
+                    timed[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+            r = dict(timed[name])
+            if isinstance(peaks[name], float):
+                r["peak_mem_GiB"] = peaks[name]
+            else:
+                r.setdefault("error", peaks[name])
             rows.append({"impl": name, "precision": mode, "T": T, "B": B, **r})
             print(rows[-1], flush=True)
-            torch.cuda.empty_cache()
+        del steps, fast
+        torch.cuda.empty_cache()
     set_precision("fp32")
     return rows
 

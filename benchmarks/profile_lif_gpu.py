@@ -39,6 +39,43 @@ def host_ms(fn, reps=50):
     return (t1 - t0) / reps * 1e3
 
 
+def kernel_table(x, lif, dev) -> None:
+    from torch import nn
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    lin = nn.Linear(x.shape[-1], x.shape[-1], device=dev)
+    w_out = torch.randn_like(x)
+    neurons = {"neurosparse": lambda c: lif(c)[0]}
+    try:
+        from spikingjelly.activation_based import neuron as sjn
+
+        sj = sjn.LIFNode(tau=2.0, step_mode="m", detach_reset=True).to(dev)
+
+        def sj_fn(c):
+            sj.reset()
+            return sj(c)
+
+        neurons["SpikingJelly"] = sj_fn
+    except ImportError:
+        pass
+    for name, fn in neurons.items():
+        def step():
+            lin.zero_grad(set_to_none=True)
+            (fn(lin(x)) * w_out).sum().backward()
+
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(5):
+                step()
+            torch.cuda.synchronize()
+        print(f"== {name}: device time per kernel, 5 steps")
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14))
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def main() -> None:
     import neurosparse as ns
     from neurosparse.ops import lif_sequence as op
@@ -49,6 +86,9 @@ def main() -> None:
     ap.add_argument("--N", type=int, default=4096)
     ap.add_argument("--out", default="benchmarks/results/profile_lif_gpu.json")
     ap.add_argument("--cprofile", action="store_true", help="print the op's host profile")
+    ap.add_argument("--kernel-table", action="store_true",
+                    help="print device time per kernel of a TF32 Linear + LIF training "
+                         "step, neurosparse and SpikingJelly")  # fmt: skip
     a = ap.parse_args()
     dev = torch.device("cuda")
     T, B, N = a.T, a.B, a.N
@@ -125,6 +165,8 @@ def main() -> None:
                 res[f"{name}_{what}"] = list(getattr(kern, f"get_{what}")().values())
             except Exception as e:  # numba-cuda versions differ here
                 res[f"{name}_{what}"] = repr(e)
+    if a.kernel_table:  # device time per kernel of a Linear + LIF training step
+        kernel_table(x, lif, dev)
     big = torch.empty(256 * 2**20, dtype=torch.uint8, device=dev)
     big2 = torch.empty_like(big)
     copy_ms = events_ms(lambda: big2.copy_(big))

@@ -5,7 +5,7 @@ Markers in a page are replaced by generated Markdown:
 - ``<!-- ns:hardware-profiles -->``: every built-in hardware profile
   (``neurosparse/energy/profiles/*.toml``) with its constants, ranges and sources;
 - ``<!-- ns:benchmarks -->``: ``benchmarks/RESULTS.md`` and every
-  ``benchmarks/results/*.md``;
+  ``benchmarks/results/*.md`` (and ``benchmarks/results/*.png`` are copied into the site);
 - ``<!-- ns:example NAME.py -->``: the example script ``examples/NAME.py`` (Jupytext
   percent format) as prose and code.
 
@@ -125,6 +125,16 @@ def example(root: Path, name: str) -> str:
     md = "\n\n".join(parts)
     first, _, rest = md.partition("\n")  # keep the script's title as the page title
     return f"{first}\n\n{head}\n{rest}"
+
+
+def on_files(files, config):
+    """Figures that ``benchmarks/RESULTS.md`` shows (``results/*.png``) join the site at
+    the same relative path, so the included page's image links resolve."""
+    from mkdocs.structure.files import File
+
+    for png in sorted((_root(config) / "benchmarks" / "results").glob("*.png")):
+        files.append(File.generated(config, f"results/{png.name}", abs_src_path=str(png)))
+    return files
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
