@@ -138,3 +138,30 @@ def test_env_default_is_fast():
     from neurosparse.ops.cuda_env import fast_launch_enabled
 
     assert fast_launch_enabled()
+
+
+@pytest.mark.skipif(DEV != "cuda", reason="CUDA graphs exist only on the GPU")
+def test_lif_sequence_replays_in_a_cuda_graph(kernels_mode):
+    # no host synchronisation inside a sequence call: the whole call can be captured
+    kernels_mode("numba")
+    torch.manual_seed(0)
+    lif = ns.LIF(0.9).to(DEV)
+    x = torch.rand(50, 4, 300, device=DEV) * 1.3
+    with torch.no_grad():
+        static_x = x.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):  # compiles, then warms the fast launch path
+                lif(static_x)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_z, static_state = lif(static_x)
+        new_x = torch.rand(50, 4, 300, device=DEV) * 0.9
+        static_x.copy_(new_x)
+        graph.replay()
+        eager_z, eager_state = lif(new_x)
+    assert torch.equal(static_z, eager_z)
+    assert torch.equal(static_state.v, eager_state.v)
+    assert 0.02 < float(eager_z.mean()) < 0.98
