@@ -128,3 +128,20 @@ def test_alif_threshold_adapts():
     z_alif, _ = ns.ALIF(0.9, 1.0, adapt=0.5, rho=0.95)(x)
     assert z_alif.sum() < z_lif.sum()
     assert z_alif.sum() > 0
+
+
+def test_half_input_keeps_an_fp32_membrane(monkeypatch):
+    # what autocast hands a neuron: the kernel integrates in fp32, spikes come back in
+    # the input's dtype and equal the fp32 run's; a bf16 membrane (the reference loop
+    # run in bf16) crosses the threshold at other steps, which is why none is offered
+    torch.manual_seed(0)
+    x = torch.rand(20, 4, 64).bfloat16()
+    lif = ns.LIF(0.9)
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
+    z, _ = lif(x)
+    z32, _ = lif(x.float())
+    assert z.dtype == torch.bfloat16
+    assert torch.equal(z.float(), z32)
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "torch")
+    z_bf16_membrane, _ = lif(x)
+    assert not torch.equal(z_bf16_membrane.float(), z32)
