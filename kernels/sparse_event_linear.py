@@ -7,8 +7,19 @@ per-input transpose (CSR over inputs: for input ``i``, the ``(out, slot)`` pairs
 ``t_out/t_slot[ptr[i]:ptr[i+1]]``). Forward and the value gradient then cost
 events × fan-out of the active inputs, never events × out_features.
 
-Single-threaded on purpose: the target is batch-1 online inference, where a parallel
-region's start-up costs more than the work (and its compile time slows every first use).
+Fast paths (issue 13; the originals stay as the plain reference kernels):
+
+- :func:`forward_rows` -- the ELL row walk vectorised: one row as SIMD gathers over the
+  slots (sum reassociated), several rows in blocks of ``ROWS`` over a transposed input
+  block so that each weight is read once per block; indices of any integer dtype
+  (uint16 copies halve the index bytes, see ``neurosparse/ops/sparse_event_linear.py``);
+- :func:`forward_csc` -- the event walk over a per-input copy of the weights
+  (:func:`csc_values`), read sequentially instead of ``values[o, t_slot]`` at random;
+- :func:`forward_rows_parallel` -- the row walk split over threads by output chunks.
+
+Everything else is single-threaded on purpose: at batch 1 a parallel region's start-up
+(~0.1-0.3 ms with sleeping workers on the 2-core dev VM) costs more than the work; the
+caller decides when the parallel row walk pays (``parallel_work`` in the ops module).
 """
 
 from __future__ import annotations
@@ -225,6 +236,7 @@ def _transpose_block(x, m0, xt):
             xt[i, r] = 0
 
 
+@numba.njit(cache=True)
 def _row_split(n_rows):
     """Rows handled in ROWS-blocks (a padded last block when at least BLOCK_MIN rows
     remain) and the count of leftover rows done one at a time."""
@@ -259,12 +271,13 @@ def forward_rows(x, indices, values, bias, y):
 
 
 @numba.njit(cache=True, parallel=True)
-def forward_rows_parallel(x, indices, values, bias, y):
-    """:func:`forward_rows` with the outputs split into one contiguous chunk per thread
-    (each thread reads only its chunk's weights; x is shared, read-only)."""
+def forward_rows_parallel(x, indices, values, bias, y, nt):
+    """:func:`forward_rows` with the outputs split into ``nt`` contiguous chunks, one
+    per thread (each thread reads only its chunk's weights; x is shared, read-only).
+    (``nt`` is an argument: calling ``numba.get_num_threads`` inside would stop the
+    function from being cached.)"""
     n_rows, n_in = x.shape
     n_out = y.shape[1]
-    nt = numba.get_num_threads()
     step = (n_out + nt - 1) // nt
     blocked = _row_split(n_rows)[0]
     n_blocks = blocked // ROWS if blocked % ROWS == 0 else blocked // ROWS + 1

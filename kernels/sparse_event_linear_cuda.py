@@ -47,7 +47,8 @@ THREADS_GV = 64 if config.ENABLE_CUDASIM else 256  # threads per block of grad_v
 @cuda.jit
 def segment_gather(ptr, cols, wpos, use_wpos, vflat, src, bias, has_bias, out):
     """``out[m, r] = bias[r] + Σ_{ptr[r] <= j < ptr[r+1]} w_j · src[m, cols[j]]``,
-    ``w_j = vflat[wpos[j]]`` if ``use_wpos`` else ``vflat[j]``.
+    ``w_j = vflat[wpos[j]]`` if ``use_wpos`` else ``vflat[j]`` (flags are 0/1 ints;
+    ``bias`` is read only when ``has_bias``).
 
     Launch: ``WARPS · 32`` threads per block, ``ceil(R / WARPS) · ceil(M / MB)`` blocks
     (``R = out.shape[1]`` segments, ``M`` rows); see :func:`blocks`.

@@ -140,7 +140,7 @@ def test_numba_mode_runs_the_kernel_paths(monkeypatch):
     from neurosparse.layers.sparse_event_linear import GATHER_RATE
 
     calls = []
-    for name in ("forward", "forward_gather"):
+    for name in ("forward", "forward_rows", "forward_csc"):
         real = getattr(k, name)
         monkeypatch.setattr(k, name, lambda *a, _f=real, _n=name: calls.append(_n) or _f(*a))
     monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
@@ -149,7 +149,9 @@ def test_numba_mode_runs_the_kernel_paths(monkeypatch):
     x = torch.zeros(2, N_IN)
     x[0, : int(GATHER_RATE * 2 * N_IN)] = 1  # rate just at the threshold: events
     layer(x)
-    assert calls == ["forward_gather", "forward"]
+    # the second event call on the same weights builds and uses the per-input copy
+    layer(x)
+    assert calls == ["forward_rows", "forward", "forward_csc"]
 
 
 # -- group-to-group (G2GNet) initial connectivity ----------------------------------------
@@ -200,3 +202,55 @@ def test_group_connectivity_errors():
         SparseEventLinear(8, 4, connectivity="groups", groups=0)
     with pytest.raises(ParameterError, match="only used with connectivity='groups'"):
         SparseEventLinear(8, 4, groups=2)
+
+
+# -- fast CPU paths (issue 13): vectorised row walk, uint16 indices, per-input weights ----
+@pytest.mark.parametrize("rows", [1, 3, 11, 12, 16, 17, 40])
+def test_fast_row_walk_equals_reference(rows):
+    """forward_rows / forward_rows_parallel with int32 and uint16 indices, every row-block
+    split (single rows, padded block, full blocks + leftovers) against F.linear."""
+    import numpy as np
+
+    from neurosparse.kernels import sparse_event_linear as k
+
+    layer = SparseEventLinear(70, 45, density=0.3, seed=rows)
+    x = _events((rows, 70), 0.6, True, rows)
+    want = layer.to_dense()(x).detach().numpy()
+    idx = layer.indices.numpy()
+    idx16 = np.empty(idx.shape, np.uint16)
+    k.compact_indices(idx, idx16)
+    assert (idx16 == idx).all()
+    v, b = layer.values.detach().numpy(), layer.bias.detach().numpy()
+    for fn in (k.forward_rows, k.forward_rows_parallel):
+        for ind in (idx, idx16):
+            y = np.full((rows, 45), np.nan, np.float32)
+            fn(x.numpy(), ind, v, b, y, *([2] if fn is k.forward_rows_parallel else []))
+            np.testing.assert_allclose(y, want, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_event_walk_and_caches_follow_edits(monkeypatch):
+    """Inference calls (no grad) reuse the cached uint16 indices and per-input weights;
+    in-place edits of values or indices rebuild them (the version counter moves)."""
+    from neurosparse.ops import sparse_event_linear as fast
+
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
+    layer = SparseEventLinear(N_IN, N_OUT, density=0.3, seed=2)
+    x = _events((4, N_IN), 0.05, True, 8)
+    with torch.no_grad():
+        for step in range(3):
+            for _ in range(2):  # the second call builds / uses the per-input copy
+                torch.testing.assert_close(layer(x), layer.to_dense()(x), atol=1e-5, rtol=1e-5)
+            assert layer._index_cache["compact"][1][0].dtype.name == "uint16"
+            assert "csc_values" in layer._index_cache
+            if step == 0:
+                layer.values.mul_(-2.0)
+            else:
+                layer.indices.copy_(layer.indices.flip(1))  # same synapses, other slots
+                layer.indices[0, 0] = (layer.indices[0, 0] + 1) % N_IN
+        # the reference agrees after every edit, so stale copies would have failed
+    from neurosparse.layers.sparse_event_linear import ell_index
+
+    index = ell_index(layer.indices, N_IN)
+    y = fast.cpu_forward(x, layer.values, None, layer.indices, index, None, 0.1)  # no cache
+    torch.testing.assert_close(y, layer.to_dense()(x).detach() - layer.bias.detach(),
+                               atol=1e-5, rtol=1e-5)  # fmt: skip

@@ -5,19 +5,19 @@ Storage: output unit ``o`` reads ``k = round(density · in_features)`` inputs
 (the parameter). There is no dense mask: rewiring (``neurosparse.plasticity``) edits
 these two tensors in place.
 
-Cost: each call builds the per-input transpose of ``indices`` (which ``(out, slot)``
-pairs each input feeds, O(nnz)), then walks it only for the inputs that are non-zero,
-so forward and the value gradient cost Σ over events of that input's fan-out. The input
-gradient is dense (a surrogate chain upstream needs every input). Above an input rate
-of ``GATHER_RATE`` the forward instead walks the ELL rows in order (every synapse, but
-sequential reads and one write per output), which is faster for dense-ish inputs; the
-op counters describe the event-driven cost either way.
+Cost: the per-input transpose of ``indices`` (which ``(out, slot)`` pairs each input
+feeds, O(nnz)) is built once per version of ``indices``; the event walk visits it only
+for the inputs that are non-zero, so forward and the value gradient cost Σ over events
+of that input's fan-out. The input gradient is dense (a surrogate chain upstream needs
+every input). Above an input rate of ``GATHER_RATE`` the forward instead walks the ELL
+rows in order (every synapse, vectorised, uint16 index copies), which is faster for
+dense-ish inputs; the op counters describe the event-driven cost either way.
 
-Two implementations: the Numba CPU kernel (``kernels/sparse_event_linear.py``, float32
-on the CPU) and a pure-torch reference (the dense matrix scattered from the ELL storage,
-then a matmul), which runs other dtypes/devices and ``NEUROSPARSE_KERNELS=torch``.
-(The autograd op lives here rather than in ``neurosparse/ops`` because it is private to
-this layer.)
+Three implementations: the Numba CPU kernels (``kernels/sparse_event_linear.py``), the
+numba-cuda kernels (``kernels/sparse_event_linear_cuda.py``, wrapped in
+``neurosparse/ops/sparse_event_linear.py``), both float32, and a pure-torch reference
+(the dense matrix scattered from the ELL storage, then a matmul), which runs other
+dtypes and ``NEUROSPARSE_KERNELS=torch``.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from .._checks import check_choice, check_finite, check_float_tensor, check_rang
 from .._counters import OpCounter
 from ..errors import InputValueError, ParameterError, ShapeError
 from ..ops import registry
+from ..ops import sparse_event_linear as fast
 
 OP = "sparse_event_linear"
-registry.register(OP, "cpu")
+registry.register(OP, "cpu", "cuda")
 
 FAN_IN = ("constant",)
 CONNECTIVITY = ("random", "groups")
@@ -139,22 +140,12 @@ def ell_index(indices: torch.Tensor, in_features: int, cache: dict | None = None
 
 class _SparseEventLinearFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x2d, values, bias, indices, index, gather):  # type: ignore[override]
-        from ..kernels import sparse_event_linear as k
-
-        xn = x2d.detach().numpy()
-        vn = values.detach().numpy()
-        ptr, t_out, t_slot = index
-        b = np.zeros(vn.shape[0], np.float32) if bias is None else bias.detach().numpy()
-        y = np.empty((xn.shape[0], vn.shape[0]), np.float32)
-        if gather:
-            k.forward_gather(xn, indices.numpy(), vn, b, y)
-        else:
-            k.forward(xn, ptr, t_out, t_slot, vn, b, y)
-        ctx.transpose = (ptr, t_out, t_slot)
+    def forward(ctx, x2d, values, bias, indices, index, cache):  # type: ignore[override]
+        y = fast.cpu_forward(x2d, values, bias, indices, index, cache, GATHER_RATE)
+        ctx.transpose = index
         ctx.has_bias = bias is not None
         ctx.save_for_backward(x2d, values, indices)
-        return torch.from_numpy(y)
+        return y
 
     @staticmethod
     @once_differentiable
@@ -204,7 +195,14 @@ def sparse_event_linear(
     in_features : int
     cache : dict, optional
         Keeps the per-input transpose of ``indices`` between calls (see
-        :func:`ell_index`); without it the transpose is rebuilt every call.
+        :func:`ell_index`), and the derived copies of the fast paths
+        (``neurosparse/ops/sparse_event_linear.py``: uint16 indices, weights in
+        per-input order, device copies); without it the transpose is rebuilt every call.
+
+    Notes
+    -----
+    float32 on the CPU runs the Numba kernels, float32 on CUDA the numba-cuda kernels
+    (``kernels/sparse_event_linear_cuda.py``); anything else the torch reference.
 
     Returns
     -------
@@ -224,9 +222,17 @@ def sparse_event_linear(
                          "must have one shape [out, k]")  # fmt: skip
     index = ell_index(indices, in_features, cache)
     x2d = x.reshape(-1, in_features).contiguous()
-    if _use_kernel(x2d) and values.dtype == torch.float32:
-        gather = int(torch.count_nonzero(x2d)) > GATHER_RATE * x2d.numel()
-        y2d = _SparseEventLinearFn.apply(x2d, values, bias, indices.contiguous(), index, gather)
+    f32 = values.dtype == torch.float32 and (bias is None or bias.dtype == torch.float32)
+    if f32 and _use_kernel(x2d):
+        indices = indices.contiguous()
+        if x2d.device.type == "cuda":
+            y2d = fast.sparse_event_linear_cuda(x2d, indices, values, bias, index, cache)
+        elif torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x2d, values, bias)
+        ):
+            y2d = _SparseEventLinearFn.apply(x2d, values, bias, indices, index, cache)
+        else:  # inference: the kernels without autograd's bookkeeping
+            y2d = fast.cpu_forward(x2d, values, bias, indices, index, cache, GATHER_RATE)
     else:
         y2d = reference_sparse_event_linear(x2d, indices, values, bias, in_features)
     return y2d.reshape(*x.shape[:-1], values.shape[0])
