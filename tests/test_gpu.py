@@ -165,3 +165,27 @@ def test_lif_sequence_replays_in_a_cuda_graph(kernels_mode):
     assert torch.equal(static_z, eager_z)
     assert torch.equal(static_state.v, eager_state.v)
     assert 0.02 < float(eager_z.mean()) < 0.98
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.05, 1.0])
+def test_sparse_event_linear_cuda_equals_reference(rate, kernels_mode):
+    # forward on this thread, backward on autograd's: the fast launch must bring the
+    # CUDA context to a thread it has not launched on yet
+    torch.manual_seed(0)
+    layer = ns.SparseEventLinear(300, 70, density=0.2).to(DEV)
+    x = (torch.rand(6, 5, 300, device=DEV) < rate).float() * 1.5
+
+    def run():
+        layer.zero_grad(set_to_none=True)
+        xi = x.clone().requires_grad_()
+        y = layer(xi)
+        (y * torch.linspace(-1, 1, y.numel(), device=DEV).view_as(y)).sum().backward()
+        return [y.detach(), xi.grad, layer.values.grad.clone(), layer.bias.grad.clone()]
+
+    kernels_mode("numba")
+    first, again = run(), run()
+    kernels_mode("torch")
+    ref = run()
+    for a, b, r in zip(first, again, ref):
+        assert torch.equal(a, b)
+        torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)

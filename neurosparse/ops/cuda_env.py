@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -51,9 +52,28 @@ def _arg_kind(a: Any) -> tuple:
 class _Packed:
     """A compiled overload of one kernel and how to pack each of its arguments."""
 
-    def __init__(self, kernel_obj, packers) -> None:
+    def __init__(self, kernel_obj, packers, device: int | None) -> None:
         self.kernel = kernel_obj
         self.packers = packers
+        self.device = device  # CUDA device of the tensor arguments (None: numba's current)
+
+
+_thread = threading.local()
+
+
+def _ensure_context(device: int | None) -> None:
+    # numba-cuda makes its context current on a thread the first time it launches there;
+    # the fast path must too: autograd runs backward on its own thread, where a kernel
+    # first launched from the main thread would otherwise find no context. (One device
+    # per thread is assumed, as numba-cuda assumes it.)
+    done = getattr(_thread, "contexts", None)
+    if done is None:
+        done = _thread.contexts = set()
+    if device not in done:
+        from numba.cuda.cudadrv import devices
+
+        devices.get_context(device)
+        done.add(device)
 
 
 def _pack_array(a) -> list:
@@ -83,7 +103,7 @@ def _packer(numba_type):
     return None
 
 
-def _compile_packed(dispatcher, views) -> _Packed | None:
+def _compile_packed(dispatcher, views, device: int | None) -> _Packed | None:
     """The overload the plain launch of ``views`` used, with its argument packers."""
     try:
         argtypes = tuple(dispatcher.typeof_pyval(v) for v in views)
@@ -93,7 +113,7 @@ def _compile_packed(dispatcher, views) -> _Packed | None:
         packers = [_packer(t) for t in kern.argument_types]
         if any(p is None for p in packers):
             return None
-        return _Packed(kern._codelibrary.get_cufunc().kernel, packers)
+        return _Packed(kern._codelibrary.get_cufunc().kernel, packers, device)
     except Exception:  # an unfamiliar numba-cuda: keep the plain path
         return None
 
@@ -122,7 +142,8 @@ def launch(kernel, grid, block, stream, *args: Any) -> None:
     kernel[grid, block, stream](*views)
     if packed is False:  # first time for this key
         usable = not any(k[0] == "x" for k in key[1:])
-        _packed[key] = _compile_packed(kernel, views) if usable else None
+        device = next((a.device.index for a in args if isinstance(a, torch.Tensor)), None)
+        _packed[key] = _compile_packed(kernel, views, device) if usable else None
 
 
 def _view(t: torch.Tensor):
@@ -139,6 +160,7 @@ def _fast(packed: _Packed, grid, block, stream, args) -> None:
     from cuda.core import LaunchConfig
     from cuda.core import launch as core_launch
 
+    _ensure_context(packed.device)
     core = _core_streams.get(stream)
     if core is None:
         from numba.cuda.cudadrv import driver
