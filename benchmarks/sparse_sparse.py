@@ -63,6 +63,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the device machine runs from a bare checkout
     sys.path.insert(0, str(ROOT))
 
+from _timing import cuda_ms, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
+
 from neurosparse.layers.sparse_event_linear import (  # noqa: E402
     GATHER_RATE,
     SparseEventLinear,
@@ -75,36 +77,6 @@ INPUTS = ["dense", 0.01, 0.05, 0.1]  # "dense" = Gaussian input, else spike rate
 
 
 # -- timing ---------------------------------------------------------------------------------
-def wall_ms(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1e3
-
-
-def cuda_ms(fn, inner: int = 20) -> float:
-    """CUDA-event time per call over ``inner`` back-to-back calls (host overhead shows)."""
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    for _ in range(inner):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / inner
-
-
-def round_robin(fns: dict, reps: int, warmup: int = 2, timer=wall_ms) -> dict[str, list]:
-    """ms per call of every function, interleaved ``reps`` times after ``warmup`` calls."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    out: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
-            out[k].append(timer(fn))
-    return out
-
-
 def cold_warm(fns: dict, reps: int, inner: int = 5) -> tuple[dict, dict]:
     """Per contender, ms of the first call after the other contenders ran ("cold": its
     weights partly evicted from the caches by theirs -- the dense weight alone is twice
@@ -291,7 +263,7 @@ def bench_parallel(reps: int, quick: bool) -> list[dict]:
         y = np.empty((m, n), np.float32)
         t = round_robin({"one": lambda: k.forward_rows(x, idx, vn, b, y),
                          "all": lambda: k.forward_rows_parallel(x, idx, vn, b, y, nt)},
-                        reps * 3)  # fmt: skip
+                        reps * 3, warmup=2)  # fmt: skip
         r = {"n": n, "batch": m, "work": m * vn.size, "threads": nt,
              "one_ms": statistics.median(t["one"]), "all_ms": statistics.median(t["all"]),
              "one_min_ms": min(t["one"]), "all_min_ms": min(t["all"])}
@@ -363,7 +335,7 @@ def bench_gpu(n: int, batches, densities, inputs, reps: int) -> list[dict]:
                 torch.backends.cuda.matmul.allow_tf32 = False
                 with torch.no_grad():
                     err = float((fns["ours_op"]() - F.linear(x, w, b)).abs().max())
-                    t = round_robin(fns, reps, timer=cuda_ms)
+                    t = round_robin(fns, reps, warmup=2, timer=cuda_ms)
                 r = {"density": density, "batch": m, "input": kind, "max_abs_err": err,
                      "csr_conversion_ms": csr_conv,
                      **{f"{c}_us": 1e3 * statistics.median(v) for c, v in t.items()},

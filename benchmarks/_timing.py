@@ -1,0 +1,40 @@
+"""Timers shared by the benchmark scripts (imported from beside them)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def wall_ms(fn: Callable[[], object]) -> float:
+    """Wall-clock ms of one call."""
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def cuda_ms(fn: Callable[[], object], inner: int = 20) -> float:
+    """CUDA-event time per call over ``inner`` back-to-back calls (host overhead shows)."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    start.record()
+    for _ in range(inner):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / inner
+
+
+def round_robin(fns: dict, reps: int, warmup: int = 1, timer=wall_ms) -> dict[str, list[float]]:
+    """ms per call of every function, interleaved ``reps`` times after ``warmup`` calls,
+    so drift of the machine over the run falls on all of them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            out[k].append(timer(fn))
+    return out
