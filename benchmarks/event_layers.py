@@ -15,6 +15,12 @@ CPU (default):
    EventLinear + LIF vs nn.Linear + LIF vs snnTorch, with the input spikes as data
    (first layer: no input gradient) and as the output of an earlier layer (input
    gradient needed).
+4. ``--sections fused``: inference of Linear 4096 -> 4096 + LIF, T=100, B=32, input at
+   0.1 / 1 / 5 %: the fused pass (``neurosparse.layers.event_linear_lif``: gather and
+   neuron step in one kernel, the currents never stored) vs EventLinear then LIF vs
+   ``nn.Linear`` + our LIF vs snnTorch; the table also counts spikes that differ
+   between fused and unfused (expected 0). With ``--gpu --sections fused`` the same on
+   CUDA plus TF32 / bf16 dense + our LIF, and the CUPTI kernel time of both of ours.
 
 Crossovers (activity where the event path becomes as slow as the dense one) are
 interpolated in log-activity between the two measured rates around the change; they
@@ -269,6 +275,85 @@ def bench_linear_crossovers(shapes, rates, reps):
     return out
 
 
+# -- fused EventLinear + LIF (inference) ---------------------------------------------------
+FUSED_RATES = [0.001, 0.01, 0.05]
+
+
+def bench_fused(rates, T, B, n, reps, dev="cpu"):
+    """Inference of Linear(n->n) + LIF over [T, B, n] spikes: the fused pass
+    (``layers.event_linear_lif``) vs EventLinear then LIF, vs nn.Linear + our LIF, vs
+    snnTorch (nn.Linear + snn.Leaky stepped over T); on CUDA also TF32 / bf16 dense +
+    our LIF. Checks on the way that the fused spikes equal the unfused ones."""
+    import neurosparse as ns
+    from neurosparse.layers.event_linear_lif import event_linear_lif
+
+    real_gpu = dev == "cuda"
+    timer = cuda_ms if real_gpu else wall_ms
+    torch.manual_seed(0)
+    layer = EventLinear(n, n, mode="event", device=dev)
+    with torch.no_grad():
+        layer.weight.mul_(8.0)  # a few % output spikes, as in bench_training
+    lin = layer.to_dense()
+    lin_bf16 = layer.to_dense().to(torch.bfloat16)
+    lif = ns.LIF(beta=0.9).to(dev)
+    rows = []
+    for rate in rates:
+        x = spikes((T, B, n), rate, device=dev, seed=int(rate * 1e4) + 3)
+        fns = {
+            "fused": lambda: event_linear_lif(x, layer, lif),
+            "unfused": lambda: lif(layer(x)),
+            "dense+ns_lif": lambda: lif(lin(x)),
+        }
+        if real_gpu:
+            def tf32():
+                torch.backends.cuda.matmul.allow_tf32 = True
+                out = lif(lin(x))
+                torch.backends.cuda.matmul.allow_tf32 = False
+                return out
+
+            xb = x.to(torch.bfloat16)
+            fns["tf32+ns_lif"] = tf32
+            fns["bf16+ns_lif"] = lambda: lif(lin_bf16(xb))
+        try:
+            import snntorch as snn
+
+            leaky = snn.Leaky(beta=0.9).to(dev)  # its beta is a buffer
+
+            def snntorch_run():
+                cur = lin(x)
+                mem = leaky.init_leaky()
+                out = []
+                for t in range(T):
+                    s, mem = leaky(cur[t], mem)
+                    out.append(s)
+                return torch.stack(out)
+
+            fns["snntorch"] = snntorch_run
+        except ImportError:  # pragma: no cover - interop extra not installed
+            pass
+        if real_gpu:
+            torch.backends.cuda.matmul.allow_tf32 = False
+        with torch.no_grad():
+            zf, sf = event_linear_lif(x, layer, lif)
+            zu, su = lif(layer(x))
+            mismatch = int((zf != zu).sum())
+            v_err = float((sf.v - su.v).abs().max())
+            t = round_robin(fns, reps, warmup=2, timer=timer)
+        row = {"rate": rate, "T": T, "B": B, "n": n, "device": dev,
+               "out_rate": float(zu.float().mean()), "spike_mismatches": mismatch,
+               "final_v_max_abs_diff": v_err,
+               **{f"{k}_ms": med(v) for k, v in t.items()}, "samples_ms": t}  # fmt: skip
+        if real_gpu:
+            for k in ("fused", "unfused"):
+                total, per = kernel_time_us(fns[k])
+                row[f"{k}_kernel_us"], row[f"{k}_kernels"] = total, per
+        rows.append(row)
+        print(f"  fused rate {rate:6.3f}: " + "  ".join(
+            f"{k} {row[f'{k}_ms']:.2f}" for k in fns) + f" ms; out rate {row['out_rate']:.3f}, "
+            f"spike mismatches {mismatch}", flush=True)  # fmt: skip
+    return rows
+
+
 # -- CPU: Conv2d ---------------------------------------------------------------------------
 CONV_LAYERS = [
     ("dvs_2x128x128_to_32_k5", 2, 32, 5, 2, 128),
@@ -521,6 +606,23 @@ def markdown(res: dict) -> str:
         for k, v in r.items():
             if k.endswith("_ms") and k != "samples_ms":
                 out.append(f"| {k[:-3]} | {v:.1f} | {v / base:.1f}× |")
+    if res.get("fused"):
+        rr = res["fused"]
+        r0 = rr[0]
+        keys = [k[:-3] for k in r0 if k.endswith("_ms") and k != "samples_ms"]
+        unit = "ms, CUDA events" if r0["device"] == "cuda" else "ms"
+        out += ["", f"### Fused EventLinear+LIF inference, Linear {r0['n']}->{r0['n']}, "
+                f"T={r0['T']}, B={r0['B']}, {r0['device']} ({unit})", "",
+                "| rate | " + " | ".join(keys) + " | unfused/fused | out rate | mismatches |",
+                "|---" * (len(keys) + 4) + "|"]  # fmt: skip
+        for r in rr:
+            out.append(f"| {r['rate']:.1%} | " + " | ".join(f"{r[k + '_ms']:.2f}" for k in keys)
+                       + f" | {r['unfused_ms'] / r['fused_ms']:.2f}× | {r['out_rate']:.3f} | "
+                       f"{r['spike_mismatches']} |")  # fmt: skip
+        if any(r.get("fused_kernel_us") for r in rr):
+            out += ["", "GPU kernel time (µs, CUPTI), fused / unfused: " + ", ".join(
+                f"{r['rate']:.1%}: {r['fused_kernel_us']:.1f} / {r['unfused_kernel_us']:.1f}"
+                for r in rr if r.get("fused_kernel_us"))]
     if res.get("conv"):
         out += ["", "### EventConv2d vs nn.Conv2d, inference (ms)", "",
                 "| layer | rate | ours | nn.Conv2d | speed-up |", "|---|---|---|---|---|"]
@@ -585,8 +687,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--rates", type=float, nargs="*", default=None, help="override the sweep")
     ap.add_argument("--rows", type=int, nargs="*", default=None, help="--gpu: override M")
     ap.add_argument("--sections", default="linear,conv",
-                    help="comma list; --gpu: linear,conv; CPU: linear,lif,conv,training,shapes "
-                         "(the default runs all of them)")  # fmt: skip
+                    help="comma list; --gpu: linear,conv,fused; CPU: linear,lif,conv,training,"
+                         "shapes,fused (the default runs all of them on the CPU, linear,conv "
+                         "on the GPU)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--md", type=Path, default=None, help="also write the tables as Markdown")
     args = ap.parse_args(argv)
@@ -618,6 +721,9 @@ def main(argv=None) -> dict:
                 res["crossovers"][f"gpu conv {name} vs cuDNN fp32"] = crossover(
                     [r["rate"] for r in rr], [r["ours_us"] for r in rr],
                     [r["dense_fp32_us"] for r in rr])  # fmt: skip
+        if "fused" in args.sections:
+            fT, fB, fn = (4, 2, 64) if args.quick else (100, 32, 4096)
+            res["fused"] = bench_fused(args.rates or FUSED_RATES, fT, fB, fn, reps, dev)
         default_out = ROOT / "benchmarks/results/event_layers_gpu.json"
     else:
         import numba
@@ -631,7 +737,7 @@ def main(argv=None) -> dict:
         rates = [0.01, 0.1] if q else RATES
         res["config"] = {"linear_n": n, "linear_rows": T * B, "reps": reps}
         sec = set(args.sections.split(",")) if args.sections != "linear,conv" else \
-            {"linear", "lif", "conv", "training", "shapes"}  # fmt: skip
+            {"linear", "lif", "conv", "training", "shapes", "fused"}  # fmt: skip
         cx = {}
         if "linear" in sec:
             print("Linear sweep", flush=True)
@@ -665,6 +771,10 @@ def main(argv=None) -> dict:
                 more, [0.01, 0.05, 0.2] if q else [0.01, 0.02, 0.05, 0.1, 0.2, 0.4], reps)
             for k, v in res["linear_shapes"].items():
                 cx[k] = v["crossover"]
+        if "fused" in sec:
+            print("Fused EventLinear + LIF (inference)", flush=True)
+            res["fused"] = bench_fused(args.rates or ([0.01, 0.05] if q else FUSED_RATES),
+                                       T, B, n, reps)  # fmt: skip
         res["crossovers"] = cx
         default_out = ROOT / "benchmarks/results/event_layers.json"
     out = args.out or default_out

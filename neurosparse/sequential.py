@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from .layers.event_linear_lif import event_linear_lif, fusable
+
 
 class Sequential(nn.Sequential):
     """Like ``nn.Sequential``, but modules that return ``(output, state)`` are unpacked.
@@ -11,12 +13,40 @@ class Sequential(nn.Sequential):
     ``forward(x, states=None)`` returns ``(output, states)``: ``states[k]`` is the state
     returned by the k-th stateful module (``None`` for plain modules). Passing ``states``
     back continues every neuron from where it stopped.
+
+    Parameters
+    ----------
+    *args : nn.Module or OrderedDict
+        The modules, as for ``nn.Sequential``.
+    fuse : bool, keyword-only
+        Run an ``EventLinear`` immediately followed by a LIF-family neuron as one fused
+        pass (``neurosparse.layers.event_linear_lif``) when no gradient is needed (under
+        ``torch.no_grad()`` / ``torch.inference_mode()``, or when neither the input nor
+        any parameter requires grad). Spikes, states and the layer's op counters are the
+        same as unfused; only the input currents are never written to memory. Pairs
+        that cannot be fused (gradients needed, hooks on either module, dense path,
+        other dtypes, CUDA tensors, where the fused kernel measured slower; see that
+        module) run unfused. Default True.
     """
 
+    def __init__(self, *args, fuse: bool = True) -> None:
+        super().__init__(*args)
+        self.fuse = fuse
+
     def forward(self, x, states=None):  # type: ignore[override]
-        states = list(states) if states is not None else [None] * len(self)
+        mods = list(self)
+        states = list(states) if states is not None else []
+        states += [None] * (len(mods) - len(states))
         out_states = []
-        for module, state in zip(self, states):
+        k = 0
+        while k < len(mods):
+            module, state = mods[k], states[k]
+            if self.fuse and k + 1 < len(mods) and fusable(x, module, mods[k + 1]):
+                # the linear keeps its slot's (unused) state, as when it runs alone
+                x, nstate = event_linear_lif(x, module, mods[k + 1], states[k + 1])
+                out_states += [state, nstate]
+                k += 2
+                continue
             if getattr(module, "is_spiking_neuron", False):
                 x, state = module(x, state)
             else:
@@ -24,4 +54,5 @@ class Sequential(nn.Sequential):
                 if isinstance(x, tuple):
                     x, state = x
             out_states.append(state)
+            k += 1
         return x, out_states

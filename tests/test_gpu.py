@@ -189,3 +189,19 @@ def test_sparse_event_linear_cuda_equals_reference(rate, kernels_mode):
     for a, b, r in zip(first, again, ref):
         assert torch.equal(a, b)
         torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_event_linear_lif_equals_unfused_on_the_gpu(kernels_mode):
+    from neurosparse.layers.event_linear_lif import event_linear_lif
+
+    torch.manual_seed(0)
+    kernels_mode("numba")
+    lin, lif = ns.EventLinear(300, 200, mode="event").to(DEV), ns.LIF(0.9).to(DEV)
+    with torch.no_grad():
+        lin.weight.mul_(6)  # a few % output spikes
+        x = (torch.rand(40, 3, 300, device=DEV) < 0.03).float()
+        fused, fused_state = event_linear_lif(x, lin, lif)
+        unfused, state = lif(lin(x))
+    assert torch.equal(fused, unfused)
+    assert torch.equal(fused_state.v, state.v)
+    assert 0.005 < float(unfused.mean()) < 0.5

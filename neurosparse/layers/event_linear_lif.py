@@ -1,0 +1,228 @@
+"""``EventLinear`` followed by a LIF-family neuron as one fused pass, for inference.
+
+The unfused pair writes the input currents ``[T, B, out]`` of the neuron to memory
+(event gather over all ``T·B`` rows), then the neuron's sequence kernel reads them back.
+:func:`event_linear_lif` runs one kernel that, per (batch element, tile of output
+neurons), walks the time steps, gathers the weight rows of the inputs active at
+``(t, b)`` into the currents and steps the neurons on them, writing only the spikes and
+the final state: ``kernels/event_linear_lif.py`` on the CPU,
+``kernels/event_linear_lif_cuda.py`` on CUDA. Both sum each current in the order of the
+unfused gather of their device and step with the same scalar code
+(``kernels/lif_step.py``), so spikes and state equal the unfused pair's bit for bit.
+
+The fused kernels keep no traces for a backward pass. Wherever the pair cannot be
+fused, the call runs the unfused modules (``neuron(linear(x), state)``) and returns
+their result, so the function can be called anywhere:
+
+- gradients are needed (grad mode on and the input, a parameter, a neuron parameter or
+  the state requires grad);
+- the input is not a float32 ``[T, B, in]`` tensor, the weight is not float32,
+  ``NEUROSPARSE_KERNELS=torch``, or the device has no kernel;
+- the linear layer would take its dense path (``mode="dense"``, or ``"auto"`` above the
+  crossover activity, ``layers/dispatch.py``): the fused kernel is an event gather;
+- the neuron is not one whose sequence mode is the LIF-family op (its class overrides
+  ``forward``);
+- either module has forward hooks or pre-hooks (the energy meter, user hooks), or
+  global module hooks are set: hooks must see both calls;
+- the weight or the bias holds NaN/inf (the unfused neuron then reports the non-finite
+  currents). The finiteness of a weight is checked once per weight version (cached).
+
+The linear layer's op counters and ``last_path`` are updated exactly as its own call
+would (they describe the input, not the path), so energy reports do not change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn.modules import module as _nn_module
+
+from .._checks import check_float_tensor, check_rank, finite_checks_on_gpu
+from ..errors import ShapeError
+from ..neurons.base import SpikingNeuron
+from ..neurons.functional import NeuronState
+from ..ops import event_linear as ops_lin
+from ..ops import lif_sequence as ops_lif
+from ..ops import registry
+from .dispatch import choose_path
+from .event_linear import EventLinear, check_weight
+
+
+def _needs_grad(x: torch.Tensor, linear, neuron, state) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    tensors = [x, *linear.parameters(), *neuron.parameters()]
+    if state is not None:
+        tensors += [s for s in state if isinstance(s, torch.Tensor)]
+    return any(t.requires_grad for t in tensors)
+
+
+def _has_hooks(*modules: torch.nn.Module) -> bool:
+    if _nn_module._global_forward_hooks or _nn_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+def _finite_params(linear: EventLinear, device_type: str) -> bool:
+    """Weight and bias hold no NaN/inf (cached per weight version; on CUDA only when
+    finiteness checks are on there, as for the neuron's own input check)."""
+    if device_type == "cuda" and not finite_checks_on_gpu():
+        return True
+    ok = True
+    for p in (linear.weight, linear.bias):
+        if p is not None:
+            ok &= ops_lin.packed(p, "finite", lambda w: bool(torch.isfinite(w).all()))
+    return ok
+
+
+# Devices where ``Sequential`` fuses by itself: where the fused pass was measured faster.
+# CPU (2-core VM, 4096->4096, T=100, B=32): 1.2-2x the unfused pair at 0.1-5 % input.
+# H100: 1.07x at 0.1 %, but 0.69x / 0.54x at 1 % / 5 % (a warp per (batch, 128 outputs)
+# walks T steps in sequence: 1,024 warps are too few to hide the gathers' latency), and
+# TF32 dense + our LIF beats both (0.40 ms): benchmarks/event_layers.py --gpu --sections
+# fused. The CUDA kernel stays available through event_linear_lif().
+AUTO_FUSE_DEVICES = ("cpu",)
+
+
+def fusable(x: object, linear: torch.nn.Module, neuron: torch.nn.Module) -> bool:
+    """Whether ``Sequential`` should fuse the pair: module types, hooks, input kind, and
+    a device where fusing pays (:data:`AUTO_FUSE_DEVICES`).
+
+    Activity, dtypes and gradients are decided per call by :func:`event_linear_lif`.
+    """
+    return (
+        isinstance(x, torch.Tensor)
+        and x.device.type in AUTO_FUSE_DEVICES
+        and isinstance(linear, EventLinear)
+        and isinstance(neuron, SpikingNeuron)
+        and type(neuron).forward is SpikingNeuron.forward
+        and isinstance(x, torch.Tensor)
+        and x.dim() == 3
+        and not _has_hooks(linear, neuron)
+    )
+
+
+def event_linear_lif(
+    x: torch.Tensor,
+    linear: EventLinear,
+    neuron: SpikingNeuron,
+    state: NeuronState | None = None,
+) -> tuple[torch.Tensor, NeuronState]:
+    """``neuron(linear(x), state)`` in one fused pass when no gradient is needed.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Input events ``[T, B, in_features]`` (binary or graded; zeros are skipped).
+    linear : EventLinear
+        The layer producing the neuron's input currents.
+    neuron : SpikingNeuron
+        A LIF-family neuron (``LIF``, ``IF``, ``ALIF``, ``CubaLIF``, or a subclass that
+        keeps their sequence mode) with ``out_features`` neurons.
+    state : NeuronState, optional
+        Initial neuron state, each field ``[B, out_features]``; None starts from rest
+        (membrane ``neuron.v_init``).
+
+    Returns
+    -------
+    spikes : torch.Tensor
+        ``[T, B, out_features]``, equal to the unfused pair's.
+    state : NeuronState
+        The final state, each field ``[B, out_features]``.
+
+    Notes
+    -----
+    The fused kernel has no backward. Where gradients are needed -- or the pair cannot
+    be fused for another reason (module docstring) -- the unfused modules run instead,
+    with the same result; this function never raises for being called with autograd on.
+
+    Raises
+    ------
+    ShapeError, DTypeError, DeviceError, InputValueError
+        As the unfused pair would (wrong shapes, dtypes, devices, NaN/inf input).
+    """
+    if not fusable(x, linear, neuron) or _needs_grad(x, linear, neuron, state):
+        return neuron(linear(x), state)
+    x = check_float_tensor("input", x)
+    check_rank("input", x, (3,), "[T, B, in_features]")
+    weight, bias = linear.weight, linear.bias
+    check_weight(weight, bias, x, 2, "[out_features, in_features]")
+    n_out, n_in = weight.shape
+    if x.shape[-1] != n_in:
+        raise ShapeError(
+            f"input has {x.shape[-1]} features in its last dimension (shape "
+            f"{tuple(x.shape)}) but the layer expects in_features={n_in}"
+        )
+    T, B = x.shape[:2]
+    x2d = x.reshape(-1, n_in).contiguous()
+    bk = ops_lin.backend(x2d)
+    if (
+        bk == "torch"
+        or T == 0
+        or not registry.use_kernel(ops_lif.OP, bk)
+        or not _finite_params(linear, bk)
+    ):
+        return neuron(linear(x), state)
+    like = x.new_empty((B, n_out))  # shape of one step of the currents, for the checks
+    if state is not None:
+        state = neuron._check_state(state, like)
+    scan = ops_lin.scan_linear(x2d)  # raises on NaN/inf input, as the layer does
+    path = choose_path(linear.mode, "linear", x.device.type, (x2d.shape[0], n_in, n_out),
+                       scan.rate)  # fmt: skip
+    if path == "dense":
+        return neuron(linear(x), state)
+    # the counts EventLinear would record for this call (layers/event_linear.py)
+    linear.count_ops(
+        synops=scan.unit * n_out,
+        macs=scan.graded * n_out,
+        dense_macs=x2d.shape[0] * n_in * n_out,
+        events_in=scan.nnz,
+        inputs_in=x2d.numel(),
+        weight_bytes_read=scan.nnz * n_out * weight.element_size(),
+    )
+    linear.last_path = "event"
+    index = ops_lin.index_linear(x2d, scan)
+    params = torch.stack([q.to(device=x.device, dtype=torch.float32).expand(n_out)
+                          for q in neuron.params()]).contiguous()  # fmt: skip
+    state0 = ops_lif._pack_state(state, neuron.v_init, B, (n_out,), n_out, like)
+    flags = ops_lif.flags_of(neuron.spec)
+    kflags = (flags[0], flags[1], flags[3], flags[4], flags[5], flags[6])
+    if bk == "cpu":
+        z, st = _run_cpu(index, weight, bias, T, B, params, state0, kflags)
+    else:
+        z, st = _run_cuda(index, weight, bias, T, B, params, state0, kflags)
+    return z.view(T, B, n_out), NeuronState(*(s.view(B, n_out) for s in st.unbind(0)))
+
+
+def _run_cpu(index, weight, bias, T, B, params, state0, kflags):
+    from ..kernels import event_linear as kl
+    from ..kernels import event_linear_lif as kel
+
+    tiles = ops_lin.packed(weight, "linear", lambda w: kl.pack_weight(w.numpy()))
+    b = kl.padded_bias(None if bias is None else bias.detach().numpy(), tiles)
+    n_out = weight.shape[0]
+    z = ops_lin.empty_cpu((T * B, n_out))
+    st = ops_lin.empty_cpu((4, B * n_out))
+    kel.gather_lif(*index.arrays, tiles, b, T, B, params.numpy(), state0.numpy(), *kflags,
+                   z.numpy(), st.numpy())  # fmt: skip
+    return z, st
+
+
+def _run_cuda(index, weight, bias, T, B, params, state0, kflags):
+    from ..kernels import event_linear_lif_cuda as kc
+
+    env = ops_lin.CudaEnv(index.device)
+
+    def transpose(w):  # Wᵀ [K, N] and its view: the entry ops.event_linear caches too
+        wt = w.t().contiguous()
+        return wt, env.view(wt)
+
+    _, wt_view = ops_lin.packed(weight, "linear_cuda", transpose)
+    bias_view = None if bias is None else ops_lin.packed(bias, "cuda_view", env.view)
+    n_out = weight.shape[0]
+    z, zv = env.tensor((T * B, n_out))
+    st, stv = env.tensor((4, B * n_out))
+    idx, val, cnt, start = index.arrays
+    kc.launch_fused(kflags, start, cnt, idx, val, wt_view, bias_view, env.view(params),
+                    env.view(state0), np.int64(T), zv, stv, env.stream)  # fmt: skip
+    return z, st
