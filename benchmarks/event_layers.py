@@ -49,7 +49,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -60,6 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the device machine runs from a bare checkout
     sys.path.insert(0, str(ROOT))
 
+from _timing import cuda_ms, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
+
 from neurosparse.layers.event_conv2d import EventConv2d  # noqa: E402
 from neurosparse.layers.event_linear import EventLinear  # noqa: E402
 
@@ -67,37 +68,6 @@ RATES = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]
 
 
 # -- timing ---------------------------------------------------------------------------------
-def round_robin(fns: dict, reps: int, warmup: int = 1, timer=None) -> dict[str, list[float]]:
-    """ms per call of every function, interleaved ``reps`` times after ``warmup`` calls."""
-    timer = timer or wall_ms
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    out: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
-            out[k].append(timer(fn))
-    return out
-
-
-def wall_ms(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1e3
-
-
-def cuda_ms(fn, inner: int = 20) -> float:
-    """CUDA-event time per call over ``inner`` back-to-back calls (launch overhead shows)."""
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    for _ in range(inner):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / inner
-
-
 def med(samples: list[float]) -> float:
     return statistics.median(samples)
 
