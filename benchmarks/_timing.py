@@ -1,9 +1,13 @@
-"""Timers shared by the benchmark scripts (imported from beside them)."""
+"""Timers and the machine description shared by the benchmark scripts (imported from
+beside them)."""
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -38,3 +42,24 @@ def round_robin(fns: dict, reps: int, warmup: int = 1, timer=wall_ms) -> dict[st
         for k, fn in fns.items():
             out[k].append(timer(fn))
     return out
+
+
+def hardware() -> dict:
+    """CPU model, cores, Python, torch, the GPU if any, OMP_WAIT_POLICY and the load."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+    try:
+        info["loadavg_start"] = os.getloadavg()
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info

@@ -46,7 +46,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import warnings
@@ -59,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the device machine runs from a bare checkout
     sys.path.insert(0, str(ROOT))
 
-from _timing import cuda_ms, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
+from _timing import cuda_ms, hardware, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
 
 from neurosparse.layers.event_conv2d import EventConv2d  # noqa: E402
 from neurosparse.layers.event_linear import EventLinear  # noqa: E402
@@ -91,20 +90,6 @@ def spikes(shape, rate, device="cpu", seed=0):
     return (torch.rand(shape, generator=gen, device=device) < rate).float()
 
 
-def hardware() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__}  # fmt: skip
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
 
 
 # -- CPU: Linear -------------------------------------------------------------------------

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -63,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the device machine runs from a bare checkout
     sys.path.insert(0, str(ROOT))
 
-from _timing import cuda_ms, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
+from _timing import cuda_ms, hardware, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
 
 from neurosparse.layers.sparse_event_linear import (  # noqa: E402
     GATHER_RATE,
@@ -101,24 +100,6 @@ def cold_warm(fns: dict, reps: int, inner: int = 5) -> tuple[dict, dict]:
     return cold, warm
 
 
-def hardware() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
-    try:
-        info["loadavg_start"] = os.getloadavg()
-    except OSError:
-        pass
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
 
 
 def make_input(kind, rows: int, n: int, device="cpu", seed=0) -> torch.Tensor:

@@ -58,6 +58,20 @@ def check_weight(
             raise DTypeError(f"bias has dtype {bias.dtype} but input has dtype {x.dtype}")
 
 
+def count_linear(counter: OpCounter, scan, x2d: torch.Tensor, weight: torch.Tensor) -> None:
+    """Record what an event Linear does for ``x2d [M, in]``, from its scan (whichever
+    path then runs: the counts describe the input)."""
+    n_out, n_in = weight.shape
+    counter.count_ops(
+        synops=scan.unit * n_out,
+        macs=scan.graded * n_out,
+        dense_macs=x2d.shape[0] * n_in * n_out,
+        events_in=scan.nnz,
+        inputs_in=x2d.numel(),
+        weight_bytes_read=scan.nnz * n_out * weight.element_size(),
+    )
+
+
 def _event_linear(
     x: object,
     weight: torch.Tensor,
@@ -79,14 +93,7 @@ def _event_linear(
     scan = scan_linear(x2d)
     path = choose_path(mode, "linear", x.device.type, (x2d.shape[0], n_in, n_out), scan.rate)
     if counter is not None:
-        counter.count_ops(
-            synops=scan.unit * n_out,
-            macs=scan.graded * n_out,
-            dense_macs=x2d.shape[0] * n_in * n_out,
-            events_in=scan.nnz,
-            inputs_in=x2d.numel(),
-            weight_bytes_read=scan.nnz * n_out * weight.element_size(),
-        )
+        count_linear(counter, scan, x2d, weight)
     if path == "dense":
         y2d = F.linear(x2d, weight, bias)
     else:

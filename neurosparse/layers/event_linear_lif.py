@@ -45,7 +45,7 @@ from ..ops import event_linear as ops_lin
 from ..ops import lif_sequence as ops_lif
 from ..ops import registry
 from .dispatch import choose_path
-from .event_linear import EventLinear, check_weight
+from .event_linear import EventLinear, check_weight, count_linear
 
 
 def _needs_grad(x: torch.Tensor, linear, neuron, state) -> bool:
@@ -171,15 +171,7 @@ def event_linear_lif(
                        scan.rate)  # fmt: skip
     if path == "dense":
         return neuron(linear(x), state)
-    # the counts EventLinear would record for this call (layers/event_linear.py)
-    linear.count_ops(
-        synops=scan.unit * n_out,
-        macs=scan.graded * n_out,
-        dense_macs=x2d.shape[0] * n_in * n_out,
-        events_in=scan.nnz,
-        inputs_in=x2d.numel(),
-        weight_bytes_read=scan.nnz * n_out * weight.element_size(),
-    )
+    count_linear(linear, scan, x2d, weight)  # what EventLinear would record for this call
     linear.last_path = "event"
     index = ops_lin.index_linear(x2d, scan)
     params = torch.stack([q.to(device=x.device, dtype=torch.float32).expand(n_out)
