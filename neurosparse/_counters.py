@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import torch
+
 COUNT_KEYS = (
     "synops",
     "macs",
@@ -44,13 +46,21 @@ class OpCounter:
             self.__dict__["_op_counter"] = c
         return c
 
-    def count_ops(self, **amounts: int) -> None:
-        """Add ``amounts`` (keys of :data:`COUNT_KEYS`) to the module's counters."""
+    def count_ops(self, **amounts: int | torch.Tensor) -> None:
+        """Add ``amounts`` (keys of :data:`COUNT_KEYS`) to the module's counters.
+
+        Values may be ints or integer tensors. A CUDA tensor stays on its device and is
+        summed there until :meth:`op_counts` reads it: turning it into an int here
+        would synchronise the GPU on every forward call.
+        """
         c = self._counts()
         for key, value in amounts.items():
             if key not in COUNT_KEYS:
                 raise KeyError(f"unknown counter {key!r}; expected one of {COUNT_KEYS}")
-            c[key] += int(value)
+            if isinstance(value, torch.Tensor) and value.is_cuda:
+                c[key] = c.get(key, 0) + value.detach().to(torch.int64)
+            else:
+                c[key] += int(value)
 
     def op_counts(self) -> dict[str, int]:
         """Counters accumulated since the last :meth:`reset_counters` (all keys present)."""

@@ -205,3 +205,18 @@ def test_fused_event_linear_lif_equals_unfused_on_the_gpu(kernels_mode):
     assert torch.equal(fused, unfused)
     assert torch.equal(fused_state.v, state.v)
     assert 0.005 < float(unfused.mean()) < 0.5
+
+
+def test_sparse_event_linear_counts_on_the_gpu_equal_the_cpu_counts():
+    # on CUDA the counters stay on the device until read (no sync per call)
+    torch.manual_seed(0)
+    cpu = ns.SparseEventLinear(200, 50, density=0.1)
+    gpu = ns.SparseEventLinear(200, 50, density=0.1).to(DEV)
+    gpu.load_state_dict(cpu.state_dict())
+    x = (torch.rand(7, 3, 200) < 0.1).float() * torch.where(torch.rand(7, 3, 200) < 0.5, 1.0, 0.3)
+    with torch.no_grad():
+        for _ in range(2):
+            cpu(x)
+            gpu(x.to(DEV))
+    assert gpu.op_counts() == cpu.op_counts()
+    assert cpu.op_counts()["synops"] > 0 and cpu.op_counts()["macs"] > 0

@@ -364,17 +364,28 @@ class SparseEventLinear(OpCounter, nn.Module):
         self.last_input: torch.Tensor | None = None
         self.last_grad_out: torch.Tensor | None = None
 
+    def _fan_out_on(self, device: torch.device) -> torch.Tensor:
+        # kept per version of ``indices`` and device: a host->device copy every call
+        # would cost more than the counting itself
+        key = (self.indices.data_ptr(), self.indices._version, device)
+        cached = self.__dict__.get("_fan_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, self.fan_out().to(device))
+            self.__dict__["_fan_cache"] = cached
+        return cached[1]
+
     def _count(self, x2d: torch.Tensor) -> None:
+        # tensors, not ints: on a GPU the counters stay on the device (OpCounter)
         xd = x2d.detach()
-        fan = self.fan_out().to(xd.device)
+        fan = self._fan_out_on(xd.device)
         nz = xd != 0
         unit = xd.abs() == 1
-        touched_unit = int((unit.sum(0) * fan).sum())
-        touched_all = int((nz.sum(0) * fan).sum())
+        touched_unit = (unit.sum(0) * fan).sum()
+        touched_all = (nz.sum(0) * fan).sum()
         self.count_ops(
             synops=touched_unit,
             macs=touched_all - touched_unit,
-            events_in=int(nz.sum()),
+            events_in=nz.sum(),
             inputs_in=xd.numel(),
             dense_macs=xd.shape[0] * self.in_features * self.out_features,
             weight_bytes_read=touched_all
