@@ -110,14 +110,14 @@ def main() -> None:
     params = torch.stack([q.expand(N) for q in lif.params()]).contiguous()
     state0 = torch.zeros(4, K, device=dev)
     f32 = {"dtype": torch.float32, "device": dev}
-    zh = torch.empty(2, T, K, **f32)
+    z, h = torch.empty(T, K, **f32), torch.empty(T, K, **f32)
     th, rm = torch.empty(1, 1, **f32), torch.zeros(1, 1, dtype=torch.uint8, device=dev)
     state = torch.empty(4, K, **f32)
     forward, backward = op._kernels(spec, dev)
     xf = x.reshape(T, K)
 
     def fwd_kernel():
-        forward(K, xf, state0, params, zh, th, rm, state)
+        forward(K, xf, state0, params, z, h, th, rm, state)
 
     res["forward_kernel_ms"] = events_ms(fwd_kernel)
     res["forward_launch_host_ms"] = host_ms(fwd_kernel)
@@ -126,7 +126,7 @@ def main() -> None:
     gx, gout = torch.empty(T, K, **f32), torch.empty(4, K, **f32)
 
     def bwd_kernel():
-        backward(K, gz, gstate, zh, th, rm, state0, params, 25.0, gx, gout)
+        backward(K, gz, gstate, h, th, rm, state0, params, 25.0, gx, gout)
 
     res["backward_kernel_ms"] = events_ms(bwd_kernel)
     res["backward_launch_host_ms"] = host_ms(bwd_kernel)
@@ -144,13 +144,13 @@ def main() -> None:
     # the plain numba-cuda launch path, for comparison; both must give the same bits
     fwd_kernel()
     bwd_kernel()
-    fast = [zh.clone(), state.clone(), gx.clone(), gout.clone()]
+    fast = [z.clone(), h.clone(), state.clone(), gx.clone(), gout.clone()]
     os.environ["NEUROSPARSE_CUDA_FAST_LAUNCH"] = "0"
-    zh.zero_(), state.zero_(), gx.zero_(), gout.zero_()
+    z.zero_(), h.zero_(), state.zero_(), gx.zero_(), gout.zero_()
     fwd_kernel()
     bwd_kernel()
     res["fast_launch_bitwise_equal"] = all(
-        torch.equal(a, b) for a, b in zip(fast, [zh, state, gx, gout])
+        torch.equal(a, b) for a, b in zip(fast, [z, h, state, gx, gout])
     )
     res["forward_launch_host_ms_plain"] = host_ms(fwd_kernel)
     res["backward_launch_host_ms_plain"] = host_ms(bwd_kernel)

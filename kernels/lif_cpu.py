@@ -30,18 +30,18 @@ _membrane_before = _jit(lif_step.membrane_before)
 def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg):
     """``(forward, backward)`` for one neuron's flags.
 
-    ``forward(x, state0, params, zh, th_trace, refr_trace, state)`` and
-    ``backward(gz, gstate, zh, th_trace, refr_trace, state0, params, slope, gx, gout)``;
+    ``forward(x, state0, params, z, h, th_trace, refr_trace, state)`` and
+    ``backward(gz, gstate, h, th_trace, refr_trace, state0, params, slope, gx, gout)``;
     see :func:`lif_forward` and :func:`lif_backward` for the arrays. (On the CPU the flags
     stay run-time arguments, so one cached compilation serves every neuron.)
     """
 
-    def forward(x, state0, params, zh, th_trace, refr_trace, state):
+    def forward(x, state0, params, z, h, th_trace, refr_trace, state):
         lif_forward(x, state0, params, reset, delay, synaptic, euler, adaptive, refractory,
-                    zh, th_trace, refr_trace, state)  # fmt: skip
+                    z, h, th_trace, refr_trace, state)  # fmt: skip
 
-    def backward(gz, gstate, zh, th_trace, refr_trace, state0, params, slope, gx, gout):
-        lif_backward(gz, gstate, zh, th_trace, refr_trace, state0, params, reset, delay, detach,
+    def backward(gz, gstate, h, th_trace, refr_trace, state0, params, slope, gx, gout):
+        lif_backward(gz, gstate, h, th_trace, refr_trace, state0, params, reset, delay, detach,
                      synaptic, euler, adaptive, refractory, sg, slope, gx, gout)  # fmt: skip
 
     return forward, backward
@@ -51,13 +51,14 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
 def lif_forward(
     x, state0, params,
     reset, delay, synaptic, euler, adaptive, refractory,
-    zh, th_trace, refr_trace, state,
+    z, h, th_trace, refr_trace, state,
 ):  # fmt: skip
     """Run T steps of ``K = B * N`` neurons.
 
     ``x [T, K]``; ``state0, state [4, K]`` rows v, i, a, c; ``params [8, N]`` rows beta,
-    gain, leak, threshold, alpha, v_reset, adapt, rho; ``zh [2, T, K]`` receives the
-    spikes and the membrane each was tested on. ``th_trace`` is ``[T, K]`` when
+    gain, leak, threshold, alpha, v_reset, adapt, rho; ``z [T, K]`` receives the spikes
+    and ``h [T, K]`` the membrane each was tested on (all the backward needs: it
+    recomputes the spikes from it). ``th_trace`` is ``[T, K]`` when
     ``adaptive`` else ``[1, 1]``; ``refr_trace`` is ``[T, K]`` (uint8) when
     ``refractory > 0`` else ``[1, 1]``.
     """
@@ -85,8 +86,8 @@ def lif_forward(
                 state[1, k] = i
                 state[2, k] = a
                 state[3, k] = c
-                zh[0, t, k] = s
-                zh[1, t, k] = u
+                z[t, k] = s
+                h[t, k] = u
                 if adaptive:
                     th_trace[t, k] = th
                 if refractory > 0:
@@ -95,7 +96,7 @@ def lif_forward(
 
 @njit(parallel=True, cache=True)
 def lif_backward(
-    gz, gstate, zh, th_trace, refr_trace, state0, params,
+    gz, gstate, h, th_trace, refr_trace, state0, params,
     reset, delay, detach, synaptic, euler, adaptive, refractory, sg, slope,
     gx, gout,
 ):  # fmt: skip
@@ -104,11 +105,14 @@ def lif_backward(
     ``gz [T, K]`` and ``gstate [2, K]`` (rows v, i) are the incoming gradients. Writes
     ``gx [T, K]`` and ``gout [4, K]``: rows the gradients of the initial v and i, and the
     per-(batch, neuron) gradients of beta and threshold (the caller sums over the batch).
+    Spikes are recomputed from ``h`` with the forward's own test (``h - th > 0`` and not
+    blocked), so only ``h`` is kept for the backward.
     """
     T, K = gz.shape
     n_feat = params.shape[1]
     n_blocks = (n_feat + BLOCK - 1) // BLOCK
     zero = np.float32(0.0)
+    one = np.float32(1.0)
     beta, gain, theta, alpha = params[0], params[1], params[3], params[4]
     vreset, adapt = params[5], params[6]
     for job in prange((K // n_feat) * n_blocks):
@@ -125,9 +129,10 @@ def lif_backward(
             for n in range(n0, n1):
                 k = base + n
                 if t > 0:
-                    v_in = _membrane_before(zh[1, t - 1, k], zh[0, t - 1, k], theta[n],
-                                            vreset[n], reset, delay)  # fmt: skip
-                    r = zh[0, t - 1, k]
+                    th_p = th_trace[t - 1, k] if adaptive else theta[n]
+                    free_p = refr_trace[t - 1, k] == 0 if refractory > 0 else True
+                    r = one if h[t - 1, k] - th_p > zero and free_p else zero
+                    v_in = _membrane_before(h[t - 1, k], r, theta[n], vreset[n], reset, delay)
                 else:
                     v_in = state0[0, k]
                     r = zero
@@ -135,9 +140,10 @@ def lif_backward(
                         r = np.float32(1.0)
                 th = th_trace[t, k] if adaptive else theta[n]
                 blocked = refr_trace[t, k] if refractory > 0 else 0
-                sgv = surrogate_grad(zh[1, t, k] - th, sg, slope)
+                s = one if h[t, k] - th > zero and blocked == 0 else zero
+                sgv = surrogate_grad(h[t, k] - th, sg, slope)
                 g_x, g_v, g_i, g_b, g_t = _backward(
-                    gz[t, k], gout[0, k], gout[1, k], zh[0, t, k], zh[1, t, k], v_in, r,
+                    gz[t, k], gout[0, k], gout[1, k], s, h[t, k], v_in, r,
                     blocked, sgv, beta[n], gain[n], theta[n], alpha[n], vreset[n],
                     reset, delay, detach, synaptic, euler,
                 )  # fmt: skip

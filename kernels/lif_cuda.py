@@ -45,7 +45,7 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
     """
 
     @cuda.jit
-    def forward(x, state0, params, zh, th_trace, refr_trace, state):
+    def forward(x, state0, params, z, h, th_trace, refr_trace, state):
         k = cuda.grid(1)
         T, K = x.shape
         if k >= K:
@@ -63,12 +63,12 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
             for u in range(CHUNK):
                 t = t0 + u
                 if t < T:
-                    s, h, th, blocked, v, i, a, c = _forward(
+                    s, hv, th, blocked, v, i, a, c = _forward(
                         xs[u], v, i, a, c, p_beta, p_gain, p_leak, p_theta, p_alpha, p_vreset,
                         p_adapt, p_rho, reset, delay, synaptic, euler, adaptive, refractory,
                     )  # fmt: skip
-                    zh[0, t, k] = s
-                    zh[1, t, k] = h
+                    z[t, k] = s
+                    h[t, k] = hv
                     if adaptive:
                         th_trace[t, k] = th
                     if refractory > 0:
@@ -79,7 +79,7 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
         state[3, k] = c
 
     @cuda.jit
-    def backward(gz, gstate, zh, th_trace, refr_trace, state0, params, slope, gx, gout):
+    def backward(gz, gstate, h, th_trace, refr_trace, state0, params, slope, gx, gout):
         k = cuda.grid(1)
         T, K = gz.shape
         if k >= K:
@@ -99,15 +99,16 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
             for u in range(CHUNK1):
                 t = t1 - CHUNK + u  # u = 0 is the step before the chunk
                 if t >= 0:
-                    hs[u] = zh[1, t, k]
+                    hs[u] = h[t, k]
                     if u > 0:
                         gzs[u - 1] = gz[t, k]
             for u in range(CHUNK, 0, -1):
                 t = t1 - CHUNK + u
                 if t >= 0:
                     # spikes are recomputed, not read: the forward tested exactly this
-                    # (h - th > 0 and not blocked), and skipping zh[0] cuts the memory
-                    # traffic of this bandwidth-bound kernel by a quarter
+                    # (h - th > 0 and not blocked); reading them would add a quarter to
+                    # the memory traffic of this bandwidth-bound kernel, and keeping them
+                    # for the backward would hold T x K floats more memory
                     th = th_trace[t, k] if adaptive else p_theta
                     blocked = refr_trace[t, k] if refractory > 0 else 0
                     z = one if hs[u] - th > zero and blocked == 0 else zero

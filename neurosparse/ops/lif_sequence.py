@@ -75,7 +75,10 @@ class _LIFSequence(torch.autograd.Function):
     def forward(ctx, x, state0, params, spec: NeuronSpec):  # type: ignore[override]
         T, K = x.shape
         f32 = {"dtype": torch.float32, "device": x.device}
-        zh = torch.empty(2, T, K, **f32)
+        z = torch.empty(T, K, **f32)
+        # the membrane each spike was tested on: all the backward keeps (it recomputes
+        # the spikes), so the spikes themselves are freed as soon as the caller drops them
+        h = torch.empty(T, K, **f32)
         th = torch.empty((T, K) if spec.adaptive else (1, 1), **f32)
         # the uint8 trace is read only where the neuron has a refractory period
         rm = (torch.zeros if spec.refractory else torch.empty)(
@@ -83,24 +86,24 @@ class _LIFSequence(torch.autograd.Function):
         )
         state = torch.empty(4, K, **f32)
         forward, _ = _kernels(spec, x.device)
-        forward(K, x, state0, params, zh, th, rm, state)
-        ctx.save_for_backward(zh, th, rm, state0, params)
+        forward(K, x, state0, params, z, h, th, rm, state)
+        ctx.save_for_backward(h, th, rm, state0, params)
         ctx.spec = spec
-        return zh[0], state
+        return z, state
 
     @staticmethod
     def backward(ctx, gz, gstate):  # type: ignore[override]
-        zh, th, rm, state0, params = ctx.saved_tensors
+        h, th, rm, state0, params = ctx.saved_tensors
         spec: NeuronSpec = ctx.spec
-        T, K = zh.shape[1:]
+        T, K = h.shape
         n_par = params.shape[1]
-        f32 = {"dtype": torch.float32, "device": zh.device}
+        f32 = {"dtype": torch.float32, "device": h.device}
         gz = torch.zeros(T, K, **f32) if gz is None else gz.contiguous()
         gstate = torch.zeros(2, K, **f32) if gstate is None else gstate[:2].contiguous()
         gx = torch.empty(T, K, **f32)
         gout = torch.empty(4, K, **f32)
-        _, backward = _kernels(spec, zh.device)
-        backward(K, gz, gstate, zh, th, rm, state0, params, np.float32(spec.surrogate.slope),
+        _, backward = _kernels(spec, h.device)
+        backward(K, gz, gstate, h, th, rm, state0, params, np.float32(spec.surrogate.slope),
                  gx, gout)  # fmt: skip
         g_state0 = None
         if ctx.needs_input_grad[1]:
