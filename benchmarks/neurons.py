@@ -114,6 +114,41 @@ def make_steps(T: int, B: int, N: int, rate: float):
     return steps, x
 
 
+def kernel_alone(T: int, B: int, N: int, reps: int) -> dict[str, float]:
+    """ms (median) of the fused CPU kernels alone, forward and backward, for the LIF of
+    the step above (no torch, no autograd): what the neuron costs without the glue."""
+    import numpy as np
+
+    import neurosparse as ns
+    from neurosparse.kernels import lif_cpu
+    from neurosparse.ops.lif_sequence import flags_of
+
+    K = B * N
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    x = rng.normal(0, 0.5, (T, K)).astype(f32)
+    state0 = np.zeros((4, K), f32)
+    params = np.zeros((8, N), f32)
+    params[0], params[1], params[3] = 0.9, 1.0, 1.0
+    fwd, bwd = lif_cpu.get_kernels(*flags_of(ns.LIF(0.9).spec))
+    z, h, st = np.empty((T, K), f32), np.empty((T, K), f32), np.empty((4, K), f32)
+    th, rm = np.empty((1, 1), f32), np.zeros((1, 1), np.uint8)
+    gz, gs = rng.normal(size=(T, K)).astype(f32), np.zeros((2, K), f32)
+    gx, go = np.empty((T, K), f32), np.empty((4, K), f32)
+    runs = {"forward": lambda: fwd(x, state0, params, z, h, th, rm, st),
+            "backward": lambda: bwd(gz, gs, h, th, rm, state0, params, f32(2.0), gx, go)}
+    out = {}
+    for name, fn in runs.items():
+        fn()
+        ts = []
+        for _ in range(max(reps, 5)):
+            t0 = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t0) * 1e3)
+        out[f"{name}_ms"] = statistics.median(ts)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, few repetitions")
@@ -140,12 +175,16 @@ def main() -> None:
               f"{r['neuron_part_ms']:>16.1f}{r['time_vs_neurosparse']:>15.2f}x")
     extra = 100 * (ours - floor) / floor
     print(f"neurosparse neuron part = {extra:.1f}% on top of the Linear alone")
+    kern = kernel_alone(T, B, N, reps)
+    print(f"fused CPU kernels alone: forward {kern['forward_ms']:.2f} ms, backward "
+          f"{kern['backward_ms']:.2f} ms ({T * B * N / 1e6:.1f} M neuron-steps)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     meta = {"T": T, "B": B, "N": N, "rate": rate, "reps": reps,
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "machine": platform.machine(), "cpu_count": os.cpu_count(),
             "input_spikes": int(x.sum())}  # fmt: skip
-    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows, "kernel_alone": kern},
+                                         indent=2))  # fmt: skip
     print(f"wrote {args.out}")
 
 

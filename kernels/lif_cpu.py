@@ -13,6 +13,8 @@ time in reverse and recomputes everything else from those.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit, prange
 
@@ -27,19 +29,25 @@ _backward = _jit(lif_step.step_backward)
 _membrane_before = _jit(lif_step.membrane_before)
 
 
+@functools.cache
 def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg):
-    """``(forward, backward)`` for one neuron's flags.
+    """``(forward, backward)`` specialised on one neuron's flags.
 
     ``forward(x, state0, params, z, h, th_trace, refr_trace, state)`` and
     ``backward(gz, gstate, h, th_trace, refr_trace, state0, params, slope, gx, gout)``;
-    see :func:`lif_forward` and :func:`lif_backward` for the arrays. (On the CPU the flags
-    stay run-time arguments, so one cached compilation serves every neuron.)
+    see :func:`lif_forward` and :func:`lif_backward` for the arrays. The flags are
+    closure constants, so every branch a neuron does not use is compiled away (as in
+    ``kernels/lif_cuda.py``); Numba caches each specialisation on disk like any other
+    kernel (closure values are part of its cache key), so a flag set compiles once per
+    machine.
     """
 
+    @njit(parallel=True, cache=True)
     def forward(x, state0, params, z, h, th_trace, refr_trace, state):
         lif_forward(x, state0, params, reset, delay, synaptic, euler, adaptive, refractory,
                     z, h, th_trace, refr_trace, state)  # fmt: skip
 
+    @njit(parallel=True, cache=True)
     def backward(gz, gstate, h, th_trace, refr_trace, state0, params, slope, gx, gout):
         lif_backward(gz, gstate, h, th_trace, refr_trace, state0, params, reset, delay, detach,
                      synaptic, euler, adaptive, refractory, sg, slope, gx, gout)  # fmt: skip
@@ -47,7 +55,7 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
     return forward, backward
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, inline="always", cache=True)
 def lif_forward(
     x, state0, params,
     reset, delay, synaptic, euler, adaptive, refractory,
@@ -94,7 +102,7 @@ def lif_forward(
                     refr_trace[t, k] = blocked
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, inline="always", cache=True)
 def lif_backward(
     gz, gstate, h, th_trace, refr_trace, state0, params,
     reset, delay, detach, synaptic, euler, adaptive, refractory, sg, slope,
