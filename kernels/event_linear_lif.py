@@ -47,8 +47,9 @@ def gather_lif(
         rho (``kernels/lif_cpu.py``'s layout).
     state0 : float32 ``[4, B*N]``, rows v, i, a, c of the initial state (``k = b*N + n``).
     reset, delay, synaptic, euler, adaptive, refractory : int
-        The neuron's flags (``ops.lif_sequence.flags_of``), run-time arguments as in
-        ``kernels/lif_cpu.py``: one cached compilation serves every neuron.
+        The neuron's flags (``ops.lif_sequence.flags_of``), run-time arguments: one
+        cached compilation serves every neuron (``kernels/lif_cpu.py`` specialises
+        instead; here the gather, not the neuron step, dominates).
     spikes : float32 ``[T*B, N]``, receives the spikes.
     state : float32 ``[4, B*N]``, receives the final state.
     """
