@@ -49,7 +49,7 @@ def gather_lif(
     reset, delay, synaptic, euler, adaptive, refractory : int
         The neuron's flags (``ops.lif_sequence.flags_of``), run-time arguments: one
         cached compilation serves every neuron (``kernels/lif_cpu.py`` specialises
-        instead; here the gather, not the neuron step, dominates).
+        instead; specialising this kernel too is not measured yet).
     spikes : float32 ``[T*B, N]``, receives the spikes.
     state : float32 ``[4, B*N]``, receives the final state.
     """
