@@ -34,6 +34,9 @@ def flags_of(spec: NeuronSpec) -> tuple[int, ...]:
             spec.surrogate.kernel_id)  # fmt: skip
 
 
+# Numba kernels are opaque to torch.compile anyway; tracing into this lookup (a cached
+# factory of jitted functions) would only make Dynamo warn about the cache it ignores.
+@torch.compiler.disable
 def _kernels(spec: NeuronSpec, device: torch.device):
     """``(forward, backward)`` callables on torch tensors for ``spec`` on ``device``.
 
