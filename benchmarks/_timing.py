@@ -31,6 +31,16 @@ def cuda_ms(fn: Callable[[], object], inner: int = 20) -> float:
     return start.elapsed_time(end) / inner
 
 
+def cuda_event_ms(fn: Callable[[], object]) -> float:
+    """CUDA-event ms of one call, synchronised after it (device time of that call)."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end)
+
+
 def round_robin(fns: dict, reps: int, warmup: int = 1, timer=wall_ms) -> dict[str, list[float]]:
     """ms per call of every function, interleaved ``reps`` times after ``warmup`` calls,
     so drift of the machine over the run falls on all of them alike."""

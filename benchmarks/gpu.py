@@ -39,47 +39,31 @@ from torch import nn
 
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _timing import cuda_event_ms, round_robin  # noqa: E402  (benchmarks/, beside this)
+
+
+def _summary(ms: list[float]) -> dict:
+    return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
 
 
 def cuda_time(fn, reps: int, warmup: int = 3) -> dict:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
+    """Median / min / max CUDA-event ms of ``fn`` over ``reps`` calls after ``warmup``."""
+    ms = round_robin({"fn": fn}, reps, warmup, timer=cuda_event_ms)["fn"]
+    return _summary(ms)
 
 
 def interleaved_times(fns: dict, reps: int, warmup: int = 3) -> dict[str, dict]:
-    """:func:`cuda_time` of several callables, their repetitions taken in turn."""
-    times: dict[str, list[float]] = {n: [] for n in fns}
+    """:func:`cuda_time` of several callables, their repetitions taken in turn; one that
+    fails while warming up is reported with its error instead of a time."""
     errors: dict[str, str] = {}
     for name, fn in fns.items():
         try:
-            for _ in range(warmup):
-                fn()
+            fn()
         except Exception as e:  # report, do not hide
             errors[name] = f"{type(e).__name__}: {e}"[:300]
-    torch.cuda.synchronize()
-    for _ in range(reps):
-        for name, fn in fns.items():
-            if name in errors:
-                continue
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            torch.cuda.synchronize()
-            times[name].append(a.elapsed_time(b))
-    return {n: {"error": errors[n]} if n in errors else
-            {"median_ms": statistics.median(t), "min_ms": min(t), "max_ms": max(t)}
-            for n, t in times.items()}  # fmt: skip
+    ok = {n: f for n, f in fns.items() if n not in errors}
+    times = round_robin(ok, reps, max(warmup - 1, 0), timer=cuda_event_ms)
+    return {n: {"error": errors[n]} if n in errors else _summary(times[n]) for n in fns}
 
 
 def set_precision(mode: str) -> None:
