@@ -19,7 +19,7 @@ def _one(meter: Meter, name: str | None = None):
 def test_linear_three_inputs_known_spikes():
     lin = nn.Linear(3, 4)
     x = torch.tensor([[[1.0, 0.0, 1.0]], [[0.0, 0.0, 1.0]]])  # T=2, B=1
-    with Meter(lin) as m:
+    with Meter(lin, layout="TB") as m:
         lin(x)
     c = _one(m)
     assert c.totals["synops"] == (2 + 1) * 4  # nnz × fan-out
@@ -41,10 +41,10 @@ def test_linear_zero_weights_and_graded_inputs():
         lin.weight[0, 2] = 0  # input 2 drives 3 outputs
     x_spk = torch.tensor([[[1.0, 1.0, 1.0]]])
     x_graded = torch.tensor([[[0.5, 2.0, 0.0]]])
-    with Meter(lin) as m:
+    with Meter(lin, layout="TB") as m:
         lin(x_spk)
     assert _one(m).totals["synops"] == 4 + 0 + 3
-    with Meter(lin) as m:
+    with Meter(lin, layout="TB") as m:
         lin(x_graded)
     c = _one(m)
     assert c.totals["synops"] == 0 and c.totals["macs"] == 4 + 0
@@ -108,7 +108,7 @@ def test_layouts_agree_on_counts():
             return torch.stack([self.fc(s[t]) for t in range(s.shape[0])])
 
     results = []
-    with Meter(fc) as m:  # one call on [T, B, N]
+    with Meter(fc, layout="TB") as m:  # one call on [T, B, N]
         fc(x)
     results.append(_one(m))
     loop = Loop()
@@ -147,7 +147,7 @@ def test_flattened_time_batch_is_split_by_step():
             return self.conv(s.flatten(0, 1))
 
     net = Flat()
-    with Meter(net) as m:
+    with Meter(net, layout="TB") as m:
         net(x)
     assert _one(m).per_step["synops"] == [0, 1, 2]
     assert m.samples == 2
@@ -170,7 +170,7 @@ def test_opcounter_modules_reset_and_not_double_counted():
     mod.count_ops(synops=1000)  # stale counts from before the meter
     net = nn.Sequential(mod, nn.Linear(3, 2))
     x = torch.ones(2, 5, 4)  # T=2, B=5
-    with Meter(net) as m:
+    with Meter(net, layout="TB") as m:
         net(x)
     layers = {c.name: c for c in m.counts()}
     assert set(layers) == {"0", "1"}  # the inner Linear of the OpCounter is not hooked
@@ -236,9 +236,9 @@ def test_temporal_off_skips_only_delta_counts():
     torch.manual_seed(6)
     fc = nn.Linear(5, 3)
     x = (torch.rand(4, 2, 5) < 0.5).float()
-    with Meter(fc) as on:
+    with Meter(fc, layout="TB") as on:
         fc(x)
-    with Meter(fc, temporal=False) as off:
+    with Meter(fc, layout="TB", temporal=False) as off:
         fc(x)
     a, b = _one(on), _one(off)
     assert b.temporal_sparsity is None and a.temporal_sparsity is not None
@@ -249,7 +249,7 @@ def test_temporal_off_skips_only_delta_counts():
 def test_graded_temporal_sparsity_by_hand():
     fc = nn.Linear(3, 2)
     x = torch.tensor([[[0.5, 0.0, 2.0]], [[0.5, 1.0, 2.0]], [[0.0, 1.0, 3.0]]])  # T=3, B=1
-    with Meter(fc) as m:
+    with Meter(fc, layout="TB") as m:
         fc(x)
     c = _one(m)
     # changes: step 0 vs zero: 2; step 1: x1 0->1: 1; step 2: x0 and x2 change: 2

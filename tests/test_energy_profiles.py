@@ -107,7 +107,7 @@ def _run_small():
 
     net = Net()
     x = (torch.rand(4, 2, 5) < 0.5).float()  # T=4, B=2
-    with Meter(net) as m:
+    with Meter(net, layout="TB") as m:
         net(x)
     return m, {c.name: c for c in m.counts()}
 

@@ -2,6 +2,10 @@
 
 Layouts (``Meter(layout=...)``):
 
+``"auto"`` (default) the meter infers time steps and batch from how modules are called
+          (see ``Meter``): repeated calls of a stateful neuron = time steps; a call of a
+          module that knows its own layout (neurosparse sequence mode, SpikingJelly
+          ``step_mode="m"``, Norse sequence modules) = a [T, B, ...] chunk
 ``"TB"``  the model gets [T, B, ...] per call (neurosparse's convention)
 ``"BT"``  the model gets [B, T, ...] per call (NeuroBench / many snnTorch scripts)
 ``"B"``   the model gets one time step [B, ...] per call (step mode)
@@ -19,7 +23,7 @@ import torch
 
 from ._tensors import TimeView
 
-LAYOUTS = ("TB", "BT", "B")
+LAYOUTS = ("auto", "TB", "BT", "B")
 
 
 @dataclass

@@ -26,6 +26,15 @@ from .context import LAYOUTS, StepContext
 from .counts import FIELDS, LayerCounts
 from .neurons import ACTIVATION_TYPES, count_activation, count_neuron, neuron_family
 from .recurrent import count_rnn, count_rnn_cell
+from .sequence import (
+    Call,
+    SequenceBuffer,
+    chunk_span,
+    first_batch,
+    incoming_state,
+    outgoing_state,
+    sequence_shape,
+)
 from .synaptic import (
     NORM_TYPES,
     POOL_TYPES,
@@ -100,9 +109,21 @@ class Meter:
     ----------
     model : torch.nn.Module
         Any model: neurosparse modules, snnTorch, Norse, SpikingJelly or plain PyTorch.
-    layout : {"TB", "BT", "B"}
-        How the model's input is laid out: time-first [T, B, ...] (default), batch-first
-        [B, T, ...], or one time step [B, ...] per call (then each call is a step; call
+    layout : {"auto", "TB", "BT", "B"}
+        ``"auto"`` (default) infers time steps and batch from how the modules are
+        called, whatever the calling pattern (a step loop inside or outside ``forward``,
+        submodules called directly, one call per sequence, several batches in one
+        ``with`` block): every call of a stateful neuron (snnTorch, Norse cells,
+        SpikingJelly single-step) is one time step, and a neuron called with a fresh
+        state (``None``, ``reset_mem()``, ``functional.reset_net``) starts a new
+        sequence; a module that knows its layout (neurosparse neurons and event/delta
+        layers, SpikingJelly ``step_mode="m"``, Norse ``LIF``) covers ``[T, B, ...]``
+        per call. A model without any recognised neuron is stateless: each call of the
+        model is one sample batch of one step. When one call could hold time or batch
+        (a Linear on a 3-D input, convolutions on a flattened ``[T*B, ...]``) and no
+        module says which, the meter raises :class:`~neurosparse.errors.ParameterError`
+        asking for one of the explicit layouts: time-first ``"TB"`` (``[T, B, ...]`` per
+        call), batch-first ``"BT"``, or ``"B"`` (each call one step ``[B, ...]``; call
         :meth:`next_sequence` between independent sequences).
     batch_size, time_steps : int, optional
         Override the batch size / number of steps read from the model's input.
@@ -121,7 +142,7 @@ class Meter:
         self,
         model: nn.Module,
         *,
-        layout: str = "TB",
+        layout: str = "auto",
         batch_size: int | None = None,
         time_steps: int | None = None,
         temporal: bool = True,
@@ -155,6 +176,12 @@ class Meter:
         self._step = 0  # step index inside the current sequence (layout "B")
         self._seq_batch = 0
         self._active = False
+        # layout "auto": calls are buffered per sequence (see ``sequence.py``)
+        self._seq = SequenceBuffer()
+        self._seqno = 0
+        self._neuron_labels: set[str] = set()
+        self._last_state: dict[str, tuple] = {}
+        self._last_batch: dict[str, int | None] = {}
 
     # -- context manager -----------------------------------------------------------------
     def __enter__(self) -> Meter:
@@ -169,6 +196,8 @@ class Meter:
             h.remove()
         self._handles.clear()
         self._active = False
+        if self.layout == "auto":
+            self._close_sequence()
         for name, module in self._exact_modules.items():
             diff = self._exact_diff(name, module)
             if any(diff.values()):  # counted outside forward (e.g. in backward)
@@ -201,7 +230,12 @@ class Meter:
             self._records[label] = LayerCounts(label, type(module).__name__, kind)
             self._scratch[label] = {} if self._temporal else {"no_delta": True}
             self._handlers[label] = (fn, stackable, module)
-            self._handles.append(module.register_forward_hook(self._layer_hook(label)))
+            family = neuron_family(module)
+            if family is not None and self.layout == "auto":
+                self._neuron_labels.add(label)
+                self._handles.append(module.register_forward_pre_hook(
+                    self._neuron_pre_hook(label, family), with_kwargs=True))
+            self._handles.append(module.register_forward_hook(self._layer_hook(label, family)))
         self._handles.append(root.register_forward_hook(self._end_call))
 
     # -- top-level calls -----------------------------------------------------------------
@@ -213,6 +247,11 @@ class Meter:
         if x is None:
             x = tt.first_tensor(tuple(kwargs.values()))
         shape = tuple(x.shape) if x is not None else ()
+        if self.layout == "auto":
+            if not self._neuron_labels and self._seq.calls:
+                self._close_sequence()  # stateless model: every call is its own batch
+            self._seq.root_inputs.append(shape)
+            return None
         if self.layout == "TB":
             T, B = (shape[0] if len(shape) > 0 else 1), (shape[1] if len(shape) > 1 else 1)
         elif self.layout == "BT":
@@ -230,7 +269,7 @@ class Meter:
 
     def _end_call(self, module, args, output):
         self._depth -= 1
-        if self._depth > 0:
+        if self._depth > 0 or self.layout == "auto":
             return None
         ctx = self._ctx
         for label, calls in self._pending.items():
@@ -288,13 +327,14 @@ class Meter:
             else:
                 self._add_split(rec, totals, None, ctx.T)
 
-    def _add_split(self, rec: LayerCounts, totals: dict, split: list | None, T: int) -> None:
+    def _add_split(self, rec: LayerCounts, totals: dict, split: list | None, T: int,
+                   first_step: int = 0) -> None:
         if split is not None:
-            rec.add(totals, split)
+            rec.add(totals, split, first_step)
             return
         # counts without time structure are spread evenly over the steps
         T = max(T, 1)
-        rec.add(totals, [{k: v / T for k, v in totals.items()}] * T)
+        rec.add(totals, [{k: v / T for k, v in totals.items()}] * T, first_step)
         if T > 1:
             rec.note("part of the counts had no time structure and were spread evenly over steps")
 
@@ -333,8 +373,134 @@ class Meter:
                 split = [dict(zip(FIELDS, row)) for row in torch.stack(cols, 1).tolist()]
         return dict(zip(FIELDS, totals)), split
 
-    def _layer_hook(self, label: str):
+    # -- layout "auto" -------------------------------------------------------------------
+    def _buffer(self, label: str, payload, span, batch) -> None:
+        if (not self._neuron_labels and self._depth == 0 and self._seq.calls
+                and self._seq.first_label() == label):
+            self._close_sequence()  # stateless layers called directly: a new batch
+        self._seq.append(label, Call(self._seqno, payload, span, batch))
+        self._seqno += 1
+
+    def _neuron_pre_hook(self, label: str, family: str):
+        def pre(module, args, kwargs):
+            if label not in self._seq.calls:
+                return None
+            incoming = incoming_state(module, family, args, kwargs)
+            fresh = not any(incoming is o for o in self._last_state.get(label, ()))
+            batch = first_batch(args)
+            if fresh or batch != self._last_batch.get(label):
+                self._boundary(label)
+            return None
+
+        return pre
+
+    def _boundary(self, label: str) -> None:
+        """Neuron ``label`` starts a new sequence: split the buffer where its step began.
+
+        The new sequence starts at the latest call of the module that opened the current
+        sequence (its input layer, called before this neuron in every step), unless that
+        module is the neuron itself or was not called since the neuron's last call.
+        """
+        seq = self._seq
+        first = seq.first_label()
+        f_last = seq.calls[first][-1].seqno
+        n_prev = seq.calls[label][-1].seqno
+        cut = f_last if (first != label and f_last > n_prev) else self._seqno
+        self._seq = seq.split_at(cut)
+        self._close_sequence(seq)
+
+    def _close_sequence(self, seq: SequenceBuffer | None = None) -> None:
+        """Count one finished sequence: infer (T, B), then give each call its steps."""
+        if seq is None:
+            seq, self._seq = self._seq, SequenceBuffer()
+        if not seq.calls:
+            return
+        leads = {}
+        for label, calls in seq.calls.items():
+            if label in self._exact_modules or self._records[label].kind not in (
+                    "synaptic", "pool"):
+                continue
+            module = self._handlers[label][2]
+            x = tt.first_tensor(calls[0].payload[0])
+            ks = getattr(module, "kernel_size", None)
+            sample_ndim = (len(ks) + 1) if isinstance(ks, tuple) else (
+                1 if isinstance(module, nn.Linear) else x.dim() - 1)
+            leads[label] = x.dim() - sample_ndim
+        T, B = sequence_shape(seq, self._neuron_labels, leads)
+        B = self._batch_override or B
+        for s in self._scratch.values():
+            s.pop("prev", None)
+        for label, calls in seq.calls.items():
+            rec = self._records[label]
+            rec.calls += len(calls)
+            if label in self._exact_modules:
+                self._close_exact(rec, calls, T)
+            else:
+                self._close_hooked(label, rec, calls, T, B)
+        self._samples += B
+        self._steps = max(self._steps, T)
+
+    def _close_hooked(self, label: str, rec: LayerCounts, calls: list, T: int, B: int):
+        fn, _, module = self._handlers[label]
+        n = len(calls)
+        if any(c.span for c in calls):  # chunks of [T_c, B, ...], one after another
+            first = 0
+            for c in calls:
+                Tc, Bc = c.span or (1, B)
+                ctx = StepContext("TB", Tc, Bc) if c.span else StepContext("B", 1, Bc)
+                totals, split = self._evaluate(label, module, fn, *c.payload, ctx)
+                self._add_split(rec, totals, split if c.span else [totals], Tc, first)
+                first += Tc
+            return
+        if n == T:  # one call per step
+            self._finish_hooked(label, rec, [c.payload for c in calls],
+                                StepContext("TB", T, B))
+            return
+        step_ctx = StepContext("B", 1, B)
+        if n % T == 0:  # a module called k times per step (shared weights)
+            k = n // T
+            for i, c in enumerate(calls):
+                totals, _ = self._evaluate(label, module, fn, *c.payload, step_ctx)
+                rec.add(totals, [totals], i // k)
+            return
+        # e.g. one call on the whole [T, B, ...] or [T*B, ...] among step-wise neurons
+        ctx = StepContext("TB", T, B)
+        for c in calls:
+            totals, split = self._evaluate(label, module, fn, *c.payload, ctx)
+            self._add_split(rec, totals, split if n == 1 else None, T)
+
+    def _close_exact(self, rec: LayerCounts, calls: list, T: int) -> None:
+        n = len(calls)
+        first = 0
+        for i, c in enumerate(calls):
+            if c.span is None and n % T == 0:
+                rec.add(c.payload, [c.payload], i // (n // T))
+                continue
+            Tc = c.span[0] if c.span else T
+            if Tc == 1:
+                rec.add(c.payload, [c.payload], first)
+            else:
+                self._no_steps(rec, c.payload)
+            first += Tc
+
+    @staticmethod
+    def _no_steps(rec: LayerCounts, totals: dict) -> None:
+        """A self-counting layer reported one total for several steps: keep it unsplit."""
+        rec.add(totals, None)
+        rec.note("per-step counts not recorded by this layer (it reports one total per "
+                 "call over all steps): its totals are exact; sparsity-over-time leaves it "
+                 "out and the latency model spreads its work evenly over the steps")
+
+    def _layer_hook(self, label: str, family: str | None = None):
         def hook(module, args, output):
+            if self.layout == "auto":
+                x = tt.first_tensor(args)
+                span = chunk_span(module, family, x)
+                self._buffer(label, (args, output), span, first_batch(args))
+                if family is not None:
+                    self._last_state[label] = outgoing_state(module, family, output)
+                    self._last_batch[label] = first_batch(args)
+                return
             if self._ctx is not None:
                 self._pending.setdefault(label, []).append((args, output))
                 return
@@ -362,8 +528,14 @@ class Meter:
             rec = self._records[label]
             rec.params_bytes = params_bytes(module)
             x, y = tt.first_tensor(args), tt.first_tensor(output)
-            pairs = ctx.B
-            if x is not None and ctx.time_view(x, max(x.dim() - 2, 0)) is not None:
+            span = None
+            if self.layout == "auto":
+                span = chunk_span(module, None, x)
+                pairs = span[0] * span[1] if span else (first_batch(args) or 1)
+            else:
+                pairs = ctx.B
+            if (self.layout != "auto" and x is not None
+                    and ctx.time_view(x, max(x.dim() - 2, 0)) is not None):
                 pairs = ctx.T * ctx.B
             if y is not None:
                 rec.units = max(rec.units, y.numel() // max(pairs, 1))
@@ -372,7 +544,9 @@ class Meter:
             totals.update({k: float(v) for k, v in self._exact_diff(label, module).items()})
             totals["dense_weight_bytes_read"] = float(rec.params_bytes * pairs)
             totals["activation_bytes"] = float(moved)
-            if self._ctx is not None:
+            if self.layout == "auto":
+                self._buffer(label, totals, span, first_batch(args))
+            elif self._ctx is not None:
                 self._pending.setdefault(label, []).append(totals)
             else:
                 rec.calls += 1
@@ -383,9 +557,17 @@ class Meter:
 
     # -- results -------------------------------------------------------------------------
     def next_sequence(self) -> None:
-        """Layout "B" only: the next call starts a new, independent sequence."""
+        """The next call starts a new, independent sequence (layouts "auto" and "B").
+
+        Needed only where the meter cannot see a reset: layout "B", or a model whose
+        neurons keep their state between sequences on purpose.
+        """
+        if self.layout == "auto":
+            self._close_sequence()
+            return
         if self.layout != "B":
-            raise ParameterError('next_sequence() is for layout="B" (step mode) only')
+            raise ParameterError('next_sequence() is for layout="auto" or "B" only; with '
+                                 '"TB"/"BT" every call of the model is a new batch')
         if self._step:
             self._samples += self._seq_batch
         self._step = 0

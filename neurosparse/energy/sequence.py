@@ -1,0 +1,181 @@
+"""Inferring time steps and batch from how a model's modules are called (``layout="auto"``).
+
+Two kinds of evidence, both read from the modules themselves rather than from the shape
+of the model's input (which cannot tell [T, B, ...] from [B, T, ...] or [B, C, L]):
+
+* **chunks**: a call of a module that defines its own layout covers ``T`` steps of ``B``
+  samples, read from dims 0 and 1 of its input: neurosparse neurons (``forward`` is
+  sequence mode), neurosparse event/delta layers given one more dim than a step has,
+  SpikingJelly modules with ``step_mode="m"``, Norse sequence modules (``LIF``, not
+  ``LIFCell``).
+* **steps**: every other call of a stateful neuron is one time step. A neuron whose
+  incoming state is not the state it returned last (``None``, ``reset_mem()``,
+  SpikingJelly ``reset_net``, a fresh ``init_leaky()``) starts a new sequence.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._counters import OpCounter
+from ..errors import ParameterError
+from . import _tensors as tt
+
+
+def norse_sequence(module: nn.Module) -> bool:
+    """True for Norse modules that take a whole [T, B, ...] sequence (``LIF``, ``LSNN``...)."""
+    return any(c.__module__.startswith("norse.torch.module") and c.__name__ in
+               ("SNN", "SNNRecurrent") for c in type(module).__mro__)
+
+
+def _sequence_neuron(module: nn.Module) -> bool:
+    """neurosparse neurons: ``forward`` is sequence mode ([T, B, ...]); ``step`` is a step."""
+    from ..neurons.base import SpikingNeuron
+
+    return isinstance(module, SpikingNeuron)
+
+
+def chunk_span(module: nn.Module, family: str | None, x) -> tuple[int, int] | None:
+    """(T, B) covered by one call whose module knows its layout, else None (one step)."""
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        return None
+    t_b = (int(x.shape[0]), int(x.shape[1]))
+    if getattr(module, "step_mode", None) == "m":  # SpikingJelly multi-step
+        return t_b
+    if family == "neurosparse" and _sequence_neuron(module):
+        return t_b
+    if family in ("norse", "norse-recurrent") and norse_sequence(module):
+        return t_b
+    if isinstance(module, OpCounter):
+        if hasattr(module, "in_features"):  # event/delta Linear: [T, B, in] or [B, in]
+            return t_b if x.dim() == 3 else None
+        ks = getattr(module, "kernel_size", None)
+        if ks is not None:  # event/delta conv: [T, B, C, H, W] or [B, C, H, W]
+            nd = len(ks) if isinstance(ks, (tuple, list)) else 2
+            return t_b if x.dim() == nd + 3 else None
+    return None
+
+
+def incoming_state(module: nn.Module, family: str, args, kwargs):
+    """The state object a neuron call starts from (None: starts from rest)."""
+    passed = [a for a in (*args[1:], *kwargs.values()) if a is not None]
+    if passed:
+        return passed[0]
+    if family == "snntorch":
+        return getattr(module, "mem", None)
+    if family == "spikingjelly":
+        return getattr(module, "v", None)
+    return None  # neurosparse / Norse with state=None start from rest
+
+
+def outgoing_state(module: nn.Module, family: str, output) -> tuple:
+    """Objects a continuing call may pass back (returned state, module-held state)."""
+    objs = list(output[1:]) if isinstance(output, tuple) else []
+    attr = {"snntorch": "mem", "spikingjelly": "v"}.get(family)
+    if attr is not None and hasattr(module, attr):
+        objs.append(getattr(module, attr))
+    return tuple(objs)
+
+
+class Call:
+    """One buffered call: global order number, payload, (T, B) chunk or None, batch size."""
+
+    __slots__ = ("seqno", "payload", "span", "batch")
+
+    def __init__(self, seqno: int, payload, span, batch: int | None):
+        self.seqno, self.payload, self.span, self.batch = seqno, payload, span, batch
+
+
+class SequenceBuffer:
+    """Calls of every module during one sequence (one batch of independent samples)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[Call]] = {}
+        self.root_inputs: list[tuple[int, ...]] = []
+
+    def append(self, label: str, call: Call) -> None:
+        self.calls.setdefault(label, []).append(call)
+
+    def split_at(self, cut: int) -> SequenceBuffer:
+        """Move calls numbered >= ``cut`` into a new sequence and return it."""
+        new = SequenceBuffer()
+        for label in list(self.calls):
+            keep = [c for c in self.calls[label] if c.seqno < cut]
+            moved = [c for c in self.calls[label] if c.seqno >= cut]
+            if moved:
+                new.calls[label] = moved
+            if keep:
+                self.calls[label] = keep
+            else:
+                del self.calls[label]
+        return new
+
+    def first_label(self) -> str:
+        return min(self.calls, key=lambda k: self.calls[k][0].seqno)
+
+
+def sequence_shape(seq: SequenceBuffer, neurons: set[str], synaptic_leads: dict[str, int]
+                   ) -> tuple[int, int]:
+    """(T, B) of a finished sequence, or ParameterError when it cannot be told.
+
+    ``synaptic_leads`` maps hooked synaptic layers to the number of leading (non-feature)
+    dims of their input, used to detect an ambiguous single call.
+    """
+    cover = {label: sum(c.span[0] if c.span else 1 for c in calls)
+             for label, calls in seq.calls.items()}
+    chunked = [lab for lab, calls in seq.calls.items() if any(c.span for c in calls)]
+    stepped = [lab for lab in seq.calls if lab in neurons and lab not in chunked]
+    evidence = [cover[lab] for lab in chunked + stepped]
+    T = max(evidence) if evidence else max(len(c) for c in seq.calls.values())
+    B = None
+    for lab in chunked:
+        B = next(c.span[1] for c in seq.calls[lab] if c.span)
+        break
+    if B is None:
+        order = sorted(seq.calls, key=lambda k: seq.calls[k][0].seqno)
+        pick = [lab for lab in order if lab in neurons] + order
+        B = next((seq.calls[lab][0].batch for lab in pick
+                  if seq.calls[lab][0].batch is not None), 1)
+    if T == 1 and not chunked:
+        _check_unambiguous(seq, synaptic_leads)
+    return int(T), int(B)
+
+
+def _check_unambiguous(seq: SequenceBuffer, synaptic_leads: dict[str, int]) -> None:
+    """One call, no layout-aware module: refuse when the input could hold time."""
+    for label, lead in synaptic_leads.items():
+        calls = seq.calls.get(label)
+        if not calls:
+            continue
+        if lead >= 2:
+            raise ParameterError(_ambiguous(label, f"its input has {lead} leading dims"))
+    for shape in seq.root_inputs:
+        if len(shape) < 3:
+            continue
+        d0d1 = shape[0] * shape[1]
+        for label, calls in seq.calls.items():
+            b = calls[0].batch
+            if label in synaptic_leads and b == d0d1 and shape[0] > 1 and shape[1] > 1:
+                raise ParameterError(_ambiguous(
+                    label, f"it sees {d0d1} = {shape[0]}x{shape[1]} rows, the first two "
+                    f"dims of the model's input {list(shape)} flattened"))
+
+
+def _ambiguous(label: str, why: str) -> str:
+    return (f"Meter cannot tell time steps from batch in layer {label!r}: {why}, and no "
+            "module in the model says which dim is time. Pass layout='TB' if the model's "
+            "input is [T, B, ...] (time first), layout='BT' if it is [B, T, ...], or "
+            "layout='B' if every call of the model is one time step [B, ...] (then call "
+            "meter.next_sequence() between independent sequences)")
+
+
+def first_batch(x) -> int | None:
+    x = tt.first_tensor(x)
+    if x is None or x.dim() < 2:
+        return None
+    return int(x.shape[0])
+
+
+__all__ = ["chunk_span", "incoming_state", "outgoing_state", "Call", "SequenceBuffer",
+           "sequence_shape", "norse_sequence", "first_batch"]

@@ -1,0 +1,284 @@
+"""Meter(model) with the default layout="auto" on every calling pattern peers use.
+
+Each test checks samples, time steps and counts against hand counts (non-zero inputs ×
+fan-out, neurons × steps × batch), and, where NeuroBench can run the same model, against
+NeuroBench's ``SynapticOperations`` (per-sample averages, REFERENCES.md §9).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from neurosparse.energy import Meter
+from neurosparse.errors import ParameterError
+
+snn = pytest.importorskip("snntorch")
+
+T, B = 25, 4
+
+
+class TutorialMLP(nn.Module):
+    """snnTorch tutorial 5's network (784-1000-10, Leaky beta=0.95), stepped by the caller."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.lif1 = nn.Linear(784, 1000), snn.Leaky(beta=0.95)
+        self.fc2, self.lif2 = nn.Linear(1000, 10), snn.Leaky(beta=0.95)
+
+
+class TutorialMLPLoop(TutorialMLP):
+    """Tutorial 5 as written: the loop over num_steps inside forward, static input."""
+
+    def forward(self, x):
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        spk_rec = []
+        for _ in range(T):
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            spk_rec.append(spk2)
+        return torch.stack(spk_rec)
+
+
+def _layers(m):
+    return {c.name: c.totals for c in m.counts()}
+
+
+def test_snntorch_mlp_stepped_outside_forward_hand_count():
+    net = TutorialMLP()
+    x = (torch.rand(T, B, 784, generator=torch.Generator().manual_seed(1)) < 0.1).float()
+    spikes1 = 0.0
+    with Meter(net) as m, torch.no_grad():
+        mem1, mem2 = net.lif1.init_leaky(), net.lif2.init_leaky()
+        for t in range(T):
+            spk1, mem1 = net.lif1(net.fc1(x[t]), mem1)
+            spk2, mem2 = net.lif2(net.fc2(spk1), mem2)
+            spikes1 += float(spk1.sum())
+    assert (m.samples, m.time_steps) == (B, T)
+    c = _layers(m)
+    assert c["fc1"]["synops"] == float(x.sum()) * 1000  # every weight is non-zero
+    assert c["fc2"]["synops"] == spikes1 * 10
+    assert c["lif1"]["neuron_updates"] == T * B * 1000
+    assert c["lif2"]["neuron_updates"] == T * B * 10
+    assert c["lif1"]["spikes"] == spikes1
+    per_inf = m.report(hardware=["cpu-45nm"]).totals
+    assert per_inf["synops"] == (float(x.sum()) * 1000 + spikes1 * 10) / B
+
+
+def test_snntorch_tutorial5_loop_inside_forward_graded_input():
+    net = TutorialMLPLoop()
+    x = torch.rand(B, 784, generator=torch.Generator().manual_seed(2))
+    x[x < 0.5] = 0  # graded pixels with zeros: multiply-accumulates, not synops
+    with Meter(net) as m, torch.no_grad():
+        net(x)
+        net(x)  # a second batch: init_leaky() gives fresh state, so a new sequence
+    assert (m.samples, m.time_steps) == (2 * B, T)
+    c = _layers(m)
+    assert c["fc1"]["macs"] == 2 * T * float((x != 0).sum()) * 1000
+    assert c["fc1"]["synops"] == 0
+    assert c["lif1"]["neuron_updates"] == 2 * T * B * 1000
+
+
+def _csnn():
+    torch.manual_seed(3)
+    # snnTorch tutorial 7's CSNN (12C5-MP2-64C5-MP2-FC10) on 2x34x34 N-MNIST frames
+    return nn.Sequential(
+        nn.Conv2d(2, 12, 5), nn.MaxPool2d(2), snn.Leaky(beta=0.5, init_hidden=True),
+        nn.Conv2d(12, 64, 5), nn.MaxPool2d(2), snn.Leaky(beta=0.5, init_hidden=True),
+        nn.Flatten(), nn.Linear(64 * 5 * 5, 10),
+        snn.Leaky(beta=0.5, init_hidden=True, output=True),
+    )
+
+
+def _synaptic(m, key):
+    """Per-sample total of ``key`` over Linear/Conv layers (NeuroBench hooks no pooling)."""
+    return sum(c.totals[key] for c in m.counts() if c.kind == "synaptic") / m.samples
+
+
+def _nb_ops(model, data):
+    """NeuroBench SynapticOperations per sample; data is NeuroBench's [B, T, ...]."""
+    pytest.importorskip("neurobench")
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.workload import SynapticOperations
+    from torch.utils.data import DataLoader, TensorDataset
+
+    labels = torch.zeros(data.shape[0], dtype=torch.long)
+    loader = DataLoader(TensorDataset(data, labels), batch_size=data.shape[0])
+    res = Benchmark(model, loader, [], [], [[], [SynapticOperations]]).run(quiet=True)
+    return res["SynapticOperations"]
+
+
+def test_snntorch_csnn_step_loop_matches_neurobench():
+    from neurobench.models import SNNTorchModel
+    from snntorch import utils
+
+    net = _csnn()
+    steps, batch = 6, 2
+    data = (torch.rand(batch, steps, 2, 34, 34, generator=torch.Generator().manual_seed(4))
+            < 0.15).float()
+    nb = _nb_ops(SNNTorchModel(net), data)
+    with Meter(net) as m, torch.no_grad():
+        for _ in range(2):  # tutorial 7's forward_pass, twice: two batches
+            utils.reset(net)
+            for t in range(steps):
+                net(data[:, t])
+    assert (m.samples, m.time_steps) == (2 * batch, steps)
+    assert _synaptic(m, "synops") == nb["Effective_ACs"]
+    assert _synaptic(m, "macs") == nb["Effective_MACs"]
+    assert _synaptic(m, "dense_synops") == nb["Dense"]
+    rep = m.report(hardware=["cpu-45nm"])
+    assert rep.totals["neuron_updates"] == steps * (12 * 15 * 15 + 64 * 5 * 5 + 10)
+
+
+def test_norse_lifcell_loop_hand_count_and_neurobench():
+    norse = pytest.importorskip("norse.torch")
+
+    class NorseNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(5)
+            self.fc1, self.lif1 = nn.Linear(20, 16), norse.LIFCell()
+            self.fc2, self.lif2 = nn.Linear(16, 4), norse.LIFCell()
+            with torch.no_grad():
+                self.fc1.weight.mul_(20)
+                self.fc2.weight.mul_(20)
+
+        def forward(self, x):  # NeuroBench's [B, T, N]
+            s1 = s2 = None
+            out = []
+            for t in range(x.shape[1]):
+                z1, s1 = self.lif1(self.fc1(x[:, t]), s1)
+                z2, s2 = self.lif2(self.fc2(z1), s2)
+                out.append(z2)
+            return torch.stack(out, 1)
+
+    from neurobench.models import TorchModel
+
+    net = NorseNet()
+    data = (torch.rand(3, 8, 20, generator=torch.Generator().manual_seed(6)) < 0.4).float()
+    nb = _nb_ops(TorchModel(net), data)
+    with Meter(net) as m, torch.no_grad():  # the user's loop outside forward, two batches
+        for _ in range(2):
+            s1 = s2 = None
+            spikes1 = 0.0
+            for t in range(8):
+                z1, s1 = net.lif1(net.fc1(data[:, t]), s1)
+                z2, s2 = net.lif2(net.fc2(z1), s2)
+                spikes1 += float(z1.sum())
+    assert (m.samples, m.time_steps) == (6, 8)
+    assert spikes1 > 0
+    c = _layers(m)
+    assert c["fc1"]["synops"] == 2 * float(data.sum()) * 16
+    assert c["fc2"]["synops"] == 2 * spikes1 * 4
+    assert c["lif1"]["neuron_updates"] == 2 * 8 * 3 * 16
+    assert _synaptic(m, "synops") == nb["Effective_ACs"]
+    assert _synaptic(m, "dense_synops") == nb["Dense"]
+
+
+def test_spikingjelly_multistep_net_matches_neurobench():
+    pytest.importorskip("spikingjelly")
+    from neurobench.models import TorchModel
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    torch.manual_seed(7)
+    sj = nn.Sequential(
+        layer.Conv2d(2, 4, 3, padding=1), neuron.LIFNode(),
+        layer.Flatten(), layer.Linear(4 * 8 * 8, 10), neuron.LIFNode())
+    functional.set_step_mode(sj, "m")
+    with torch.no_grad():
+        sj[0].weight.mul_(5)
+
+    class BatchFirst(nn.Module):  # NeuroBench hands over [B, T, ...]
+        def __init__(self):
+            super().__init__()
+            self.net = sj
+
+        def forward(self, x):
+            functional.reset_net(self.net)
+            return self.net(x.transpose(0, 1)).transpose(0, 1)
+
+    data = (torch.rand(2, 5, 2, 8, 8, generator=torch.Generator().manual_seed(8)) < 0.3).float()
+    nb = _nb_ops(TorchModel(BatchFirst()), data)
+    x = data.transpose(0, 1).contiguous()  # SpikingJelly's [T, B, ...]
+    with Meter(sj) as m, torch.no_grad():
+        functional.reset_net(sj)
+        sj(x)
+    assert (m.samples, m.time_steps) == (2, 5)
+    assert _synaptic(m, "synops") == nb["Effective_ACs"]
+    assert _synaptic(m, "dense_synops") == nb["Dense"]
+    c = _layers(m)
+    assert c["1"]["neuron_updates"] == 5 * 2 * 4 * 8 * 8
+
+
+def test_spikingjelly_single_step_loop_resets_split_sequences():
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    torch.manual_seed(9)
+    sj = nn.Sequential(layer.Linear(6, 5), neuron.IFNode())
+    x = (torch.rand(3, 7, 2, 6, generator=torch.Generator().manual_seed(10)) < 0.5).float()
+    with Meter(sj) as m, torch.no_grad():
+        for seq in x:  # three independent sequences of 7 steps, batch 2
+            functional.reset_net(sj)
+            for t in range(7):
+                sj(seq[t])
+    assert (m.samples, m.time_steps) == (6, 7)
+    assert _layers(m)["0"]["synops"] == float(x.sum()) * 5
+
+
+def test_ours_sequence_mode_with_foreign_linear():
+    import neurosparse as ns
+
+    lif = ns.neurons.LIF(beta=0.9) if hasattr(ns, "neurons") else None
+    net_fc = nn.Linear(6, 5)
+
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = net_fc, lif
+
+        def forward(self, x):  # x [T, B, 6]: the Linear sees [T, B, 6], our LIF knows it
+            return self.lif(self.fc(x))[0]
+
+    net = Mixed()
+    x = (torch.rand(9, 3, 6, generator=torch.Generator().manual_seed(11)) < 0.5).float()
+    with Meter(net) as m, torch.no_grad():
+        net(x)
+        net(x[:4])  # another batch, shorter: a new sequence (state None)
+    assert (m.samples, m.time_steps) == (6, 9)
+    fc = _layers(m)["fc"]
+    assert fc["synops"] == (float(x.sum()) + float(x[:4].sum())) * 5
+    assert m.counts()[0].per_step["synops"][0] == 2 * float(x[0].sum()) * 5
+
+
+def test_ambiguous_single_call_asks_for_layout():
+    fc = nn.Sequential(nn.Linear(6, 5), nn.ReLU())
+    with pytest.raises(ParameterError, match="layout='TB'"):
+        with Meter(fc):
+            fc(torch.ones(4, 3, 6))
+
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+
+        def forward(self, x):
+            return self.conv(x.flatten(0, 1))
+
+    net = Flat()
+    with pytest.raises(ParameterError, match="layout="):
+        with Meter(net):
+            net(torch.ones(3, 2, 1, 5, 5))
+    with Meter(net, layout="TB") as m:  # the explicit answer is accepted
+        net(torch.ones(3, 2, 1, 5, 5))
+    assert (m.samples, m.time_steps) == (2, 3)
+
+
+def test_stateless_model_batches_are_samples():
+    fc = nn.Sequential(nn.Linear(6, 5), nn.ReLU())
+    with Meter(fc) as m:
+        for _ in range(3):
+            fc(torch.ones(4, 6))
+    assert (m.samples, m.time_steps) == (12, 1)
