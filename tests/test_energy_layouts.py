@@ -282,3 +282,21 @@ def test_stateless_model_batches_are_samples():
         for _ in range(3):
             fc(torch.ones(4, 6))
     assert (m.samples, m.time_steps) == (12, 1)
+
+
+def test_ours_step_mode_loop_is_counted():
+    import neurosparse as ns
+
+    fc, lif = nn.Linear(6, 5), ns.neurons.LIF(beta=0.9)
+    x = (torch.rand(2, 7, 3, 6, generator=torch.Generator().manual_seed(12)) < 0.5).float()
+    seq = nn.ModuleDict({"fc": fc, "lif": lif})
+    with Meter(seq) as m, torch.no_grad():
+        for batch in x:  # two sequences: reset() gives fresh state
+            lif.reset()
+            for t in range(7):
+                lif.step(fc(batch[t]))
+    assert (m.samples, m.time_steps) == (6, 7)
+    c = _layers(m)
+    assert c["lif"]["neuron_updates"] == 2 * 7 * 3 * 5
+    assert c["fc"]["synops"] == float(x.sum()) * 5
+    assert "step" not in lif.__dict__  # the wrapper is gone after the meter

@@ -235,7 +235,10 @@ class Meter:
                 self._neuron_labels.add(label)
                 self._handles.append(module.register_forward_pre_hook(
                     self._neuron_pre_hook(label, family), with_kwargs=True))
-            self._handles.append(module.register_forward_hook(self._layer_hook(label, family)))
+            hook = self._layer_hook(label, family)
+            self._handles.append(module.register_forward_hook(hook))
+            if family == "neurosparse" and hasattr(module, "step"):
+                self._handles.append(self._wrap_step(module, label, hook))
         self._handles.append(root.register_forward_hook(self._end_call))
 
     # -- top-level calls -----------------------------------------------------------------
@@ -491,11 +494,36 @@ class Meter:
                  "call over all steps): its totals are exact; sparsity-over-time leaves it "
                  "out and the latency model spreads its work evenly over the steps")
 
+    def _wrap_step(self, module: nn.Module, label: str, hook):
+        """Count ``neuron.step(x)`` calls too (forward hooks only see ``forward``).
+
+        The wrapper is an instance attribute removed on exit; its returned handle has
+        the ``remove()`` the meter calls on every hook handle.
+        """
+        pre = self._neuron_pre_hook(label, "neurosparse") if self.layout == "auto" else None
+        original = module.step
+
+        def step(x, state=None):
+            if pre is not None:
+                pre(module, (x, state if state is not None else module.state), {})
+            out = original(x, state)
+            hook(module, (x, state), out, step=True)
+            return out
+
+        module.step = step
+
+        class _Handle:
+            @staticmethod
+            def remove():
+                module.__dict__.pop("step", None)
+
+        return _Handle()
+
     def _layer_hook(self, label: str, family: str | None = None):
-        def hook(module, args, output):
+        def hook(module, args, output, step: bool = False):
             if self.layout == "auto":
                 x = tt.first_tensor(args)
-                span = chunk_span(module, family, x)
+                span = None if step else chunk_span(module, family, x)
                 self._buffer(label, (args, output), span, first_batch(args))
                 if family is not None:
                     self._last_state[label] = outgoing_state(module, family, output)

@@ -72,7 +72,7 @@ def incoming_state(module: nn.Module, family: str, args, kwargs):
 def outgoing_state(module: nn.Module, family: str, output) -> tuple:
     """Objects a continuing call may pass back (returned state, module-held state)."""
     objs = list(output[1:]) if isinstance(output, tuple) else []
-    attr = {"snntorch": "mem", "spikingjelly": "v"}.get(family)
+    attr = {"snntorch": "mem", "spikingjelly": "v", "neurosparse": "state"}.get(family)
     if attr is not None and hasattr(module, attr):
         objs.append(getattr(module, attr))
     return tuple(objs)
