@@ -35,7 +35,7 @@ def add_flags(p):
     p.add_argument("--root", default=None, help="N-MNIST folder (for --data nmnist)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--train-samples", type=int, default=None, help="N-MNIST subset size")
-    p.add_argument("--hardware", default="loihi2,speck,gpu-a100-fp16,cpu-45nm")
+    p.add_argument("--hardware", default="loihi,speck,gpu-a100-fp16,cpu-45nm")
 
 
 args = parse_args("02_nmnist_energy", __doc__ or "N-MNIST", add_flags)

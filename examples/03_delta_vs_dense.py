@@ -35,7 +35,7 @@ except ImportError:  # neurosparse.layers does not re-export them yet
 def add_flags(p):
     p.add_argument("--threshold", type=float, default=0.5, help="delta threshold θ")
     p.add_argument("--penalty", type=float, default=0.05, help="λ of the delta penalty")
-    p.add_argument("--hardware", default="loihi2,cpu-45nm:event,cpu-45nm:dense")
+    p.add_argument("--hardware", default="loihi,cpu-45nm:event,cpu-45nm:dense")
 
 
 args = parse_args("03_delta_vs_dense", __doc__ or "Delta vs dense", add_flags)
@@ -156,7 +156,7 @@ print("temporal sparsity per layer (fraction of deltas not sent):",
 # The delta layers count their own operations exactly (one multiply-accumulate per
 # delta sent and output it drives); the dense layers are counted from their inputs.
 # `cpu-45nm:event` charges only the operations an event-driven processor would do,
-# `cpu-45nm:dense` every multiply-accumulate, `loihi2` its own per-event costs.
+# `cpu-45nm:dense` every multiply-accumulate, `loihi` its own per-event costs.
 
 # %%
 reports = {}

@@ -26,7 +26,7 @@ from neurosparse import viz
 
 def add_flags(p):
     p.add_argument("--framework", choices=["snntorch", "norse", "both"], default="both")
-    p.add_argument("--hardware", default="loihi2,speck,gpu-a100-fp16,cpu-45nm")
+    p.add_argument("--hardware", default="loihi,speck,gpu-a100-fp16,cpu-45nm")
 
 
 args = parse_args("05_bring_your_model", __doc__ or "BYO model", add_flags)

@@ -27,8 +27,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"test accuracy         {res.accuracy:.3f}  (chance {res.chance:.3f})")
     print(f"synaptic ops / inference {res.synops_per_inference:,.0f} "
           f"(a dense network: {res.dense_macs_per_inference:,.0f} MACs)")
-    for hw, joules in res.energy_per_inference_j.items():
-        print(f"energy / inference on {hw:<14} {joules * 1e6:10.2f} uJ")
+    print("\n".join(res.energy_lines))
     print(f"time                  {res.seconds:.1f} s")
     if args.json:
         with open(args.json, "w") as f:

@@ -52,6 +52,7 @@ class DemoResult:
     synops_per_inference: float = 0.0
     dense_macs_per_inference: float = 0.0
     energy_per_inference_j: dict[str, float] = field(default_factory=dict)
+    energy_lines: list[str] = field(default_factory=list)
 
 
 def build_model(cfg: DemoConfig) -> Sequential:
@@ -143,10 +144,32 @@ def run_demo(cfg: DemoConfig | None = None, progress: bool = True) -> DemoResult
         input_rate=x_te.mean().item(), seconds=time.perf_counter() - t0,
         synops_per_inference=totals["synops"], dense_macs_per_inference=totals["dense_macs"],
         energy_per_inference_j={r.name: r.energy_j for r in report.hardware},
+        energy_lines=energy_lines(report),
     )  # fmt: skip
 
 
 HARDWARE = ("loihi", "speck", "cpu-45nm", "gpu-a100-fp16")
+
+
+def energy_lines(report) -> list[str]:
+    """The demo's energy table: one row per profile, then one line per column."""
+    from .energy import _format as fmt
+
+    rows = [f"{'energy / inference on':<22} {'total':>10} {'dynamic':>10} {'static':>10} "
+            f"{'latency':>9}  provenance"]
+    for r in report.hardware:
+        bound = "≥" if r.provenance == "lower-bound" else " "
+        rows.append(f"  {r.name:<20} {bound}{fmt.unit(r.energy_j, 'J'):>9} "
+                    f"{fmt.unit(r.dynamic_j, 'J'):>10} {fmt.unit(r.static_j, 'J'):>10} "
+                    f"{fmt.unit(r.latency_s, 's'):>9}  {r.provenance}")
+    rows += [
+        "  total = dynamic + static; dynamic = counted ops x the profile's energy per op;",
+        "  static = static power x latency for the cores the network occupies (whole CPU/GPU);",
+        "  latency = the profile's latency model (pipelined layers on neuromorphic chips);",
+        "  provenance = measured silicon / pre-silicon / estimate / lower-bound (≥: the true",
+        "  energy is higher). Constants and sources: docs/energy.md",
+    ]
+    return rows
 
 
 @torch.no_grad()

@@ -12,7 +12,9 @@ from torch import nn
 from neurosparse.energy import Meter, list_profiles, load_profile
 from neurosparse.errors import UnknownHardwareError
 
-REQUIRED = {"cpu-45nm", "loihi", "loihi2", "spinnaker2", "truenorth", "speck", "gpu-a100-fp16"}
+REQUIRED = {"cpu-45nm", "loihi", "spinnaker2", "truenorth", "speck", "gpu-a100-fp16"}
+PROVENANCE = {"cpu-45nm": "estimate", "loihi": "pre-silicon", "spinnaker2": "measured",
+              "truenorth": "measured", "speck": "lower-bound", "gpu-a100-fp16": "lower-bound"}
 
 
 def _custom(**over) -> dict:
@@ -39,10 +41,17 @@ def test_builtin_profiles_are_complete_and_cited():
         for key, rng in p.uncertain.items():
             if rng:
                 assert rng[0] <= p.value(key) <= rng[1]
+        assert p.provenance == PROVENANCE[name], name
+
+
+def test_withdrawn_loihi2_says_why():
+    with pytest.raises(UnknownHardwareError, match="no per-operation energy") as exc:
+        load_profile("loihi2")
+    assert "known profiles" in str(exc.value).lower() and "loihi" in str(exc.value)
 
 
 def test_unknown_name_lists_known_profiles():
-    with pytest.raises(UnknownHardwareError, match="loihi2") as exc:
+    with pytest.raises(UnknownHardwareError, match="cpu-45nm, gpu-a100-fp16, loihi") as exc:
         load_profile("loihi3")
     assert "known profiles" in str(exc.value)
     with pytest.raises(UnknownHardwareError, match="execution suffix"):
@@ -124,7 +133,13 @@ def test_energy_is_counts_times_constants():
         + act["spikes"] * 5.0 + fc["weight_bytes_read"] * 0.5
         + (fc["state_bytes_rw"] + act["state_bytes_rw"]) * 0.25)
     assert res["toy:event"].dynamic_j == pytest.approx(event, rel=1e-12)
-    assert res["toy:event"].energy_j == pytest.approx(event + 2.0e-3 * lat, rel=1e-12)
+    # fc + act form one stage; 3 neurons on 1 of the toy chip's 8 cores
+    assert res["toy:event"].cores == 1
+    assert res["toy:event"].static_j == pytest.approx(2.0e-3 / 8 * lat, rel=1e-12)
+    assert res["toy:event"].energy_j == pytest.approx(event + 2.0e-3 / 8 * lat, rel=1e-12)
+    whole = m.report(hardware=[_custom()], static="chip").hardware[0]
+    assert whole.static_j == pytest.approx(2.0e-3 * lat, rel=1e-12)  # the whole chip
+    assert whole.dynamic_j == res["toy:event"].dynamic_j
     dense = per * 1e-12 * (
         fc["dense_macs"] * 4.6 + act["neuron_updates"] * 5.5
         + fc["dense_weight_bytes_read"] * 2.5
@@ -150,7 +165,9 @@ def test_uncertain_range_uses_the_bounds():
     low = sum(tot[k] * p.bounds(v)[0] for k, v in keys.items()) * 1e-12  # static low = 0
     assert r.energy_low_j == pytest.approx(low, rel=1e-12)
     high_dyn = sum(tot[k] * p.bounds(v)[1] for k, v in keys.items()) * 1e-12
-    assert r.energy_high_j == pytest.approx(high_dyn + 0.104 * r.latency_high_s, rel=1e-12)
+    # static power for 1 of Loihi's 128 cores
+    assert r.energy_high_j == pytest.approx(high_dyn + 0.104 / 128 * r.latency_high_s,
+                                            rel=1e-12)
 
 
 def test_event_latency_model_by_hand():
@@ -160,10 +177,10 @@ def test_event_latency_model_by_hand():
     for t in range(4):
         fc = {k: v[t] / 2 for k, v in c["fc"].per_step.items()}
         act = {k: v[t] / 2 for k, v in c["act"].per_step.items()}
-        # fc drives 3 units -> 1 core; act hosts 3 neurons -> 1 core (4 neurons per core)
+        # fc and act form one stage: 3 neurons -> 1 core (4 neurons per core)
         t_fc = (fc["synops"] * 1.0 + fc["macs"] * 2.0) / 1
         t_act = act["neuron_updates"] * 4.0 / 1
-        expected += max(t_fc, t_act) + 100.0
+        expected += t_fc + t_act + 100.0
     assert r.latency_s == pytest.approx(expected * 1e-9, rel=1e-12)
     assert r.edp_js == pytest.approx(r.energy_j * r.latency_s, rel=1e-12)
 
@@ -182,3 +199,25 @@ def test_roofline_latency_by_hand():
             expected += max(ops / lat["macs_per_s"], nb / lat["bytes_per_s"]) + 5e-6
     assert r.latency_s == pytest.approx(expected, rel=1e-12)
     assert r.chips == 1 and math.isfinite(r.energy_high_j)
+
+
+def test_stages_pipeline_on_their_own_cores():
+    """Two stages (fc1+act1 on 2 cores, fc2+act2 on 1): per step the slower stage plus the
+    barrier, then one pipeline-fill step; static power for the 3 occupied cores of 8."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(6, 7, bias=False), nn.ReLU(),
+                        nn.Linear(7, 2, bias=False), nn.ReLU())
+    x = (torch.rand(3, 1, 6) < 0.6).float()  # T=3, B=1
+    with Meter(net, layout="TB") as m:
+        net(x)
+    c = {layer.name: layer.per_step for layer in m.counts()}
+    r = m.report(hardware=[_custom()]).hardware[0]
+    assert (r.stages, r.cores) == (2, 3)
+    steps = []
+    for t in range(3):
+        s1 = (c["0"]["synops"][t] + 2 * c["0"]["macs"][t] + 4 * c["1"]["neuron_updates"][t]) / 2
+        s2 = c["2"]["synops"][t] + 2 * c["2"]["macs"][t] + 4 * c["3"]["neuron_updates"][t]
+        steps.append(max(s1, s2) + 100.0)
+    expected = sum(steps) * (1 + 1 / 3)  # + (stages - 1) mean steps of pipeline fill
+    assert r.latency_s == pytest.approx(expected * 1e-9, rel=1e-12)
+    assert r.static_j == pytest.approx(2e-3 * 3 / 8 * r.latency_s, rel=1e-12)

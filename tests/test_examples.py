@@ -56,7 +56,7 @@ def _check_report(path_md: Path, path_json: Path | None = None) -> None:
         import neurosparse as ns
 
         rep = ns.energy.Report.from_json(path_json)
-        assert [r.name for r in rep.hardware] == ["loihi2", "speck", "gpu-a100-fp16", "cpu-45nm"]
+        assert [r.name for r in rep.hardware] == ["loihi", "speck", "gpu-a100-fp16", "cpu-45nm"]
         assert rep.samples > 0 and rep.totals["synops"] + rep.totals["macs"] > 0
 
 

@@ -117,7 +117,7 @@ def _report():
     x = (torch.rand(8, 2, 12) < 0.3).float()
     with ns.energy.Meter(net) as m:
         _, rec = viz.record_spikes(net, x)
-    return m.report(hardware=["loihi2", "cpu-45nm"]), rec, net, x
+    return m.report(hardware=["loihi", "cpu-45nm"]), rec, net, x
 
 
 def test_energy_per_layer_bars_are_the_report_values(tmp_path):
@@ -126,7 +126,7 @@ def test_energy_per_layer_bars_are_the_report_values(tmp_path):
     save_png(ax, tmp_path / "energy.png")
     assert ax.get_ylabel() == "dynamic energy per inference (J)"
     assert ax.get_title() == "Energy per layer" and ax.get_yscale() == "log"
-    assert [c.get_label() for c in ax.containers] == ["loihi2", "cpu-45nm"]
+    assert [c.get_label() for c in ax.containers] == ["loihi", "cpu-45nm"]
     for bars, res in zip(ax.containers, report.hardware):
         heights = [b.get_height() for b in bars]
         want = [res.layer_energy_j.get(layer.name, 0.0) or np.nan for layer in report.layers]

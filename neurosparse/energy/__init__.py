@@ -3,7 +3,7 @@
 >>> import neurosparse as ns                                     # doctest: +SKIP
 >>> with ns.energy.Meter(model) as m:                            # doctest: +SKIP
 ...     model(spikes)
->>> report = m.report(hardware=["loihi2", "speck", "gpu-a100-fp16", "cpu-45nm"])
+>>> report = m.report(hardware=["loihi", "speck", "gpu-a100-fp16", "cpu-45nm"])
 >>> print(report); report.to_markdown("energy.md"); report.plot("energy.png")
 
 See ``docs/energy.md`` for the counting rules, the energy/latency model and the

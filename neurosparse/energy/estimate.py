@@ -7,18 +7,33 @@ Energy (pJ constants × counts, static power × latency):
 * dense execution: ``dense_macs·mac + neuron_updates·neuron_update +
   dense_weight_bytes_read·weight_byte + state_bytes_rw·state_byte +
   activation_bytes·activation_byte``
-* plus ``static_mw × latency``.
+* plus static energy ``static_mw × latency`` (reported separately).
 
-Latency per time step:
+Mapping onto a neuromorphic chip (``"event"`` latency model):
 
-* ``"event"`` model (neuromorphic chips): every layer runs on its own cores in parallel
-  (``ceil(units / neurons_per_core)`` cores, at most ``cores``), so a step takes the
-  slowest layer's ``(ops × time per op) / cores`` plus the barrier ``sync_ns``, and at
-  least ``min_timestep_ns`` (real-time chips). Optimistic: ignores mesh congestion.
-* ``"roofline"`` model (CPU/GPU): layers run one after another, each taking
-  ``max(ops / macs_per_s, bytes / bytes_per_s) + layer_overhead_ns``.
+* layers are grouped into **stages**: each synaptic layer (Linear, conv, pooling, norm)
+  joins the neuron layer that follows it, because these chips store a connection's
+  weights in the core of its target neuron;
+* a stage occupies ``max(ceil(neurons / neurons_per_core), ceil(synapses /
+  synapses_per_core))`` cores, where ``neurons`` are the units of its neuron layer (per
+  sample), ``synapses`` the connections of its synaptic layers (dense taps per step and
+  sample, i.e. no weight sharing) and ``synapses_per_core = capacity.synapses / cores``;
+* stages sit on separate cores and **pipeline**: in every time step all stages work at
+  once, so a step takes the slowest stage's ``(ops × time per op) / its cores`` plus the
+  barrier ``sync_ns`` (at least ``min_timestep_ns``), and the last input needs
+  ``stages - 1`` extra steps to reach the output (pipeline fill). Optimistic: ignores
+  mesh congestion and input/output with a host.
 
-A sample's latency is the sum over its time steps; EDP = energy × latency.
+Static energy, ``static="occupied"`` (default): the chip's static power scaled to the cores
+the network occupies, ``static_mw × occupied cores / cores per chip``, for the latency;
+``static="chip"`` charges whole chips (``static_mw × chips``), the honest figure when the
+rest of the chip is powered but idle. Roofline profiles (CPU/GPU) charge the whole device
+either way.
+
+``"roofline"`` latency model (CPU/GPU): layers run one after another, each taking
+``max(ops / macs_per_s, bytes / bytes_per_s) + layer_overhead_ns``.
+
+EDP = energy × latency.
 """
 
 from __future__ import annotations
@@ -32,6 +47,8 @@ from .profiles import HardwareProfile
 
 PJ = 1e-12
 NS = 1e-9
+STATIC_MODES = ("occupied", "chip")
+_NEURON_KINDS = ("neuron", "activation", "recurrent")
 
 
 def _work(c: dict[str, float], execution: str) -> dict[str, float]:
@@ -70,8 +87,40 @@ def _step_counts(layer: LayerCounts, t: int, steps: int) -> dict[str, float]:
     return {k: layer.totals.get(k, 0.0) / max(steps, 1) for k in seq}
 
 
-def layer_step_time_s(c: dict[str, float], profile: HardwareProfile, units: int) -> float:
-    """Time of one layer in one step (per sample counts), excluding barriers and floors."""
+def stages(layers: list[LayerCounts]) -> list[list[LayerCounts]]:
+    """Layers grouped so that each stage ends with the neuron layer its synapses feed."""
+    out: list[list[LayerCounts]] = []
+    cur: list[LayerCounts] = []
+    for layer in layers:
+        cur.append(layer)
+        if layer.kind in _NEURON_KINDS or (layer.kind == "exact"
+                                           and layer.totals.get("neuron_updates", 0) > 0):
+            out.append(cur)
+            cur = []
+    if cur:
+        out.append(cur)
+    return out
+
+
+def stage_cores(stage: list[LayerCounts], samples: int, steps: int,
+                profile: HardwareProfile) -> int:
+    """Cores one stage occupies on an event-model chip (see the module docstring)."""
+    lat = profile.latency
+    neurons = max((layer.units for layer in stage if layer.kind in _NEURON_KINDS
+                   or layer.kind == "exact"), default=0) or max(
+        (layer.units for layer in stage), default=0)
+    need = math.ceil(neurons / lat["neurons_per_core"]) if neurons else 1
+    spc = profile.synapses_per_core
+    if spc:
+        taps = sum(max(layer.totals.get("dense_synops", 0), layer.totals.get("dense_macs", 0))
+                   for layer in stage if layer.kind not in _NEURON_KINDS)
+        need = max(need, math.ceil(taps / max(samples * steps, 1) / spc))
+    return max(1, int(need))
+
+
+def layer_step_time_s(c: dict[str, float], profile: HardwareProfile, cores: int = 1) -> float:
+    """Time of one layer in one step (per sample counts) on ``cores`` cores (event model),
+    excluding barriers and floors."""
     lat = profile.latency
     if lat["model"] == "event":
         if profile.execution == "event":
@@ -79,8 +128,7 @@ def layer_step_time_s(c: dict[str, float], profile: HardwareProfile, units: int)
         else:
             busy = c["dense_macs"] * lat["mac_ns"]
         busy += c["neuron_updates"] * lat["neuron_update_ns"]
-        cores = min(lat["cores"], max(1, math.ceil(units / lat["neurons_per_core"])))
-        return busy / cores * NS
+        return busy / max(cores, 1) * NS
     if profile.execution == "event":
         ops = c["synops"] + c["macs"] + c["neuron_updates"]
         nbytes = c["weight_bytes_read"] + c["state_bytes_rw"]
@@ -114,6 +162,10 @@ class HardwareResult:
     layer_latency_s: dict[str, float] = field(default_factory=dict)
     uncertain: list[str] = field(default_factory=list)
     notes: str = ""
+    provenance: str = "unspecified"
+    static_mode: str = "occupied"
+    cores: int = 0
+    stages: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -124,7 +176,11 @@ class HardwareResult:
 
 
 def _latency_s(layers, samples, steps, profile: HardwareProfile, bound: str):
-    """Total latency per sample and per-layer busy time; bound picks low/high time constants."""
+    """Total latency per sample and per-layer busy time; bound picks low/high time constants.
+
+    Event model: per step, the slowest stage (its layers' work over its cores) plus the
+    barrier; then ``stages - 1`` pipeline-fill steps of the mean step time.
+    """
     prof = profile
     if bound != "value":
         lat = dict(profile.latency)
@@ -139,25 +195,40 @@ def _latency_s(layers, samples, steps, profile: HardwareProfile, bound: str):
         prof = HardwareProfile(**{**profile.__dict__, "latency": lat})
     lat = prof.latency
     per_layer = {layer.name: 0.0 for layer in layers}
+    event = lat["model"] == "event"
+    groups = stages(layers) if event else [[layer] for layer in layers]
+    cores = [stage_cores(g, samples, steps, prof) if event else 1 for g in groups]
     total = 0.0
     for t in range(steps):
         times = []
-        for layer in layers:
-            c = {k: v / samples for k, v in _step_counts(layer, t, steps).items()}
-            dt = layer_step_time_s(c, prof, layer.units)
-            per_layer[layer.name] += dt
-            times.append(dt)
-        if lat["model"] == "event":
+        for g, n in zip(groups, cores):
+            busy = 0.0
+            for layer in g:
+                c = {k: v / samples for k, v in _step_counts(layer, t, steps).items()}
+                dt = layer_step_time_s(c, prof, n)
+                per_layer[layer.name] += dt
+                busy += dt
+            times.append(busy)
+        if event:
             step = (max(times) if times else 0.0) + lat["sync_ns"] * NS
         else:
             step = sum(times)
         total += max(step, lat["min_timestep_ns"] * NS)
+    if event and len(groups) > 1:
+        total += (len(groups) - 1) * total / steps  # pipeline fill
     return total, per_layer
 
 
 def estimate(layers: list[LayerCounts], samples: int, steps: int,
-             profile: HardwareProfile) -> HardwareResult:
-    """Energy, latency and EDP per inference of the counted ``layers`` on ``profile``."""
+             profile: HardwareProfile, static: str = "occupied") -> HardwareResult:
+    """Energy, latency and EDP per inference of the counted ``layers`` on ``profile``.
+
+    ``static``: ``"occupied"`` charges static power for the cores the network occupies,
+    ``"chip"`` for whole chips (see the module docstring).
+    """
+    from .._checks import check_choice
+
+    check_choice("static", static, STATIC_MODES)
     samples = max(samples, 1)
     steps = max(steps, 1)
     per_sample = [{k: v / samples for k, v in layer.totals.items()} for layer in layers]
@@ -167,23 +238,37 @@ def estimate(layers: list[LayerCounts], samples: int, steps: int,
     lat, layer_lat = _latency_s(layers, samples, steps, profile, "value")
     lat_lo, _ = _latency_s(layers, samples, steps, profile, "low")
     lat_hi, _ = _latency_s(layers, samples, steps, profile, "high")
-    s_lo, s_hi = profile.bounds("static_mw")
-    static = profile.value("static_mw") * 1e-3 * lat
-    energy = dyn["value"] + static
-    e_lo = dyn["low"] + s_lo * 1e-3 * lat_lo
-    e_hi = dyn["high"] + s_hi * 1e-3 * lat_hi
+    event = profile.latency["model"] == "event"
+    used = (sum(stage_cores(g, samples, steps, profile) for g in stages(layers))
+            if event else 0)
+    chips = max(1, math.ceil(used / profile.cores)) if event else 1
     neurons = sum(layer.units for layer in layers
                   if layer.kind in ("neuron", "recurrent", "activation", "exact"))
     cap = profile.capacity.get("neurons")
-    chips = max(1, math.ceil(neurons / cap)) if cap else 1
+    if cap:
+        chips = max(chips, math.ceil(neurons / cap))
+    if not event:
+        share = 1.0  # a CPU/GPU is powered as a whole
+    elif static == "chip":
+        share = float(chips)
+    else:
+        share = used / profile.cores
+    s_lo, s_hi = profile.bounds("static_mw")
+    static_j = profile.value("static_mw") * 1e-3 * share * lat
+    energy = dyn["value"] + static_j
+    e_lo = dyn["low"] + s_lo * 1e-3 * share * lat_lo
+    e_hi = dyn["high"] + s_hi * 1e-3 * share * lat_hi
     return HardwareResult(
         name=profile.name, title=profile.title, execution=profile.execution,
         energy_j=energy, energy_low_j=min(e_lo, energy), energy_high_j=max(e_hi, energy),
-        dynamic_j=dyn["value"], static_j=static, latency_s=lat,
+        dynamic_j=dyn["value"], static_j=static_j, latency_s=lat,
         latency_low_s=min(lat_lo, lat), latency_high_s=max(lat_hi, lat),
         edp_js=energy * lat, chips=chips, layer_energy_j=layer_e, layer_latency_s=layer_lat,
         uncertain=sorted(profile.uncertain), notes=profile.notes,
+        provenance=profile.provenance, static_mode=static if event else "device",
+        cores=used, stages=len(stages(layers)) if event else 0,
     )
 
 
-__all__ = ["HardwareResult", "estimate", "dynamic_energy_j", "layer_step_time_s"]
+__all__ = ["HardwareResult", "estimate", "dynamic_energy_j", "layer_step_time_s", "stages",
+           "stage_cores", "STATIC_MODES"]

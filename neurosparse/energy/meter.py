@@ -620,6 +620,7 @@ class Meter:
         self,
         hardware: Sequence[str | dict | Any] | str | None = None,
         execution: str = "native",
+        static: str = "occupied",
     ):
         """Energy and latency per inference on each hardware profile.
 
@@ -630,10 +631,13 @@ class Meter:
             ``":event"`` or ``":dense"`` to override how the hardware executes layers.
         execution : {"native", "event", "dense", "both"}
             "both" evaluates every profile in event *and* dense execution (comparison mode).
+        static : {"occupied", "chip"}
+            Static power of a neuromorphic chip charged for the cores the network
+            occupies (default) or for whole chips ("whole chip powered").
         """
         from .report import Report
 
-        return Report.build(self, hardware, execution)
+        return Report.build(self, hardware, execution, static)
 
 
 __all__ = ["Meter"]

@@ -43,6 +43,19 @@ DEFINITIONS = {
                          "step compared with zero (delta sparsity)",
     "per_inference": "totals divided by the number of samples",
 }
+# One line per column of the hardware table (printed under it by the text report).
+HARDWARE_COLUMNS = {
+    "Hardware": "profile name (≈: some constants uncertain, see the profile's sources)",
+    "Provenance": "where the profile's constants come from: measured silicon, pre-silicon "
+                  "simulation, a circuit-level estimate, or a lower bound",
+    "Energy": "dynamic + static energy per inference",
+    "Dynamic": "counted operations × the profile's energy per operation",
+    "Static": "static power × latency, for the occupied cores (or whole chips / device)",
+    "Range": "energy with every uncertain constant at its low and high end",
+    "Latency": "time per inference from the profile's latency model (pipelined stages "
+               "on neuromorphic chips, layers in sequence on CPU/GPU)",
+    "Cores": "cores the mapping occupies / chips needed (neuromorphic profiles)",
+}
 
 
 def _resolve(hardware, execution: str) -> list[tuple[str, HardwareProfile]]:
@@ -79,7 +92,8 @@ class Report:
         self.hardware = list(hardware)
 
     @classmethod
-    def build(cls, meter, hardware: Sequence | str | None, execution: str = "native") -> Report:
+    def build(cls, meter, hardware: Sequence | str | None, execution: str = "native",
+              static: str = "occupied") -> Report:
         check_choice("execution", execution, EXECUTION_CHOICES)
         layers = meter.counts()
         if not layers or meter.samples == 0:
@@ -89,7 +103,7 @@ class Report:
             )
         results = []
         for label, prof in _resolve(hardware, execution):
-            res = estimate(layers, meter.samples, meter.time_steps, prof)
+            res = estimate(layers, meter.samples, meter.time_steps, prof, static=static)
             res.name = label
             results.append(res)
         return cls(meter.name, meter.samples, meter.time_steps, meter.layout, layers, results)
@@ -191,21 +205,32 @@ class Report:
         return header, rows
 
     def _hardware_rows(self) -> tuple[list[str], list[list[str]]]:
-        header = ["Hardware", "Execution", "Energy", "Range", "Static", "Latency",
-                  "Latency range", "EDP", "Chips"]
+        header = list(HARDWARE_COLUMNS)
         rows = []
         for r in self.hardware:
             # "no range": the profile marks constants uncertain without giving bounds
             same = "no range" if r.uncertain else "exact"
             rng = (f"{fmt.unit(r.energy_low_j, 'J')} – {fmt.unit(r.energy_high_j, 'J')}"
                    if r.energy_low_j != r.energy_high_j else same)
-            lrng = (f"{fmt.unit(r.latency_low_s, 's')} – {fmt.unit(r.latency_high_s, 's')}"
-                    if r.latency_low_s != r.latency_high_s else same)
-            rows.append([r.name + (" ≈" if r.uncertain else ""), r.execution,
-                         fmt.unit(r.energy_j, "J"), rng, fmt.unit(r.static_j, "J"),
-                         fmt.unit(r.latency_s, "s"), lrng, fmt.unit(r.edp_js, "J·s"),
-                         str(r.chips)])
+            cores = f"{r.cores} / {r.chips}" if r.cores else "-"
+            energy = fmt.unit(r.energy_j, "J")
+            if r.provenance == "lower-bound":
+                energy = "≥ " + energy
+            rows.append([r.name + (" ≈" if r.uncertain else ""), r.provenance, energy,
+                         fmt.unit(r.dynamic_j, "J"), fmt.unit(r.static_j, "J"), rng,
+                         fmt.unit(r.latency_s, "s"), cores])
         return header, rows
+
+    def column_legend(self) -> list[str]:
+        """One line per column of the hardware table."""
+        width = max(len(k) for k in HARDWARE_COLUMNS)
+        static = sorted({r.static_mode for r in self.hardware})
+        lines = [f"  {k:<{width}}  {v}" for k, v in HARDWARE_COLUMNS.items()]
+        if static:
+            lines.append(f"  static power charged for: {', '.join(static)} "
+                         "(occupied = cores the network occupies; chip = whole chips; "
+                         "device = whole CPU/GPU)")
+        return lines
 
     def _summary_line(self) -> str:
         return (f"{self.model}: {self.samples} sample(s), {self.time_steps} time step(s), "
@@ -224,8 +249,8 @@ class Report:
                 f"  {c['hardware']}: dense {fmt.unit(c['dense_j'], 'J')} / event "
                 f"{fmt.unit(c['event_j'], 'J')} = {c['dense_over_event'] or float('nan'):.3g}x"
                 for c in cmp]
-        parts += ["", "≈ profile has uncertain constants (see its sources); * counted exactly "
-                      "by the module itself"]
+        parts += ["", "Columns:", *self.column_legend(),
+                  "* after a layer name: counted exactly by the module itself"]
         return "\n".join(parts)
 
     def __repr__(self) -> str:
@@ -255,6 +280,7 @@ class Report:
             for row in rows:
                 table.add_row(*row)
             console.print(table)
+        console.print("\n".join(["Columns:", *self.column_legend()]))
 
     def to_markdown(self, path: str | Path | None = None) -> str:
         """Markdown report; written to ``path`` when given. Returns the text."""
@@ -262,7 +288,8 @@ class Report:
         hh, hr = self._hardware_rows()
         parts = [f"# Energy and latency report: {self.model}", "", self._summary_line(), "",
                  "## Per layer (per inference)", "", fmt.md_table(lh, lr), "",
-                 "## Per hardware", "", fmt.md_table(hh, hr), ""]
+                 "## Per hardware", "", fmt.md_table(hh, hr), "",
+                 *[f"- **{k}**: {v}" for k, v in HARDWARE_COLUMNS.items()], ""]
         if self.hardware:
             header = ["Layer"] + [f"{p} {r.name}" for r in self.hardware for p in ("E", "t")]
             rows = [[layer.name] + [v for r in self.hardware for v in (

@@ -5,6 +5,7 @@ their own as a dict, or as a path to a TOML / JSON / YAML file (YAML needs PyYAM
 the same shape::
 
     name = "my-chip"
+    provenance = "measured"          # measured | pre-silicon | estimate | lower-bound
     execution = "event"              # "event": work follows non-zero inputs; "dense": every tap
     [energy]                         # pJ per operation or byte; static power in mW
     synop_pj = 1.0                   # accumulate triggered by a binary event (× fan-out)
@@ -52,9 +53,24 @@ LATENCY_KEYS = {
     "roofline": ("macs_per_s", "bytes_per_s", "layer_overhead_ns", "min_timestep_ns"),
 }
 CAPACITY_KEYS = ("neurons", "synapses")
+PROVENANCES = {
+    "measured": "measured on silicon",
+    "pre-silicon": "pre-silicon (simulated) figures",
+    "estimate": "first-principles estimate (circuit-level energies, not a chip)",
+    "lower-bound": "lower bound: part of the energy is not modelled",
+    "unspecified": "provenance not stated by the profile",
+}
+# Withdrawn built-in names and why (a clear error beats a silently different chip).
+WITHDRAWN = {
+    "loihi2": "the 'loihi2' profile was withdrawn: no per-operation energy or timing of "
+              "Loihi 2 has been published (it held Loihi 1 pre-silicon numbers). 'loihi' has "
+              "Loihi 1's pre-silicon figures (Davies et al. 2018); for Loihi 2 pass a profile "
+              "of your own measured numbers (a dict or a TOML path)",
+}
 EXECUTIONS = ("event", "dense")
 _TOP_REQUIRED = ("name", "execution", "energy", "latency")
-_TOP_OPTIONAL = ("schema_version", "title", "notes", "capacity", "uncertain", "sources")
+_TOP_OPTIONAL = ("schema_version", "title", "notes", "capacity", "uncertain", "sources",
+                 "provenance")
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,18 @@ class HardwareProfile:
     title: str = ""
     notes: str = ""
     origin: str = "dict"
+    provenance: str = "unspecified"
+
+    @property
+    def cores(self) -> int:
+        """Cores per chip of an event-model profile (1 for roofline profiles)."""
+        return int(self.latency.get("cores", 1))
+
+    @property
+    def synapses_per_core(self) -> float | None:
+        """Synapse capacity per core, from [capacity] synapses / cores, if both are known."""
+        syn = self.capacity.get("synapses")
+        return syn / self.cores if syn and self.latency.get("model") == "event" else None
 
     def value(self, key: str) -> float:
         """A constant from [energy] or [latency]."""
@@ -96,6 +124,7 @@ class HardwareProfile:
             "capacity": dict(self.capacity),
             "uncertain": {k: (list(v) if v else True) for k, v in self.uncertain.items()},
             "sources": dict(self.sources), "notes": self.notes,
+            "provenance": self.provenance,
         }
 
 
@@ -127,6 +156,9 @@ def load_profile(spec: str | dict | HardwareProfile | Path) -> HardwareProfile:
         )
     name, _, mode = spec.partition(":")
     path = PROFILE_DIR / f"{name}.toml"
+    if name in WITHDRAWN:
+        raise UnknownHardwareError(
+            f"{WITHDRAWN[name]}. Known profiles: {', '.join(list_profiles())}")
     if not path.is_file():
         raise UnknownHardwareError(
             f"unknown hardware profile {name!r}; known profiles: {', '.join(list_profiles())}. "
@@ -207,6 +239,9 @@ def validate_profile(data: dict, origin: str = "dict") -> HardwareProfile:
     name = data["name"]
     if not isinstance(name, str) or not name or ":" in name:
         _fail(where, f"name must be a non-empty string without ':', got {name!r}")
+    provenance = data.get("provenance", "unspecified")
+    if provenance not in PROVENANCES:
+        _fail(where, f"provenance must be one of {list(PROVENANCES)}, got {provenance!r}")
     execution = data["execution"]
     if execution not in EXECUTIONS:
         _fail(where, f"execution must be one of {list(EXECUTIONS)}, got {execution!r}")
@@ -240,7 +275,7 @@ def validate_profile(data: dict, origin: str = "dict") -> HardwareProfile:
     return HardwareProfile(
         name=name, execution=execution, energy=energy, latency=latency, capacity=capacity,
         uncertain=uncertain, sources=dict(sources), title=str(data.get("title", name)),
-        notes=str(data.get("notes", "")), origin=origin,
+        notes=str(data.get("notes", "")), origin=origin, provenance=provenance,
     )
 
 
@@ -267,5 +302,5 @@ def _uncertain(where, table, energy, latency, constants):
 
 __all__ = [
     "HardwareProfile", "list_profiles", "load_profile", "validate_profile",
-    "ENERGY_KEYS", "LATENCY_KEYS", "EXECUTIONS",
+    "ENERGY_KEYS", "LATENCY_KEYS", "EXECUTIONS", "PROVENANCES",
 ]
