@@ -72,7 +72,8 @@ def hardware_profiles() -> str:
     parts = []
     for name in list_profiles():
         p = load_profile(name)
-        parts += [f"## `{p.name}`", "", f"**{_cell(p.title)}**; execution: `{p.execution}`.", ""]
+        parts += [f"## `{p.name}`", "", f"**{_cell(p.title)}**; execution: `{p.execution}`; "
+                  f"provenance: **{p.provenance}**.", ""]
         if p.notes:
             parts += [_cell(p.notes), ""]
         rows = [("energy", k, v) for k, v in p.energy.items()]
