@@ -101,12 +101,13 @@ def test_05_bring_your_model(tmp_path):
     pytest.importorskip("snntorch", reason="snntorch is in the [interop] extra")
     pytest.importorskip("norse", reason="norse is in the [interop] extra")
     s = run_example("05_bring_your_model.py", tmp_path)
-    for fw in ("snntorch", "norse"):
+    for fw in ("snntorch", "snntorch-conv", "norse"):
         r = s["frameworks"][fw]
-        assert r["same_spikes"] and r["nir_roundtrip"], fw
+        assert r["same_spikes"], fw
+        assert r["nir_roundtrip"] or fw == "snntorch-conv", fw  # NIR has no max pooling
         # float sums in another order may flip a spike sitting at the threshold: measured 1.0
         assert r["event_agreement"] is None or r["event_agreement"] >= 0.999
-        assert r["test_accuracy"] > 0.25  # measured 0.70 / 0.79 (chance 0.125)
+        assert r["test_accuracy"] > 0.25  # measured 0.70 / 0.80 / 0.79 (chance 0.125)
         assert nonempty(tmp_path / f"{fw}_energy.md")
 
 
