@@ -2,12 +2,14 @@
 # # Bring your own snnTorch or Norse model
 #
 # You have a spiking network written with snnTorch or Norse. `ns.interop` converts it
-# into a neurosparse model with the same weights and the **same spikes**; its linear
-# layers can then run event-driven (`EventLinear`: work per input spike), the energy
-# meter reports what it costs on neuromorphic hardware, and NIR carries it to hardware
-# toolchains.
+# into a neurosparse model with the same weights and the **same spikes**
+# (SpikingJelly's multi-step nets convert the same way, `ns.interop.from_spikingjelly`);
+# its linear layers can then run event-driven (`EventLinear`: work per input spike), the
+# energy meter reports what it costs on neuromorphic hardware, and NIR carries it to
+# hardware toolchains.
 #
-#     python examples/05_bring_your_model.py [--framework snntorch|norse|both] [--quick]
+#     python examples/05_bring_your_model.py [--quick]
+#         [--framework snntorch|snntorch-conv|norse|all]
 
 # %%
 import matplotlib
@@ -25,7 +27,8 @@ from neurosparse import viz
 
 
 def add_flags(p):
-    p.add_argument("--framework", choices=["snntorch", "norse", "both"], default="both")
+    p.add_argument("--framework", choices=["snntorch", "snntorch-conv", "norse", "all"],
+                   default="all")
     p.add_argument("--hardware", default="loihi,speck,gpu-a100-fp16,cpu-45nm")
 
 
@@ -48,8 +51,11 @@ T = x_train.shape[0]
 
 # %% [markdown]
 # ## Your models, written and trained the way each library does it
-# snnTorch: `init_hidden=True` neurons in an `nn.Sequential`, stepped in a Python loop.
-# Norse: a `SequentialState` that threads the neuron states, stepped the same way.
+# snnTorch: `init_hidden=True` neurons in an `nn.Sequential`, stepped in a Python loop;
+# an MLP, and the convolutional net of snnTorch's tutorial 7 (its N-MNIST CSNN; on our
+# 32x32 sensor the feature maps are 5x5 after two conv + pool blocks, as on N-MNIST's
+# 34x34; beta 0.9 instead of the tutorial's 0.5). Norse: a `SequentialState` that
+# threads the neuron states, stepped the same way.
 
 # %%
 def snntorch_model():
@@ -58,6 +64,18 @@ def snntorch_model():
         nn.Flatten(), nn.Linear(2 * 32 * 32, 128),
         snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True),
         nn.Linear(128, 8),
+        snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True, output=True),
+    )
+
+
+def snntorch_conv_model():
+    grad = snn.surrogate.atan()
+    return nn.Sequential(
+        nn.Conv2d(2, 12, 5), nn.MaxPool2d(2),
+        snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True),
+        nn.Conv2d(12, 32, 5), nn.MaxPool2d(2),
+        snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True),
+        nn.Flatten(), nn.Linear(32 * 5 * 5, 8),
         snn.Leaky(beta=0.9, spike_grad=grad, init_hidden=True, output=True),
     )
 
@@ -96,8 +114,10 @@ def train(net, run, epochs):
         return (run(net, x_test).sum(0).argmax(1) == y_test).float().mean().item()
 
 
-frameworks = ["snntorch", "norse"] if args.framework == "both" else [args.framework]
+frameworks = (["snntorch", "snntorch-conv", "norse"] if args.framework == "all"
+              else [args.framework])
 build = {"snntorch": (snntorch_model, run_snntorch, ns.interop.from_snntorch),
+         "snntorch-conv": (snntorch_conv_model, run_snntorch, ns.interop.from_snntorch),
          "norse": (norse_model, run_norse, ns.interop.from_norse)}
 epochs = 1 if args.quick else 3
 results = {}
@@ -109,7 +129,11 @@ results = {}
 # 3. `EventLinear.from_dense` swaps each `nn.Linear` for its event-driven twin;
 # 4. `ns.energy.Meter` counts the original (stepped, `layout="B"`) and the converted
 #    model: the counts agree, and the report gives energy and latency per hardware;
-# 5. `to_nir` / `from_nir`: a NIR graph for hardware toolchains, imported back unchanged.
+# 5. `to_nir` / `from_nir`: a NIR graph for hardware toolchains, imported back unchanged
+#    (the conv model stays out: NIR has no max pooling).
+#
+# Conv2d and pooling, which snnTorch applies to each step's `[B, C, H, W]`, are applied
+# to all `T x B` samples at once after conversion (`PerStep` in the printed model).
 
 # %%
 EventLinear = event_linear_class()
@@ -153,8 +177,15 @@ for fw in frameworks:
     viz.sparsity_over_time(spikes, title=f"{fw} model: sparsity").figure.savefig(
         args.out / f"{fw}_sparsity.png", dpi=100)
 
+    if fw == "snntorch-conv":
+        print(ours)
+        results[fw] = {"test_accuracy": acc, "same_spikes": same, "event_agreement": agree,
+                       "synops": syn_ours, "nir_roundtrip": None,
+                       "energy_j": {r.name: r.energy_j for r in report.hardware},
+                       "latency_s": {r.name: r.latency_s for r in report.hardware}}
+        continue
     dense = ns.Sequential(*[m.to_dense() if hasattr(m, "to_dense") else m for m in ours])
-    graph = ns.interop.to_nir(dense)
+    graph = ns.interop.to_nir(dense, sample_shape=tuple(x_test.shape[2:]))
     back = ns.interop.from_nir(graph)
     with torch.no_grad():
         nir_same = torch.equal(back(x_test)[0], ref)

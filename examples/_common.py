@@ -2,9 +2,10 @@
 
 Each example is a plain script in Jupytext's percent format (``# %%`` cells), so it runs
 as ``python examples/NN_name.py [--quick]`` and opens as a notebook alike
-(``make_notebooks.py`` writes executed ones). In a notebook there are no flags: set
-``NEUROSPARSE_QUICK=1`` for the small settings, ``NEUROSPARSE_EXAMPLES_OUT`` for where
-figures go.
+(``make_notebooks.py`` writes executed ones into ``examples/notebooks/``, whose first
+cell puts ``examples/`` on ``sys.path`` so that this module is found). In a notebook
+there are no flags: set ``NEUROSPARSE_QUICK=1`` for the small settings,
+``NEUROSPARSE_EXAMPLES_OUT`` for where figures go.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import os
 import sys
 from pathlib import Path
 
-try:
-    HERE = Path(__file__).resolve().parent
-except NameError:  # inside a notebook kernel started in examples/
-    HERE = Path.cwd()
+from neurosparse.data.fetch_recordings import data_dir
+
+HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-# real recordings shipped beside the repository (see their PROVENANCE.md); optional
-SHARED_DVS = Path(os.environ.get("NEUROSPARSE_SHARED_DVS", REPO.parent / "shared" / "data" / "dvs"))
+# the small real recordings (optional): $NEUROSPARSE_DATA_DIR, else ../shared/data/dvs
+# beside the repository; `python -m neurosparse.data.fetch_recordings` downloads them
+SHARED_DVS = data_dir()
 
 
 def parse_args(name: str, doc: str, add=None) -> argparse.Namespace:

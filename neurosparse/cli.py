@@ -1,4 +1,9 @@
-"""The ``neurosparse`` command: ``demo``, ``report``, ``info``."""
+"""The ``neurosparse`` command: ``demo``, ``report``, ``info``.
+
+A user error (a bad argument, a missing file, an invalid setting: any
+``neurosparse.errors.NeurosparseError`` or a missing file) prints one line and exits
+with status 2; ``--debug`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ import platform
 import sys
 import warnings
 from dataclasses import asdict
+
+from .errors import NeurosparseError
+
+WIDTH = 100  # the default report table fits this many columns
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -60,7 +69,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print(f"{mod:<11} not installed")
     print(f"CUDA        torch: {torch.cuda.is_available()}  "
           f"numba.cuda: {registry.cuda_kernels_available()}")
-    print(f"NEUROSPARSE_KERNELS={registry.kernel_mode()}")
+    try:
+        print(f"NEUROSPARSE_KERNELS={registry.kernel_mode()}")
+    except NeurosparseError as exc:  # report it: info is where a user looks for it
+        print(f"NEUROSPARSE_KERNELS is invalid: {exc}")
+        return 0
     _import_ops()
     print(f"{'op':<24}{'device':<8}implementation")
     for op, dev, impl in registry.table():
@@ -73,7 +86,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     hardware = [h.strip() for h in args.hardware.split(",")] if args.hardware else None
     report = cli_report(args.target, args.data, hardware)
-    report.print()
+    if args.format == "json":
+        print(report.to_json())
+    elif args.format == "markdown":
+        print(report.to_markdown())
+    elif args.format == "wide":
+        print(report)
+    else:
+        print(narrow_table(report, WIDTH))
     if args.markdown:
         report.to_markdown(args.markdown)
     if args.json:
@@ -81,6 +101,48 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.plot:
         report.plot(args.plot)
     return 0
+
+
+def _split_columns(header: list[str], rows: list[list[str]], width: int) -> list[str]:
+    """Plain tables of at most ``width`` columns: the columns that do not fit go to a
+    further table that repeats the first (row-name) column. Nothing is abbreviated."""
+    from .energy._format import text_table
+
+    cols = list(range(1, len(header)))
+    tables = []
+    while cols:
+        take = [cols.pop(0)]
+        while cols:
+            trial = text_table([header[i] for i in [0, *take, cols[0]]],
+                               [[r[i] for i in [0, *take, cols[0]]] for r in rows])
+            if max(len(line) for line in trial.splitlines()) > width:
+                break
+            take.append(cols.pop(0))
+        tables.append(text_table([header[i] for i in [0, *take]],
+                                 [[r[i] for i in [0, *take]] for r in rows]))
+    return tables
+
+
+def narrow_table(report, width: int = WIDTH) -> str:
+    """The report as plain-text tables no wider than ``width`` characters (the wide
+    one-table layout is ``str(report)`` / ``--format wide``)."""
+    import textwrap
+
+    from .energy._format import unit
+
+    layer_h, layer_r = report._layer_rows(energy_cols=False)
+    energy_h = ["Layer"] + [r.name for r in report.hardware]
+    energy_r = [[layer.name] + [unit(r.layer_energy_j.get(layer.name, 0.0), "J")
+                                for r in report.hardware] for layer in report.layers]
+    hw_h, hw_r = report._hardware_rows()
+    parts = [textwrap.fill(report._summary_line(), width)]
+    for title, (h, r) in (("Per layer (per inference)", (layer_h, layer_r)),
+                          ("Dynamic energy per layer", (energy_h, energy_r)),
+                          ("Per hardware", (hw_h, hw_r))):
+        parts += ["", title] + [t for tab in _split_columns(h, r, width) for t in (tab, "")][:-1]
+    parts += ["", textwrap.fill("≈ profile has uncertain constants (see its sources); * "
+                                "counted exactly by the module itself", width)]
+    return "\n".join(parts)
 
 
 def _numba_ran() -> bool:
@@ -105,32 +167,58 @@ def _import_ops() -> None:
             importlib.import_module(f"{ops.__name__}.{info.name}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    # a dependency's import-time deprecation notice, not something users can act on
-    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
-    parser = argparse.ArgumentParser(prog="neurosparse", description=__doc__)
+def _version() -> str:
+    from . import __version__
+
+    return f"neurosparse {__version__}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurosparse", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train a small SNN on generated DVS data")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--n-train", type=int, default=2048)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
+    p.add_argument("--n-train", type=int, default=2048,
+                   help="generated training recordings (default 2048; 512 test recordings)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (for logs and CI)")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("report", help="energy / latency report of a model on hardware profiles")
     p.add_argument("target", help="PATH.py:build_function returning a model or (model, input)")
-    p.add_argument("--data", help="'example', synthetic-dvs[:B], nmnist:ROOT[:B], "
-                   "synthetic:T,B,...[@rate], or a .pt/.npy file")
+    p.add_argument("--data", help="'example' (the input the build function returns), "
+                   "synthetic-dvs[:B], nmnist:ROOT[:B], synthetic:T,B,...[@rate], "
+                   "or a .pt/.npy file")
     p.add_argument("--hardware", help="comma-separated profile names or TOML/JSON paths "
                    "(default: all built-in profiles)")
+    p.add_argument("--format", choices=["table", "wide", "json", "markdown"], default="table",
+                   help=f"what is printed: tables at most {WIDTH} columns wide (default), "
+                        "the wide one-table layout, JSON, or Markdown")
     p.add_argument("--markdown", help="write the table as Markdown to this path")
     p.add_argument("--json", help="write the report as JSON to this path")
     p.add_argument("--plot", help="write a per-layer energy plot (PNG) to this path")
     p.set_defaults(func=_cmd_report)
     p = sub.add_parser("info", help="versions, threads, and which kernel each op uses")
     p.set_defaults(func=_cmd_info)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # a dependency's import-time deprecation notice, not something users can act on
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (NeurosparseError, FileNotFoundError) as exc:
+        if args.debug:
+            raise
+        print(f"neurosparse {args.command}: error: {exc} (--debug shows where)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -67,12 +67,17 @@ def build_model(cfg: DemoConfig) -> Sequential:
     )
 
 
-def make_tensors(cfg: DemoConfig, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """All of a split as one spike tensor ``[T, N, 2, H, W]`` and labels ``[N]``."""
+def make_tensors(
+    cfg: DemoConfig, n: int, seed: int, desc: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All of a split as one spike tensor ``[T, N, 2, H, W]`` and labels ``[N]``; with
+    ``desc``, a progress bar of that name (generating the data is the demo's first and
+    longest silent stretch)."""
     size = (cfg.sensor, cfg.sensor, 2)
     tf = ToSpikeTensor(sensor_size=size, dt_us=cfg.dt_us, n_time_bins=cfg.time_bins, start_time=0)
     ds = SyntheticDVS(n, cfg.n_classes, size, cfg.dt_us * cfg.time_bins, seed=seed, transform=tf)
-    return pad_time([ds[i] for i in range(n)])
+    idx = tqdm(range(n), desc=desc, unit="recording", disable=desc is None)
+    return pad_time([ds[i] for i in idx])
 
 
 def spike_count_loss(out_spikes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -126,11 +131,14 @@ def run_demo(cfg: DemoConfig | None = None, progress: bool = True) -> DemoResult
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    x_tr, y_tr = make_tensors(cfg, cfg.n_train, cfg.seed)
-    x_te, y_te = make_tensors(cfg, cfg.n_test, cfg.seed + 1)
+    names = ("generating train data", "generating test data") if progress else (None, None)
+    x_tr, y_tr = make_tensors(cfg, cfg.n_train, cfg.seed, names[0])
+    x_te, y_te = make_tensors(cfg, cfg.n_test, cfg.seed + 1, names[1])
     model = build_model(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = cfg.epochs * -(-cfg.n_train // cfg.batch_size)
+    if progress:  # the first step waits for the kernels: say why it is slow
+        tqdm.write("loading the Numba kernels (compiled on the first run only, then cached)")
     bar = tqdm(total=steps, desc="training", disable=not progress)
     train_acc = 0.0
     for _ in range(cfg.epochs):

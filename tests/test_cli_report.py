@@ -8,10 +8,11 @@ import torch
 
 from neurosparse.cli import main
 from neurosparse.data import load_sample
+from neurosparse.data.fetch_recordings import data_dir, missing_reason
 from neurosparse.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
-NMNIST = ROOT.parent / "shared" / "data" / "dvs" / "nmnist"
+NMNIST = data_dir() / "nmnist"
 
 
 def test_synthetic_sample_shape_and_determinism():
@@ -21,7 +22,7 @@ def test_synthetic_sample_shape_and_determinism():
     assert 0.01 < a.mean().item() < 0.5
 
 
-@pytest.mark.skipif(not NMNIST.is_dir(), reason="shared N-MNIST samples not present")
+@pytest.mark.skipif(not NMNIST.is_dir(), reason=str(missing_reason("nmnist")))
 def test_nmnist_sample_counts_events():
     from neurosparse.data import NMNIST as Dataset
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 import neurosparse.data as nd
+from neurosparse.data.fetch_recordings import data_dir, missing_reason
 from neurosparse.errors import EventFileNotFoundError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dvs"
+DATA = data_dir()  # $NEUROSPARSE_DATA_DIR, else ../shared/data/dvs (see fetch_recordings)
 needs_data = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"real DVS recordings not found at {DATA}"
+    not DATA.is_dir(), reason=str(missing_reason())
 )
 
 

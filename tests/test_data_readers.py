@@ -1,6 +1,7 @@
 """Readers on real recordings, held event for event to independent decoders.
 
-Data: ``<repo>/../shared/data/dvs`` (see its PROVENANCE.md); every test here skips with a
+Data: ``neurosparse.data.fetch_recordings.data_dir()`` (``$NEUROSPARSE_DATA_DIR``, else
+``<repo>/../shared/data/dvs``; see its PROVENANCE.md); every test here skips with a
 reason when it is absent. Oracles: tonic.io.read_mnist_file (N-MNIST / N-Caltech101),
 ``aedat`` (AEDAT 4), expelliarmus (DAT, EVT 2.0), ``evt3`` (EVT 3.0 — never expelliarmus,
 whose EVT 3 timestamps are wrong), a from-spec NumPy decoder written here (AEDAT 2.0, for
@@ -9,16 +10,15 @@ which no reliable Python decoder exists), and the text twin of the HDF5 sample.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import neurosparse.data as nd
+from neurosparse.data.fetch_recordings import data_dir, missing_reason
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dvs"
+DATA = data_dir()  # $NEUROSPARSE_DATA_DIR, else ../shared/data/dvs (see fetch_recordings)
 needs_data = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"real DVS recordings not found at {DATA} (shared data folder)"
+    not DATA.is_dir(), reason=str(missing_reason())
 )
 pytestmark = needs_data
 

@@ -6,7 +6,7 @@ from torch import nn
 
 import neurosparse as ns
 from neurosparse.errors import ParameterError
-from neurosparse.interop import from_nir, from_norse, from_snntorch, to_nir
+from neurosparse.interop import from_nir, from_norse, from_snntorch, from_spikingjelly, to_nir
 
 snn = pytest.importorskip("snntorch", reason="snntorch is in the [interop] extra")
 snn_utils = pytest.importorskip("snntorch.utils", reason="snntorch is in the [interop] extra")
@@ -46,6 +46,138 @@ def test_snntorch_sequential_converts_exactly():
     assert ref_spk.sum() > 20
     assert torch.equal(out, ref_spk)
     assert torch.allclose(states[-1].v, ref_mem[-1], atol=1e-6, rtol=0)
+
+
+def _scale_(net, k):
+    """Larger weights so that the deep layers of a freshly initialised net spike."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.mul_(k)
+    return net
+
+
+def test_snntorch_tutorial7_csnn_converts_exactly():
+    """snnTorch tutorial 7's N-MNIST CSNN, stepped by snnTorch, against the converted net
+    run over the whole sequence (conv and pooling applied per step)."""
+    torch.manual_seed(3)
+    grad = snn.surrogate.atan()
+    net = _scale_(nn.Sequential(
+        nn.Conv2d(2, 12, 5), nn.MaxPool2d(2),
+        snn.Leaky(beta=0.5, spike_grad=grad, init_hidden=True),
+        nn.Conv2d(12, 32, 5), nn.MaxPool2d(2),
+        snn.Leaky(beta=0.5, spike_grad=grad, init_hidden=True),
+        nn.Flatten(), nn.Linear(32 * 5 * 5, 10),
+        snn.Leaky(beta=0.5, spike_grad=grad, init_hidden=True, output=True),
+    ), 3.0)  # fmt: skip
+    x = (torch.rand(25, B, 2, 34, 34) < 0.2).float()
+    ref_spk, ref_mem = _step_snntorch(net, x)
+    ours = from_snntorch(net)
+    out, states = ours(x)
+    assert ref_spk.sum() > 20 and (ref_spk == 0).sum() > 20
+    assert torch.equal(out, ref_spk)
+    assert torch.allclose(states[-1].v, ref_mem[-1], atol=1e-6, rtol=0)
+    # and the hidden conv layers agree too, not just the output
+    hidden = []
+    snn_utils.reset(net)
+    for t in range(x.shape[0]):
+        hidden.append(net[:3](x[t]))
+    got_hidden, _ = ours[:3](x)
+    assert torch.equal(got_hidden, torch.stack(hidden))
+
+
+def test_snntorch_tutorial5_mlp_converts_exactly():
+    """snnTorch tutorial 5's MLP (784-1000-10, beta 0.95) written as nn.Sequential."""
+    torch.manual_seed(4)
+    net = _scale_(nn.Sequential(nn.Flatten(), nn.Linear(784, 1000),
+                                snn.Leaky(beta=0.95, init_hidden=True), nn.Linear(1000, 10),
+                                snn.Leaky(beta=0.95, init_hidden=True, output=True)), 3.0)
+    x = (torch.rand(25, B, 1, 28, 28) < 0.3).float()
+    ref_spk, _ = _step_snntorch(net, x)
+    out, _ = from_snntorch(net)(x)
+    assert ref_spk.sum() > 20
+    assert torch.equal(out, ref_spk)
+
+
+def _step_norse(net, x):
+    state, out = None, []
+    for t in range(x.shape[0]):
+        z, state = net(x[t], state)
+        out.append(z)
+    return torch.stack(out)
+
+
+def test_norse_conv_converts_exactly():
+    """Norse's MNIST conv net (conv 20 / conv 50 / fc 500 with LIFCells) stepped by Norse;
+    its leaky-integrator readout is replaced by a LIFCell (LICell does not spike)."""
+    torch.manual_seed(5)
+    net = _scale_(norse.SequentialState(
+        nn.Conv2d(1, 20, 5, 1), norse.LIFCell(), nn.MaxPool2d(2, 2),
+        nn.Conv2d(20, 50, 5, 1), norse.LIFCell(), nn.MaxPool2d(2, 2),
+        nn.Flatten(), nn.Linear(4 * 4 * 50, 500), norse.LIFCell(), nn.Linear(500, 10),
+        norse.LIFCell(),
+    ), 4.0)  # fmt: skip
+    x = (torch.rand(40, B, 1, 28, 28) < 0.3).float() * 4
+    ref = _step_norse(net, x)
+    got, _ = from_norse(net)(x)
+    assert ref.sum() > 20
+    assert torch.equal(got, ref)
+
+
+def test_norse_sequence_modules_convert_exactly():
+    """The same kind of net written with Norse's sequence modules (Lift + LIF)."""
+    torch.manual_seed(6)
+    net = _scale_(norse.SequentialState(
+        norse.Lift(nn.Conv2d(2, 8, 3)), norse.LIF(), norse.Lift(nn.MaxPool2d(2)),
+        norse.Lift(nn.Flatten()), nn.Linear(8 * 4 * 4, 10), norse.LIF(),
+    ), 4.0)  # fmt: skip
+    x = (torch.rand(40, B, 2, 10, 10) < 0.3).float() * 4
+    ref, _ = net(x)
+    got, _ = from_norse(net)(x)
+    assert ref.sum() > 20
+    assert torch.equal(got, ref)
+
+
+def test_spikingjelly_multistep_conv_converts_exactly():
+    """A SpikingJelly multi-step conv net (conv-BN-LIF blocks, as in its CIFAR10-DVS
+    example) run by SpikingJelly against the converted net, in eval mode."""
+    sj = pytest.importorskip("spikingjelly.activation_based", reason="spikingjelly is in [dev]")
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+
+    torch.manual_seed(7)
+    lif = dict(tau=2.0, decay_input=False, surrogate_function=surrogate.ATan(),
+               detach_reset=True)  # fmt: skip
+    net = _scale_(nn.Sequential(
+        layer.Conv2d(2, 8, 3, padding=1, bias=False), layer.BatchNorm2d(8),
+        neuron.LIFNode(**lif), layer.MaxPool2d(2),
+        layer.SeqToANNContainer(nn.Conv2d(8, 16, 3, padding=1), nn.AvgPool2d(2)),
+        neuron.IFNode(v_threshold=0.5),
+        layer.Flatten(), layer.Linear(16 * 4 * 4, 10), neuron.LIFNode(**lif),
+    ), 3.0).eval()  # fmt: skip
+    with torch.no_grad():  # batch-norm statistics that are not the identity
+        net[1].running_mean.uniform_(-0.2, 0.2)
+        net[1].running_var.uniform_(0.5, 2.0)
+    functional.set_step_mode(net, "m")
+    x = (torch.rand(30, B, 2, 16, 16) < 0.3).float()
+    functional.reset_net(net)
+    with torch.no_grad():
+        ref = net(x)
+        got, _ = from_spikingjelly(net)(x)
+    assert sj is not None and ref.sum() > 20 and (ref == 0).sum() > 20
+    assert torch.equal(got, ref)
+    functional.reset_net(net)
+    with torch.no_grad():  # the hidden LIF layer as well
+        assert torch.equal(from_spikingjelly(net[:3])(x)[0], net[:3](x))
+
+
+def test_spikingjelly_unsupported_neurons_raise():
+    pytest.importorskip("spikingjelly.activation_based", reason="spikingjelly is in [dev]")
+    from spikingjelly.activation_based import neuron
+
+    with pytest.raises(ParameterError, match="decay_input"):
+        from_spikingjelly(nn.Sequential(neuron.LIFNode()))
+    with pytest.raises(ParameterError, match="v_reset"):
+        from_spikingjelly(nn.Sequential(neuron.IFNode(v_reset=None)))
 
 
 def test_norse_sequential_converts_exactly():
@@ -99,6 +231,29 @@ def test_nir_round_trip_reproduces_outputs(tmp_path):
     assert ref.sum() > 20
     assert torch.equal(got, ref)
     assert back[2].spec == model[2].spec and back[8].spec.euler
+
+
+def test_nir_export_as_documented_reads_back_without_sample_shape(tmp_path):
+    """``to_nir(model, dt=...)`` -> ``nir.write`` -> ``nir.read``, no ``sample_shape``: the
+    input shape comes from the first Linear layer."""
+    model = _ns_model()[1:]  # starts with Linear(32, 24)
+    x = torch.rand(T, B, 32) * 2
+    ref, _ = model(x)
+    nir.write(tmp_path / "model.nir", to_nir(model, dt=1e-3))
+    graph = nir.read(tmp_path / "model.nir")
+    assert list(graph.nodes["input"].input_type["input"]) == [32]
+    assert list(graph.nodes["output"].output_type["output"]) == [6]
+    got, _ = from_nir(graph)(x)
+    assert ref.sum() > 20
+    assert torch.equal(got, ref)
+
+
+def test_nir_export_asks_for_sample_shape_when_it_cannot_infer_it():
+    conv = ns.Sequential(nn.Conv2d(2, 4, 3), ns.LIF(0.9))
+    with pytest.raises(ParameterError, match=r"sample_shape=.*\(C, H, W\)"):
+        to_nir(conv, dt=1e-3)
+    with pytest.raises(ParameterError, match="sample_shape"):
+        to_nir(_ns_model())  # starts with Flatten: the unflattened shape is unknown
 
 
 def test_foreign_nir_graph_runs_like_snntorch_imports_it():

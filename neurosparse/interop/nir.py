@@ -27,6 +27,7 @@ from ..errors import ParameterError
 from ..neurons import IF, LIF, CubaLIF, SpikingNeuron
 from ..neurons import surrogate as sg
 from ..sequential import Sequential
+from ._walk import PerStep
 
 _KEY = "neurosparse"
 
@@ -78,7 +79,7 @@ def _export_neuron(m: SpikingNeuron, dt: float, feat: tuple[int, ...] | None):
 def _export_layer(m: nn.Module, dt: float, feat: tuple[int, ...] | None):
     import nir
 
-    if isinstance(m, _PerStep):
+    if isinstance(m, PerStep):
         m = m.module
     if getattr(m, "is_spiking_neuron", False):
         return _export_neuron(m, dt, feat)
@@ -112,28 +113,55 @@ def _layer_shapes(layers: list[nn.Module], sample_shape: tuple[int, ...]) -> lis
     return [*shapes, tuple(x.shape[2:])]
 
 
+def _infer_sample_shape(layers: list[nn.Module]) -> tuple[int, ...]:
+    """The per-sample input shape when the first layer fixes it (Linear: its
+    ``in_features``); otherwise an error that says to pass ``sample_shape``."""
+    first = layers[0] if layers else None
+    first = first.module if isinstance(first, PerStep) else first
+    if isinstance(first, nn.Linear):
+        return (first.in_features,)
+    what = type(first).__name__ if first is not None else "an empty model"
+    hint = " (C, H, W), e.g. (2, 34, 34)" if isinstance(first, nn.Conv2d) else ""
+    raise ParameterError(
+        f"to_nir cannot infer the input shape of a model that starts with {what}: pass "
+        f"sample_shape=<one sample of one step>{hint}; NIR records every node's shape and "
+        "nir.read checks them"
+    )
+
+
 def to_nir(model: nn.Module, dt: float = 1e-4, sample_shape: tuple[int, ...] | None = None):
     """Export a sequential model (``ns.Sequential`` / ``nn.Sequential`` of supported
     layers) as a ``nir.NIRGraph`` chain ``input -> 0 -> 1 -> ... -> output``.
 
-    ``dt`` is the length of one of our steps in seconds (1e-4 is snnTorch's convention).
-    ``sample_shape`` (one sample of one step, e.g. ``(2, 34, 34)``) fills in the node
-    types, which ``nir.read`` and hardware toolchains check; without it the graph only
-    passes with ``type_check=False``.
+    Parameters
+    ----------
+    model : nn.Module
+        The model, applied to ``[T, B, ...]``.
+    dt : float
+        The length of one of our steps in seconds (1e-4 is snnTorch's convention).
+    sample_shape : tuple of int, optional
+        One sample of one step, e.g. ``(2, 34, 34)``. It fills in every node's input and
+        output types, which ``nir.write`` / ``nir.read`` and hardware toolchains check.
+        Inferred when the first layer is a ``Linear`` (``(in_features,)``); any other
+        first layer raises :class:`~neurosparse.errors.ParameterError` asking for it.
+
+    Returns
+    -------
+    nir.NIRGraph
+        A type-checked graph that ``nir.write`` and ``nir.read`` round-trip.
     """
     import nir
 
     layers = list(model.children()) if isinstance(model, nn.Sequential) else [model]
-    shapes = _layer_shapes(layers, tuple(sample_shape)) if sample_shape else [None] * (
-        len(layers) + 1)
+    if sample_shape is None:
+        sample_shape = _infer_sample_shape(layers)
+    shapes = _layer_shapes(layers, tuple(sample_shape))
     nodes = {str(i): _export_layer(m, dt, shapes[i]) for i, m in enumerate(layers)}
     names = ["input", *nodes, "output"]
-    first, last = (np.array(shapes[0]), np.array(shapes[-1])) if sample_shape else (
-        np.array([]), np.array([]))
-    nodes["input"] = nir.Input(input_type={"input": first})
-    nodes["output"] = nir.Output(output_type={"output": last})
+    nodes["input"] = nir.Input(input_type={"input": np.array(shapes[0])})
+    nodes["output"] = nir.Output(output_type={"output": np.array(shapes[-1])})
     edges = list(zip(names[:-1], names[1:]))
-    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=sample_shape is not None)
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=True)
 
 
 def _surrogate_of(meta: dict) -> sg.Surrogate:
@@ -211,22 +239,11 @@ def _import_layer(node, dt: float) -> nn.Module:
         with torch.no_grad():
             m.weight.copy_(w)
             m.bias.copy_(torch.as_tensor(np.asarray(node.bias, np.float32)))
-        return _PerStep(m)
+        return PerStep(m)
     if isinstance(node, nir.Flatten):
         end = node.end_dim + 2 if node.end_dim >= 0 else node.end_dim
         return nn.Flatten(start_dim=node.start_dim + 2, end_dim=end)
     raise ParameterError(f"NIR node {type(node).__name__} is not supported by from_nir")
-
-
-class _PerStep(nn.Module):
-    """Apply a per-sample module (Conv2d) to ``[T, B, ...]`` by merging T into the batch."""
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, x):
-        return self.module(x.flatten(0, 1)).unflatten(0, x.shape[:2])
 
 
 def from_nir(graph, dt: float = 1e-4) -> Sequential:

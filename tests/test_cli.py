@@ -1,0 +1,98 @@
+"""The ``neurosparse`` command as a user meets it: errors, help, version, table width."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neurosparse import __version__
+from neurosparse.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = f"{ROOT}/examples/report_model.py:build"
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The command in a fresh interpreter, as a shell runs it."""
+    return subprocess.run([sys.executable, "-m", "neurosparse.cli", *args], cwd=ROOT,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.parametrize("args, says", [
+    (["report", "nope.py:build"], "target file 'nope.py' does not exist"),
+    (["report", MODEL, "--data", "synthetic-dvs:0"], "positive integer"),
+    (["report", MODEL, "--hardware", "no-such-chip"], "no-such-chip"),
+])  # fmt: skip
+def test_user_errors_print_one_line_and_exit_2(args, says, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert says in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback():
+    proc = _cli("--debug", "report", "nope.py:build")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+    proc = _cli("report", "nope.py:build")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("neurosparse report: error:")
+
+
+def test_report_on_the_shipped_example_fits_100_columns(capsys):
+    assert main(["report", MODEL, "--data", "example"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    # nothing is cut: every hardware profile and every column of the wide table is there
+    for word in ("SynOps", "Dense MACs", "State r/w", "Latency range", "EDP", "Chips",
+                 "spinnaker2", "truenorth", "gpu-a100-fp16"):
+        assert word in out, word
+
+
+def test_report_formats_json_and_wide(capsys):
+    assert main(["report", MODEL, "--data", "synthetic-dvs:2", "--format", "json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["samples"] == 2 and rep["layers"]
+    assert main(["report", MODEL, "--data", "synthetic-dvs:2", "--format", "wide"]) == 0
+    wide = capsys.readouterr().out
+    assert max(len(line) for line in wide.splitlines()) > 100  # the one-table layout
+
+
+def test_info_survives_an_invalid_kernel_setting():
+    proc = _cli("info", env={"NEUROSPARSE_KERNELS": "fast"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "NEUROSPARSE_KERNELS is invalid" in proc.stdout and "'fast'" in proc.stdout
+    assert f"neurosparse {__version__}" in proc.stdout
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"neurosparse {__version__}"
+
+
+def test_every_option_has_help():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"neurosparse {name} {action.option_strings or action.dest}"
+
+
+def test_demo_shows_progress_while_generating_data(capsys):
+    """The demo's first silent stretch was generating the data: it now has a bar."""
+    from neurosparse.demo import DemoConfig, make_tensors
+
+    x, y = make_tensors(DemoConfig(), 3, seed=0, desc="generating train data")
+    assert x.shape[1] == 3 == y.shape[0]
+    err = capsys.readouterr().err
+    assert "generating train data" in err and "3/3" in err
+    make_tensors(DemoConfig(), 2, seed=0)  # no name, no bar (library use)
+    assert capsys.readouterr().err == ""
