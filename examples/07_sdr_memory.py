@@ -11,7 +11,9 @@
 # Here scikit-learn's 8×8 digits (shipped with scikit-learn, no download) are turned
 # into SDRs, a few hundred are stored once each with their labels, and we measure
 # recall under input noise (0–30 % of the active bits moved) and how code overlap
-# follows input similarity. Three seeds; mean ± std.
+# follows input similarity. The baseline is the simplest memory that also learns in
+# one presentation: keep the stored input SDRs themselves and answer with the one of
+# largest bit overlap (nearest-neighbour lookup). Five seeds; mean ± std.
 #
 #     python examples/07_sdr_memory.py [--quick]
 
@@ -30,7 +32,7 @@ from sklearn.datasets import load_digits
 from neurosparse import sdr
 
 args = parse_args("07_sdr_memory", __doc__ or "SDR associative memory")
-SEEDS = [args.seed + i for i in range(3)]
+SEEDS = [args.seed + i for i in range(2 if args.quick else 5)]
 N_STORE = 200 if args.quick else 500  # digits stored, one presentation each
 N_TEST = 200 if args.quick else 500  # held-out digits, never stored
 NOISE = [0.0, 0.1, 0.2, 0.3] if args.quick else [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
@@ -74,11 +76,15 @@ def dense(sdrs: list) -> np.ndarray:
 # - **item recall**: the recalled code overlaps the stored digit's own code most
 #   (near-duplicate digits share codes by design, so this is below 1 even without noise);
 # - **exact code**: the recalled code equals the stored code, all 40 modules;
-# - **label accuracy (held-out)**: `predict` on digits never stored, against a
-#   1-nearest-neighbour classifier on the input SDRs (largest bit overlap).
+# - **label accuracy (held-out)**: `predict` on digits never stored.
+#
+# Each is compared with nearest-neighbour lookup on the stored input SDRs (largest bit
+# overlap with the noisy probe; ties go to the first stored item): its label, and for
+# item recall whether the nearest stored input is the probe's own digit.
 
 # %%
 results = {key: [] for key in ("stored", "item", "exact", "heldout")}
+nn_results = {key: [] for key in ("stored", "item", "heldout")}
 nn_baseline, store_seconds, familiarity_test, pair_rho = [], [], [], []
 memories = []
 for seed in SEEDS:
@@ -93,6 +99,8 @@ for seed in SEEDS:
     store_seconds.append(time.perf_counter() - t0)
     memories.append((mem, x_store, codes, labels[train]))
     row = {key: [] for key in results}
+    nn_row = {key: [] for key in nn_results}
+    stored_dense = dense(x_store)
     for frac in NOISE:
         noisy = [sdr.add_noise(x, frac, seed=rng) for x in x_store]
         noisy_test = [sdr.add_noise(x, frac, seed=rng) for x in x_test]
@@ -100,9 +108,16 @@ for seed in SEEDS:
         row["item"].append(np.mean(mem.code_overlaps(noisy).argmax(1) == np.arange(N_STORE)))
         row["exact"].append(np.mean([r == c for r, c in zip(mem.recall(noisy), codes)]))
         row["heldout"].append(np.mean(np.array(mem.predict(noisy_test)) == labels[test]))
+        near = (dense(noisy) @ stored_dense.T).argmax(1)
+        near_test = (dense(noisy_test) @ stored_dense.T).argmax(1)
+        nn_row["stored"].append(np.mean(labels[train][near] == labels[train]))
+        nn_row["item"].append(np.mean(near == np.arange(N_STORE)))
+        nn_row["heldout"].append(np.mean(labels[train][near_test] == labels[test]))
     for key in results:
         results[key].append(row[key])
-    nearest = (dense(x_test) @ dense(x_store).T).argmax(1)
+    for key in nn_results:
+        nn_results[key].append(nn_row[key])
+    nearest = (dense(x_test) @ stored_dense.T).argmax(1)
     nn_baseline.append(np.mean(labels[train][nearest] == labels[test]))
     familiarity_test.append(float(np.mean(mem.familiarity(x_test))))
     # similarity → overlap over all pairs of stored digits
@@ -113,6 +128,7 @@ for seed in SEEDS:
     pair_rho.append(spearmanr((d @ d.T)[iu], code_pairs)[0])
 
 curves = {key: np.array(v) for key, v in results.items()}  # [seed, noise level]
+nn_curves = {key: np.array(v) for key, v in nn_results.items()}
 print(
     f"stored {N_STORE} digits in {np.mean(store_seconds) * 1e3:.0f} ms per seed "
     f"(one presentation each); held-out familiarity G = {np.mean(familiarity_test):.2f}"
@@ -127,10 +143,12 @@ for j, frac in enumerate(NOISE):
         for k in ("stored", "item", "exact", "heldout")
     ]
     print(f"{frac:>10.0%} | {cells[0]:>15s} | {cells[1]:>13s} | {cells[2]:>13s} | {cells[3]:>16s}")
-print(
-    f"1-NN on the input SDRs, held-out, no noise: {np.mean(nn_baseline):.3f} ± "
-    f"{np.std(nn_baseline):.3f}; chance 0.10 (labels), {1 / N_STORE:.3f} (items)"
-)
+print("nearest-neighbour lookup on the stored input SDRs (the baseline):")
+for j, frac in enumerate(NOISE):
+    cells = [f"{nn_curves[k][:, j].mean():.3f} ± {nn_curves[k][:, j].std():.3f}"
+             for k in ("stored", "item", "heldout")]  # fmt: skip
+    print(f"{frac:>10.0%} | {cells[0]:>15s} | {cells[1]:>13s} | {'':>13s} | {cells[2]:>16s}")
+print(f"chance 0.10 (labels), {1 / N_STORE:.3f} (items)")
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
@@ -140,14 +158,15 @@ for key, name in (
     ("heldout", "label, held-out digits"),
 ):
     m, s = curves[key].mean(0), curves[key].std(0)
-    ax.errorbar(np.array(NOISE) * 100, m, yerr=s, marker="o", capsize=3, label=name)
-ax.axhline(np.mean(nn_baseline), ls="--", color="gray", label="1-NN on input SDRs (held-out)")
+    line = ax.errorbar(np.array(NOISE) * 100, m, yerr=s, marker="o", capsize=3, label=name)
+    ax.plot(np.array(NOISE) * 100, nn_curves[key].mean(0), ls="--",
+            color=line[0].get_color(), label=f"{name}, nearest neighbour")  # fmt: skip
 ax.axhline(0.1, ls=":", color="k", label="chance (labels)")
 ax.set(
     xlabel="active input bits moved (%)",
     ylabel="accuracy",
     ylim=(0, 1.02),
-    title=f"One-shot memory of {N_STORE} digits (3 seeds, mean ± std)",
+    title=f"One-shot memory of {N_STORE} digits ({len(SEEDS)} seeds, mean ± std)",
 )
 ax.legend(fontsize=8, loc="lower left")
 fig.savefig(args.out / "recall_vs_noise.png", dpi=100)
@@ -205,7 +224,8 @@ fig.savefig(args.out / "overlap_vs_similarity.png", dpi=100)
 # Rinkus (2014, 2017) describes the mechanism and reports that learning on MNIST and
 # Weizmann takes minutes on one CPU, but gives **no accuracy table** for one-shot recall
 # under noise (and the abstract states the accuracy is not state of the art), so there
-# is no number to match; the qualitative claims are compared instead.
+# is no number to match; the qualitative claims are compared instead, and beside each
+# the nearest-neighbour lookup that also learns in one presentation.
 
 # %%
 claims = [
@@ -218,7 +238,8 @@ claims = [
         "recall tolerates input noise",
         f"30 % of bits moved: label accuracy "
         f"{curves['stored'][:, -1].mean():.3f} ± {curves['stored'][:, -1].std():.3f} (stored), "
-        f"{curves['heldout'][:, -1].mean():.3f} (held-out)",
+        f"{curves['heldout'][:, -1].mean():.3f} (held-out); nearest neighbour "
+        f"{nn_curves['stored'][:, -1].mean():.3f} / {nn_curves['heldout'][:, -1].mean():.3f}",
     ),
     (
         "similar inputs get overlapping codes",
@@ -235,8 +256,8 @@ for claim, ours in claims:
     print(f"- Sparsey: {claim:42s} | ours: {ours}")
 
 # %%
-# measured (seeds 0-2): stored-digit label accuracy 1.000 at every noise level up to 30 %;
-# held-out 0.93 -> 0.91 (--quick 0.88 -> 0.85); probe Spearman 0.93-0.95; novel 0.6-1.0
+# measured: see docs/reproductions.md (seeds 0-4: stored-digit labels 1.000 up to 30 %
+# noise; held-out 0.93 -> 0.90, below nearest-neighbour lookup; probe Spearman > 0.9)
 assert curves["stored"][:, 0].min() >= 0.98, "one-shot storage failed"
 assert curves["stored"][:, -1].mean() >= 0.9, "recall is not robust to 30 % noise"
 assert curves["heldout"].mean(0).min() > 0.6, "held-out digits are not recognised"
@@ -250,6 +271,8 @@ write_summary(
     noise=NOISE,
     recall={k: {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()} for k, v in curves.items()},
     nn_baseline={"mean": float(np.mean(nn_baseline)), "std": float(np.std(nn_baseline))},
+    nearest_neighbour={k: {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()}
+                       for k, v in nn_curves.items()},
     probe_spearman=float(rho),
     pair_spearman=float(np.mean(pair_rho)),
     novel_code_overlap=float(novel_probe),

@@ -4,12 +4,16 @@
 # `sdr.KSparseAutoencoder` (Makhzani & Frey 2014) is a tied-weight linear autoencoder
 # whose hidden code keeps only the `k` largest units per sample. `k` starts large and
 # is annealed to its target over the first half of training (against dead units), and
-# codes are computed with `α·k` units at test time. Its dense twin (same width, same
-# training budget, no top-k) is the same class with `k = hidden`.
+# codes are computed with `α·k` units at test time. The paper compares against
+# *non-linear* autoencoders (denoising, dropout) and RBMs, so the baselines here are
+# non-linear autoencoders of the same width and training budget: a ReLU autoencoder
+# (`Linear → ReLU → Linear`) and its denoising twin (25 % of the input pixels zeroed
+# during training). The linear dense twin (the same class with `k = hidden`) and raw
+# pixels are printed as references: a linear code can only match the pixels.
 #
-# Both are trained on scikit-learn's 8×8 digits (no download); a logistic regression on
+# All are trained on scikit-learn's 8×8 digits (no download); a logistic regression on
 # the frozen codes (a linear probe) measures how much class information each code
-# exposes linearly. Three seeds, mean ± std.
+# exposes linearly. Five seeds, mean ± std.
 #
 #     python examples/08_ksparse_autoencoder.py [--quick]
 
@@ -31,10 +35,11 @@ from neurosparse import sdr
 
 args = parse_args("08_ksparse_autoencoder", __doc__ or "k-sparse autoencoder")
 torch.set_num_threads(1)  # 64-pixel inputs: more threads only add overhead
-SEEDS = [args.seed + i for i in range(3)]
+SEEDS = [args.seed + i for i in range(1 if args.quick else 5)]
 HIDDEN = 256
 KS = [20] if args.quick else [5, 10, 20, 40]
 EPOCHS = 30 if args.quick else 100
+MASK = 0.25  # denoising AE: fraction of input pixels zeroed in training
 ALPHA = 3.0  # test-time factor; the paper's own value is not verified (REFERENCES §7)
 
 X, y = load_digits(return_X_y=True)
@@ -59,6 +64,39 @@ def train(k: int, seed: int, x_train: np.ndarray):
     return ae, losses[-1]
 
 
+class ReLUAutoencoder(torch.nn.Module):
+    """The non-linear baseline: ``x -> ReLU(W1 x + b1) -> W2 h + b2``, untied."""
+
+    def __init__(self, n_in: int, hidden: int):
+        super().__init__()
+        self.enc, self.dec = torch.nn.Linear(n_in, hidden), torch.nn.Linear(hidden, n_in)
+
+    def encode(self, x):
+        return torch.relu(self.enc(x))
+
+    def forward(self, x):
+        return self.dec(self.encode(x))
+
+
+def train_relu(seed: int, x_train: np.ndarray, mask: float):
+    """Same optimiser, batch, epochs and learning rate as the k-sparse fit."""
+    torch.manual_seed(seed)
+    ae, x = ReLUAutoencoder(64, HIDDEN), torch.from_numpy(x_train)
+    opt = torch.optim.Adam(ae.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(EPOCHS):
+        total = 0.0
+        for idx in torch.randperm(len(x), generator=gen).split(64):
+            xb = x[idx]
+            inp = xb * (torch.rand(xb.shape, generator=gen) >= mask) if mask else xb
+            loss = torch.nn.functional.mse_loss(ae(inp), xb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+    return ae.eval(), total / len(x)
+
+
 # %% [markdown]
 # ## Train and probe
 # Half of the 1797 digits train the autoencoders and the probe, the other half tests
@@ -66,7 +104,8 @@ def train(k: int, seed: int, x_train: np.ndarray):
 # that are never among the winners on the test half.
 
 # %%
-rows = {k: [] for k in [*KS, HIDDEN, "pixels"]}
+BASELINES = {"relu": 0.0, "denoising": MASK}  # non-linear AEs: input mask in training
+rows = {k: [] for k in [*KS, *BASELINES, HIDDEN, "pixels"]}
 losses, dead, seconds = {k: [] for k in rows}, {k: [] for k in rows}, {k: [] for k in rows}
 models = {}
 for seed in SEEDS:
@@ -83,12 +122,27 @@ for seed in SEEDS:
         dead[k].append(int(((z_te != 0).sum(0) == 0).sum()))
         if seed == SEEDS[0]:
             models[k] = ae
+    for b, mask in BASELINES.items():
+        t0 = time.perf_counter()
+        ae, loss = train_relu(seed, x_tr, mask)
+        seconds[b].append(time.perf_counter() - t0)
+        with torch.no_grad():
+            z_tr, z_te = (ae.encode(torch.from_numpy(a)).numpy() for a in (x_tr, x_te))
+        rows[b].append(probe(z_tr, y_tr, z_te, y_te))
+        losses[b].append(loss)
+        dead[b].append(int(((z_te != 0).sum(0) == 0).sum()))
 
 
 def name(k) -> str:
     if k == "pixels":
         return "raw pixels (64)"
-    return f"dense AE ({HIDDEN})" if k == HIDDEN else f"k-sparse k={k} (test {int(ALPHA * k)})"
+    if k == "relu":
+        return f"ReLU AE ({HIDDEN})"
+    if k == "denoising":
+        return f"denoising ReLU AE ({HIDDEN})"
+    if k == HIDDEN:
+        return f"linear dense AE ({HIDDEN})"
+    return f"k-sparse k={k} (test {int(ALPHA * k)})"
 
 
 print(f"{'code':>26s} | {'probe accuracy':>15s} | {'train MSE':>9s} | {'dead units':>10s} | s/fit")
@@ -99,11 +153,14 @@ for k, acc in rows.items():
         else f"{'':9s} | {'':10s} |"
     )
     print(f"{name(k):>26s} | {np.mean(acc):.3f} ± {np.std(acc):.3f} | {extra}")
-gaps = {k: float(np.mean(np.array(rows[k]) - np.array(rows[HIDDEN]))) for k in KS}
+# the fair baseline: the better of the two non-linear AEs, per seed
+best_nl = np.maximum(np.array(rows["relu"]), np.array(rows["denoising"]))
+gaps = {k: float(np.mean(np.array(rows[k]) - best_nl)) for k in KS}
+gaps_linear = {k: float(np.mean(np.array(rows[k]) - np.array(rows[HIDDEN]))) for k in KS}
 print(
-    "k-sparse − dense, mean over seeds (per seed): "
+    "k-sparse − best non-linear AE, mean over seeds (per seed): "
     + "; ".join(
-        f"k={k}: {g * 100:+.1f} points ({', '.join(f'{d * 100:+.1f}' for d in np.array(rows[k]) - np.array(rows[HIDDEN]))})"  # noqa: E501
+        f"k={k}: {g * 100:+.1f} points ({', '.join(f'{d * 100:+.1f}' for d in np.array(rows[k]) - best_nl)})"  # noqa: E501
         for k, g in gaps.items()
     )
 )
@@ -113,13 +170,13 @@ fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
 means = [np.mean(rows[k]) for k in KS]
 stds = [np.std(rows[k]) for k in KS]
 ax.errorbar(KS, means, yerr=stds, marker="o", capsize=3, label="k-sparse AE")
-for ref, style in ((HIDDEN, "--"), ("pixels", ":")):
+for ref, style in (("relu", "-."), ("denoising", "--"), (HIDDEN, (0, (1, 3))), ("pixels", ":")):
     ax.axhline(np.mean(rows[ref]), ls=style, color="gray", label=name(ref))
 ax.set(
     xscale="log",
     xlabel=f"k (winners of {HIDDEN} during training)",
     ylabel="linear-probe test accuracy",
-    title="Digits, 3 seeds (mean ± std)",
+    title=f"Digits, {len(SEEDS)} seeds (mean ± std)",
 )
 ax.set_xticks(KS, [str(k) for k in KS])
 ax.legend(fontsize=8)
@@ -169,28 +226,28 @@ fig.savefig(args.out / "filters.png", dpi=100)
 # %% [markdown]
 # ## Beside the paper
 # Makhzani & Frey (2014) report on MNIST (1000 hidden units, k = 25 to 40) that k-sparse
-# codes give a better linear-probe / classification error than dense, denoising and
-# dropout autoencoders and RBMs. Their table values are **not verified** here
-# (REFERENCES §7), and the data differ (8×8 digits, 899 training images, not MNIST),
-# so only the direction is compared.
+# codes give a better classification error than denoising and dropout autoencoders and
+# RBMs. Their table values are **not verified** here (REFERENCES §7) and MNIST is not
+# available offline (8×8 digits, 898 training images instead), so only the direction is
+# compared.
 
 # %%
 best_k = max(KS, key=lambda k: np.mean(rows[k]))
 print(
-    f"- paper (MNIST, values unverified): k-sparse codes beat a dense AE of the same "
-    f"width under a linear probe\n- ours (8x8 digits): best k = {best_k}: "
-    f"{np.mean(rows[best_k]):.3f} ± {np.std(rows[best_k]):.3f} vs dense "
-    f"{np.mean(rows[HIDDEN]):.3f} ± {np.std(rows[HIDDEN]):.3f} "
-    f"({gaps[best_k] * 100:+.1f} points); raw pixels {np.mean(rows['pixels']):.3f}"
+    f"- paper (MNIST, values unverified): k-sparse codes beat denoising / dropout AEs "
+    f"and RBMs\n- ours (8x8 digits): best k = {best_k}: "
+    f"{np.mean(rows[best_k]):.3f} ± {np.std(rows[best_k]):.3f} vs ReLU AE "
+    f"{np.mean(rows['relu']):.3f} ± {np.std(rows['relu']):.3f}, denoising ReLU AE "
+    f"{np.mean(rows['denoising']):.3f} ± {np.std(rows['denoising']):.3f} "
+    f"({gaps[best_k] * 100:+.1f} points against the better of the two per seed); "
+    f"linear dense AE {np.mean(rows[HIDDEN]):.3f}, raw pixels {np.mean(rows['pixels']):.3f}"
 )
 
 # %%
-# measured (seeds 0-2): full run k=20 0.968 ± 0.007 vs dense 0.962 ± 0.004 (per seed
-# -0.1, +1.1, +0.8 points); --quick k=20 0.962 ± 0.006 vs 0.962 ± 0.005. The gap is
-# within about ±1 point per seed, so what is asserted is that the k-sparse code keeps
-# the dense code's class information, not that it wins.
+# measured: see docs/reproductions.md. The gaps are about a point either way, so what is
+# asserted is that every code keeps the class information, not which one wins.
 assert min(rows[20]) > 0.93, "k-sparse codes lost the class information"
-assert gaps[20] > -0.01, f"k-sparse codes fell behind the dense ones ({gaps[20]:+.3f})"
+assert min(best_nl) > 0.9, "the non-linear baselines did not train"
 assert all(
     int((models[k].eval().encode(torch.from_numpy(X[:50])) != 0).sum(1).max()) == int(ALPHA * k)
     for k in KS
@@ -206,7 +263,9 @@ write_summary(
         str(k): {"mean": float(np.mean(v)), "std": float(np.std(v)), "runs": v}
         for k, v in rows.items()
     },
-    gap_vs_dense=gaps,
+    gap_vs_nonlinear=gaps,
+    gap_vs_linear_dense=gaps_linear,
+    denoising_mask=MASK,
     train_mse={str(k): float(np.mean(v)) for k, v in losses.items() if v},
     dead_units={str(k): float(np.mean(v)) for k, v in dead.items() if v},
     filter_cosine_to_init={str(k): float(c.mean()) for k, c in cos.items()},

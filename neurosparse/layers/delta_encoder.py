@@ -13,7 +13,11 @@ layers share:
   read by ``delta_penalty`` and ``temporal_sparsity`` (``layers/delta_penalty.py``);
 - the stand-alone :class:`DeltaEncoder`, which turns any ``[T, B, ...]`` signal into its
   delta stream (or its reference-quantised copy) in front of any layer, snnTorch and
-  Norse ones included.
+  Norse ones included;
+- the Delta Activation Layer's trainable quantisation step (:func:`quantise`, the
+  ``quant_step`` option of :class:`DeltaEncoder`): activations are rounded to multiples
+  of a step ``s`` before the deltas are taken, so every delta sent is an integer number
+  of steps.
 """
 
 from __future__ import annotations
@@ -102,6 +106,42 @@ def unit_thresholds(theta: torch.Tensor, sample_shape: torch.Size, like: torch.T
         )
     view = (th.shape[0],) + (1,) * (len(sample_shape) - 1)
     return th.view(view).expand(tuple(sample_shape)).reshape(-1)
+
+
+# -- the trainable quantisation step ----------------------------------------------------
+def quantise(x: torch.Tensor, step: float | torch.Tensor) -> torch.Tensor:
+    """Round ``x`` to multiples of ``step``: ``s · round(x / s)``, trainable in ``s``.
+
+    The quantisation step of the Delta Activation Layer (Yousefzadeh & Sifalakis 2021).
+    Gradients: straight through in ``x`` (``∂x̂/∂x = 1``; the true derivative is 0
+    almost everywhere), and in ``s`` the exact derivative of the piecewise-linear
+    function, ``∂x̂/∂s = round(x/s)``, which a step that requires grad receives. (LSQ,
+    Esser et al. 2020, also passes the rounding straight through in ``s`` and gets
+    ``round(x/s) − x/s``; the exact one is used here so that finite differences check it.)
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Any floating tensor.
+    step : float or torch.Tensor
+        ``s > 0``: a scalar, or a tensor broadcastable to ``x``. A tensor step that went
+        to or below 0 in training acts as ``1e-6`` (its gradient still flows).
+
+    Returns
+    -------
+    torch.Tensor
+        ``x̂`` of ``x``'s shape. ``torch.round`` rounds halves to even (``0.5 → 0``).
+    """
+    x = check_float_tensor("input", x)
+    if isinstance(step, torch.Tensor):
+        s = step.to(dtype=x.dtype, device=x.device)
+        s = s + (s.clamp(min=1e-6) - s).detach()
+    else:
+        if not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0):
+            raise ParameterError(f"quantisation step must be a positive float, got {step!r}")
+        s = torch.tensor(float(step), dtype=x.dtype, device=x.device)
+    levels = torch.round(x.detach() / s.detach())
+    return s * levels + (x - x.detach())
 
 
 # -- what each delta module records ------------------------------------------------------
@@ -254,6 +294,11 @@ class DeltaEncoder(OpCounter, DeltaModule, nn.Module):
         unit holds the last value it sent), equal to the input where θ = 0.
     fan_out : float
         Synapses each delta drives downstream, for ``delta_penalty(weighted=True)``.
+    quant_step : float, optional
+        Round the input to multiples of this step before encoding (:func:`quantise`);
+        ``None`` (default) leaves it as it is.
+    learn_quant_step : bool
+        Make the step a parameter ``quant_step`` trained through the LSQ gradient.
 
     Notes
     -----
@@ -276,9 +321,24 @@ class DeltaEncoder(OpCounter, DeltaModule, nn.Module):
         grad_width: float | None = None,
         output: str = "delta",
         fan_out: float = 1.0,
+        quant_step: float | None = None,
+        learn_quant_step: bool = False,
     ) -> None:
         super().__init__()
         init_threshold(self, threshold, channels, per_channel, learn_threshold, grad_width)
+        if quant_step is None:
+            if learn_quant_step:
+                raise ParameterError("learn_quant_step=True needs a starting quant_step > 0")
+            self.quant_step = None
+        else:
+            if not (isinstance(quant_step, (int, float)) and math.isfinite(quant_step)
+                    and quant_step > 0):  # fmt: skip
+                raise ParameterError(f"quant_step must be a positive float, got {quant_step!r}")
+            step = torch.tensor(float(quant_step))
+            if learn_quant_step:
+                self.quant_step = nn.Parameter(step)
+            else:
+                self.register_buffer("quant_step", step)
         self.output = check_choice("output", output, OUTPUTS)
         if not (isinstance(fan_out, (int, float)) and fan_out > 0):
             raise ParameterError(f"fan_out must be a positive number, got {fan_out!r}")
@@ -291,6 +351,8 @@ class DeltaEncoder(OpCounter, DeltaModule, nn.Module):
 
     def _encode(self, x, state):
         x = check_sequence(_unwrap(x), 2, "[T, B, ...], time first")
+        if self.quant_step is not None:
+            x = quantise(x, self.quant_step)
         ref0 = _initial_ref(x, state)
         thr = unit_thresholds(self.threshold, x.shape[2:], x)
         n_t, n_b = x.shape[:2]
@@ -335,7 +397,8 @@ class DeltaEncoder(OpCounter, DeltaModule, nn.Module):
         th = self.threshold
         t = f"{float(th):g}" if th.dim() == 0 else f"[{th.numel()} channels]"
         learn = ", learn_threshold=True" if isinstance(th, nn.Parameter) else ""
-        return f"threshold={t}{learn}, output={self.output!r}"
+        q = "" if self.quant_step is None else f", quant_step={float(self.quant_step.detach()):g}"
+        return f"threshold={t}{learn}{q}, output={self.output!r}"
 
 
 def quantised(
