@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -12,7 +13,11 @@ import torch
 import neurosparse.data as nd
 from neurosparse.errors import EventFileNotFoundError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dvs"
+# NEUROSPARSE_DVS_DATA points elsewhere (a worktree has no ../shared); see tests/conftest.py
+DATA = Path(
+    os.environ.get("NEUROSPARSE_DVS_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dvs"
+)
 needs_data = pytest.mark.skipif(
     not DATA.is_dir(), reason=f"real DVS recordings not found at {DATA}"
 )

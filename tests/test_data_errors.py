@@ -7,6 +7,7 @@ ZSTD compression) rewrite a real LZ4 recording's packets, so they need the share
 
 from __future__ import annotations
 
+import os
 import struct
 import warnings
 from pathlib import Path
@@ -24,7 +25,11 @@ from neurosparse.errors import (
     UnknownFormatError,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dvs"
+# NEUROSPARSE_DVS_DATA points elsewhere (a worktree has no ../shared); see tests/conftest.py
+DATA = Path(
+    os.environ.get("NEUROSPARSE_DVS_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dvs"
+)
 needs_data = pytest.mark.skipif(
     not DATA.is_dir(), reason=f"real DVS recordings not found at {DATA}"
 )

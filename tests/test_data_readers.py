@@ -9,6 +9,7 @@ which no reliable Python decoder exists), and the text twin of the HDF5 sample.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,11 @@ import pytest
 
 import neurosparse.data as nd
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dvs"
+# NEUROSPARSE_DVS_DATA points elsewhere (a worktree has no ../shared); see tests/conftest.py
+DATA = Path(
+    os.environ.get("NEUROSPARSE_DVS_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dvs"
+)
 needs_data = pytest.mark.skipif(
     not DATA.is_dir(), reason=f"real DVS recordings not found at {DATA} (shared data folder)"
 )
