@@ -33,6 +33,18 @@ def check_errors(errors: str) -> str:
     return errors
 
 
+def _behind(t: np.ndarray, prev: int | None) -> np.ndarray:
+    """Mask of events earlier than the latest event before them (or ``prev``)."""
+    before = np.empty(t.shape[0], dtype=np.int64)
+    if t.shape[0] == 0:
+        return before.astype(bool)
+    before[0] = t[0] if prev is None else prev
+    np.maximum.accumulate(t[:-1], out=before[1:])
+    if prev is not None:
+        np.maximum(before, prev, out=before)
+    return t < before
+
+
 class Report:
     """Collects problems met while decoding ``path``; ``stat`` is shared with the kernels."""
 
@@ -44,6 +56,9 @@ class Report:
         self.sensor_size: tuple[int, int, int] | None = None
         #: what the bounds check used, for messages ("sensor_size=(34, 34, 2)", ...)
         self.bound = ""
+        #: data offset and word size (fixed-word formats) to turn word indices into bytes
+        self.offset = 0
+        self.word_size = 0
         self.counts: dict[str, int] = {}
         self.finished = False
         # per-file time order: largest t so far, events seen, events out of order
@@ -72,6 +87,13 @@ class Report:
             )
         self.counts[what] = self.counts.get(what, 0) + count
 
+    def where(self, word: int) -> str:
+        """``"word 12 (byte 96)"``: position of a word of the data section."""
+        at = f"{self.unit} {word} of the data section"
+        if self.word_size:
+            at += f" (byte {self.offset + word * self.word_size})"
+        return at
+
     def check_stat(self) -> None:
         """Raise on the first corrupt word or out-of-sensor event the kernels counted."""
         if self.skip:
@@ -80,49 +102,61 @@ class Report:
         if s[BAD]:
             raise CorruptDataError(
                 f"{self.path}: {int(s[BAD])} corrupt {self.unit}(s) (invalid for the format), "
-                f"the first at {self.unit} {int(s[FIRST_BAD])} of the data section; the file is "
+                f"the first at {self.where(int(s[FIRST_BAD]))}; the file is "
                 f"damaged or not in this format; {SKIP_HINT}"
             )
         if s[OUTSIDE]:
             raise EventOutsideSensorError(
-                f"{self.path}: {int(s[OUTSIDE])} event(s) lie outside {self.bound} (W, H, P), "
-                f"the first at {self.unit} {int(s[FIRST_OUT])} of the data section; pass the "
-                f"right sensor_size, or {SKIP_HINT}"
+                f"{self.path}: {int(s[OUTSIDE])} event(s) lie outside {self.bound}, the first "
+                f"at {self.where(int(s[FIRST_OUT]))}; pass the right sensor_size=(W, H), or "
+                f"{SKIP_HINT}"
             )
 
     def in_order(self, ev: np.ndarray, fmt: str) -> np.ndarray:
         """Check that ``ev`` continues the file's non-decreasing time; drop (skip) or raise.
 
-        An event earlier than the latest one before it is out of order; with
-        ``errors="skip"`` it is dropped and counted. Called block after block, so
-        streaming and whole-file reads agree.
+        An event earlier than the latest kept one before it is out of order. With
+        ``errors="skip"`` the out-of-order events are dropped and counted, except that a
+        single event far *ahead* of both neighbours (a spike: its successor is in order
+        with its predecessor) is dropped instead of everything after it. Called block
+        after block with the running maximum carried over (a spike that is the last event
+        of a streaming block cannot see its successor and is kept).
         """
         n = ev.shape[0]
         if n == 0:
             return ev
-        t = ev["t"]
-        run = np.maximum.accumulate(t)
-        before = np.empty(n, dtype=np.int64)
-        before[0] = t[0] if self.t_max is None else self.t_max
-        before[1:] = run[:-1]
-        if self.t_max is not None:
-            np.maximum(before, self.t_max, out=before)
-        bad = t < before
+        t = ev["t"].astype(np.int64, copy=False)
+        prev = self.t_max
+        bad = _behind(t, prev)
         first = self.n_seen
         self.n_seen += n
-        self.t_max = int(max(run[-1], before[0]))
         if not bad.any():
+            self.t_max = int(t.max()) if prev is None else max(prev, int(t.max()))
             return ev
         i = int(np.argmax(bad))
         if not self.skip:
+            before = max(([int(t[:i].max())] if i else []) + ([prev] if prev is not None else []))
             raise TimestampOrderError(
                 f"{self.path}: timestamps go backwards at decoded event {first + i} "
-                f"(t = {int(t[i])} µs after {int(before[i])} µs; {int(bad.sum())} such event(s) "
-                f"in this block). {fmt} recordings are in time order, so the file is corrupt "
-                f"(flipped or overwritten bytes) or not a {fmt} file; {SKIP_HINT}"
+                f"(t = {int(t[i])} µs after {before} µs: this event or an earlier one is "
+                f"wrong). {fmt} recordings are in time order, "
+                f"so the file is corrupt (flipped or overwritten bytes) or not a {fmt} file; "
+                f"{SKIP_HINT}"
             )
-        self.backward += int(bad.sum())
-        return ev[~bad]
+        drop = np.zeros(n, dtype=bool)
+        if n > 1:  # spikes: t[j] > t[j+1] >= t[j-1]
+            cur, nxt = t[:-1], t[1:]
+            prv = np.empty(n - 1, dtype=np.int64)
+            prv[0] = np.iinfo(np.int64).min if prev is None else prev
+            prv[1:] = t[:-2]
+            drop[:-1] = (cur > nxt) & (nxt >= prv)
+        rest = np.nonzero(~drop)[0]
+        drop[rest[_behind(t[rest], prev)]] = True
+        kept = t[~drop]
+        if kept.shape[0]:
+            self.t_max = int(kept.max()) if prev is None else max(prev, int(kept.max()))
+        self.backward += int(drop.sum())
+        return ev[~drop]
 
     @property
     def other(self) -> int:

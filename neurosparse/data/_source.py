@@ -62,7 +62,7 @@ class Source:
         self.sensor_size = sensor_size
         report.sensor_size = sensor_size
         if sensor_size is not None:
-            report.bound = f"sensor_size={tuple(sensor_size)}"
+            report.bound = f"sensor_size={tuple(sensor_size)} (W, H, P)"
         elif self.limit is not None:
             report.bound = f"the largest {self.limit_name} sensor {self.limit}"
         self.meta = {"format": self.fmt, **meta}
@@ -94,6 +94,7 @@ class WordSource(Source):
     def __init__(self, path, report, sensor_size, meta, offset: int) -> None:
         super().__init__(path, report, sensor_size, meta)
         self.offset = offset
+        report.offset, report.word_size = offset, self.word_size
 
     def reset(self) -> None:
         pass

@@ -252,7 +252,8 @@ def open_source(path, report, sensor_size, stream: int | None = None, **opts) ->
         raise ParameterError(f"stream must be one of the event streams {events}, got {stream!r}")
     info = streams[stream]
     if sensor_size is None and "sizeX" in info and "sizeY" in info:
-        sensor_size = header_size(path, info["sizeX"], info["sizeY"], f"stream {stream} sizeX/sizeY")
+        where = f"stream {stream} sizeX/sizeY"
+        sensor_size = header_size(path, info["sizeX"], info["sizeY"], where)
     offset = len(MAGIC) + 4 + hlen
     end = table if 0 < table <= size else size
     meta = {
@@ -261,4 +262,5 @@ def open_source(path, report, sensor_size, stream: int | None = None, **opts) ->
         "streams": {k: v.get("type") for k, v in streams.items()},
         "source": info.get("source"),
     }
-    return AEDAT4Source(path, report, sensor_size, meta, offset, end, stream, _decompressor(comp, path))
+    decompress = _decompressor(comp, path)
+    return AEDAT4Source(path, report, sensor_size, meta, offset, end, stream, decompress)

@@ -136,7 +136,8 @@ def open_dat(path, report, sensor_size, **opts) -> DATSource:
         )
     if sensor_size is None and "width" in keys and "height" in keys:
         why = "x and y are 14-bit fields"
-        sensor_size = header_size(path, keys["width"], keys["height"], "% Width/% Height", MAX_SIDE, why)
+        w, h = keys["width"], keys["height"]
+        sensor_size = header_size(path, w, h, "% Width/% Height", MAX_SIDE, why)
     meta = {"header": keys, "event_type": int(ts[0])}
     return DATSource(path, report, sensor_size, meta, offset + 2)
 
