@@ -68,6 +68,11 @@ class EventFileNotFoundError(NeurosparseError, FileNotFoundError):
     """An event file or dataset folder does not exist."""
 
 
+class CheckpointError(ParameterError):
+    """A checkpoint / cache file is not ours, holds more than tensors and plain types, or
+    cannot be stored so that it loads with ``torch.load(weights_only=True)``."""
+
+
 class UnknownHardwareError(NeurosparseError, ValueError):
     """A hardware profile name is not known, or a custom profile is malformed."""
 
@@ -92,6 +97,7 @@ __all__ = [
     "TimestampOrderError",
     "EventOutsideSensorError",
     "EventFileNotFoundError",
+    "CheckpointError",
     "UnknownHardwareError",
     "CorruptDataWarning",
 ]
