@@ -12,14 +12,27 @@ file can be decoded in blocks (streaming) with the same counts as in one call:
 
 ``width = height = 0`` disables the bounds check. The Python readers turn ``BAD`` and
 ``OUTSIDE`` into an error, or, with ``errors="skip"``, into a warning with the counts.
+
+Time counters that wrap (AEDAT 2 / DAT 32-bit µs, EVT 2.0 TIME_HIGH) count a wrap only
+when the counter falls from its top quarter to its bottom quarter (:func:`is_wrap`): a
+corrupt timestamp that merely goes backwards then shows up as time running backwards
+(an error) instead of as a wrap that would silently shift every later event by a period.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 BAD, FIRST_BAD, OUTSIDE, FIRST_OUT, OTHER = 0, 1, 2, 3, 4
 N_STAT = 5
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def is_wrap(old, new, bits):
+    """True when a ``bits``-bit counter going from ``old`` to ``new`` wrapped around."""
+    quarter = np.int64(1) << (bits - 2)
+    return old >= 3 * quarter and new < quarter
 
 
 def new_stat() -> np.ndarray:

@@ -8,8 +8,9 @@ Address layouts (raw jAER fields; no axis flips):
   samples, bit 10 external/special events); x = (a >> 12) & 0x3FF, y = (a >> 22) & 0x1FF,
   p = (a >> 11) & 1. Other words are counted in ``stat[OTHER]``.
 
-The timestamp wrap is undone with a carried ``(last, wraps)`` state: a drop of more than
-2**31 counts as one wrap.
+The timestamp wrap is undone with a carried ``(last, wraps)`` state: a drop from the top
+quarter of the 32-bit range to its bottom quarter counts as one wrap (``is_wrap``); any
+other drop is left as time going backwards, which the reader reports as corruption.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import FIRST_OUT, OTHER, OUTSIDE
+from ._decode_common import FIRST_OUT, OTHER, OUTSIDE, is_wrap
 
 LAYOUT_DVS128 = 0
 LAYOUT_DAVIS = 1
@@ -47,7 +48,7 @@ def decode_aedat2(buf, word0, layout, state, width, height, out, stat):
     for i in range(n):
         a = _be32(buf, 8 * i)
         ts = _be32(buf, 8 * i + 4)
-        if ts < last and last - ts > (np.int64(1) << 31):
+        if ts < last and is_wrap(last, ts, 32):
             wraps += 1
         last = ts
         if layout == LAYOUT_DVS128:

@@ -1,7 +1,8 @@
 """Prophesee DAT (v2) CD events: decode kernel.
 
 Each event is 8 bytes little-endian: uint32 t (µs, wraps at 2**32), uint32 w with
-x = w & 0x3FFF, y = (w >> 14) & 0x3FFF, p = (w >> 28) & 1.
+x = w & 0x3FFF, y = (w >> 14) & 0x3FFF, p = (w >> 28) & 1. A wrap is a fall from the top
+to the bottom quarter of the 32-bit range (``is_wrap``); other drops stay backwards.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import FIRST_OUT, OUTSIDE
+from ._decode_common import FIRST_OUT, OUTSIDE, is_wrap
 
 
 @numba.njit(cache=True, nogil=True)
@@ -23,7 +24,7 @@ def decode_dat(words, word0, state, width, height, out, stat):
     for i in range(n):
         ts = np.int64(words[2 * i])
         w = np.int64(words[2 * i + 1])
-        if ts < last and last - ts > (np.int64(1) << 31):
+        if ts < last and is_wrap(last, ts, 32):
             wraps += 1
         last = ts
         x = w & 0x3FFF

@@ -4,7 +4,9 @@
 0x0 CD_OFF / 0x1 CD_ON: t[5:0] = bits 27-22, x = bits 21-11, y = bits 10-0;
 0x8 EVT_TIME_HIGH: bits 27-0 = t[33:6]; 0xA EXT_TRIGGER, 0xE OTHERS, 0xF CONTINUED: no
 polarity event (counted in ``stat[OTHER]``); any other type is a corrupt word.
-The 34-bit time wraps (~4.8 h); a TIME_HIGH that goes down counts one wrap.
+The 34-bit time wraps (~4.8 h); a TIME_HIGH that falls from the top quarter of its
+28-bit range to the bottom quarter counts one wrap (``is_wrap``); any other fall is left as
+time going backwards, which the reader reports as corruption.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import BAD, FIRST_BAD, FIRST_OUT, OTHER, OUTSIDE
+from ._decode_common import BAD, FIRST_BAD, FIRST_OUT, OTHER, OUTSIDE, is_wrap
 
 CD_OFF, CD_ON, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED = 0x0, 0x1, 0x8, 0xA, 0xE, 0xF
 
@@ -43,7 +45,7 @@ def decode_evt2(words, word0, state, width, height, out, stat):
             k += 1
         elif typ == TIME_HIGH:
             new = w & 0xFFFFFFF
-            if new < th:
+            if new < th and is_wrap(th, new, 28):
                 wraps += 1
             th = new
         elif typ == EXT_TRIGGER or typ == OTHERS or typ == CONTINUED:

@@ -11,7 +11,10 @@ t = wraps * 2**24 + TIME_HIGH * 2**12 + TIME_LOW (Prophesee's spec; the same as 
 ``evt3`` package). The wrap counter advances only when TIME_HIGH falls from near its
 top to near 0 (a drop of at least ``WRAP_DROP`` = 0xFFF - 10 steps, the loop threshold of
 Prophesee's OpenEB decoder, which ``evt3`` follows too); a smaller backward TIME_HIGH
-step, like TIME_LOW stepping back a few µs, is sensor jitter, not a wrap.
+step, like TIME_LOW stepping back a few µs, is sensor jitter, not a wrap. TIME_LOW jitter
+(<= 11 µs) can cross at most one TIME_HIGH boundary, so a TIME_HIGH falling by more than
+``TH_JITTER`` = 1 step without being a wrap is a corrupt word (counted in ``stat[BAD]``;
+the new value is taken, so decoding resynchronises on it).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ ADDR_Y, ADDR_X, VECT_BASE_X, VECT_12, VECT_8 = 0x0, 0x2, 0x3, 0x4, 0x5
 TIME_LOW, CONTINUED_4, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED_12 = 0x6, 0x7, 0x8, 0xA, 0xE, 0xF
 
 WRAP_DROP = 0xFFF - 10
+TH_JITTER = 1
 
 # state slots
 S_Y, S_BASE_X, S_POL, S_TIME_LOW, S_TIME_HIGH, S_WRAPS = 0, 1, 2, 3, 4, 5
@@ -118,6 +122,10 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
                 new = w & 0xFFF
                 if th - new >= WRAP_DROP:
                     wraps += 1
+                elif th - new > TH_JITTER:
+                    if stat[FIRST_BAD] < 0:
+                        stat[FIRST_BAD] = word0 + i
+                    stat[BAD] += 1
                 th = new
                 t = (wraps << 24) | (th << 12) | tl
             elif typ == CONTINUED_4 or typ == CONTINUED_12 or typ == EXT_TRIGGER or typ == OTHERS:

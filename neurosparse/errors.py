@@ -44,8 +44,33 @@ class UnknownFormatError(EventFileError):
     """The format of an event file could not be detected or is not supported."""
 
 
+class TruncatedFileError(EventFileError):
+    """An event file ends inside a word, packet or header (truncated download or copy)."""
+
+
+class CorruptDataError(EventFileError):
+    """A word, packet or dataset of an event file is not valid for its format."""
+
+
+class ImplausibleHeaderError(EventFileError):
+    """A header field is impossible for the format (e.g. a sensor width of 2**31 - 1)."""
+
+
+class TimestampOrderError(EventFileError):
+    """Timestamps go backwards in a format whose recordings are in time order."""
+
+
+class EventOutsideSensorError(EventFileError, InputValueError):
+    """Events lie outside the sensor size (the header's, the format's or ``sensor_size=``)."""
+
+
 class EventFileNotFoundError(NeurosparseError, FileNotFoundError):
     """An event file or dataset folder does not exist."""
+
+
+class CheckpointError(ParameterError):
+    """A checkpoint / cache file is not ours, holds more than tensors and plain types, or
+    cannot be stored so that it loads with ``torch.load(weights_only=True)``."""
 
 
 class UnknownHardwareError(NeurosparseError, ValueError):
@@ -66,7 +91,13 @@ __all__ = [
     "KernelUnavailableError",
     "EventFileError",
     "UnknownFormatError",
+    "TruncatedFileError",
+    "CorruptDataError",
+    "ImplausibleHeaderError",
+    "TimestampOrderError",
+    "EventOutsideSensorError",
     "EventFileNotFoundError",
+    "CheckpointError",
     "UnknownHardwareError",
     "CorruptDataWarning",
 ]

@@ -4,8 +4,30 @@ CUDA kernels are tested with Numba's CUDA simulator, which must be switched on b
 numba is first imported. The simulator tests live in ``tests/cudasim/`` and are run by
 ``tests/test_cudasim.py`` in a child process with ``NUMBA_ENABLE_CUDASIM=1``; the main
 run does not collect that folder itself.
+
+Real DVS recordings: ``$NEUROSPARSE_DATA_DIR``, else ``<repo>/../shared/data/dvs``
+(``neurosparse.data.fetch_recordings.data_dir``); the ``dvs_data`` fixture skips with a
+reason when they are absent.
 """
 
 import os
+from pathlib import Path
+
+import pytest
+
+from neurosparse.data.fetch_recordings import data_dir, missing_reason
 
 collect_ignore = [] if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else ["cudasim"]
+
+
+def dvs_data_dir() -> Path:
+    return data_dir()
+
+
+@pytest.fixture
+def dvs_data() -> Path:
+    """Folder of the real recordings (see PROVENANCE.md there); skips when absent."""
+    path = dvs_data_dir()
+    if not path.is_dir():
+        pytest.skip(str(missing_reason()))
+    return path

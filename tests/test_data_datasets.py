@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +118,83 @@ def test_cached_dataset_saves_once_and_returns_equal_samples(tmp_path):
         Counting(tmp_path / "data", transform=nd.ToSpikeTensor(dt_us=999)), tmp_path / "cache"
     )
     assert other.dir != cached.dir  # another transform, another cache key
+
+
+KEY_SCRIPT = """
+import sys
+import neurosparse.data as nd
+scale = float(sys.argv[2])
+ds = nd.EventFolder(sys.argv[1], transform=lambda ev: ev[ev["t"] < scale * 1000])
+print(nd.CachedDataset(ds, sys.argv[3]).dir.name)
+"""
+
+
+def child_key(root, scale, cache):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(nd.__file__).resolve().parents[2])}
+    out = subprocess.run(
+        [sys.executable, "-c", KEY_SCRIPT, str(root), str(scale), str(cache)],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def test_cached_dataset_default_key_is_the_same_in_every_process(tmp_path):
+    write_folder(tmp_path / "data")
+    first = child_key(tmp_path / "data", 20, tmp_path / "cache")
+    assert first == child_key(tmp_path / "data", 20, tmp_path / "cache")  # another process
+    assert first != child_key(tmp_path / "data", 30, tmp_path / "cache")  # closure differs
+    # the old key, sha1(repr(dataset)), named the lambda's address: different per process
+    ds = nd.EventFolder(tmp_path / "data", transform=lambda ev: ev)
+    assert " at 0x" in repr(ds)
+
+
+def test_cached_dataset_stores_event_arrays_safely(tmp_path):
+    write_folder(tmp_path / "data")
+    base = nd.EventFolder(tmp_path / "data")
+    cached = nd.CachedDataset(base, tmp_path / "cache", key="raw")
+    ev, label = cached[0]
+    path = cached.dir / "0.pt"
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) == []
+    again, label2 = cached[0]  # from the file now
+    assert isinstance(again, nd.EventArray) and label2 == label
+    assert np.array_equal(np.asarray(again), np.asarray(base[0][0]))
+    assert again.sensor_size == (20, 10, 2) and again.meta == ev.meta
+
+
+class _TouchOnLoad:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_cached_dataset_never_loads_code_and_recomputes_old_entries(tmp_path):
+    write_folder(tmp_path / "data")
+    base = nd.EventFolder(tmp_path / "data")
+    cached = nd.CachedDataset(base, tmp_path / "cache", key="k")
+    torch.save(base[0], cached.dir / "0.pt")  # the older code pickled the EventArray class
+    marker = tmp_path / "ran"
+    torch.save((_TouchOnLoad(marker), 0), cached.dir / "1.pt")  # a planted file
+    for i in (0, 1):
+        with pytest.warns(RuntimeWarning, match="recomputing"):
+            ev, label = cached[i]
+        assert np.array_equal(np.asarray(ev), np.asarray(base[i][0])) and label == base[i][1]
+    assert not marker.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the replaced files now load safely, silently
+        assert np.array_equal(np.asarray(cached[1][0]), np.asarray(base[1][0]))
+    # an older entry that holds only tensors (a transformed sample) still loads as it is
+    spikes = nd.CachedDataset(
+        nd.EventFolder(tmp_path / "data", transform=nd.ToSpikeTensor(dt_us=5000)),
+        tmp_path / "cache", key="spikes",
+    )  # fmt: skip
+    torch.save((torch.ones(2), 7), spikes.dir / "0.pt")
+    x, label = spikes[0]
+    assert torch.equal(x, torch.ones(2)) and label == 7
 
 
 def test_tonic_wrapper_reads_pokerdvs_layout_like_tonic(tmp_path):

@@ -130,11 +130,11 @@ def test_evt3_vectors_and_backward_time_low_equal_evt3_package(tmp_path):
         0x2000 | 5,  # ADDR_X p=0 x=5
         0xA000 | 1,
         0xE000,  # trigger, others: no CD events
-        0x8000 | 0xFFA,
+        0x8000 | 0xFFB,
         0x6000 | 0x002,
-        0x2000 | 3,  # TIME_HIGH a little down: jitter
+        0x2000 | 3,  # TIME_HIGH one step down: TIME_LOW jitter crossing a boundary
         0x8000 | 0x003,
-        0x6000 | 0x001,  # TIME_HIGH from 0xFFA to 0x003: one 2**24 wrap
+        0x6000 | 0x001,  # TIME_HIGH from 0xFFB to 0x003: one 2**24 wrap
         0x2000 | (1 << 11) | 9,
     ]
     path = tmp_path / "v.raw"
@@ -145,7 +145,7 @@ def test_evt3_vectors_and_backward_time_low_equal_evt3_package(tmp_path):
     t1 = (0xFFC << 12) | 0x800
     xs = [100, 101, 109, 111, 112, 119]  # VECT_12 bits 0, 1, 9, 11; base 112; VECT_8 bits 0, 7
     assert list(ev["x"]) == xs + [5, 3, 9]
-    t_rest = [(0xFFC << 12) | 0x7F5, (0xFFA << 12) | 0x002, (1 << 24) | (0x003 << 12) | 0x001]
+    t_rest = [(0xFFC << 12) | 0x7F5, (0xFFB << 12) | 0x002, (1 << 24) | (0x003 << 12) | 0x001]
     assert list(ev["t"]) == [t1] * 6 + t_rest
     assert list(ev["p"]) == [1] * 6 + [0, 0, 1] and set(ev["y"]) == {7}
     evt3 = pytest.importorskip("evt3", reason="oracle `evt3` (PyPI) not installed")

@@ -1,9 +1,9 @@
 """Bookkeeping of what a reader could not decode: an error, or a counted warning.
 
 Readers never drop data silently. With ``errors="raise"`` (default) the first problem
-raises a specific :mod:`neurosparse.errors` exception naming the file and the position;
-with ``errors="skip"`` the bad words / packets / events are left out, counted, and one
-:class:`~neurosparse.errors.CorruptDataWarning` at the end says how many of each.
+raises a specific :mod:`neurosparse.errors` exception naming the file, the position and
+the fix; with ``errors="skip"`` the bad words / packets / events are left out, counted,
+and one :class:`~neurosparse.errors.CorruptDataWarning` at the end says how many of each.
 """
 
 from __future__ import annotations
@@ -11,39 +11,88 @@ from __future__ import annotations
 import os
 import warnings
 
-from ..errors import CorruptDataWarning, EventFileError, InputValueError, ParameterError
+import numpy as np
+
+from ..errors import (
+    CorruptDataError,
+    CorruptDataWarning,
+    EventFileError,
+    EventOutsideSensorError,
+    ParameterError,
+    TimestampOrderError,
+)
 from ..kernels._decode_common import BAD, FIRST_BAD, FIRST_OUT, OTHER, OUTSIDE, new_stat
 
 ERROR_MODES = ("raise", "skip")
+SKIP_HINT = 'pass errors="skip" to drop them with a warning that counts them'
+
+
+def check_errors(errors: str) -> str:
+    if errors not in ERROR_MODES:
+        raise ParameterError(f"errors must be one of {list(ERROR_MODES)}, got {errors!r}")
+    return errors
+
+
+def _behind(t: np.ndarray, prev: int | None) -> np.ndarray:
+    """Mask of events earlier than the latest event before them (or ``prev``)."""
+    before = np.empty(t.shape[0], dtype=np.int64)
+    if t.shape[0] == 0:
+        return before.astype(bool)
+    before[0] = t[0] if prev is None else prev
+    np.maximum.accumulate(t[:-1], out=before[1:])
+    if prev is not None:
+        np.maximum(before, prev, out=before)
+    return t < before
 
 
 class Report:
     """Collects problems met while decoding ``path``; ``stat`` is shared with the kernels."""
 
     def __init__(self, path: str | os.PathLike, errors: str, unit: str = "word") -> None:
-        if errors not in ERROR_MODES:
-            raise ParameterError(f"errors must be one of {list(ERROR_MODES)}, got {errors!r}")
         self.path = os.fspath(path)
-        self.errors = errors
+        self.errors = check_errors(errors)
         self.unit = unit
         self.stat = new_stat()
         self.sensor_size: tuple[int, int, int] | None = None
+        #: what the bounds check used, for messages ("sensor_size=(34, 34, 2)", ...)
+        self.bound = ""
+        #: data offset and word size (fixed-word formats) to turn word indices into bytes
+        self.offset = 0
+        self.word_size = 0
         self.counts: dict[str, int] = {}
         self.finished = False
+        # per-file time order: largest t so far, events seen, events out of order
+        self.t_max: int | None = None
+        self.n_seen = 0
+        self.backward = 0
 
     @property
     def skip(self) -> bool:
         return self.errors == "skip"
 
-    def corrupt(self, what: str, count: int, where: str, hint: str = "") -> None:
+    def corrupt(
+        self,
+        what: str,
+        count: int,
+        where: str,
+        hint: str = "",
+        error: type[EventFileError] = CorruptDataError,
+    ) -> None:
         """A piece of the file is not valid for its format (``count`` of ``what`` lost)."""
         if not self.skip:
-            raise EventFileError(
+            raise error(
                 f"{self.path}: {what} {where}"
                 + (f"; {hint}" if hint else "")
                 + '; pass errors="skip" to drop it with a warning'
             )
         self.counts[what] = self.counts.get(what, 0) + count
+
+    def where(self, word: int) -> str:
+        """``"word 12 (byte 96)"``: position of a word of the data section."""
+        at = f"{self.unit} {word} of the data section"
+        if self.word_size:
+            at += f" (byte {self.offset + word * self.word_size})"
+        return at
 
     def check_stat(self) -> None:
         """Raise on the first corrupt word or out-of-sensor event the kernels counted."""
@@ -51,17 +100,63 @@ class Report:
             return
         s = self.stat
         if s[BAD]:
-            raise EventFileError(
-                f"{self.path}: {int(s[BAD])} corrupt {self.unit}(s) (unknown type), the first at "
-                f"{self.unit} {int(s[FIRST_BAD])} of the data section; "
-                'pass errors="skip" to drop them with a warning'
+            raise CorruptDataError(
+                f"{self.path}: {int(s[BAD])} corrupt {self.unit}(s) (invalid for the format), "
+                f"the first at {self.where(int(s[FIRST_BAD]))}; the file is "
+                f"damaged or not in this format; {SKIP_HINT}"
             )
         if s[OUTSIDE]:
-            raise InputValueError(
-                f"{self.path}: {int(s[OUTSIDE])} event(s) lie outside sensor_size="
-                f"{self.sensor_size} (W, H, P), the first at {self.unit} {int(s[FIRST_OUT])}; "
-                'pass the right sensor_size, or errors="skip" to drop them with a warning'
+            raise EventOutsideSensorError(
+                f"{self.path}: {int(s[OUTSIDE])} event(s) lie outside {self.bound}, the first "
+                f"at {self.where(int(s[FIRST_OUT]))}; pass the right sensor_size=(W, H), or "
+                f"{SKIP_HINT}"
             )
+
+    def in_order(self, ev: np.ndarray, fmt: str) -> np.ndarray:
+        """Check that ``ev`` continues the file's non-decreasing time; drop (skip) or raise.
+
+        An event earlier than the latest kept one before it is out of order. With
+        ``errors="skip"`` the out-of-order events are dropped and counted, except that a
+        single event far *ahead* of both neighbours (a spike: its successor is in order
+        with its predecessor) is dropped instead of everything after it. Called block
+        after block with the running maximum carried over (a spike that is the last event
+        of a streaming block cannot see its successor and is kept).
+        """
+        n = ev.shape[0]
+        if n == 0:
+            return ev
+        t = ev["t"].astype(np.int64, copy=False)
+        prev = self.t_max
+        bad = _behind(t, prev)
+        first = self.n_seen
+        self.n_seen += n
+        if not bad.any():
+            self.t_max = int(t.max()) if prev is None else max(prev, int(t.max()))
+            return ev
+        i = int(np.argmax(bad))
+        if not self.skip:
+            before = max(([int(t[:i].max())] if i else []) + ([prev] if prev is not None else []))
+            raise TimestampOrderError(
+                f"{self.path}: timestamps go backwards at decoded event {first + i} "
+                f"(t = {int(t[i])} µs after {before} µs: this event or an earlier one is "
+                f"wrong). {fmt} recordings are in time order, "
+                f"so the file is corrupt (flipped or overwritten bytes) or not a {fmt} file; "
+                f"{SKIP_HINT}"
+            )
+        drop = np.zeros(n, dtype=bool)
+        if n > 1:  # spikes: t[j] > t[j+1] >= t[j-1]
+            cur, nxt = t[:-1], t[1:]
+            prv = np.empty(n - 1, dtype=np.int64)
+            prv[0] = np.iinfo(np.int64).min if prev is None else prev
+            prv[1:] = t[:-2]
+            drop[:-1] = (cur > nxt) & (nxt >= prv)
+        rest = np.nonzero(~drop)[0]
+        drop[rest[_behind(t[rest], prev)]] = True
+        kept = t[~drop]
+        if kept.shape[0]:
+            self.t_max = int(kept.max()) if prev is None else max(prev, int(kept.max()))
+        self.backward += int(drop.sum())
+        return ev[~drop]
 
     @property
     def other(self) -> int:
@@ -76,7 +171,9 @@ class Report:
         if self.stat[BAD]:
             counts[f"corrupt {self.unit}s"] = int(self.stat[BAD])
         if self.stat[OUTSIDE]:
-            counts[f"events outside sensor {self.sensor_size}"] = int(self.stat[OUTSIDE])
+            counts[f"events outside {self.bound}"] = int(self.stat[OUTSIDE])
+        if self.backward:
+            counts["events whose timestamps go backwards"] = self.backward
         if counts:
             what = ", ".join(f"{v} {k}" for k, v in counts.items())
             warnings.warn(f"{self.path}: dropped {what}", CorruptDataWarning, stacklevel=4)
@@ -85,4 +182,5 @@ class Report:
         out = dict(self.counts)
         out["corrupt_" + self.unit + "s"] = int(self.stat[BAD])
         out["outside_sensor"] = int(self.stat[OUTSIDE])
+        out["backward_timestamps"] = self.backward
         return out

@@ -15,14 +15,44 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ImplausibleHeaderError, TruncatedFileError
 from ._report import Report
 from .events import EVENT_DTYPE
 
+#: Largest sensor side a header may declare. It is the widest address any supported
+#: format can encode (DAT's 14-bit x / y), 12x the widest event camera sold today
+#: (1280 px), and small enough that a dense [P, H, W] frame of it still fits in memory;
+#: a header beyond it (e.g. ``% Width 2147483647``) is corrupt, not a sensor.
+MAX_SIDE = 16384
+
+
+def header_size(path: str, w, h, where: str, limit: int = MAX_SIDE, why: str = "") -> tuple:
+    """``(W, H, 2)`` from header fields, or :class:`ImplausibleHeaderError` if impossible."""
+    try:
+        w, h = int(w), int(h)
+    except (TypeError, ValueError):
+        w = h = None
+    if w is None or not (1 <= w <= limit and 1 <= h <= limit):
+        raise ImplausibleHeaderError(
+            f"{path}: the header's {where} gives a sensor of {w} x {h} pixels; each side must "
+            f"be 1..{limit} ({why or f'neurosparse.data.MAX_SIDE = {MAX_SIDE}'}), so the "
+            "header is corrupt; pass sensor_size=(W, H) to read the events with the right size"
+        )
+    return (w, h, 2)
+
 
 class Source:
-    """An opened recording: ``sensor_size``, ``meta``, and two ways to get the events."""
+    """An opened recording: ``sensor_size``, ``meta``, and two ways to get the events.
+
+    ``ordered``: the format's recordings are in time order, so events going backwards
+    mean corruption. ``limit``: the format's largest sensor ``(W, H)``, used for the
+    bounds check when the file states no size (N-MNIST / N-Caltech101).
+    """
 
     fmt: str = ""
+    ordered: bool = False
+    limit: tuple[int, int] | None = None
+    limit_name: str = ""
 
     def __init__(
         self, path: str | os.PathLike, report: Report, sensor_size: tuple | None, meta: dict
@@ -31,13 +61,17 @@ class Source:
         self.report = report
         self.sensor_size = sensor_size
         report.sensor_size = sensor_size
+        if sensor_size is not None:
+            report.bound = f"sensor_size={tuple(sensor_size)} (W, H, P)"
+        elif self.limit is not None:
+            report.bound = f"the largest {self.limit_name} sensor {self.limit}"
         self.meta = {"format": self.fmt, **meta}
 
     @property
     def width_height(self) -> tuple[int, int]:
-        """Bounds for the kernels' check; (0, 0) when the size is unknown."""
+        """Bounds for the kernels' check; (0, 0) when neither file nor format gives one."""
         if self.sensor_size is None:
-            return 0, 0
+            return self.limit if self.limit is not None else (0, 0)
         return int(self.sensor_size[0]), int(self.sensor_size[1])
 
     def read(self) -> np.ndarray:
@@ -60,6 +94,7 @@ class WordSource(Source):
     def __init__(self, path, report, sensor_size, meta, offset: int) -> None:
         super().__init__(path, report, sensor_size, meta)
         self.offset = offset
+        report.offset, report.word_size = offset, self.word_size
 
     def reset(self) -> None:
         pass
@@ -72,8 +107,9 @@ class WordSource(Source):
             self.report.corrupt(
                 "truncated bytes",
                 n_bytes,
-                f"at the end: the file stops {n_bytes} byte(s) into a {self.word_size}-byte "
-                "word (truncated download or copy?)",
+                f"at byte {os.path.getsize(self.path) - n_bytes}: the file stops {n_bytes} "
+                f"byte(s) into a {self.word_size}-byte word (truncated download or copy?)",
+                error=TruncatedFileError,
             )
 
     def read(self) -> np.ndarray:

@@ -10,8 +10,12 @@ ever downloaded: a missing dataset raises
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import os
+import types
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import EventFileNotFoundError, ParameterError
+from .._serialize import safe_load, to_plain
+from ..errors import CheckpointError, EventFileNotFoundError, ParameterError
 from .events import EVENT_DTYPE, EventArray
 from .io import read_events
 
@@ -218,19 +223,98 @@ def POKERDVS(root, train=True, transform=None, target_transform=None) -> TonicDa
     return TonicDataset("POKERDVS", root, transform, target_transform, train=train)
 
 
+def _describe(obj: Any, depth: int = 0) -> str:
+    """A text that names what ``obj`` computes, equal across processes (no ids/addresses).
+
+    Used for :class:`CachedDataset`'s default key: ``repr`` of a lambda or of an object
+    without its own ``__repr__`` holds a memory address, which differs in every process.
+    """
+    if depth > 8:
+        raise ParameterError("the dataset is nested too deeply to describe; pass key=")
+    d = depth + 1
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        return repr(obj)
+    if isinstance(obj, os.PathLike):
+        return f"path:{os.fspath(obj)}"
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(map(repr, obj)) if isinstance(obj, (set, frozenset)) else obj
+        return f"{type(obj).__name__}[" + ",".join(_describe(v, d) for v in items) + "]"
+    if isinstance(obj, dict):
+        items = sorted(obj.items(), key=lambda kv: repr(kv[0]))
+        return "{" + ",".join(f"{k!r}:{_describe(v, d)}" for k, v in items) + "}"
+    if isinstance(obj, np.ndarray):
+        return f"ndarray{obj.dtype.str}{obj.shape}:{hashlib.sha1(obj.tobytes()).hexdigest()}"
+    if isinstance(obj, torch.Tensor):
+        return _describe(obj.detach().cpu().numpy(), d)
+    if isinstance(obj, np.generic):
+        return repr(obj.item())
+    if isinstance(obj, functools.partial):
+        return "partial" + _describe([obj.func, obj.args, obj.keywords], d)
+    if inspect.ismethod(obj):
+        return f"method({_describe(obj.__func__, d)},{_describe(obj.__self__, d)})"
+    if isinstance(obj, types.CodeType):  # also the nested lambdas among co_consts
+        return "code" + _describe([obj.co_code, obj.co_consts, obj.co_names], d)
+    if inspect.isfunction(obj):
+        where = f"function {obj.__module__}.{obj.__qualname__}"
+        if depth > 4:  # deep (or recursive) helpers: their name, not their code
+            return where
+        cells = [c.cell_contents for c in obj.__closure__ or ()]
+        # module-level values the code reads (e.g. a threshold) change what it computes
+        used = {
+            n: (f"module {v.__name__}" if inspect.ismodule(v) else v)
+            for n in obj.__code__.co_names
+            if n in obj.__globals__ and not n.startswith("__")
+            for v in [obj.__globals__[n]]
+        }
+        parts = [obj.__code__, obj.__defaults__, obj.__kwdefaults__, cells, used]
+        return where + _describe(parts, d)
+    if isinstance(obj, type) or inspect.isbuiltin(obj):
+        return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', obj)}"
+    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    if isinstance(obj, torch.nn.Module):  # its weights live in _parameters / _buffers
+        return f"{name}:{obj!r}" + _describe(obj.state_dict(), d)
+    if hasattr(obj, "__dict__") or hasattr(type(obj), "__slots__"):
+        fields = dict(getattr(obj, "__dict__", {}))
+        for slot in getattr(type(obj), "__slots__", ()):
+            if hasattr(obj, slot):
+                fields[slot] = getattr(obj, slot)
+        return f"{name}(" + _describe(fields, d) + ")"
+    text = repr(obj)
+    if " at 0x" in text or " object at " in text:
+        raise ParameterError(
+            f"cannot derive a cache key that is the same in every process from {name} "
+            f"(its repr holds a memory address: {text[:80]}); pass CachedDataset(key=...)"
+        )
+    return f"{name}:{text}"
+
+
+def cache_key(dataset: Any) -> str:
+    """:class:`CachedDataset`'s default key: the same for the same dataset in any process."""
+    return hashlib.sha1(_describe(dataset).encode()).hexdigest()[:16]
+
+
 class CachedDataset(torch.utils.data.Dataset):
     """Cache ``dataset[i]`` (after its transform) on disk; later reads load the saved sample.
 
-    Files go to ``cache_dir/<key>/<i>.pt`` (``torch.save``), written atomically so several
-    DataLoader workers can fill the cache at once. ``key`` defaults to a hash of
-    ``repr(dataset)``, which names the transform, so a different transform does not reuse
-    stale samples; pass ``key`` explicitly when the repr does not identify the data.
+    Files go to ``cache_dir/<key>/<i>.pt``, written atomically so several DataLoader
+    workers can fill the cache at once. ``key`` defaults to :func:`cache_key`: a hash of the
+    dataset's class, files and settings and of its transform (for a function, its code,
+    constants and closure), which is the same in every process, so the cache is reused by
+    later runs and a different transform does not reuse stale samples. Pass ``key``
+    explicitly when the dataset's state does not identify its data (e.g. it reads from a
+    database handle).
+
+    Samples are stored as tensors and plain types (NumPy arrays and
+    :class:`~neurosparse.data.EventArray` as tensors of their bytes) and loaded with
+    ``torch.load(weights_only=True)``, so a cache file from someone else cannot run code.
+    A file written by an older version that holds other objects is not loaded: the
+    sample is recomputed and the file replaced (with a warning).
     """
 
     def __init__(self, dataset, cache_dir: str | os.PathLike, key: str | None = None) -> None:
         self.dataset = dataset
         if key is None:
-            key = hashlib.sha1(repr(dataset).encode()).hexdigest()[:16]
+            key = cache_key(dataset)
         self.dir = Path(cache_dir) / key
         self.dir.mkdir(parents=True, exist_ok=True)
 
@@ -242,10 +326,18 @@ class CachedDataset(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         path = self.dir / f"{index}.pt"
         if path.exists():
-            return torch.load(path, weights_only=False)
+            try:
+                return safe_load(path, "cached sample")
+            except CheckpointError as exc:
+                warnings.warn(
+                    f"{path}: {exc}; recomputing the sample and replacing the file",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         sample = self.dataset[index]
+        plain = to_plain(sample, f"sample {index}")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(sample, tmp)
+        torch.save(plain, tmp)
         os.replace(tmp, path)
         return sample
 
@@ -260,4 +352,5 @@ __all__ = [
     "CIFAR10DVS",
     "POKERDVS",
     "CachedDataset",
+    "cache_key",
 ]

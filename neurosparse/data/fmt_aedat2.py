@@ -32,6 +32,7 @@ def chip_layout(chip: str) -> tuple[str | None, tuple[int, int] | None]:
 
 class AEDAT2Source(WordSource):
     fmt = "aedat2"
+    ordered = True  # jAER logs in time order (all real files here are, every word)
     word_size = 8
 
     def __init__(self, path, report, sensor_size, meta, offset, layout: int) -> None:

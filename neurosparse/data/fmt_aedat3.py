@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import UnknownFormatError
+from ..errors import CorruptDataError, TruncatedFileError, UnknownFormatError
 from ..kernels._decode_common import OTHER
 from ..kernels.decode_aedat3 import decode_aedat3_polarity
 from ._source import Source, alloc, header_lines, opts_left, split
@@ -47,7 +47,10 @@ class AEDAT3Source(Source):
                 head = f.read(HEADER.size)
                 if len(head) < HEADER.size:
                     self.report.corrupt(
-                        "truncated bytes", len(head), f"at byte {pos}: a packet header is cut off"
+                        "truncated bytes",
+                        len(head),
+                        f"at byte {pos}: a packet header is cut off",
+                        error=TruncatedFileError,
                     )
                     return
                 typ, _src, esize, _tso, overflow, cap, number, valid = HEADER.unpack(head)
@@ -60,6 +63,7 @@ class AEDAT3Source(Source):
                         size - pos,
                         f"at byte {pos}: {what} (type {typ}, event size {esize}, capacity "
                         f"{cap}, number {number}, valid {valid}); packets cannot be resynced",
+                        error=CorruptDataError if not sane else TruncatedFileError,
                     )
                     return
                 data = f.read(body)
@@ -99,7 +103,12 @@ def open_source(path, report, sensor_size, **opts) -> AEDAT3Source:
     if not lines or not lines[0].startswith(MAGIC):
         raise UnknownFormatError(f"{path}: not an AEDAT 3.1 file (first line must be {MAGIC!r})")
     if lines[-1] != END:
-        report.corrupt("header", 1, "is not closed by '#!END-HEADER' (truncated file?)")
+        report.corrupt(
+            "header",
+            1,
+            "is not closed by '#!END-HEADER' (truncated file?)",
+            error=TruncatedFileError,
+        )
     source = ""
     for line in lines:
         text = line.decode("latin-1")

@@ -18,9 +18,15 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import EventFileError, ParameterError, UnknownFormatError
+from ..errors import (
+    CorruptDataError,
+    EventFileError,
+    ParameterError,
+    TruncatedFileError,
+    UnknownFormatError,
+)
 from ..kernels.decode_aedat4 import convert_aedat4
-from ._source import Source, alloc, opts_left, split
+from ._source import Source, alloc, header_size, opts_left, split
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 COMPRESSION = {0: "none", 1: "lz4", 2: "lz4", 3: "zstd", 4: "zstd"}
@@ -109,7 +115,7 @@ def event_packet(d: bytes) -> np.ndarray:
     return np.frombuffer(d, dtype=np.uint8, count=16 * n, offset=vec + 4)
 
 
-def _decompressor(code: int):
+def _decompressor(code: int, path: str):
     kind = COMPRESSION.get(code)
     if kind == "none":
         return lambda b: b
@@ -126,11 +132,15 @@ def _decompressor(code: int):
             return dctx.decompressobj().decompress(b)
 
         return zstd
-    raise EventFileError(f"unknown AEDAT 4 compression code {code} (expected 0..4)")
+    raise CorruptDataError(
+        f"{path}: unknown AEDAT 4 compression code {code} in the header (expected 0..4); "
+        "the header is corrupt"
+    )
 
 
 class AEDAT4Source(Source):
     fmt = "aedat4"
+    ordered = True  # DV writes each event stream in time order (all real files here are)
 
     def __init__(self, path, report, sensor_size, meta, offset, end, stream, decompress):
         super().__init__(path, report, sensor_size, meta)
@@ -152,7 +162,10 @@ class AEDAT4Source(Source):
                 head = data[pos : pos + 8] if f is None else f.read(8)
                 if len(head) < 8:
                     self.report.corrupt(
-                        "truncated bytes", len(head), f"at byte {pos}: packet header cut off"
+                        "truncated bytes",
+                        len(head),
+                        f"at byte {pos}: packet header cut off",
+                        error=TruncatedFileError,
                     )
                     return
                 sid, size = struct.unpack("<ii", head)
@@ -162,6 +175,7 @@ class AEDAT4Source(Source):
                         self.end - pos,
                         f"at byte {pos}: packet of stream {sid} claims {size} bytes, "
                         f"{self.end - pos - 8} left (truncated file?)",
+                        error=TruncatedFileError if size >= 0 else CorruptDataError,
                     )
                     return
                 at = pos
@@ -218,12 +232,17 @@ def open_source(path, report, sensor_size, stream: int | None = None, **opts) ->
         raw = f.read(4)
         hlen = struct.unpack("<i", raw)[0] if len(raw) == 4 else -1
         if hlen <= 0 or len(MAGIC) + 4 + hlen > size:
-            raise EventFileError(f"{path}: AEDAT 4 header length {hlen} does not fit the file")
+            raise TruncatedFileError(
+                f"{path}: AEDAT 4 header length {hlen} (bytes 14-17) does not fit the "
+                f"{size}-byte file (truncated or corrupt file)"
+            )
         try:
             comp, table, xml = parse_io_header(f.read(hlen))
             streams = parse_streams(xml)
-        except (FlatBufferError, struct.error, ET.ParseError) as exc:
-            raise EventFileError(f"{path}: corrupt AEDAT 4 header ({exc})") from exc
+        except (FlatBufferError, struct.error, ET.ParseError, ValueError) as exc:
+            raise CorruptDataError(
+                f"{path}: corrupt AEDAT 4 header at bytes 18-{18 + hlen} ({exc})"
+            ) from exc
     events = sorted(k for k, v in streams.items() if v.get("type") == "EVTS")
     if stream is None:
         if not events:
@@ -233,7 +252,8 @@ def open_source(path, report, sensor_size, stream: int | None = None, **opts) ->
         raise ParameterError(f"stream must be one of the event streams {events}, got {stream!r}")
     info = streams[stream]
     if sensor_size is None and "sizeX" in info and "sizeY" in info:
-        sensor_size = (info["sizeX"], info["sizeY"], 2)
+        where = f"stream {stream} sizeX/sizeY"
+        sensor_size = header_size(path, info["sizeX"], info["sizeY"], where)
     offset = len(MAGIC) + 4 + hlen
     end = table if 0 < table <= size else size
     meta = {
@@ -242,4 +262,5 @@ def open_source(path, report, sensor_size, stream: int | None = None, **opts) ->
         "streams": {k: v.get("type") for k, v in streams.items()},
         "source": info.get("source"),
     }
-    return AEDAT4Source(path, report, sensor_size, meta, offset, end, stream, _decompressor(comp))
+    decompress = _decompressor(comp, path)
+    return AEDAT4Source(path, report, sensor_size, meta, offset, end, stream, decompress)

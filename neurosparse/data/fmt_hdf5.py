@@ -15,24 +15,67 @@ Float times in seconds are rounded to the nearest µs, except SHD, which follows
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import EventFileError, ParameterError
-from ._source import Source, alloc, opts_left
+from ..errors import CorruptDataError, EventFileError, NeurosparseError, ParameterError
+from ._source import MAX_SIDE, Source, alloc, header_size, opts_left
+from .events import EVENT_DTYPE
 
 SHD_SIZE = (700, 1, 1)
+# h5py reports a damaged file body as any of these (and numpy casts as ValueError/TypeError)
+H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError)
 
 
-def _to_us(t: np.ndarray) -> np.ndarray:
+@contextlib.contextmanager
+def h5_errors(path: str, what: str):
+    """Turn h5py's errors on a damaged file into :class:`CorruptDataError` (cause kept)."""
+    try:
+        yield
+    except NeurosparseError:
+        raise
+    except H5_ERRORS as exc:
+        raise CorruptDataError(
+            f"{path}: cannot read {what} ({type(exc).__name__}: {exc}); the HDF5 file is "
+            "damaged (truncated copy?) or was not written as an event file"
+        ) from exc
+
+
+def _to_us(t: np.ndarray, path: str, scale: float = 1e6, rint: bool = True) -> np.ndarray:
     if np.issubdtype(t.dtype, np.floating):
-        return np.rint(t.astype(np.float64) * 1e6).astype(np.int64)
+        t = t.astype(np.float64) * scale
+        if not np.all(np.isfinite(t)) or (t.size and np.abs(t).max() >= 2.0**62):
+            raise CorruptDataError(
+                f"{path}: {int((~np.isfinite(t)).sum())} timestamp(s) are NaN/inf or beyond "
+                "2**62 µs; the file is damaged"
+            )
+        return (np.rint(t) if rint else t).astype(np.int64)
     return t.astype(np.int64)
+
+
+def _fit(col: np.ndarray, name: str, path: str, lo: int) -> np.ndarray:
+    """``col`` unchanged in the event dtype, or an error: never a silently wrapped value."""
+    dt = EVENT_DTYPE[name]
+    if not np.issubdtype(col.dtype, np.integer) and not np.issubdtype(col.dtype, np.bool_):
+        raise CorruptDataError(f"{path}: {name} has dtype {col.dtype}; expected integers")
+    cast = col.astype(dt)
+    if not np.array_equal(cast, col):
+        i = int(np.argmax(cast != col))
+        raise CorruptDataError(
+            f"{path}: {name}[{lo + i}] = {col[i]} does not fit {dt} (the event field); the "
+            "file is damaged or holds another kind of data"
+        )
+    return cast
 
 
 class HDF5Source(Source):
     fmt = "hdf5"
+    # events/ and raw_events/ files state no sensor: check coordinates against the largest
+    # side any supported format declares
+    limit = (MAX_SIDE, MAX_SIDE)
+    limit_name = "plausible (neurosparse.data.MAX_SIDE)"
 
     def __init__(self, path, report, sensor_size, meta, group: str | None, index: int | None):
         super().__init__(path, report, sensor_size, meta)
@@ -46,14 +89,20 @@ class HDF5Source(Source):
                 t, u = times[lo:hi], units[lo:hi]
             else:
                 t, u = times[self.index][lo:hi], units[self.index][lo:hi]
+            if t.shape != u.shape:
+                raise CorruptDataError(
+                    f"{self.path}: spikes/times and spikes/units differ in length "
+                    f"({t.shape} vs {u.shape}) for sample {self.index}"
+                )
             out = alloc(t.shape[0])
-            out["t"] = (t.astype(np.float64) * 1e6).astype(np.int64)
-            out["x"], out["y"], out["p"] = u, 0, 1
+            out["t"] = _to_us(np.asarray(t, dtype=np.float64), self.path, rint=False)
+            out["x"], out["y"], out["p"] = _fit(np.asarray(u), "x", self.path, lo), 0, 1
             return out
         g = f[self.group]
         out = alloc(hi - lo)
-        out["t"] = _to_us(g["t"][lo:hi])
-        out["x"], out["y"], out["p"] = g["x"][lo:hi], g["y"][lo:hi], g["p"][lo:hi]
+        out["t"] = _to_us(g["t"][lo:hi], self.path)
+        for k in "xyp":
+            out[k] = _fit(g[k][lo:hi], k, self.path, lo)
         return out
 
     def _check(self, ev: np.ndarray, lo: int) -> np.ndarray:
@@ -79,13 +128,13 @@ class HDF5Source(Source):
     def read(self) -> np.ndarray:
         import h5py
 
-        with h5py.File(self.path, "r") as f:
+        with h5_errors(self.path, "the events"), h5py.File(self.path, "r") as f:
             return self._check(self._columns(f, 0, self._length(f)), 0)
 
     def blocks(self, chunk_events: int) -> Iterator[np.ndarray]:
         import h5py
 
-        with h5py.File(self.path, "r") as f:
+        with h5_errors(self.path, "the events"), h5py.File(self.path, "r") as f:
             n = self._length(f)
             for lo in range(0, n, chunk_events):
                 yield self._check(self._columns(f, lo, min(n, lo + chunk_events)), lo)
@@ -99,35 +148,52 @@ def open_source(path, report, sensor_size, index: int | None = None, **opts) -> 
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise EventFileError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    with f:
-        meta: dict = {}
-        for group in ("events", "raw_events"):
-            if group in f and all(k in f[group] for k in "txyp"):
-                n = {k: f[group][k].shape for k in "txyp"}
-                if len(set(n.values())) != 1:
-                    raise EventFileError(f"{path}: {group}/t, x, y, p differ in length: {n}")
-                if sensor_size is None and "sensor_size" in f[group].attrs:
-                    sensor_size = tuple(int(v) for v in f[group].attrs["sensor_size"])
-                meta["layout"] = group
-                return HDF5Source(path, report, sensor_size, meta, group, index)
-        if "spikes" in f and "times" in f["spikes"] and "units" in f["spikes"]:
-            times = f["spikes/times"]
-            multi = times.dtype.kind == "O"
-            if multi and index is None:
-                raise ParameterError(
-                    f"{path} is an SHD-style file with {times.shape[0]} samples; pass index= "
-                    "(0 .. n-1) to read one, or use neurosparse.data.SHD for the whole set"
+        raise CorruptDataError(
+            f"{path}: not a readable HDF5 file ({exc}); truncated copy, or not HDF5?"
+        ) from exc
+    with h5_errors(path, "the layout (groups, shapes, attributes)"), f:
+        return _open(f, path, report, sensor_size, index)
+
+
+def _open(f, path, report, sensor_size, index) -> HDF5Source:
+    meta: dict = {}
+    for group in ("events", "raw_events"):
+        if group in f and all(k in f[group] for k in "txyp"):
+            n = {k: f[group][k].shape for k in "txyp"}
+            if len(set(n.values())) != 1 or len(n["t"]) != 1:
+                raise CorruptDataError(
+                    f"{path}: {group}/t, x, y, p must be 1-D and of one length, got {n}"
                 )
-            if multi and not 0 <= index < times.shape[0]:
-                raise ParameterError(f"index must be in [0, {times.shape[0]}), got {index}")
-            meta["layout"] = "spikes"
-            if multi and "labels" in f:
-                meta["label"] = int(f["labels"][index])
-            return HDF5Source(
-                path, report, sensor_size or SHD_SIZE, meta, None, index if multi else None
+            if sensor_size is None and "sensor_size" in f[group].attrs:
+                size = np.asarray(f[group].attrs["sensor_size"]).ravel()
+                if size.shape[0] not in (2, 3):
+                    raise CorruptDataError(
+                        f"{path}: {group}.attrs['sensor_size'] = {size!r}; expected (W, H[, P])"
+                    )
+                w_h_p = header_size(path, size[0], size[1], f"{group} sensor_size attribute")
+                p = int(size[2]) if size.shape[0] == 3 else 2
+                if p not in (1, 2):
+                    raise CorruptDataError(f"{path}: sensor_size polarity count {p}, not 1 or 2")
+                sensor_size = (*w_h_p[:2], p)
+            meta["layout"] = group
+            return HDF5Source(path, report, sensor_size, meta, group, index)
+    if "spikes" in f and "times" in f["spikes"] and "units" in f["spikes"]:
+        times = f["spikes/times"]
+        multi = times.dtype.kind == "O"
+        if multi and index is None:
+            raise ParameterError(
+                f"{path} is an SHD-style file with {times.shape[0]} samples; pass index= "
+                "(0 .. n-1) to read one, or use neurosparse.data.SHD for the whole set"
             )
-        raise EventFileError(
-            f"{path}: no event datasets found; expected events/{{t,x,y,p}}, "
-            f"raw_events/{{t,x,y,p}} or spikes/{{times,units}}; top-level keys: {list(f)}"
+        if multi and not 0 <= index < times.shape[0]:
+            raise ParameterError(f"index must be in [0, {times.shape[0]}), got {index}")
+        meta["layout"] = "spikes"
+        if multi and "labels" in f:
+            meta["label"] = int(f["labels"][index])
+        return HDF5Source(
+            path, report, sensor_size or SHD_SIZE, meta, None, index if multi else None
         )
+    raise EventFileError(
+        f"{path}: no event datasets found; expected events/{{t,x,y,p}}, "
+        f"raw_events/{{t,x,y,p}} or spikes/{{times,units}}; top-level keys: {list(f)}"
+    )

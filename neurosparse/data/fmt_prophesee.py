@@ -6,11 +6,14 @@ import re
 
 import numpy as np
 
-from ..errors import EventFileError, UnknownFormatError
+from ..errors import CorruptDataError, TruncatedFileError, UnknownFormatError
 from ..kernels.decode_dat import decode_dat
 from ..kernels.decode_evt2 import decode_evt2
 from ..kernels.decode_evt3 import decode_evt3, new_state
-from ._source import WordSource, alloc, header_lines, opts_left
+from ._source import MAX_SIDE, WordSource, alloc, header_lines, header_size, opts_left
+
+#: EVT 2.0 / 3.0 addresses are 11 bits: no RAW file can describe a wider sensor.
+EVT_SIDE = 2048
 
 # Sensor of a RAW file whose header names only the camera plugin (older Metavision).
 PLUGIN_SIZES = (
@@ -67,6 +70,7 @@ def raw_version(keys: dict[str, str]) -> str | None:
 class DATSource(WordSource):
     fmt = "dat"
     word_size = 8
+    ordered = True  # N-CARS / Gen1 DAT files are in time order
 
     def reset(self) -> None:
         self.state = np.zeros(2, dtype=np.int64)
@@ -81,6 +85,7 @@ class DATSource(WordSource):
 class EVT2Source(WordSource):
     fmt = "evt2"
     word_size = 4
+    ordered = True  # CD events follow the TIME_HIGH base; the real sample never steps back
 
     def reset(self) -> None:
         self.state = np.zeros(2, dtype=np.int64)
@@ -121,14 +126,18 @@ def open_dat(path, report, sensor_size, **opts) -> DATSource:
         f.seek(offset)
         ts = f.read(2)
     if len(ts) == 0:
-        raise EventFileError(f"{path}: DAT file ends after its header (no event type/size bytes)")
+        raise TruncatedFileError(
+            f"{path}: DAT file ends after its header at byte {offset} (no event type/size bytes)"
+        )
     if len(ts) < 2 or ts[1] != 8:
-        raise EventFileError(
+        raise CorruptDataError(
             f"{path}: DAT event size byte is {ts[1] if len(ts) > 1 else None}, expected 8 "
             "(CD events, 'Version 2'); not a Prophesee DAT v2 file?"
         )
     if sensor_size is None and "width" in keys and "height" in keys:
-        sensor_size = (int(keys["width"]), int(keys["height"]), 2)
+        why = "x and y are 14-bit fields"
+        w, h = keys["width"], keys["height"]
+        sensor_size = header_size(path, w, h, "% Width/% Height", MAX_SIDE, why)
     meta = {"header": keys, "event_type": int(ts[0])}
     return DATSource(path, report, sensor_size, meta, offset + 2)
 
@@ -144,7 +153,8 @@ def open_raw(path, report, sensor_size, **opts) -> WordSource:
         )
     size, source = raw_geometry(keys)
     if sensor_size is None and size is not None:
-        sensor_size = (*size, 2)
+        why = "EVT addresses are 11-bit fields"
+        sensor_size = header_size(path, *size, f"'% {source}' line", EVT_SIDE, why)
     meta = {"header": keys, "sensor_size_from": source or None}
     cls = EVT2Source if version == "evt2" else EVT3Source
     return cls(path, report, sensor_size, meta, offset)

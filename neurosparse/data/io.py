@@ -7,14 +7,22 @@ then from its extension. Every reader returns :class:`~neurosparse.data.EventArr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import EventFileError, EventFileNotFoundError, ParameterError, UnknownFormatError
+from ..errors import (
+    CorruptDataError,
+    EventFileError,
+    EventFileNotFoundError,
+    NeurosparseError,
+    ParameterError,
+    UnknownFormatError,
+)
 from . import fmt_aedat2, fmt_aedat3, fmt_aedat4, fmt_hdf5, fmt_nmnist, fmt_prophesee
-from ._report import Report
+from ._report import Report, check_errors
 from ._source import Source
 from .events import EventArray
 
@@ -43,6 +51,25 @@ _EXT = {
     ".h5": "hdf5",
     ".hdf5": "hdf5",
 }
+
+
+@contextlib.contextmanager
+def _only_our_errors(path: str, fmt: str):
+    """Last line of defence: a reader lets only neurosparse's exceptions out.
+
+    Each format raises its specific errors itself; anything else a damaged file provokes
+    in a library below (h5py, lz4, struct, numpy) becomes a :class:`CorruptDataError`
+    with the original kept as ``__cause__``.
+    """
+    try:
+        yield
+    except NeurosparseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised as ours, cause kept
+        raise CorruptDataError(
+            f"{path}: cannot decode as {fmt} ({type(exc).__name__}: {exc}); the file is "
+            f"damaged or not a {fmt} file (pass format= if the detection was wrong)"
+        ) from exc
 
 
 def _check_path(path: str | os.PathLike) -> str:
@@ -100,16 +127,21 @@ def open_events(
     **options: Any,
 ) -> Source:
     """Parse the header of ``path`` and return its :class:`~._source.Source` (advanced use)."""
+    check_errors(errors)
     p = _check_path(path)
-    fmt = _detect(p) if format is None else format
+    with _only_our_errors(p, format or "an event file"):
+        fmt = _detect(p) if format is None else format
     if fmt not in _OPENERS:
         raise UnknownFormatError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
     if sensor_size is not None:
         sensor_size = tuple(int(s) for s in sensor_size)
         if len(sensor_size) == 2:
             sensor_size = (*sensor_size, 2)
+        if len(sensor_size) != 3 or min(sensor_size) < 1:
+            raise ParameterError(f"sensor_size must be (W, H[, P]) >= 1, got {sensor_size}")
     report = Report(p, errors)
-    return _OPENERS[fmt](p, report, sensor_size, **options)
+    with _only_our_errors(p, fmt):
+        return _OPENERS[fmt](p, report, sensor_size, **options)
 
 
 def read_events(
@@ -130,12 +162,16 @@ def read_events(
     format
         One of :data:`FORMATS`; default: detected from the header, then the extension.
     errors
-        ``"raise"`` (default): truncated files, corrupt words/packets and events outside
-        the sensor raise :class:`~neurosparse.errors.EventFileError` /
-        :class:`~neurosparse.errors.InputValueError`. ``"skip"``: drop them and emit one
-        :class:`~neurosparse.errors.CorruptDataWarning` counting what was dropped.
+        ``"raise"`` (default): a truncated file, a corrupt word / packet, an impossible
+        header, events outside the sensor and (in formats recorded in time order: N-MNIST,
+        AEDAT 2 / 4, DAT, EVT 2.0) timestamps going backwards raise a subclass of
+        :class:`~neurosparse.errors.EventFileError` naming the byte / word / event.
+        ``"skip"``: drop them and emit one :class:`~neurosparse.errors.CorruptDataWarning`
+        counting what was dropped. Header errors and unknown formats raise in both modes.
     sensor_size
-        ``(W, H[, P])``: overrides the header's and checks every event against it.
+        ``(W, H[, P])``: overrides the header's and checks every event against it. Without
+        it (and no size in the file) N-MNIST / N-Caltech101 ``.bin`` events are checked
+        against 240 x 180, the largest N-Caltech101 recording.
     **options
         Format options: ``layout="dvs128"|"davis"`` (AEDAT 2.0), ``stream=`` (AEDAT 4
         stream id), ``index=`` (sample of a multi-sample SHD file).
@@ -146,7 +182,10 @@ def read_events(
         Events in file order with ``.sensor_size`` (``None`` when unknown) and ``.meta``.
     """
     src = open_events(path, format, errors, sensor_size, **options)
-    ev = src.read()
+    with _only_our_errors(src.path, src.fmt):
+        ev = src.read()
+        if src.ordered:
+            ev = src.report.in_order(ev, src.fmt)
     src.report.finish()
     src.meta["dropped"] = src.report.dropped()
     return EventArray(ev, src.sensor_size, src.meta)
@@ -174,8 +213,11 @@ def iter_events(
 
 def _iterate(src: Source, chunk_events: int) -> Iterator[EventArray]:
     try:
-        for block in src.blocks(chunk_events):
-            if block.shape[0]:
-                yield EventArray(block, src.sensor_size, src.meta)
+        with _only_our_errors(src.path, src.fmt):
+            for block in src.blocks(chunk_events):
+                if src.ordered:
+                    block = src.report.in_order(block, src.fmt)
+                if block.shape[0]:
+                    yield EventArray(block, src.sensor_size, src.meta)
     finally:  # also when the caller stops early: what was dropped so far is reported
         src.report.finish()

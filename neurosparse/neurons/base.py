@@ -93,8 +93,18 @@ class SpikingNeuron(nn.Module):
     def forward(
         self, x: torch.Tensor, state: NeuronState | None = None
     ) -> tuple[torch.Tensor, NeuronState]:
-        """Sequence mode: ``x [T, B, ...]`` -> spikes ``[T, B, ...]`` and the final state."""
+        """Sequence mode: ``x [T, B, ...]`` -> spikes ``[T, B, ...]`` and the final state.
+
+        A 2-D ``x`` is read as ``[T, N]``, time first (each neuron is independent, so
+        ``[T, B]`` gives the same numbers); transpose a ``[B, T]`` tensor first. ``T = 0``
+        raises :class:`~neurosparse.errors.ShapeError`, as ``torch.nn.RNN`` refuses it.
+        """
         x = self._check_input(x, tuple(range(2, 9)), "[T, B, ...], time first")
+        if x.shape[0] == 0:
+            raise ShapeError(
+                f"input has T = 0 time steps (shape {tuple(x.shape)}); a sequence needs at "
+                "least one step (time is the first axis); skip the call for an empty sequence"
+            )
         if state is not None:
             state = self._check_state(state, x[0])
         return neuron_sequence_op(x, state, self.params(), self.spec, self.v_init)
