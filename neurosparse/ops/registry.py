@@ -33,6 +33,7 @@ class _Op:
     name: str
     devices: set[str] = field(default_factory=set)
     covers: str = ""
+    reference: bool = True
     fallbacks: Counter = field(default_factory=Counter)
 
 
@@ -49,14 +50,18 @@ def kernel_mode() -> str:
     return mode
 
 
-def register(op: str, *devices: str, covers: str = "") -> None:
+def register(op: str, *devices: str, covers: str = "", reference: bool = True) -> None:
     """Declare that ``op`` has a Numba kernel for each of ``devices`` (``"cpu"``, ``"cuda"``).
 
     ``covers`` says in words which calls the kernel takes when that is not all of them
     (e.g. ``"float32, built-in surrogates"``); ``neurosparse info`` shows it.
+    ``reference=False`` marks an op without a step-compatible reference (the sequence
+    memory: its pure-Python twin is a separate class): it runs its kernel whatever
+    ``NEUROSPARSE_KERNELS`` says, and ``neurosparse info`` says so.
     """
     entry = _OPS.setdefault(op, _Op(op))
     entry.devices.update(devices)
+    entry.reference = reference
     if covers:
         entry.covers = covers
 
@@ -120,7 +125,14 @@ def use_kernel(op: str, device_type: str, unsupported: str | None = None) -> boo
     KernelUnavailableError
         When ``NEUROSPARSE_KERNELS=numba`` but the kernel cannot run the call.
     """
-    if kernel_mode() == "torch":
+    mode = kernel_mode()
+    entry = _OPS.get(op)
+    if entry is not None and not entry.reference:
+        reason = _device_reason(op, device_type) or unsupported
+        if reason is not None:
+            raise KernelUnavailableError(f"{reason} ({op} has no reference to fall back to)")
+        return True
+    if mode == "torch":
         return False
     reason = _device_reason(op, device_type) or unsupported
     if reason is None:
@@ -146,7 +158,10 @@ def table() -> list[tuple[str, str, str]]:
         entry = _OPS[name]
         for dev in ("cpu", "cuda"):
             reason = _device_reason(name, dev)
-            if mode == "torch":
+            if not entry.reference:
+                impl = ("numba (no reference op: NEUROSPARSE_KERNELS=torch does not apply)"
+                        if reason is None else f"error ({reason})")  # fmt: skip
+            elif mode == "torch":
                 impl = "torch (NEUROSPARSE_KERNELS=torch)"
             elif reason is not None:
                 impl = f"torch ({reason})" if mode == "auto" else f"error ({reason})"
