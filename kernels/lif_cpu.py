@@ -41,6 +41,7 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
     kernel (closure values are part of its cache key), so a flag set compiles once per
     machine.
     """
+    lif_step.check_surrogate_id(sg)
 
     @njit(parallel=True, cache=True)
     def forward(x, state0, params, z, h, th_trace, refr_trace, state):

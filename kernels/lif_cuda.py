@@ -43,6 +43,7 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
     ``kernels.lif_cpu.get_kernels`` returns; launch them with one thread per neuron
     (``THREADS`` per block).
     """
+    lif_step.check_surrogate_id(sg)
 
     @cuda.jit
     def forward(x, state0, params, z, h, th_trace, refr_trace, state):

@@ -7,7 +7,7 @@ functions of this module), so ``kernels/lif_cpu.py`` compiles them with
 and the names are those of ``neurosparse/neurons/functional.py``.
 
 Flags: ``reset`` 0 subtract / 1 zero / 2 none; ``sg`` the surrogate id of
-``neurosparse.neurons.surrogate``; booleans as 0/1.
+``neurosparse.neurons.surrogate`` (one of :data:`SURROGATE_IDS`); booleans as 0/1.
 """
 
 from __future__ import annotations
@@ -15,6 +15,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+# the derivatives :func:`surrogate_grad` knows: fast sigmoid, arctan, triangle,
+# straight-through, sigmoid (``kernel_id`` of the classes in neurons/surrogate.py)
+SURROGATE_IDS = (0, 1, 2, 3, 4)
+
+
+def check_surrogate_id(sg) -> None:
+    """Refuse an id the kernels do not know (they would otherwise compute a wrong gradient)."""
+    if sg not in SURROGATE_IDS:
+        raise ValueError(
+            f"surrogate id {sg!r} is not one the LIF kernels evaluate {SURROGATE_IDS}; "
+            "run this surrogate through the torch reference"
+        )
 
 
 def surrogate_grad(x, sg, k):
@@ -30,8 +43,10 @@ def surrogate_grad(x, sg, k):
         return k * max(np.float32(0.0), one - k * abs(x))
     if sg == 3:  # straight-through
         return one
-    s = one / (one + math.exp(-k * x))  # sigmoid
-    return k * s * (one - s)
+    if sg == 4:  # sigmoid
+        s = one / (one + math.exp(-k * x))
+        return k * s * (one - s)
+    return np.float32(np.nan)  # unreachable: get_kernels refuses other ids
 
 
 def step_forward(

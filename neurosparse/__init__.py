@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    # Numba's OpenMP layer leaves its workers spinning after every parallel kernel, which
-    # on few cores starves torch's own threads (seen: the next torch op 15x slower on 2
-    # cores); the workqueue layer sleeps instead. Set NUMBA_THREADING_LAYER to choose.
-    import numba as _numba
-
-    _numba.config.THREADING_LAYER = "workqueue"
+# Threads. Numba picks its threading layer itself (TBB, else OpenMP, else workqueue):
+# TBB and OpenMP run parallel kernels from several Python threads at once, the
+# workqueue layer aborts the process when two threads launch one, so the package no
+# longer forces it; NUMBA_THREADING_LAYER=workqueue opts in (docs/conventions.md).
+# OpenMP workers spin after each parallel region unless OMP_WAIT_POLICY=PASSIVE, and on
+# few cores the spinning starves torch's threads (benchmarks/results/sdr.md: the next
+# torch op ~15x slower on 2 cores). libgomp, shared with torch, reads the policy once
+# when it loads, so it is set only if torch is not loaded yet and the user left it unset.
+if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 from . import data, energy, errors, interop, layers, plasticity, sdr, viz
 from .layers import (

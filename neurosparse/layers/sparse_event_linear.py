@@ -37,7 +37,7 @@ from ..ops import registry
 from ..ops import sparse_event_linear as fast
 
 OP = "sparse_event_linear"
-registry.register(OP, "cpu", "cuda")
+registry.register(OP, "cpu", "cuda", covers="float32")
 
 FAN_IN = ("constant",)
 CONNECTIVITY = ("random", "groups")
@@ -168,8 +168,11 @@ class _SparseEventLinearFn(torch.autograd.Function):
         return gx, gv, gb, None, None, None
 
 
-def _use_kernel(x2d: torch.Tensor) -> bool:
-    return x2d.dtype == torch.float32 and registry.use_kernel(OP, x2d.device.type)
+def _use_kernel(x2d: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    dtypes = {t.dtype for t in (x2d, values, bias) if t is not None}
+    why = None if dtypes == {torch.float32} else (
+        f"the kernels take float32 input, weights and bias, not {sorted(map(str, dtypes))}")
+    return registry.use_kernel(OP, x2d.device.type, why)
 
 
 def sparse_event_linear(
@@ -222,8 +225,7 @@ def sparse_event_linear(
                          "must have one shape [out, k]")  # fmt: skip
     index = ell_index(indices, in_features, cache)
     x2d = x.reshape(-1, in_features).contiguous()
-    f32 = values.dtype == torch.float32 and (bias is None or bias.dtype == torch.float32)
-    if f32 and _use_kernel(x2d):
+    if _use_kernel(x2d, values, bias):
         indices = indices.contiguous()
         if x2d.device.type == "cuda":
             y2d = fast.sparse_event_linear_cuda(x2d, indices, values, bias, index, cache)

@@ -4,7 +4,12 @@ Each surrogate is a small object holding its slope; calling it on ``x = v - thre
 applies :class:`SpikeFunction`, an autograd Function whose forward is ``x > 0`` (strict,
 as snnTorch and Norse fire) and whose backward multiplies by :meth:`Surrogate.grad`.
 The fused Numba kernels evaluate the same derivatives, selected by ``kernel_id``
-(see ``kernels/lif_cpu.py``), so both paths train identically.
+(see ``kernels/lif_step.py``), so both paths train identically.
+
+A surrogate of your own -- a :class:`Surrogate` subclass, or a subclass of a built-in
+one that overrides :meth:`~Surrogate.grad` -- trains on its own ``grad``: the kernels
+cannot evaluate it, so :func:`kernel_id_of` returns None and the LIF op runs the torch
+reference for it (a one-time warning; an error under ``NEUROSPARSE_KERNELS=numba``).
 
 =================  ==========================================  =======================
 class              derivative dS/dx                            origin / default slope
@@ -127,6 +132,34 @@ class Sigmoid(Surrogate):
         return self.slope * s * (1 - s)
 
 
+# the derivative each kernel id computes; a class reaches the kernel only with this grad
+_KERNEL_GRADS = {
+    FastSigmoid.kernel_id: FastSigmoid.grad,
+    ATan.kernel_id: ATan.grad,
+    Triangle.kernel_id: Triangle.grad,
+    StraightThrough.kernel_id: StraightThrough.grad,
+    Sigmoid.kernel_id: Sigmoid.grad,
+}
+
+
+def kernel_id_of(surrogate: Surrogate) -> int | None:
+    """The id of ``surrogate``'s derivative in the Numba kernels, or None if they lack it.
+
+    The id holds only while the surrogate's ``grad`` (and its Heaviside call) are the
+    built-in ones that id stands for: a subclass overriding ``grad`` keeps its parent's
+    ``kernel_id`` attribute but not its derivative, so it gets None and the reference.
+    """
+    cls = type(surrogate)
+    kid = getattr(cls, "kernel_id", -1)
+    if (
+        _KERNEL_GRADS.get(kid) is not getattr(cls, "grad", None)
+        or "grad" in vars(surrogate)
+        or cls.__call__ is not Surrogate.__call__
+    ):
+        return None
+    return kid
+
+
 ALL = (FastSigmoid, SuperSpike, ATan, Triangle, StraightThrough, Sigmoid)
 
 __all__ = [
@@ -138,4 +171,5 @@ __all__ = [
     "Triangle",
     "StraightThrough",
     "Sigmoid",
+    "kernel_id_of",
 ]

@@ -18,13 +18,13 @@ from torch.autograd.function import once_differentiable
 from . import registry
 
 OP = "delta_accumulate"
-registry.register(OP, "cpu", "cuda")
+registry.register(OP, "cpu", "cuda", covers="float32")
 
 
 def implementation(x: torch.Tensor) -> str:
-    if x.dtype != torch.float32:
-        return "torch"
-    return "numba" if registry.use_kernel(OP, x.device.type) else "torch"
+    """``"numba"`` or ``"torch"`` for an input (the kernels run float32)."""
+    why = None if x.dtype == torch.float32 else f"the kernels take float32, not {x.dtype}"
+    return "numba" if registry.use_kernel(OP, x.device.type, why) else "torch"
 
 
 def reference_accumulate(

@@ -33,14 +33,13 @@ from ..errors import InputValueError
 from . import registry
 
 OP = "delta_encode"
-registry.register(OP, "cpu", "cuda")
+registry.register(OP, "cpu", "cuda", covers="float32")
 
 
 def implementation(x: torch.Tensor) -> str:
     """``"numba"`` or ``"torch"`` for an input (the kernels run float32)."""
-    if x.dtype != torch.float32:
-        return "torch"
-    return "numba" if registry.use_kernel(OP, x.device.type) else "torch"
+    why = None if x.dtype == torch.float32 else f"the kernels take float32, not {x.dtype}"
+    return "numba" if registry.use_kernel(OP, x.device.type, why) else "torch"
 
 
 @dataclass

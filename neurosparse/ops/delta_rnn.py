@@ -29,7 +29,7 @@ from . import registry
 from .delta_encode import reference_encode
 
 OP = "delta_rnn"
-registry.register(OP, "cpu", "cuda")
+registry.register(OP, "cpu", "cuda", covers="float32 (inference; training runs the reference)")
 
 GRU, LSTM = 0, 1
 GATES = {GRU: 3, LSTM: 4}
@@ -54,15 +54,18 @@ class RecurrentResult(NamedTuple):
 
 def backend(x: torch.Tensor, need_grad: bool, n_hidden: int) -> str:
     """``"cpu"``/``"cuda"`` (kernels) or ``"torch"`` for input memories ``x``."""
-    if need_grad or x.dtype != torch.float32:
+    if need_grad:  # training is the reference's job by design (module docstring)
         return "torch"
     dev = x.device.type
-    if dev == "cuda":
+    why = None
+    if x.dtype != torch.float32:
+        why = f"the kernels take float32, not {x.dtype}"
+    elif dev == "cuda":
         from ..kernels.delta_rnn_cuda import MAX_HIDDEN
 
         if n_hidden > MAX_HIDDEN:
-            return "torch"
-    return dev if registry.use_kernel(OP, dev) else "torch"
+            why = f"the CUDA kernel takes at most {MAX_HIDDEN} hidden units, not {n_hidden}"
+    return dev if registry.use_kernel(OP, dev, why) else "torch"
 
 
 def gates(m: torch.Tensor, mh: torch.Tensor, h: torch.Tensor, c: torch.Tensor, cell: int):

@@ -19,10 +19,11 @@ from ..neurons.functional import (
     initial_state,
     neuron_sequence,
 )
+from ..neurons.surrogate import kernel_id_of
 from . import registry
 
 OP = "lif_sequence"
-registry.register(OP, "cpu", "cuda")
+registry.register(OP, "cpu", "cuda", covers="float32/float16/bfloat16 input, built-in surrogates")
 
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
 
@@ -31,7 +32,22 @@ def flags_of(spec: NeuronSpec) -> tuple[int, ...]:
     """The compile-time flags of ``kernels.lif_cpu/lif_cuda.get_kernels`` for ``spec``."""
     return (_RESET_CODE[spec.reset], int(spec.reset_delay), int(spec.detach_reset),
             int(spec.synaptic), int(spec.euler), int(spec.adaptive), int(spec.refractory),
-            spec.surrogate.kernel_id)  # fmt: skip
+            _surrogate_id(spec))  # fmt: skip
+
+
+def _surrogate_id(spec: NeuronSpec) -> int:
+    kid = kernel_id_of(spec.surrogate)
+    return -1 if kid is None else kid  # -1: the kernels refuse it (kernels/lif_step.py)
+
+
+def _unsupported(x: torch.Tensor, spec: NeuronSpec) -> str | None:
+    """Why the kernel cannot run this call, or None."""
+    if kernel_id_of(spec.surrogate) is None:
+        return (f"surrogate {spec.surrogate!r} has no kernel (its grad is not a built-in "
+                "one)")  # fmt: skip
+    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return f"the LIF kernels take float32/float16/bfloat16 input, not {x.dtype}"
+    return None
 
 
 # Numba kernels are opaque to torch.compile anyway; tracing into this lookup (a cached
@@ -155,17 +171,15 @@ def neuron_sequence_op(
     input (bf16/fp16, e.g. under autocast) runs the kernel with an fp32 membrane and
     returns spikes in the input's dtype.
     """
-    if x.dtype in (torch.bfloat16, torch.float16) and x.shape[0] > 0:
-        # under autocast a conv/linear hands over half precision; the kernel keeps an fp32
-        # membrane, and spikes (0/1) are exact in any float type
-        if registry.use_kernel(OP, x.device.type):
-            z, st = neuron_sequence_op(x.float(), state, p, spec, v_init)
-            return z.to(x.dtype), st
-    kernel_ok = x.dtype == torch.float32 and x.shape[0] > 0
-    if not (kernel_ok and registry.use_kernel(OP, x.device.type)):
+    if x.shape[0] == 0 or not registry.use_kernel(OP, x.device.type, _unsupported(x, spec)):
         if state is None:
             state = initial_state(x[0], v_init)
         return neuron_sequence(x, state, p, spec)
+    if x.dtype in (torch.bfloat16, torch.float16):
+        # under autocast a conv/linear hands over half precision; the kernel keeps an fp32
+        # membrane, and spikes (0/1) are exact in any float type
+        z, st = neuron_sequence_op(x.float(), state, p, spec, v_init)
+        return z.to(x.dtype), st
     T, B = x.shape[:2]
     feat = x.shape[2:]
     n_feat = int(np.prod(feat)) if len(feat) else 1

@@ -2,18 +2,25 @@
 
 One switch for the whole package, the environment variable ``NEUROSPARSE_KERNELS``:
 
-- ``auto`` (default): the Numba kernel when it can run on the tensor's device, else the
-  torch reference with a one-time warning saying why;
-- ``numba``: the kernel or a :class:`~neurosparse.errors.KernelUnavailableError`;
+- ``auto`` (default): the Numba kernel when it can run the call, else the torch
+  reference with a one-time warning saying why;
+- ``numba``: strict -- the kernel or a :class:`~neurosparse.errors.KernelUnavailableError`
+  naming why it cannot run (no kernel for the device, a dtype or surrogate the kernel
+  does not cover, ...); never a silent switch to the reference;
 - ``torch``: always the reference (useful to debug or to compare).
 
-Ops register the devices their kernels cover; ``neurosparse info`` prints the table.
+Ops register the devices their kernels cover (and, in ``covers``, what else a call
+needs to reach the kernel). Every decision goes through :func:`use_kernel`; a call the
+kernel cannot run passes the reason as ``unsupported``, and :func:`fallback` is the one
+place that turns a reason into an error (strict mode) or a warning plus a record.
+``neurosparse info`` prints :func:`table` and the reasons recorded in this process.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..errors import KernelUnavailableError, ParameterError
@@ -25,7 +32,9 @@ _MODES = ("auto", "numba", "torch")
 class _Op:
     name: str
     devices: set[str] = field(default_factory=set)
-    warned: set[str] = field(default_factory=set)
+    covers: str = ""
+    reference: bool = True
+    fallbacks: Counter = field(default_factory=Counter)
 
 
 _OPS: dict[str, _Op] = {}
@@ -41,9 +50,20 @@ def kernel_mode() -> str:
     return mode
 
 
-def register(op: str, *devices: str) -> None:
-    """Declare that ``op`` has a Numba kernel for each of ``devices`` (``"cpu"``, ``"cuda"``)."""
-    _OPS.setdefault(op, _Op(op)).devices.update(devices)
+def register(op: str, *devices: str, covers: str = "", reference: bool = True) -> None:
+    """Declare that ``op`` has a Numba kernel for each of ``devices`` (``"cpu"``, ``"cuda"``).
+
+    ``covers`` says in words which calls the kernel takes when that is not all of them
+    (e.g. ``"float32, built-in surrogates"``); ``neurosparse info`` shows it.
+    ``reference=False`` marks an op without a step-compatible reference (the sequence
+    memory: its pure-Python twin is a separate class): it runs its kernel whatever
+    ``NEUROSPARSE_KERNELS`` says, and ``neurosparse info`` says so.
+    """
+    entry = _OPS.setdefault(op, _Op(op))
+    entry.devices.update(devices)
+    entry.reference = reference
+    if covers:
+        entry.covers = covers
 
 
 def cuda_kernels_available() -> bool:
@@ -58,45 +78,99 @@ def cuda_kernels_available() -> bool:
         return False
 
 
-def use_kernel(op: str, device_type: str) -> bool:
-    """Decide whether ``op`` on ``device_type`` runs its Numba kernel.
+def _device_reason(op: str, device_type: str) -> str | None:
+    entry = _OPS.get(op)
+    if entry is None or device_type not in entry.devices:
+        return f"op {op!r} has no Numba kernel for device {device_type!r}"
+    if device_type == "cuda" and not cuda_kernels_available():
+        return "numba.cuda cannot launch kernels here"
+    return None
+
+
+def fallback(op: str, device_type: str, reason: str, stacklevel: int = 3) -> bool:
+    """The one place a call leaves the kernel for the reference; returns False.
+
+    Under ``NEUROSPARSE_KERNELS=numba`` it raises :class:`KernelUnavailableError`;
+    otherwise it counts ``reason`` (see :func:`fallbacks`) and warns once per reason.
+    """
+    if kernel_mode() == "numba":
+        raise KernelUnavailableError(
+            f"NEUROSPARSE_KERNELS=numba but {reason} ({op} on {device_type}); "
+            "set NEUROSPARSE_KERNELS=auto to use the pure-torch reference"
+        )
+    entry = _OPS.setdefault(op, _Op(op))
+    key = f"{device_type}: {reason}"
+    first = key not in entry.fallbacks
+    entry.fallbacks[key] += 1
+    if first:
+        warnings.warn(
+            f"{reason} ({op} on {device_type}): using the pure-torch reference",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+    return False
+
+
+def use_kernel(op: str, device_type: str, unsupported: str | None = None) -> bool:
+    """Decide whether this call of ``op`` on ``device_type`` runs its Numba kernel.
+
+    Parameters
+    ----------
+    unsupported : str, optional
+        Why this particular call cannot run the kernel (its dtype, its surrogate, ...),
+        or None when the kernel takes it. Only the device is checked here.
 
     Raises
     ------
     KernelUnavailableError
-        When ``NEUROSPARSE_KERNELS=numba`` but no kernel covers the device.
+        When ``NEUROSPARSE_KERNELS=numba`` but the kernel cannot run the call.
     """
     mode = kernel_mode()
+    entry = _OPS.get(op)
+    if entry is not None and not entry.reference:
+        reason = _device_reason(op, device_type) or unsupported
+        if reason is not None:
+            raise KernelUnavailableError(f"{reason} ({op} has no reference to fall back to)")
+        return True
     if mode == "torch":
         return False
-    entry = _OPS.get(op)
-    ok = entry is not None and device_type in entry.devices
-    if ok and device_type == "cuda":
-        ok = cuda_kernels_available()
-    if ok:
+    reason = _device_reason(op, device_type) or unsupported
+    if reason is None:
         return True
-    reason = (
-        f"op {op!r} has no Numba kernel for device {device_type!r}"
-        if not (entry and device_type in entry.devices)
-        else "numba.cuda cannot launch kernels here"
-    )
-    if mode == "numba":
-        raise KernelUnavailableError(
-            f"NEUROSPARSE_KERNELS=numba but {reason}; set NEUROSPARSE_KERNELS=auto to fall back"
-        )
-    if entry is not None and device_type not in entry.warned:
-        entry.warned.add(device_type)
-        warnings.warn(f"{reason}: using the pure-torch reference", RuntimeWarning, stacklevel=3)
-    return False
+    return fallback(op, device_type, reason, stacklevel=4)
+
+
+def fallbacks() -> dict[str, dict[str, int]]:
+    """``{op: {"device: reason": calls}}`` of the reference fallbacks of this process."""
+    return {name: dict(e.fallbacks) for name, e in sorted(_OPS.items()) if e.fallbacks}
 
 
 def table() -> list[tuple[str, str, str]]:
-    """Rows ``(op, device, implementation)`` of what would run now, for ``neurosparse info``."""
+    """Rows ``(op, device, implementation)`` of what would run now, for ``neurosparse info``.
+
+    The implementation names what the registry picks for a call the kernel covers, then
+    what the kernel does not cover (those calls run the reference, or raise in strict
+    mode), then the fallbacks this process has recorded.
+    """
     mode = kernel_mode()
     rows = []
     for name in sorted(_OPS):
+        entry = _OPS[name]
         for dev in ("cpu", "cuda"):
-            has = dev in _OPS[name].devices and (dev == "cpu" or cuda_kernels_available())
-            impl = "numba" if (has and mode != "torch") else "torch"
+            reason = _device_reason(name, dev)
+            if not entry.reference:
+                impl = ("numba (no reference op: NEUROSPARSE_KERNELS=torch does not apply)"
+                        if reason is None else f"error ({reason})")  # fmt: skip
+            elif mode == "torch":
+                impl = "torch (NEUROSPARSE_KERNELS=torch)"
+            elif reason is not None:
+                impl = f"torch ({reason})" if mode == "auto" else f"error ({reason})"
+            else:
+                impl = f"numba for {entry.covers}, else torch" if entry.covers else "numba"
+            seen = {k: n for k, n in entry.fallbacks.items() if k.startswith(dev + ":")}
+            if seen:
+                impl += "; fell back: " + ", ".join(
+                    f"{k.split(': ', 1)[1]} x{n}" for k, n in seen.items()
+                )
             rows.append((name, dev, impl))
     return rows

@@ -34,13 +34,10 @@ import numpy as np
 
 from .._counters import OpCounter
 from ..errors import ParameterError
+from ..ops import sdr_temporal_memory as ops
 from .sdr import SDRLike, as_sdr
 
-
-def _kernels():
-    from ..kernels import sdr_temporal_memory as k
-
-    return k
+_kernels = ops.kernels
 
 
 class TMOutput(NamedTuple):
@@ -285,7 +282,7 @@ class SequenceMemory(OpCounter):
         cols = self._columns(active_columns)
         visited0 = int(self._meta[k.SYN_VISITED])
         while True:
-            status = k.tm_step(
+            status = ops.tm_step(
                 cols, bool(learn), self._params_i, self._params_f, self._state(),
                 self._active, self._winners, self._prev_active, self._prev_winners,
                 self._active_segs, self._matching_segs, self._touched, self._predictive,

@@ -16,8 +16,9 @@ a synapse is connected when its permanence ≥ ``syn_perm_connected``. One step
 
 Cui, Ahmad & Hawkins 2017 show that this keeps output sparsity fixed and, with
 boosting, spreads use over all columns. Overlaps and learning run in the Numba
-kernels of ``kernels/sdr_spatial_pooler.py``: overlaps cost active inputs × fan-out
-(sequential reads of an input-major mirror), learning walks the winners' pools.
+kernels of ``kernels/sdr_spatial_pooler.py`` (through ``ops/sdr_spatial_pooler.py``, or
+its NumPy references): overlaps cost active inputs × fan-out (sequential reads of an
+input-major mirror), learning walks the winners' pools.
 """
 
 from __future__ import annotations
@@ -27,13 +28,8 @@ import numpy as np
 from .._checks import check_range
 from .._counters import OpCounter
 from ..errors import ParameterError
+from ..ops import sdr_spatial_pooler as ops
 from .sdr import SDR, SDRLike, as_sdr
-
-
-def _kernels():
-    from ..kernels import sdr_spatial_pooler as k
-
-    return k
 
 
 class SpatialPooler(OpCounter):
@@ -230,10 +226,9 @@ class SpatialPooler(OpCounter):
         learn : bool
             Adapt permanences, duty cycles and boost factors.
         """
-        k = _kernels()
         inp = as_sdr(x, self.input_size, "x")
         active_inputs = np.ascontiguousarray(inp.sparse, dtype=np.int64)
-        k.sp_overlap(active_inputs, self._in_ptr, self._in_col, self._in_conn, self.overlaps)
+        ops.overlap(active_inputs, self._in_ptr, self._in_col, self._in_conn, self.overlaps)
         score = self.overlaps * self.boost_factors if learn else self.overlaps.astype(float)
         winners = self._select(score)
         self.iteration += 1
@@ -251,10 +246,9 @@ class SpatialPooler(OpCounter):
     __call__ = compute
 
     def _learn(self, inp: SDR, winners: np.ndarray) -> None:
-        k = _kernels()
         self.learn_iteration += 1
         conn = np.float32(self.syn_perm_connected)
-        k.sp_learn(
+        ops.learn(
             winners, inp.dense, self._col_ptr, self._col_inp, self._col_pos, self._perm,
             self._in_conn, conn, self.syn_perm_active_inc, self.syn_perm_inactive_dec,
             self.syn_perm_trim,
@@ -268,7 +262,7 @@ class SpatialPooler(OpCounter):
         self.active_duty_cycles = (self.active_duty_cycles * (period - 1) + won) / period
         weak = np.flatnonzero(self.overlap_duty_cycles < self.min_overlap_duty_cycles)
         if weak.size:
-            k.sp_bump(weak, self._col_ptr, self._col_pos, self._perm, self._in_conn, conn,
+            ops.bump(weak, self._col_ptr, self._col_pos, self._perm, self._in_conn, conn,
                       self.syn_perm_below_stimulus_inc)  # fmt: skip
         if self.boost_strength > 0:
             target = self.active / self.columns
