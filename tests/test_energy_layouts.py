@@ -300,3 +300,25 @@ def test_ours_step_mode_loop_is_counted():
     assert c["lif"]["neuron_updates"] == 2 * 7 * 3 * 5
     assert c["fc"]["synops"] == float(x.sum()) * 5
     assert "step" not in lif.__dict__  # the wrapper is gone after the meter
+
+
+def test_fused_event_linear_lif_counts_like_unfused_and_stays_fused():
+    import neurosparse as ns
+    from neurosparse.layers.event_linear_lif import fusable
+
+    torch.manual_seed(13)
+    x = (torch.rand(6, 3, 40, generator=torch.Generator().manual_seed(14)) < 0.2).float()
+    counts = {}
+    for fuse in (True, False):
+        torch.manual_seed(13)
+        net = ns.Sequential(ns.EventLinear(40, 30), ns.LIF(beta=0.9), fuse=fuse)
+        with torch.no_grad(), Meter(net) as m:
+            assert fusable(x, net[0], net[1])  # the meter's hooks do not block fusion
+            y, _ = net(x)
+        counts[fuse] = ({c.name: (c.totals, c.per_step) for c in m.counts()},
+                        m.samples, m.time_steps, y)
+    fused, plain = counts[True], counts[False]
+    assert torch.equal(fused[3], plain[3])
+    assert fused[1:3] == plain[1:3] == (3, 6)
+    assert fused[0] == plain[0]
+    assert fused[0]["1"][0]["spikes"] == float(fused[3].sum())

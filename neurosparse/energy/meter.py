@@ -102,6 +102,13 @@ def _stack_calls(calls: list, synaptic: bool) -> tuple[tuple, Any] | None:
     return (_stacked(xs, synaptic), *first_args[1:]), out
 
 
+def _flag(hook):
+    """Mark a hook as the meter's: fused kernels (``layers.event_linear_lif``) stay fused
+    and call it themselves with the shapes it needs."""
+    hook._ns_meter_hook = True
+    return hook
+
+
 class Meter:
     """Context manager that counts operations, spikes and memory traffic of a model.
 
@@ -219,7 +226,8 @@ class Meter:
                 self._snapshots[label] = dict.fromkeys(COUNT_KEYS, 0)
                 self._records[label] = LayerCounts(label, type(module).__name__, "exact",
                                                    exact=True)
-                self._handles.append(module.register_forward_hook(self._exact_hook(label)))
+                self._handles.append(module.register_forward_hook(
+                    _flag(self._exact_hook(label))))
                 if not name:
                     break  # the whole model counts itself
                 continue
@@ -234,8 +242,8 @@ class Meter:
             if family is not None and self.layout == "auto":
                 self._neuron_labels.add(label)
                 self._handles.append(module.register_forward_pre_hook(
-                    self._neuron_pre_hook(label, family), with_kwargs=True))
-            hook = self._layer_hook(label, family)
+                    _flag(self._neuron_pre_hook(label, family)), with_kwargs=True))
+            hook = _flag(self._layer_hook(label, family))
             self._handles.append(module.register_forward_hook(hook))
             if family == "neurosparse" and hasattr(module, "step"):
                 self._handles.append(self._wrap_step(module, label, hook))
@@ -520,10 +528,14 @@ class Meter:
         return _Handle()
 
     def _layer_hook(self, label: str, family: str | None = None):
+        module = self._handlers[label][2]
+        # plain torch layers never cover several steps per call: skip the span test
+        may_chunk = family is not None or getattr(module, "step_mode", None) is not None
+
         def hook(module, args, output, step: bool = False):
             if self.layout == "auto":
                 x = tt.first_tensor(args)
-                span = None if step else chunk_span(module, family, x)
+                span = chunk_span(module, family, x) if may_chunk and not step else None
                 self._buffer(label, (args, output), span, first_batch(args))
                 if family is not None:
                     self._last_state[label] = outgoing_state(module, family, output)
