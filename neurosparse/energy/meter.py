@@ -102,6 +102,32 @@ def _stack_calls(calls: list, synaptic: bool) -> tuple[tuple, Any] | None:
     return (_stacked(xs, synaptic), *first_args[1:]), out
 
 
+# Counts of an event Linear that are (events in a row) x a per-layer constant, and counts
+# that are the same for every row.
+_EVENT_FIELDS = ("synops", "macs", "events_in", "weight_bytes_read")
+_ROW_FIELDS = ("dense_macs", "inputs_in", "neuron_updates", "state_bytes_rw",
+               "dense_weight_bytes_read", "activation_bytes")
+
+
+def _per_row_linear(module: nn.Module, totals: dict) -> bool:
+    """A self-counting Linear whose counts split exactly by step from events per step:
+    every event costs the same (all its events unit, or all graded) and it emits nothing."""
+    return (hasattr(module, "in_features") and not getattr(module, "kernel_size", None)
+            and (totals["synops"] == 0 or totals["macs"] == 0) and totals["spikes"] == 0)
+
+
+def _linear_steps(totals: dict, events: list[int]) -> list[dict[str, float]]:
+    """Per-step counts of a ``_per_row_linear`` layer from its input events per step."""
+    n = sum(events)
+    T = len(events)
+    out = []
+    for e in events:
+        step = {k: totals[k] / T for k in _ROW_FIELDS}
+        step.update({k: (totals[k] * e / n if n else 0.0) for k in _EVENT_FIELDS})
+        out.append(step)
+    return out
+
+
 def _flag(hook):
     """Mark a hook as the meter's: fused kernels (``layers.event_linear_lif``) stay fused
     and call it themselves with the shapes it needs."""
@@ -488,8 +514,11 @@ class Meter:
                 rec.add(c.payload, [c.payload], i // (n // T))
                 continue
             Tc = c.span[0] if c.span else T
+            steps = c.payload.pop("_events_per_step", None)
             if Tc == 1:
                 rec.add(c.payload, [c.payload], first)
+            elif steps is not None:
+                rec.add(c.payload, _linear_steps(c.payload, steps.tolist()), first)
             else:
                 self._no_steps(rec, c.payload)
             first += Tc
@@ -585,6 +614,10 @@ class Meter:
             totals["dense_weight_bytes_read"] = float(rec.params_bytes * pairs)
             totals["activation_bytes"] = float(moved)
             if self.layout == "auto":
+                if span and span[0] > 1 and _per_row_linear(module, totals):
+                    # events per step: one count over the input the layer already scanned
+                    totals["_events_per_step"] = x.detach().reshape(span[0], -1) \
+                        .count_nonzero(-1)
                 self._buffer(label, totals, span, first_batch(args))
             elif self._ctx is not None:
                 self._pending.setdefault(label, []).append(totals)
