@@ -616,8 +616,8 @@ class Meter:
             if self.layout == "auto":
                 if span and span[0] > 1 and _per_row_linear(module, totals):
                     # events per step: one count over the input the layer already scanned
-                    totals["_events_per_step"] = x.detach().reshape(span[0], -1) \
-                        .count_nonzero(-1)
+                    totals["_events_per_step"] = tt.nonzero_lead(
+                        x.detach().reshape(span[0], -1), 1)
                 self._buffer(label, totals, span, first_batch(args))
             elif self._ctx is not None:
                 self._pending.setdefault(label, []).append(totals)
