@@ -300,3 +300,58 @@ def test_ours_step_mode_loop_is_counted():
     assert c["lif"]["neuron_updates"] == 2 * 7 * 3 * 5
     assert c["fc"]["synops"] == float(x.sum()) * 5
     assert "step" not in lif.__dict__  # the wrapper is gone after the meter
+
+
+def test_fused_event_linear_lif_counts_like_unfused_and_stays_fused():
+    import neurosparse as ns
+    from neurosparse.layers.event_linear_lif import fusable
+
+    torch.manual_seed(13)
+    x = (torch.rand(6, 3, 40, generator=torch.Generator().manual_seed(14)) < 0.2).float()
+    counts = {}
+    for fuse in (True, False):
+        torch.manual_seed(13)
+        net = ns.Sequential(ns.EventLinear(40, 30), ns.LIF(beta=0.9), fuse=fuse)
+        with torch.no_grad(), Meter(net) as m:
+            assert fusable(x, net[0], net[1])  # the meter's hooks do not block fusion
+            y, _ = net(x)
+        counts[fuse] = ({c.name: (c.totals, c.per_step) for c in m.counts()},
+                        m.samples, m.time_steps, y)
+    fused, plain = counts[True], counts[False]
+    assert torch.equal(fused[3], plain[3])
+    assert fused[1:3] == plain[1:3] == (3, 6)
+    assert fused[0] == plain[0]
+    assert fused[0]["1"][0]["spikes"] == float(fused[3].sum())
+
+
+def test_event_linear_sequence_call_records_real_per_step_counts():
+    import neurosparse as ns
+
+    torch.manual_seed(15)
+    lin = ns.EventLinear(12, 7)
+    x = torch.zeros(5, 2, 12)
+    x[1, 0, :3] = 1  # 3 events at step 1, 5 at step 3, none elsewhere
+    x[3, 1, 4:9] = 1
+    with torch.no_grad(), Meter(lin) as m:
+        lin(x)
+    c = m.counts()[0]
+    assert (m.samples, m.time_steps) == (2, 5)
+    assert c.per_step["synops"] == [0, 3 * 7, 0, 5 * 7, 0]  # not a flat line
+    assert c.per_step["events_in"] == [0, 3, 0, 5, 0]
+    assert c.per_step["dense_macs"] == [2 * 12 * 7] * 5
+
+
+def test_conv_sequence_call_per_step_marked_not_invented():
+    import neurosparse as ns
+
+    conv = ns.EventConv2d(1, 2, 3, padding=1)
+    x = (torch.rand(4, 2, 1, 6, 6, generator=torch.Generator().manual_seed(16)) < 0.3).float()
+    with torch.no_grad(), Meter(conv) as m:
+        conv(x)
+    c = m.counts()[0]
+    assert c.totals["synops"] > 0
+    assert not any(c.per_step["synops"])  # border fan-out: no exact split, so none
+    assert any("per-step counts not recorded" in n for n in c.notes)
+    rep = m.report(hardware=["loihi"])
+    assert all(v is None for v in rep.sparsity_over_time()["input"])
+    assert rep.layers_without_steps() == ["EventConv2d"]

@@ -70,13 +70,26 @@ def binary_rows(x: torch.Tensor, sample_ndim: int) -> Lead | None:
         return None
     xd = x.detach()
     flat = xd.reshape(-1)
-    lo, hi = torch.aminmax(flat)
-    # one device sync for the four scalars
-    lo, hi, s1, s2 = torch.stack([lo, hi, flat.sum(), torch.dot(flat, flat)]).tolist()
-    if lo < 0 or hi > 1 or s1 != s2:
-        return None
     ls = lead_shape(x, sample_ndim)
     rows = xd.reshape(-1, flat.numel() // max(math.prod(ls), 1))
+    ones = torch.ones(rows.shape[1], dtype=x.dtype, device=x.device)
+    per_row = rows @ ones  # Σx per row, wanted anyway; Σx overall is its sum
+    lo, hi = torch.aminmax(flat)
+    # one device sync for the four scalars
+    lo, hi, s1, s2 = torch.stack([lo, hi, per_row.sum(), torch.dot(flat, flat)]).tolist()
+    if lo < 0 or hi > 1 or s1 != s2:
+        return None
+    return per_row.to(torch.float64).reshape(ls)
+
+
+def row_sums(x: torch.Tensor, sample_ndim: int) -> Lead:
+    """Σ over sample dims per leading element with one BLAS pass (for 0/1 tensors known
+    to be binary by construction, e.g. a neurosparse neuron's spikes: no check)."""
+    ls = lead_shape(x, sample_ndim)
+    xd = x.detach()
+    rows = xd.reshape(-1, xd.numel() // max(math.prod(ls), 1))
+    if rows.shape[1] >= 2**24 or not x.is_floating_point():  # float32 sums stay exact
+        return rows.to(torch.float64).sum(-1).reshape(ls)
     ones = torch.ones(rows.shape[1], dtype=x.dtype, device=x.device)
     return (rows @ ones).to(torch.float64).reshape(ls)
 

@@ -91,17 +91,20 @@ class LayerCounts:
     def add(self, amounts: dict[str, float], step_amounts: list[dict[str, float]] | None,
             first_step: int = 0) -> None:
         """Add one call's totals; ``step_amounts[i]`` goes to step ``first_step + i``."""
+        totals = self.totals
         for key, value in amounts.items():
-            self.totals[key] = self.totals.get(key, 0) + value
-        if step_amounts is None:
+            totals[key] = totals.get(key, 0) + value
+        if not step_amounts:
             return
-        for i, step in enumerate(step_amounts):
-            t = first_step + i
-            for key in STEP_FIELDS:
-                seq = self.per_step[key]
-                if len(seq) <= t:
-                    seq.extend([0.0] * (t + 1 - len(seq)))
-                seq[t] += step.get(key, 0.0)
+        end = first_step + len(step_amounts)
+        for key in STEP_FIELDS:  # key-major: one list per count, no per-step dict lookups
+            seq = self.per_step[key]
+            if len(seq) < end:
+                seq.extend([0.0] * (end - len(seq)))
+            for t, step in enumerate(step_amounts, first_step):
+                v = step.get(key)
+                if v:
+                    seq[t] += v
 
     def note(self, text: str) -> None:
         if text not in self.notes:

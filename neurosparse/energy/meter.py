@@ -102,6 +102,39 @@ def _stack_calls(calls: list, synaptic: bool) -> tuple[tuple, Any] | None:
     return (_stacked(xs, synaptic), *first_args[1:]), out
 
 
+# Counts of an event Linear that are (events in a row) x a per-layer constant, and counts
+# that are the same for every row.
+_EVENT_FIELDS = ("synops", "macs", "events_in", "weight_bytes_read")
+_ROW_FIELDS = ("dense_macs", "inputs_in", "neuron_updates", "state_bytes_rw",
+               "dense_weight_bytes_read", "activation_bytes")
+
+
+def _per_row_linear(module: nn.Module, totals: dict) -> bool:
+    """A self-counting Linear whose counts split exactly by step from events per step:
+    every event costs the same (all its events unit, or all graded) and it emits nothing."""
+    return (hasattr(module, "in_features") and not getattr(module, "kernel_size", None)
+            and (totals["synops"] == 0 or totals["macs"] == 0) and totals["spikes"] == 0)
+
+
+def _linear_steps(totals: dict, events: list[int]) -> list[dict[str, float]]:
+    """Per-step counts of a ``_per_row_linear`` layer from its input events per step."""
+    n = sum(events)
+    T = len(events)
+    out = []
+    for e in events:
+        step = {k: totals[k] / T for k in _ROW_FIELDS}
+        step.update({k: (totals[k] * e / n if n else 0.0) for k in _EVENT_FIELDS})
+        out.append(step)
+    return out
+
+
+def _flag(hook):
+    """Mark a hook as the meter's: fused kernels (``layers.event_linear_lif``) stay fused
+    and call it themselves with the shapes it needs."""
+    hook._ns_meter_hook = True
+    return hook
+
+
 class Meter:
     """Context manager that counts operations, spikes and memory traffic of a model.
 
@@ -219,7 +252,8 @@ class Meter:
                 self._snapshots[label] = dict.fromkeys(COUNT_KEYS, 0)
                 self._records[label] = LayerCounts(label, type(module).__name__, "exact",
                                                    exact=True)
-                self._handles.append(module.register_forward_hook(self._exact_hook(label)))
+                self._handles.append(module.register_forward_hook(
+                    _flag(self._exact_hook(label))))
                 if not name:
                     break  # the whole model counts itself
                 continue
@@ -234,8 +268,8 @@ class Meter:
             if family is not None and self.layout == "auto":
                 self._neuron_labels.add(label)
                 self._handles.append(module.register_forward_pre_hook(
-                    self._neuron_pre_hook(label, family), with_kwargs=True))
-            hook = self._layer_hook(label, family)
+                    _flag(self._neuron_pre_hook(label, family)), with_kwargs=True))
+            hook = _flag(self._layer_hook(label, family))
             self._handles.append(module.register_forward_hook(hook))
             if family == "neurosparse" and hasattr(module, "step"):
                 self._handles.append(self._wrap_step(module, label, hook))
@@ -480,8 +514,11 @@ class Meter:
                 rec.add(c.payload, [c.payload], i // (n // T))
                 continue
             Tc = c.span[0] if c.span else T
+            steps = c.payload.pop("_events_per_step", None)
             if Tc == 1:
                 rec.add(c.payload, [c.payload], first)
+            elif steps is not None:
+                rec.add(c.payload, _linear_steps(c.payload, steps.tolist()), first)
             else:
                 self._no_steps(rec, c.payload)
             first += Tc
@@ -520,10 +557,14 @@ class Meter:
         return _Handle()
 
     def _layer_hook(self, label: str, family: str | None = None):
+        module = self._handlers[label][2]
+        # plain torch layers never cover several steps per call: skip the span test
+        may_chunk = family is not None or getattr(module, "step_mode", None) is not None
+
         def hook(module, args, output, step: bool = False):
             if self.layout == "auto":
                 x = tt.first_tensor(args)
-                span = None if step else chunk_span(module, family, x)
+                span = chunk_span(module, family, x) if may_chunk and not step else None
                 self._buffer(label, (args, output), span, first_batch(args))
                 if family is not None:
                     self._last_state[label] = outgoing_state(module, family, output)
@@ -573,6 +614,10 @@ class Meter:
             totals["dense_weight_bytes_read"] = float(rec.params_bytes * pairs)
             totals["activation_bytes"] = float(moved)
             if self.layout == "auto":
+                if span and span[0] > 1 and _per_row_linear(module, totals):
+                    # events per step: one count over the input the layer already scanned
+                    totals["_events_per_step"] = tt.nonzero_lead(
+                        x.detach().reshape(span[0], -1), 1)
                 self._buffer(label, totals, span, first_batch(args))
             elif self._ctx is not None:
                 self._pending.setdefault(label, []).append(totals)

@@ -80,6 +80,12 @@ def _per_lead(x, sample_ndim: int, device) -> tt.Lead:
     return tt.full_lead(x, sample_ndim, x.numel() // n_lead, device)
 
 
+def _binary_by_construction(module: nn.Module) -> bool:
+    from ..neurons.base import SpikingNeuron
+
+    return isinstance(module, SpikingNeuron)
+
+
 def count_neuron(module: nn.Module, args, output, ctx, rec, scratch, family: str):
     """Neuron updates, spikes and state traffic of one call of a spiking neuron module."""
     x = tt.first_tensor(args)
@@ -93,7 +99,10 @@ def count_neuron(module: nn.Module, args, output, ctx, rec, scratch, family: str
     updates = _per_lead(x, sample_ndim, spikes.device)
     spk_ndim = max(spikes.dim() - (x.dim() - sample_ndim), 0)
     elem = x.element_size()
-    n_spk = tt.binary_rows(spikes, spk_ndim)
+    if family == "neurosparse" and _binary_by_construction(module) and spk_ndim:
+        n_spk = tt.row_sums(spikes, spk_ndim)  # LIF-family spikes are 0/1: skip the check
+    else:
+        n_spk = tt.binary_rows(spikes, spk_ndim)
     return {
         "neuron_updates": updates,
         "spikes": n_spk if n_spk is not None else tt.nonzero_lead(spikes, spk_ndim),

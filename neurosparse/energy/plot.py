@@ -37,7 +37,10 @@ def plot_report(report, path: Path) -> Path:
     ax_s.set_ylim(0, 1.02)
     ax_s.set_xlabel("time step")
     ax_s.set_ylabel("sparsity (fraction of zeros)")
-    ax_s.set_title("Sparsity over time")
+    missing = report.layers_without_steps()
+    ax_s.set_title("Sparsity over time" + (
+        f"\n(left out, no per-step counts: {', '.join(missing)})" if missing else ""),
+        fontsize=9 if missing else None)
     ax_s.legend(fontsize=7)
     fig.suptitle(f"{report.model}: {report.samples} sample(s), {report.time_steps} step(s)")
     fig.tight_layout()

@@ -158,6 +158,13 @@ class Report:
             inp.append(None if ins <= 0 else 1 - ev / ins)
         return {"activation": act, "input": inp}
 
+    def layers_without_steps(self) -> list[str]:
+        """Layers with counts but no per-step record (left out of sparsity over time)."""
+        return [layer.name for layer in self.layers
+                if any(layer.totals.get(k) for k in ("inputs_in", "neuron_updates"))
+                and not any(layer.per_step["inputs_in"]) and not any(
+                    layer.per_step["neuron_updates"])]
+
     def comparison(self) -> list[dict[str, Any]]:
         """Event vs dense execution on the same hardware, where both were evaluated."""
         by_base: dict[str, dict[str, HardwareResult]] = {}

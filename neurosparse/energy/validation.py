@@ -86,14 +86,16 @@ class Case:
 
 RATE, STEPS = 0.2, 10
 CASES = (
-    Case("loihi-energy", "Intel Loihi (paper's Table 1 row 'Loihi')", "loihi", "dynamic_j", 0.081 / 296,
+    Case("loihi-energy", "Intel Loihi (paper's Table 1 row 'Loihi')", "loihi", "dynamic_j",
+         0.081 / 296,
          "0.27 mJ (0.081 W dynamic / 296 inf/s)",
          f"spiking net, {STEPS} steps per inference, input and every layer firing with "
          f"probability {RATE} per step (paper gives no activity; assumption)",
          "the measured dynamic power includes the chip's x86 cores and host I/O that feed "
          "MFCC windows and read outputs (throughput 296 inf/s is I/O bound); the per-op "
          "model charges only synaptic ops, neuron updates and spikes"),
-    Case("loihi-latency", "Intel Loihi (paper's Table 1 row 'Loihi')", "loihi", "latency_s", 1 / 296,
+    Case("loihi-latency", "Intel Loihi (paper's Table 1 row 'Loihi')", "loihi", "latency_s",
+         1 / 296,
          "3.38 ms (1 / 296 inf/s)", "as above",
          "the paper's rate is bound by host-chip I/O; our latency model is the chip's own "
          "compute time, unthrottled"),

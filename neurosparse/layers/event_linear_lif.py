@@ -60,7 +60,27 @@ def _needs_grad(x: torch.Tensor, linear, neuron, state) -> bool:
 def _has_hooks(*modules: torch.nn.Module) -> bool:
     if _nn_module._global_forward_hooks or _nn_module._global_forward_pre_hooks:
         return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+    return any(_foreign(m._forward_hooks) or _foreign(m._forward_pre_hooks) for m in modules)
+
+
+def _foreign(hooks) -> bool:
+    # the energy meter's hooks (flagged) read only the currents' shape: the fused pass
+    # calls them itself (_meter_hooks), so they need not cost the fusion
+    return any(not getattr(h, "_ns_meter_hook", False) for h in hooks.values())
+
+
+def _meter_hooks(linear, neuron, x, state, out) -> None:
+    """Tell the energy meter's hooks about the pair of calls the fused pass stands for;
+    the currents are never written, so they get a shape-only (meta) tensor."""
+    if not (linear._forward_hooks or neuron._forward_hooks or neuron._forward_pre_hooks):
+        return
+    cur = torch.empty((*x.shape[:-1], linear.out_features), dtype=x.dtype, device="meta")
+    for hook in list(linear._forward_hooks.values()):
+        hook(linear, (x,), cur)
+    for hook in list(neuron._forward_pre_hooks.values()):  # registered with_kwargs
+        hook(neuron, (cur, state), {})
+    for hook in list(neuron._forward_hooks.values()):
+        hook(neuron, (cur, state), out)
 
 
 def _finite_params(linear: EventLinear, device_type: str) -> bool:
@@ -183,7 +203,9 @@ def event_linear_lif(
         z, st = _run_cpu(index, weight, bias, T, B, params, state0, kflags)
     else:
         z, st = _run_cuda(index, weight, bias, T, B, params, state0, kflags)
-    return z.view(T, B, n_out), NeuronState(*(s.view(B, n_out) for s in st.unbind(0)))
+    out = z.view(T, B, n_out), NeuronState(*(s.view(B, n_out) for s in st.unbind(0)))
+    _meter_hooks(linear, neuron, x, state, out)
+    return out
 
 
 def _run_cpu(index, weight, bias, T, B, params, state0, kflags):
