@@ -5,9 +5,12 @@ numba is first imported. The simulator tests live in ``tests/cudasim/`` and are 
 ``tests/test_cudasim.py`` in a child process with ``NUMBA_ENABLE_CUDASIM=1``; the main
 run does not collect that folder itself.
 
-Real DVS recordings: ``$NEUROSPARSE_DATA_DIR``, else ``<repo>/../shared/data/dvs``
-(``neurosparse.data.fetch_recordings.data_dir``); the ``dvs_data`` fixture skips with a
-reason when they are absent.
+Real event-camera recordings: tests find them with
+``neurosparse.data.fetch_recordings.data_dir()`` (``$NEUROSPARSE_DATA_DIR``, else
+``../shared/data/dvs`` beside the repository, else ``~/.cache/neurosparse/dvs``) and skip
+with ``missing_reason()`` when they are absent; ``python -m
+neurosparse.data.fetch_recordings`` downloads and verifies them.
+The ``dvs_data`` fixture below does the same for tests that take the folder as a fixture.
 """
 
 import os

@@ -6,8 +6,10 @@ Markers in a page are replaced by generated Markdown:
   (``neurosparse/energy/profiles/*.toml``) with its constants, ranges and sources;
 - ``<!-- ns:benchmarks -->``: ``benchmarks/RESULTS.md`` and every
   ``benchmarks/results/*.md`` (and ``benchmarks/results/*.png`` are copied into the site);
-- ``<!-- ns:example NAME.py -->``: the example script ``examples/NAME.py`` (Jupytext
-  percent format) as prose and code.
+- ``<!-- ns:example NAME.py -->``: the example as prose, code and the outputs of its
+  executed notebook ``examples/notebooks/NAME.ipynb`` (printed text and figures, made by
+  ``python examples/make_notebooks.py``); the script ``examples/NAME.py`` (Jupytext
+  percent format) as prose and code where there is no notebook.
 
 Included Markdown from outside ``docs/`` has its headings moved one level down and its
 relative links turned into plain text (their targets are not part of the site).
@@ -19,6 +21,7 @@ mkdocs-autorefs (plain code where the target is not documented).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -105,9 +108,55 @@ def benchmarks(root: Path) -> str:
 
 
 # -- examples ----------------------------------------------------------------------------
-def example(root: Path, name: str) -> str:
-    path = root / "examples" / name
-    text = path.read_text()
+SETUP_TAG = "find-examples"  # examples/make_notebooks.py's path cell: not the example's
+NOISE = re.compile(r"^<[\w.]+ (object )?at 0x[0-9a-f]+>$")  # reprs such as torch.manual_seed's
+
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _outputs(cell) -> list[str]:
+    """A code cell's printed text and figures as Markdown (figures inline, base64)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        data = out.get("data", {})
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            text = _source({"source": out.get("text", "")}).rstrip()
+        elif "image/png" in data:
+            png = _source({"source": data["image/png"]}).replace("\n", "")
+            parts.append(f"![figure printed by this cell](data:image/png;base64,{png})")
+            continue
+        elif "text/plain" in data:
+            text = _source({"source": data["text/plain"]}).rstrip()
+            if NOISE.match(text):
+                continue
+        else:
+            continue
+        if text:
+            parts.append(f"```text\n{text}\n```")
+    return parts
+
+
+def _from_notebook(nb: dict) -> list[str]:
+    parts = []
+    for cell in nb["cells"]:
+        src = _source(cell).strip("\n")
+        if cell["cell_type"] == "markdown":
+            parts.append(src)
+        elif cell["cell_type"] == "code" and SETUP_TAG not in cell.get("metadata", {}).get(
+                "tags", []):
+            if src.strip():
+                parts.append(f"```python\n{src}\n```")
+            outs = _outputs(cell)
+            if outs:
+                parts.append('<div class="ns-output" markdown>\n\n' + "\n\n".join(outs)
+                             + "\n\n</div>")
+    return parts
+
+
+def _from_script(text: str) -> list[str]:
     cells = re.split(r"^# %%(.*)$", text, flags=re.M)
     parts = []
     # re.split with one group: [before, header1, body1, header2, body2, ...]
@@ -120,9 +169,22 @@ def example(root: Path, name: str) -> str:
             parts.append("\n".join(lines))
         else:
             parts.append(f"```python\n{body}\n```")
+    return parts
+
+
+def example(root: Path, name: str) -> str:
+    path = root / "examples" / name
+    notebook = root / "examples" / "notebooks" / f"{path.stem}.ipynb"
+    if notebook.is_file():
+        parts = _from_notebook(json.loads(notebook.read_text()))
+        shown = (f" The outputs shown are those of `examples/notebooks/{notebook.name}`, "
+                 "executed by `python examples/make_notebooks.py`.")
+    else:
+        parts, shown = _from_script(path.read_text()), ""
     head = (f"Source: `examples/{name}` (a plain script in Jupytext's percent format; "
             f"`jupytext --to notebook` opens it as a notebook). Run it with "
-            f"`python examples/{name}`, or `--quick` for the small settings the tests use.")
+            f"`python examples/{name}`, or `--quick` for the small settings the tests use."
+            + shown)
     md = "\n\n".join(parts)
     first, _, rest = md.partition("\n")  # keep the script's title as the page title
     return f"{first}\n\n{head}\n{rest}"
