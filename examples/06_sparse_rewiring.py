@@ -44,6 +44,8 @@ from neurosparse.plasticity import Rewiring
 def add_flags(p):
     p.add_argument("--seeds", type=int, default=None, help="runs per setting (default 5)")
     p.add_argument("--groups", type=int, default=4, help="groups of the G2GNet start")
+    p.add_argument("--sparsities", type=float, nargs="+", default=None,
+                   help="default 0.5 0.75 0.9 0.95 (--quick: 0.75 0.95)")
 
 
 args = parse_args("06_sparse_rewiring", __doc__ or "Sparse rewiring", add_flags)
@@ -51,7 +53,9 @@ args = parse_args("06_sparse_rewiring", __doc__ or "Sparse rewiring", add_flags)
 torch.set_num_threads(1)
 n_seeds = args.seeds or (1 if args.quick else 5)
 seeds = [args.seed + s for s in range(n_seeds)]
-sparsities = [0.75, 0.95] if args.quick else [0.5, 0.75, 0.9, 0.95]
+sparsities = args.sparsities or ([0.75, 0.95] if args.quick else [0.5, 0.75, 0.9, 0.95])
+if 0.75 not in sparsities:
+    raise SystemExit("--sparsities must include 0.75 (G2GNet's claim is compared there)")
 
 # %% [markdown]
 # ## The methods, each in its published form (where cheap)
