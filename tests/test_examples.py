@@ -87,6 +87,15 @@ def test_03_delta_vs_dense(tmp_path):
     assert s["dense_accuracy"] > 0.5 and s["delta_accuracy"] > 0.5
     assert s["effective_ops"]["delta"] < s["effective_ops"]["dense"] < s["dense_macs"]
     assert all(0.0 < v < 1.0 for v in s["temporal_sparsity"].values())
+    (r,) = s["runs"]
+    # the gains are recomputed from the counts the script wrote
+    nz_dense, nz_delta = r["nonzero_dense"], r["nonzero_deltas"]
+    assert r["activation_gain_all"] == pytest.approx(
+        sum(nz_dense.values()) / sum(nz_delta.values()))
+    ops = r["ops_per_sample"]
+    assert r["ops_gain_vs_zero_skipping"] == pytest.approx(ops["dense"] / ops["delta"])
+    # zero-skipping dense never does more work than all dense MACs, so its ratio is smaller
+    assert 1.0 < r["ops_gain_vs_zero_skipping"] < r["ops_gain_vs_all_macs"]
     assert nonempty(tmp_path / "delta_vs_dense.png")
     assert nonempty(tmp_path / "delta_energy.md") and nonempty(tmp_path / "dense_energy.md")
 
@@ -189,11 +198,15 @@ def test_06_sparse_rewiring(tmp_path):
 
 def test_07_sdr_memory(tmp_path):
     s = run_example("07_sdr_memory.py", tmp_path)
-    rec = s["recall"]
-    # measured (--quick, seeds 0-2): stored-digit labels 1.0 at 0-30 % noise, held-out
-    # 0.90 -> 0.88 (chance 0.10); probe Spearman 0.93
+    rec, nn = s["recall"], s["nearest_neighbour"]
+    # measured (--quick, seeds 0-1): stored-digit labels 1.0 at 0-30 % noise, held-out
+    # 0.88 -> 0.87 (chance 0.10); probe Spearman 0.93
     assert min(rec["stored"]["mean"]) >= 0.9
     assert min(rec["heldout"]["mean"]) > 0.6
+    # nearest-neighbour lookup finds every stored item under 0-30 % noise (40 bits of
+    # 1024, 12 moved, leave its own item far ahead); the memory's codes cannot beat it
+    assert min(nn["item"]["mean"]) == 1.0
+    assert max(rec["item"]["mean"]) <= 1.0
     assert rec["exact"]["mean"][0] >= rec["exact"]["mean"][-1]  # more noise, fewer exact codes
     assert s["probe_spearman"] > 0.8
     assert s["novel_code_overlap"] < 3 * s["chance_code_overlap"]
@@ -204,9 +217,11 @@ def test_07_sdr_memory(tmp_path):
 def test_08_ksparse_autoencoder(tmp_path):
     pytest.importorskip("sklearn", reason="scikit-learn provides the digits data")
     s = run_example("08_ksparse_autoencoder.py", tmp_path)
-    # measured (--quick, seeds 0-2): k=20 0.962 ± 0.006, dense 0.962 ± 0.005 (chance 0.10)
-    assert s["probe"]["20"]["mean"] > 0.93
-    assert s["gap_vs_dense"]["20"] > -0.01
+    # measured (--quick, seed 0): k=20 0.965, ReLU AE 0.967, denoising 0.973 (chance 0.10)
+    p = s["probe"]
+    assert p["20"]["mean"] > 0.93 and p["relu"]["mean"] > 0.9 and p["denoising"]["mean"] > 0.9
+    best = max(p["relu"]["runs"][0], p["denoising"]["runs"][0])
+    assert s["gap_vs_nonlinear"]["20"] == pytest.approx(p["20"]["runs"][0] - best)
     # the filter figure's caption says what the weights are: near their initialisation
     # (measured --quick: cosine 0.9+) unless training moved them away
     cos = s["filter_cosine_to_init"]
@@ -216,3 +231,30 @@ def test_08_ksparse_autoencoder(tmp_path):
     assert near or "stroke" not in s["filter_caption"]
     for f in ("probe_vs_k.png", "filters.png"):
         assert nonempty(tmp_path / f), f
+
+
+def test_continual_dendrites(tmp_path):
+    pytest.importorskip("sklearn", reason="the permuted tasks are built from scikit-learn's digits")
+    s = run_example("continual_dendrites.py", tmp_path, "--seeds", "1", "--tasks", "3")
+    res = s["results"]
+    assert sorted(res) == sorted([
+        "MLP", "MLP + context input", "k-WTA only", "k-WTA + context input",
+        "dendrites only", "dendrites + k-WTA (Iyer et al.)"])
+    for name, r in res.items():
+        (accs,) = r["runs"]
+        assert len(accs) == 3 and accs[-1] > 0.8, (name, accs)  # learns the last task
+        assert r["all_tasks"][0] == pytest.approx(sum(accs) / 3)
+    g = s["gains"]["dendrites + k-WTA over MLP"][0]
+    assert g == pytest.approx(res["dendrites + k-WTA (Iyer et al.)"]["all_tasks"][0]
+                              - res["MLP"]["all_tasks"][0])
+
+
+def test_high_order_sequences(tmp_path):
+    s = run_example("high_order_sequences.py", tmp_path, "--seeds", "1", "--pairs", "2")
+    f = s["final"]
+    # with the decrement the pairs are disambiguated; with htm.core's defaults the
+    # correct ending is predicted but the other ending stays predicted too (measured 0.5)
+    assert f["predicted_segment_decrement = 0.05"]["accuracy"][0] == 1.0
+    assert f["predicted_segment_decrement = 0.05"]["wrong"][0] == 0.0
+    assert f["htm.core defaults"]["accuracy"][0] == 1.0
+    assert f["htm.core defaults"]["wrong"][0] > 0.0
