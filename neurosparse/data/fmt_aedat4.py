@@ -33,7 +33,7 @@ COMPRESSION = {0: "none", 1: "lz4", 2: "lz4", 3: "zstd", 4: "zstd"}
 EVENT_STRUCT = np.dtype(
     {
         "names": ["t", "x", "y", "on"],
-        "formats": ["<i8", "<i2", "<i2", "?"],
+        "formats": ["<i8", "<i2", "<i2", "u1"],  # bool `on` read as a byte: 0/1 or corrupt
         "offsets": [0, 8, 10, 12],
         "itemsize": 16,
     }

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from ..errors import CorruptDataError, TruncatedFileError, UnknownFormatError
+from ..kernels._decode_common import new_wrap_state
 from ..kernels.decode_dat import decode_dat
 from ..kernels.decode_evt2 import decode_evt2
 from ..kernels.decode_evt3 import decode_evt3, new_state
@@ -73,7 +72,7 @@ class DATSource(WordSource):
     ordered = True  # N-CARS / Gen1 DAT files are in time order
 
     def reset(self) -> None:
-        self.state = np.zeros(2, dtype=np.int64)
+        self.state = new_wrap_state()
 
     def decode(self, buf, word0):
         out = alloc(buf.shape[0] // 8)
@@ -88,7 +87,7 @@ class EVT2Source(WordSource):
     ordered = True  # CD events follow the TIME_HIGH base; the real sample never steps back
 
     def reset(self) -> None:
-        self.state = np.zeros(2, dtype=np.int64)
+        self.state = new_wrap_state()
 
     def decode(self, buf, word0):
         out = alloc(buf.shape[0] // 4)
