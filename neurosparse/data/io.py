@@ -109,6 +109,11 @@ def _detect(p: str) -> str:
         version = fmt_prophesee.raw_version(keys)
         if version:
             return version
+        if "evt" in keys:
+            raise UnknownFormatError(
+                f"{p}: Prophesee RAW encoding 'evt {keys['evt']}' is not supported (EVT 2.0 "
+                "and 3.0 are; EVT 2.1 is another encoding)"
+            )
         if "version" in keys:  # DAT files write '% Version 2', RAW files '% evt ...'
             return "dat"
     if ext in _EXT:
