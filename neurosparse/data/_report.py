@@ -89,7 +89,7 @@ class Report:
 
     def where(self, word: int) -> str:
         """``"word 12 (byte 96)"``: position of a word of the data section."""
-        at = f"{self.unit} {word} of the data section"
+        at = f"{self.unit} {word}" + (" of the data section" if self.unit == "word" else "")
         if self.word_size:
             at += f" (byte {self.offset + word * self.word_size})"
         return at

@@ -140,6 +140,7 @@ def _decompressor(code: int, path: str):
 
 class AEDAT4Source(Source):
     fmt = "aedat4"
+    unit = "event"
     ordered = True  # DV writes each event stream in time order (all real files here are)
 
     def __init__(self, path, report, sensor_size, meta, offset, end, stream, decompress):

@@ -79,6 +79,7 @@ def _fit(col: np.ndarray, name: str, path: str, lo: int) -> np.ndarray:
 
 class HDF5Source(Source):
     fmt = "hdf5"
+    unit = "event"
     # events/ and raw_events/ files state no sensor: check coordinates against the largest
     # side any supported format declares
     limit = (MAX_SIDE, MAX_SIDE)
