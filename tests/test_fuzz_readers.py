@@ -220,7 +220,7 @@ def intact_prefix(path: Path, first: int, offset: int, fmt: str) -> np.ndarray |
     return None if "error" in out else np.asarray(out["events"])
 
 
-def in_child(fn, *args) -> list[str]:
+def in_child(fn, *args, timeout_s: int = TIMEOUT_S) -> list[str]:
     """Run ``fn(*args)`` in a forked child with a memory limit and a timeout."""
     rd, wr = os.pipe()
     pid = os.fork()
@@ -231,7 +231,7 @@ def in_child(fn, *args) -> list[str]:
             with open("/proc/self/status") as f:
                 vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
             resource.setrlimit(resource.RLIMIT_AS, (vm + MEMORY_HEADROOM, vm + MEMORY_HEADROOM))
-            signal.alarm(TIMEOUT_S)
+            signal.alarm(timeout_s)
             result = fn(*args)
         except BaseException:  # noqa: BLE001 - report anything to the parent
             result = ["crashed in the trial: " + traceback.format_exc(limit=6)]
@@ -240,7 +240,7 @@ def in_child(fn, *args) -> list[str]:
             f.write(pickle.dumps(result))
         os._exit(code)
     os.close(wr)
-    deadline = time.monotonic() + TIMEOUT_S + 10
+    deadline = time.monotonic() + timeout_s + 10
     data = b""
     with os.fdopen(rd, "rb") as f:
         data = f.read()  # EOF when the child exits (or is killed by its own alarm)
@@ -251,7 +251,7 @@ def in_child(fn, *args) -> list[str]:
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            return [f"no answer within {TIMEOUT_S} s"]
+            return [f"no answer within {timeout_s} s"]
         time.sleep(0.01)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -260,6 +260,24 @@ def in_child(fn, *args) -> list[str]:
 
 
 # --- the tests ----------------------------------------------------------------------------------
+
+
+def _allocate_too_much() -> list[str]:
+    np.ones(2 * MEMORY_HEADROOM, dtype=np.uint8)
+    return []
+
+
+def _hang() -> list[str]:
+    time.sleep(30)
+    return []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the trials run in forked children (POSIX)")
+def test_the_harness_catches_memory_blowups_and_hangs():
+    assert any("MemoryError" in p for p in in_child(_allocate_too_much))
+    assert in_child(_hang, timeout_s=1) == ["killed by signal 14 (timeout)"]
+    assert in_child(lambda: ["a finding"]) == ["a finding"]
+
 
 NAMES = list(REAL) + list(WRITTEN)
 WRONG_EXT = (".bin", ".dat", ".raw", ".aedat4", ".h5", ".xyz")
