@@ -233,7 +233,8 @@ def open_source(path, report, sensor_size, stream: int | None = None, **opts) ->
         raw = f.read(4)
         hlen = struct.unpack("<i", raw)[0] if len(raw) == 4 else -1
         if hlen <= 0 or len(MAGIC) + 4 + hlen > size:
-            raise TruncatedFileError(
+            cls = TruncatedFileError if hlen > 0 else CorruptDataError
+            raise cls(
                 f"{path}: AEDAT 4 header length {hlen} (bytes 14-17) does not fit the "
                 f"{size}-byte file (truncated or corrupt file)"
             )
