@@ -41,6 +41,20 @@ def is_wrap(before, old, new, bits):
     return old >= 3 * quarter and new < quarter and (before < 0 or before >= 3 * quarter)
 
 
+@numba.njit(cache=True, nogil=True)
+def first_backward(t, prev):
+    """Index of the first ``t[i]`` below ``prev`` or an earlier ``t``; -1 if in order.
+
+    One pass without temporaries: the common case (an intact file) costs ~1 ns / event.
+    """
+    m = prev
+    for i in range(t.shape[0]):
+        if t[i] < m:
+            return i
+        m = t[i]
+    return -1
+
+
 def new_wrap_state() -> np.ndarray:
     """(last value, wraps, value before last) for the kernels that undo wraps."""
     return np.array([0, 0, -1], dtype=np.int64)
