@@ -14,9 +14,14 @@ file can be decoded in blocks (streaming) with the same counts as in one call:
 ``OUTSIDE`` into an error, or, with ``errors="skip"``, into a warning with the counts.
 
 Time counters that wrap (AEDAT 2 / DAT 32-bit µs, EVT 2.0 TIME_HIGH) count a wrap only
-when the counter falls from its top quarter to its bottom quarter (:func:`is_wrap`): a
-corrupt timestamp that merely goes backwards then shows up as time running backwards
-(an error) instead of as a wrap that would silently shift every later event by a period.
+when the counter falls from its top quarter to its bottom quarter *and* the value before
+was in the top quarter too (:func:`is_wrap`; state ``WRAP_STATE`` = (last, wraps, the
+value before last, -1 at the start)). A corrupt value then shows up as time running
+backwards (an error) instead of as a wrap that would silently shift every later event
+by a whole period: a single damaged timestamp that jumps into the top quarter is
+followed by a fall, but its predecessor was not in the top quarter. A real recording
+crosses a wrap with many values near the top (events arrive every few µs; EVT 2.0
+writes TIME_HIGH every 64 µs).
 """
 
 from __future__ import annotations
@@ -29,10 +34,30 @@ N_STAT = 5
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def is_wrap(old, new, bits):
-    """True when a ``bits``-bit counter going from ``old`` to ``new`` wrapped around."""
+def is_wrap(before, old, new, bits):
+    """True when a ``bits``-bit counter going ``before`` -> ``old`` -> ``new`` wrapped
+    between ``old`` and ``new`` (``before`` < 0: unknown, at the start of a file)."""
     quarter = np.int64(1) << (bits - 2)
-    return old >= 3 * quarter and new < quarter
+    return old >= 3 * quarter and new < quarter and (before < 0 or before >= 3 * quarter)
+
+
+@numba.njit(cache=True, nogil=True)
+def first_backward(t, prev):
+    """Index of the first ``t[i]`` below ``prev`` or an earlier ``t``; -1 if in order.
+
+    One pass without temporaries: the common case (an intact file) costs ~1 ns / event.
+    """
+    m = prev
+    for i in range(t.shape[0]):
+        if t[i] < m:
+            return i
+        m = t[i]
+    return -1
+
+
+def new_wrap_state() -> np.ndarray:
+    """(last value, wraps, value before last) for the kernels that undo wraps."""
+    return np.array([0, 0, -1], dtype=np.int64)
 
 
 def new_stat() -> np.ndarray:

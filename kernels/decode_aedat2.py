@@ -38,18 +38,21 @@ def _be32(buf, j):
 def decode_aedat2(buf, word0, layout, state, width, height, out, stat):
     """Decode ``len(buf) // 8`` words into ``out``; return the number of events.
 
-    ``state``: int64[2] = (last raw timestamp, wraps), carried across blocks.
+    ``state``: ``new_wrap_state()`` = (last raw timestamp, wraps, the one before), carried
+    across blocks.
     """
     n = buf.shape[0] // 8
     k = 0
     last = state[0]
     wraps = state[1]
+    before = state[2]
     check = width > 0
     for i in range(n):
         a = _be32(buf, 8 * i)
         ts = _be32(buf, 8 * i + 4)
-        if ts < last and is_wrap(last, ts, 32):
+        if ts < last and is_wrap(before, last, ts, 32):
             wraps += 1
+        before = last
         last = ts
         if layout == LAYOUT_DVS128:
             x = (a >> 1) & 0x7F
@@ -75,6 +78,7 @@ def decode_aedat2(buf, word0, layout, state, width, height, out, stat):
         k += 1
     state[0] = last
     state[1] = wraps
+    state[2] = before
     return k
 
 

@@ -10,16 +10,26 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import FIRST_OUT, OUTSIDE
+from ._decode_common import BAD, FIRST_BAD, FIRST_OUT, OUTSIDE
 
 
 @numba.njit(cache=True, nogil=True)
 def convert_aedat4(structs, word0, width, height, out, stat):
-    """Copy ``structs`` (fields t, x, y, on) into ``out``; return the number written."""
+    """Copy ``structs`` (fields t, x, y, on) into ``out``; return the number written.
+
+    ``on`` is the struct's bool read as a byte: a value other than 0 / 1 is a corrupt
+    event (``stat[BAD]``), not ON.
+    """
     k = 0
     check = width > 0
     for i in range(structs.shape[0]):
         s = structs[i]
+        on = np.int64(s.on)
+        if on > 1:
+            if stat[FIRST_BAD] < 0:
+                stat[FIRST_BAD] = word0 + i
+            stat[BAD] += 1
+            continue
         x = np.int64(s.x)
         y = np.int64(s.y)
         if check and (x < 0 or y < 0 or x >= width or y >= height):
@@ -31,6 +41,6 @@ def convert_aedat4(structs, word0, width, height, out, stat):
         e.t = s.t
         e.x = x
         e.y = y
-        e.p = s.on
+        e.p = on
         k += 1
     return k

@@ -15,17 +15,19 @@ from ._decode_common import FIRST_OUT, OUTSIDE, is_wrap
 
 @numba.njit(cache=True, nogil=True)
 def decode_dat(words, word0, state, width, height, out, stat):
-    """Decode uint32 pairs ``words[2i], words[2i+1]``; ``state`` = (last t, wraps)."""
+    """Decode uint32 pairs ``words[2i], words[2i+1]``; ``state`` = ``new_wrap_state()``."""
     n = words.shape[0] // 2
     k = 0
     last = state[0]
     wraps = state[1]
+    before = state[2]
     check = width > 0
     for i in range(n):
         ts = np.int64(words[2 * i])
         w = np.int64(words[2 * i + 1])
-        if ts < last and is_wrap(last, ts, 32):
+        if ts < last and is_wrap(before, last, ts, 32):
             wraps += 1
+        before = last
         last = ts
         x = w & 0x3FFF
         y = (w >> 14) & 0x3FFF
@@ -42,4 +44,5 @@ def decode_dat(words, word0, state, width, height, out, stat):
         k += 1
     state[0] = last
     state[1] = wraps
+    state[2] = before
     return k

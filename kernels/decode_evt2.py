@@ -21,10 +21,11 @@ CD_OFF, CD_ON, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED = 0x0, 0x1, 0x8, 0xA, 0
 
 @numba.njit(cache=True, nogil=True)
 def decode_evt2(words, word0, state, width, height, out, stat):
-    """Decode uint32 ``words`` into ``out``; ``state`` = (time_high, wraps). Returns n events."""
+    """Decode uint32 ``words`` into ``out``; ``state`` = (time_high, wraps, previous time_high)."""
     k = 0
     th = state[0]
     wraps = state[1]
+    before = state[2]
     check = width > 0
     for i in range(words.shape[0]):
         w = np.int64(words[i])
@@ -45,8 +46,10 @@ def decode_evt2(words, word0, state, width, height, out, stat):
             k += 1
         elif typ == TIME_HIGH:
             new = w & 0xFFFFFFF
-            if new < th and is_wrap(th, new, 28):
+            if new < th and is_wrap(before, th, new, 28):
                 wraps += 1
+            if new != th:
+                before = th
             th = new
         elif typ == EXT_TRIGGER or typ == OTHERS or typ == CONTINUED:
             stat[OTHER] += 1
@@ -56,6 +59,7 @@ def decode_evt2(words, word0, state, width, height, out, stat):
             stat[BAD] += 1
     state[0] = th
     state[1] = wraps
+    state[2] = before
     return k
 
 

@@ -255,3 +255,59 @@ def test_aedat4_truncated(tmp_path):
         got = nd.read_events(dst, errors="skip")
     assert any(issubclass(w.category, CorruptDataWarning) for w in rec)
     assert 0 < len(got) < len(nd.read_events(src))
+
+
+def test_raw_versions_must_be_exact(tmp_path):
+    """EVT 2.1 is another encoding: reading it as 2.0 would invent events."""
+    body = np.zeros(8, "<u4").tobytes()
+    for header, match in (
+        (b"% evt 2.1\n% end\n", "evt 2.1"),
+        (b"% evt 2147483647.0\n% end\n", "not supported"),
+        (b"% evt 3.0\n% format EVT2;width=64;height=64\n% end\n", "no supported encoding"),
+    ):
+        path = tmp_path / "a.raw"
+        path.write_bytes(header + body)
+        with pytest.raises(UnknownFormatError, match=match):
+            nd.read_events(path, format="evt2" if b"EVT2" in header else None)
+
+
+def test_evt3_time_high_falling_more_than_jitter_is_corrupt(tmp_path):
+    head = b"% evt 3.0\n% format EVT3;height=64;width=64\n% end\n"
+    words = [0x8000 | 0x100, 0x6000 | 5, 0x0000 | 7, 0x2000 | 3,  # t = 0x100005, (3, 7)
+             0x8000 | 0x0F0, 0x6000 | 5, 0x2000 | 4,  # TIME_HIGH 0x100 -> 0x0F0: corrupt
+             0x8000 | 0x101, 0x6000 | 9, 0x2000 | 5]  # fmt: skip
+    path = tmp_path / "a.raw"
+    path.write_bytes(head + np.array(words, "<u2").tobytes())
+    with pytest.raises(EventFileError, match=r"first at word 4 of the data section \(byte"):
+        nd.read_events(path)
+    got, msg = read_skip(path)
+    assert "1 corrupt words" in msg
+    # the bad TIME_HIGH is counted; decoding resynchronises on the next one
+    assert list(got["x"]) == [3, 4, 5] and got["t"][2] == (0x101 << 12) | 9
+
+
+def test_time_order_is_checked_the_same_when_streaming(tmp_path):
+    from neurosparse.errors import TimestampOrderError
+
+    ev = events(1000, 64, 64, seed=9)
+    path = Path(nd.write_evt2(tmp_path / "a.raw", ev, sensor_size=(64, 64)))
+    raw = bytearray(path.read_bytes())
+    head = raw.index(b"% end\n") + 6
+    words = np.frombuffer(bytes(raw[head:]), "<u4").copy()
+    highs = np.nonzero((words >> 28) == 0x8)[0]
+    victim = highs[len(highs) // 2]
+    words[victim] = (0x8 << 28) | max(0, int(words[victim] & 0xFFFFFFF) - 5000)  # 0.3 s back
+    path.write_bytes(bytes(raw[:head]) + words.tobytes())
+    with pytest.raises(TimestampOrderError, match="timestamps go backwards"):
+        nd.read_events(path)
+    with pytest.raises(TimestampOrderError):
+        list(nd.iter_events(path, chunk_events=100))
+    got, msg = read_skip(path)
+    assert "events whose timestamps go backwards" in msg
+    cd = np.nonzero((words >> 28) <= 1)[0]
+    nxt = highs[len(highs) // 2 + 1]
+    shifted = np.nonzero((cd > victim) & (cd < nxt))[0]  # events stamped with the bad high
+    assert len(shifted) and np.array_equal(np.asarray(got), np.delete(np.asarray(ev), shifted))
+    with pytest.warns(CorruptDataWarning):
+        parts = list(nd.iter_events(path, chunk_events=128, errors="skip"))
+    assert np.all(np.diff(np.concatenate(parts)["t"]) >= 0)

@@ -210,8 +210,13 @@ def test_writers_reject_values_the_format_cannot_hold(tmp_path):
         nd.write_aedat2(tmp_path / "a.aedat", events(10, 300, 10, 100))
     with pytest.raises(errors.InputValueError, match="sorted"):
         nd.write_evt3(tmp_path / "a.raw", nd.make_events([5, 3], [0, 0], [0, 0], [0, 0]))
-    with pytest.raises(errors.InputValueError, match="overflow marker"):
+    # y = 240 is the overflow marker; the writer keeps to what the reader accepts (240 x 180)
+    with pytest.raises(errors.InputValueError, match=r"y must lie in \[0, 179\]"):
         nd.write_nmnist(tmp_path / "a.bin", nd.make_events([5], [0], [240], [0]))
+    with pytest.raises(errors.InputValueError, match="11-bit"):
+        nd.write_evt2(tmp_path / "a.raw", events(10, 30, 30, 100), sensor_size=(4096, 30))
+    with pytest.raises(errors.InputValueError, match="outside 1..16384"):
+        nd.write_hdf5(tmp_path / "a.h5", events(10, 30, 30, 100), sensor_size=(2**31 - 1, 3))
 
 
 def test_streaming_memory_is_bounded(tmp_path):

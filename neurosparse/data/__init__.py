@@ -6,6 +6,7 @@ p) that also carries ``sensor_size`` and ``meta``.
 
 from __future__ import annotations
 
+from ._source import MAX_SIDE
 from .collate import pack_time, pad_time
 from .datasets import (
     CIFAR10DVS,
@@ -48,6 +49,7 @@ __all__ = [
     "EventArray",
     "make_events",
     "FORMATS",
+    "MAX_SIDE",
     "detect_format",
     "open_events",
     "read_events",

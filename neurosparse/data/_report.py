@@ -21,7 +21,15 @@ from ..errors import (
     ParameterError,
     TimestampOrderError,
 )
-from ..kernels._decode_common import BAD, FIRST_BAD, FIRST_OUT, OTHER, OUTSIDE, new_stat
+from ..kernels._decode_common import (
+    BAD,
+    FIRST_BAD,
+    FIRST_OUT,
+    OTHER,
+    OUTSIDE,
+    first_backward,
+    new_stat,
+)
 
 ERROR_MODES = ("raise", "skip")
 SKIP_HINT = 'pass errors="skip" to drop them with a warning that counts them'
@@ -89,7 +97,7 @@ class Report:
 
     def where(self, word: int) -> str:
         """``"word 12 (byte 96)"``: position of a word of the data section."""
-        at = f"{self.unit} {word} of the data section"
+        at = f"{self.unit} {word}" + (" of the data section" if self.unit == "word" else "")
         if self.word_size:
             at += f" (byte {self.offset + word * self.word_size})"
         return at
@@ -125,15 +133,15 @@ class Report:
         n = ev.shape[0]
         if n == 0:
             return ev
-        t = ev["t"].astype(np.int64, copy=False)
+        t = ev["t"]
         prev = self.t_max
-        bad = _behind(t, prev)
         first = self.n_seen
         self.n_seen += n
-        if not bad.any():
-            self.t_max = int(t.max()) if prev is None else max(prev, int(t.max()))
+        i = int(first_backward(t, np.iinfo(np.int64).min if prev is None else prev))
+        if i < 0:
+            self.t_max = int(t[-1])  # in order: the last is the largest
             return ev
-        i = int(np.argmax(bad))
+        t = t.astype(np.int64)
         if not self.skip:
             before = max(([int(t[:i].max())] if i else []) + ([prev] if prev is not None else []))
             raise TimestampOrderError(

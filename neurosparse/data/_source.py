@@ -50,6 +50,7 @@ class Source:
     """
 
     fmt: str = ""
+    unit: str = "word"  # what error positions count: words of the data section, or events
     ordered: bool = False
     limit: tuple[int, int] | None = None
     limit_name: str = ""
@@ -59,6 +60,7 @@ class Source:
     ) -> None:
         self.path = os.fspath(path)
         self.report = report
+        report.unit = self.unit
         self.sensor_size = sensor_size
         report.sensor_size = sensor_size
         if sensor_size is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnknownFormatError
+from ..kernels._decode_common import new_wrap_state
 from ..kernels.decode_aedat2 import LAYOUT_DAVIS, LAYOUT_DVS128, decode_aedat2
 from ._source import WordSource, alloc, header_lines, opts_left
 
@@ -40,7 +41,7 @@ class AEDAT2Source(WordSource):
         self.layout = layout
 
     def reset(self) -> None:
-        self.state = np.zeros(2, dtype=np.int64)
+        self.state = new_wrap_state()
 
     def decode(self, buf: np.ndarray, word0: int) -> np.ndarray:
         out = alloc(buf.shape[0] // 8)

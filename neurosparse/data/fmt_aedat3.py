@@ -30,6 +30,7 @@ SOURCES = (("dvs128", (128, 128)), ("davis240", (240, 180)), ("davis346", (346, 
 
 class AEDAT3Source(Source):
     fmt = "aedat3"
+    unit = "event"
 
     def __init__(self, path, report, sensor_size, meta, offset: int) -> None:
         super().__init__(path, report, sensor_size, meta)
@@ -40,6 +41,7 @@ class AEDAT3Source(Source):
         size = os.path.getsize(self.path)
         w, h = self.width_height
         stat = self.report.stat
+        seen = 0  # polarity events so far: what error positions count
         with open(self.path, "rb") as f:
             pos = self.offset
             f.seek(pos)
@@ -67,7 +69,6 @@ class AEDAT3Source(Source):
                     )
                     return
                 data = f.read(body)
-                word0 = pos
                 pos += HEADER.size + body
                 if typ != POLARITY or esize != 8:
                     self.meta["skipped_packets"] += 1
@@ -75,7 +76,8 @@ class AEDAT3Source(Source):
                 words = np.frombuffer(data, dtype="<u4", count=2 * number)
                 out = alloc(number)
                 before = int(stat[OTHER])
-                k = decode_aedat3_polarity(words, number, overflow, word0, w, h, out, stat)
+                k = decode_aedat3_polarity(words, number, overflow, seen, w, h, out, stat)
+                seen += number
                 self.meta["invalid_events"] += int(stat[OTHER]) - before
                 self.report.check_stat()
                 yield out[:k]

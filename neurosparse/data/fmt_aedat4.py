@@ -33,7 +33,7 @@ COMPRESSION = {0: "none", 1: "lz4", 2: "lz4", 3: "zstd", 4: "zstd"}
 EVENT_STRUCT = np.dtype(
     {
         "names": ["t", "x", "y", "on"],
-        "formats": ["<i8", "<i2", "<i2", "?"],
+        "formats": ["<i8", "<i2", "<i2", "u1"],  # bool `on` read as a byte: 0/1 or corrupt
         "offsets": [0, 8, 10, 12],
         "itemsize": 16,
     }
@@ -140,6 +140,7 @@ def _decompressor(code: int, path: str):
 
 class AEDAT4Source(Source):
     fmt = "aedat4"
+    unit = "event"
     ordered = True  # DV writes each event stream in time order (all real files here are)
 
     def __init__(self, path, report, sensor_size, meta, offset, end, stream, decompress):
@@ -232,7 +233,8 @@ def open_source(path, report, sensor_size, stream: int | None = None, **opts) ->
         raw = f.read(4)
         hlen = struct.unpack("<i", raw)[0] if len(raw) == 4 else -1
         if hlen <= 0 or len(MAGIC) + 4 + hlen > size:
-            raise TruncatedFileError(
+            cls = TruncatedFileError if hlen > 0 else CorruptDataError
+            raise cls(
                 f"{path}: AEDAT 4 header length {hlen} (bytes 14-17) does not fit the "
                 f"{size}-byte file (truncated or corrupt file)"
             )

@@ -20,7 +20,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import CorruptDataError, EventFileError, NeurosparseError, ParameterError
+from ..errors import (
+    CorruptDataError,
+    EventFileError,
+    NeurosparseError,
+    ParameterError,
+    TruncatedFileError,
+)
 from ._source import MAX_SIDE, Source, alloc, header_size, opts_left
 from .events import EVENT_DTYPE
 
@@ -37,7 +43,8 @@ def h5_errors(path: str, what: str):
     except NeurosparseError:
         raise
     except H5_ERRORS as exc:
-        raise CorruptDataError(
+        cls = TruncatedFileError if "truncated" in str(exc).lower() else CorruptDataError
+        raise cls(
             f"{path}: cannot read {what} ({type(exc).__name__}: {exc}); the HDF5 file is "
             "damaged (truncated copy?) or was not written as an event file"
         ) from exc
@@ -72,6 +79,7 @@ def _fit(col: np.ndarray, name: str, path: str, lo: int) -> np.ndarray:
 
 class HDF5Source(Source):
     fmt = "hdf5"
+    unit = "event"
     # events/ and raw_events/ files state no sensor: check coordinates against the largest
     # side any supported format declares
     limit = (MAX_SIDE, MAX_SIDE)
@@ -103,6 +111,18 @@ class HDF5Source(Source):
         out["t"] = _to_us(g["t"][lo:hi], self.path)
         for k in "xyp":
             out[k] = _fit(g[k][lo:hi], k, self.path, lo)
+        p = out["p"]
+        if p.size and (p.min() < 0 or p.max() > 1):
+            p[p == -1] = 0  # the +-1 convention: -1 is OFF (documented in docs/data.md)
+            bad = (p < 0) | (p > 1)
+            if bad.any():
+                i = int(np.argmax(bad))
+                self.report.corrupt(
+                    "events with a polarity other than 0 / 1 / -1",
+                    int(bad.sum()),
+                    f"at event {lo + i} ({self.group}/p = {int(p[i])})",
+                )
+                out = out[~bad]
         return out
 
     def _check(self, ev: np.ndarray, lo: int) -> np.ndarray:
@@ -148,7 +168,8 @@ def open_source(path, report, sensor_size, index: int | None = None, **opts) -> 
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise CorruptDataError(
+        cls = TruncatedFileError if "truncated" in str(exc).lower() else CorruptDataError
+        raise cls(
             f"{path}: not a readable HDF5 file ({exc}); truncated copy, or not HDF5?"
         ) from exc
     with h5_errors(path, "the layout (groups, shapes, attributes)"), f:

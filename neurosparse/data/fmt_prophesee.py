@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from ..errors import CorruptDataError, TruncatedFileError, UnknownFormatError
+from ..kernels._decode_common import new_wrap_state
 from ..kernels.decode_dat import decode_dat
 from ..kernels.decode_evt2 import decode_evt2
 from ..kernels.decode_evt3 import decode_evt3, new_state
@@ -57,14 +56,16 @@ def raw_geometry(keys: dict[str, str]) -> tuple[tuple[int, int] | None, str]:
 
 
 def raw_version(keys: dict[str, str]) -> str | None:
-    """``"evt2"``, ``"evt3"`` or None from ``% evt 3.0`` / ``% format EVT3;...``."""
-    evt = keys.get("evt", "")
-    fmt = keys.get("format", "").upper()
-    if evt.startswith("2") or fmt.startswith("EVT2"):
-        return "evt2"
-    if evt.startswith("3") or fmt.startswith("EVT3"):
-        return "evt3"
-    return None
+    """``"evt2"``, ``"evt3"`` or None from ``% evt 3.0`` / ``% format EVT3;...``.
+
+    Exact versions only: EVT 2.1 is another (64-bit, vectorised) encoding, so ``% evt 2.1``
+    must not be read as 2.0; a header whose two lines disagree names no version.
+    """
+    evt = {"2.0": "evt2", "3.0": "evt3"}.get(keys.get("evt", "").strip())
+    fmt = {"EVT2": "evt2", "EVT3": "evt3"}.get(keys.get("format", "").split(";")[0].upper())
+    if evt and fmt and evt != fmt:
+        return None
+    return evt or fmt
 
 
 class DATSource(WordSource):
@@ -73,7 +74,7 @@ class DATSource(WordSource):
     ordered = True  # N-CARS / Gen1 DAT files are in time order
 
     def reset(self) -> None:
-        self.state = np.zeros(2, dtype=np.int64)
+        self.state = new_wrap_state()
 
     def decode(self, buf, word0):
         out = alloc(buf.shape[0] // 8)
@@ -88,7 +89,7 @@ class EVT2Source(WordSource):
     ordered = True  # CD events follow the TIME_HIGH base; the real sample never steps back
 
     def reset(self) -> None:
-        self.state = np.zeros(2, dtype=np.int64)
+        self.state = new_wrap_state()
 
     def decode(self, buf, word0):
         out = alloc(buf.shape[0] // 4)
@@ -148,8 +149,9 @@ def open_raw(path, report, sensor_size, **opts) -> WordSource:
     version = raw_version(keys)
     if version is None:
         raise UnknownFormatError(
-            f"{path}: Prophesee RAW header names no encoding ('% evt 2.0', '% evt 3.0' or "
-            f"'% format EVT3;...'); header keys: {sorted(keys)}"
+            f"{path}: Prophesee RAW header names no supported encoding ('% evt 2.0', "
+            f"'% evt 3.0' or '% format EVT3;...'); it says evt {keys.get('evt')!r}, format "
+            f"{keys.get('format')!r} (EVT 2.1 and EVT 4 are not supported)"
         )
     size, source = raw_geometry(keys)
     if sensor_size is None and size is not None:

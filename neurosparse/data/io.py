@@ -63,12 +63,13 @@ def _only_our_errors(path: str, fmt: str):
     """
     try:
         yield
-    except NeurosparseError:
+    except (NeurosparseError, MemoryError):  # out of memory is the machine's, not the file's
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised as ours, cause kept
         raise CorruptDataError(
             f"{path}: cannot decode as {fmt} ({type(exc).__name__}: {exc}); the file is "
-            f"damaged or not a {fmt} file (pass format= if the detection was wrong)"
+            f"damaged or not a {fmt} file (pass format= if the detection was wrong); if "
+            "the file reads elsewhere, please report this with the file"
         ) from exc
 
 
@@ -109,6 +110,11 @@ def _detect(p: str) -> str:
         version = fmt_prophesee.raw_version(keys)
         if version:
             return version
+        if "evt" in keys:
+            raise UnknownFormatError(
+                f"{p}: Prophesee RAW encoding 'evt {keys['evt']}' is not supported (EVT 2.0 "
+                "and 3.0 are; EVT 2.1 is another encoding)"
+            )
         if "version" in keys:  # DAT files write '% Version 2', RAW files '% evt ...'
             return "dat"
     if ext in _EXT:

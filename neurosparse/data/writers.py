@@ -19,8 +19,11 @@ from ..kernels.decode_aedat2 import LAYOUT_DAVIS, LAYOUT_DVS128, encode_aedat2
 from ..kernels.decode_aedat3 import encode_aedat3_polarity
 from ..kernels.decode_evt2 import encode_evt2
 from ..kernels.decode_evt3 import encode_evt3
-from ..kernels.decode_nmnist import OVERFLOW_Y, count_nmnist_markers, encode_nmnist
+from ..kernels.decode_nmnist import count_nmnist_markers, encode_nmnist
+from ._source import MAX_SIDE
 from .events import as_event_array, sensor_size_of
+from .fmt_nmnist import NMNISTSource
+from .fmt_prophesee import EVT_SIDE
 
 PathLike = str | os.PathLike
 
@@ -51,10 +54,13 @@ def _write_header_and(path: PathLike, header: bytes, body: np.ndarray) -> str:
 
 
 def write_nmnist(path: PathLike, events) -> str:
-    """N-MNIST / N-Caltech101 ``.bin``; x, y in 0..255 (y != 240), overflow markers as needed."""
-    ev = _prepare(events, "write_nmnist", 255, 255)
-    if ev.shape[0] and np.any(ev["y"] == OVERFLOW_Y):
-        raise InputValueError("write_nmnist: y = 240 is the format's overflow marker")
+    """N-MNIST / N-Caltech101 ``.bin``; x < 240, y < 180, overflow markers as needed.
+
+    The bound is the one the reader checks when no ``sensor_size`` is given (the largest
+    N-Caltech101 recording), so every file written here reads back as it was.
+    """
+    w, h = NMNISTSource.limit
+    ev = _prepare(events, "write_nmnist", w - 1, h - 1)
     n_markers = count_nmnist_markers(ev["t"].astype(np.int64)) if ev.shape[0] else 0
     buf = np.empty(5 * (ev.shape[0] + n_markers), dtype=np.uint8)
     used = encode_nmnist(ev, buf)
@@ -117,7 +123,12 @@ def write_aedat3(path: PathLike, events, source: str = "DVS128", packet_events: 
 
 
 def _raw_header(version: str, sensor_size) -> bytes:
-    w, h = sensor_size[0], sensor_size[1]
+    w, h = int(sensor_size[0]), int(sensor_size[1])
+    if not (1 <= w <= EVT_SIDE and 1 <= h <= EVT_SIDE):
+        raise InputValueError(
+            f"write_evt{version[0]}: sensor_size {w} x {h} does not fit EVT's 11-bit addresses "
+            f"(each side 1..{EVT_SIDE})"
+        )
     return (
         f"% evt {version}\n% format EVT{version[0]};height={h};width={w}\n"
         f"% geometry {w}x{h}\n% integrator_name neurosparse\n% end\n"
@@ -127,8 +138,10 @@ def _raw_header(version: str, sensor_size) -> bytes:
 def write_evt2(path: PathLike, events, sensor_size=None) -> str:
     """Prophesee EVT 2.0 RAW; x, y < 2048; geometry in the header.
 
-    The 34-bit time wraps every ~4.8 h; the reader counts a wrap each time TIME_HIGH goes
-    down, so sorted events with gaps shorter than one wrap period round-trip.
+    The 34-bit time wraps every ~4.8 h; the reader counts a wrap when TIME_HIGH falls
+    from the top quarter of its range to the bottom quarter after two values in the top
+    quarter (see ``kernels/_decode_common.py``), so sorted events round-trip across a wrap
+    as long as no gap near it exceeds ~1.2 h (real sensors write TIME_HIGH every 64 µs).
     """
     ev = _prepare(events, "write_evt2", 2047, 2047)
     size = sensor_size_of(events, sensor_size)
@@ -154,6 +167,8 @@ def write_hdf5(path: PathLike, events, sensor_size=None, compression: str | None
     ev = as_event_array(events)
     p = os.fspath(path)
     size = sensor_size if sensor_size is not None else getattr(events, "sensor_size", None)
+    if size is not None and not all(1 <= int(s) <= MAX_SIDE for s in tuple(size)[:2]):
+        raise InputValueError(f"write_hdf5: sensor_size {tuple(size)} outside 1..{MAX_SIDE}")
     with h5py.File(p, "w") as f:
         g = f.create_group("events")
         for k, dt in (("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")):
