@@ -18,7 +18,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_finite, check_float_tensor, check_range, check_rank
+from .._checks import (
+    check_finite,
+    check_float_tensor,
+    check_module_device,
+    check_range,
+    check_rank,
+    check_same_device,
+)
+from .._state import StepState
 from ..errors import ShapeError
 from ..ops.lif_sequence import neuron_sequence_op
 from .functional import NeuronParams, NeuronSpec, NeuronState, initial_state, neuron_step
@@ -32,7 +40,7 @@ def _param(value, learn: bool, name: str, module: nn.Module) -> None:
         module.register_buffer(name, t)
 
 
-class SpikingNeuron(nn.Module):
+class SpikingNeuron(StepState):
     """Base of every neurosparse neuron (the energy meter recognises the flag below)."""
 
     is_spiking_neuron = True
@@ -61,10 +69,6 @@ class SpikingNeuron(nn.Module):
         """Resting state for one time step shaped like ``x_t`` (``[B, ...]``)."""
         return initial_state(x_t, self.v_init)
 
-    def reset(self) -> None:
-        """Forget the state kept by :meth:`step`."""
-        self.state = None
-
     def _check_state(self, state: NeuronState, like: torch.Tensor) -> NeuronState:
         if not isinstance(state, NeuronState):
             if isinstance(state, tuple) and len(state) == 4:
@@ -75,6 +79,7 @@ class SpikingNeuron(nn.Module):
                     f"got {type(state).__name__}"
                 )
         for name, s in zip(NeuronState._fields, state):
+            check_same_device(f"state.{name}", s, like, "the input")
             if s.shape != like.shape:
                 raise ShapeError(
                     f"state.{name} has shape {tuple(s.shape)} but one time step of the input "
@@ -84,8 +89,16 @@ class SpikingNeuron(nn.Module):
         return state
 
     def _check_input(self, x: object, ranks: tuple[int, ...], layout: str) -> torch.Tensor:
+        """The one entry check of both modes (type, rank, device, finiteness)."""
         x = check_float_tensor("input", x)
+        if x.dim() == 2 and ranks[0] == 3:
+            raise ShapeError(
+                f"a sequence input must be [T, B, features...] (time first), got 2-D shape "
+                f"{tuple(x.shape)}; for one time step [B, features] call .step(x), for one "
+                "neuron per sample add a feature axis with x.unsqueeze(-1)"
+            )
         check_rank("input", x, ranks, layout)
+        check_module_device(self, x, type(self).__name__)
         check_finite("input", x)
         return x
 
@@ -94,7 +107,7 @@ class SpikingNeuron(nn.Module):
         self, x: torch.Tensor, state: NeuronState | None = None
     ) -> tuple[torch.Tensor, NeuronState]:
         """Sequence mode: ``x [T, B, ...]`` -> spikes ``[T, B, ...]`` and the final state."""
-        x = self._check_input(x, tuple(range(2, 9)), "[T, B, ...], time first")
+        x = self._check_input(x, tuple(range(3, 9)), "[T, B, ...], time first")
         if state is not None:
             state = self._check_state(state, x[0])
         return neuron_sequence_op(x, state, self.params(), self.spec, self.v_init)
