@@ -34,6 +34,19 @@ class StepState(nn.Module):
             self.state = _map_tensors(fn, self.state)
         return self
 
+    def _step(self, run, state):
+        """``run(state)`` for one step: an explicit ``state`` is used as given and the kept
+        one is left alone; None continues from the kept state and keeps the new one.
+
+        ``run`` takes the state to start from (None: from rest) and returns
+        ``(output, new_state)``; so does this.
+        """
+        if state is not None:
+            return run(state)
+        out, new = run(self.state)
+        self.state = new
+        return out, new
+
     def reset(self) -> None:
         """Forget the state kept by :meth:`step` (start a new stream)."""
         self.state = None

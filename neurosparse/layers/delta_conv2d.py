@@ -226,17 +226,19 @@ class DeltaConv2d(OpCounter, DeltaModule, StepState):
         z, new = self._run(x, state)
         return (z, new) if return_state else z
 
-    def step(self, x: torch.Tensor, state: DeltaConv2dState | None = None) -> torch.Tensor:
-        """One step ``[B, C, H, W] -> [B, O, Ho, Wo]``; keeps the state unless passed."""
+    def step(
+        self, x: torch.Tensor, state: DeltaConv2dState | None = None, return_state: bool = False
+    ):
+        """One step ``[B, C, H, W] -> [B, O, Ho, Wo]`` (``(z, state)`` with ``return_state``).
+
+        Without ``state`` it continues from the kept state and keeps the new one.
+        """
         x = unwrap(x)
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ShapeError(f"step input must be [B, C, H, W], got {got}")
-        explicit = state is not None
-        z, new = self._run(x[None], state if explicit else self.state)
-        if not explicit:
-            self.state = new
-        return z[0]
+        z, new = self._step(lambda s: self._run(x[None], s), state)
+        return (z[0], new) if return_state else z[0]
 
     def extra_repr(self) -> str:
         th = self.threshold

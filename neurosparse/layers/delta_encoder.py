@@ -327,15 +327,20 @@ class DeltaEncoder(OpCounter, DeltaModule, StepState):
         out, new = self._encode(x, state)
         return (out, new) if return_state else out
 
-    def step(self, x: torch.Tensor, state: DeltaEncoderState | torch.Tensor | None = None):
-        """One step ``x [B, ...]`` -> ``[B, ...]``; keeps the references unless ``state``."""
+    def step(
+        self,
+        x: torch.Tensor,
+        state: DeltaEncoderState | torch.Tensor | None = None,
+        return_state: bool = False,
+    ):
+        """One step ``x [B, ...]`` -> ``[B, ...]`` (``(out, state)`` with ``return_state``).
+
+        Without ``state`` it continues from the kept references and keeps the new ones.
+        """
         x = check_float_tensor("input", unwrap(x))
         check_rank("input", x, tuple(range(1, 8)), "[B, ...], one time step")
-        explicit = state is not None
-        out, new = self._encode(x[None], state if explicit else self.state)
-        if not explicit:
-            self.state = new
-        return out[0]
+        out, new = self._step(lambda s: self._encode(x[None], s), state)
+        return (out[0], new) if return_state else out[0]
 
     def extra_repr(self) -> str:
         th = self.threshold

@@ -260,16 +260,18 @@ class DeltaLinear(OpCounter, DeltaModule, StepState):
         z, new = _run(self, x, state, self)
         return (z, new) if return_state else z
 
-    def step(self, x: torch.Tensor, state: DeltaLinearState | None = None) -> torch.Tensor:
-        """One step ``[B, in] -> [B, out]``; keeps the state unless ``state`` is passed."""
+    def step(
+        self, x: torch.Tensor, state: DeltaLinearState | None = None, return_state: bool = False
+    ):
+        """One step ``[B, in] -> [B, out]`` (``(z, state)`` with ``return_state=True``).
+
+        Without ``state`` it continues from the state kept by the previous step and keeps
+        the new one (:meth:`reset` forgets it); an explicit ``state`` leaves it alone.
+        """
         x = check_float_tensor("input", unwrap(x))
         check_rank("input", x, (2,), "[B, in_features], one time step")
-        x = x[None]
-        explicit = state is not None
-        z, new = _run(self, x, state if explicit else self.state, self)
-        if not explicit:
-            self.state = new
-        return z[0]
+        z, new = self._step(lambda s: _run(self, x[None], s, self), state)
+        return (z[0], new) if return_state else z[0]
 
     def extra_repr(self) -> str:
         th = self.threshold

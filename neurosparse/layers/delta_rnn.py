@@ -213,10 +213,7 @@ class DeltaRNNBase(OpCounter, DeltaModule, StepState):
         if not isinstance(x, torch.Tensor) or x.dim() != 2:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ShapeError(f"step input must be [B, {self.input_size}], got {got}")
-        explicit = state is not None
-        h, new = self._run(x[None], state if explicit else self.state)
-        if not explicit:
-            self.state = new
+        h, new = self._step(lambda s: self._run(x[None], s), state)
         return h[0], new
 
     def extra_repr(self) -> str:

@@ -25,6 +25,7 @@ from .._checks import (
     check_range,
     check_rank,
     check_same_device,
+    unwrap,
 )
 from .._state import StepState
 from ..errors import ShapeError
@@ -90,7 +91,7 @@ class SpikingNeuron(StepState):
 
     def _check_input(self, x: object, ranks: tuple[int, ...], layout: str) -> torch.Tensor:
         """The one entry check of both modes (type, rank, device, finiteness)."""
-        x = check_float_tensor("input", x)
+        x = check_float_tensor("input", unwrap(x))
         if x.dim() == 2 and ranks[0] == 3:
             raise ShapeError(
                 f"a sequence input must be [T, B, features...] (time first), got 2-D shape "
@@ -117,14 +118,11 @@ class SpikingNeuron(StepState):
     ) -> tuple[torch.Tensor, NeuronState]:
         """One time step: ``x [B, ...]`` -> spikes ``[B, ...]`` and the new state."""
         x = self._check_input(x, tuple(range(1, 8)), "[B, ...], one time step")
-        explicit = state is not None
-        if state is None:
-            state = self.state if self.state is not None else self.initial_state(x)
-        state = self._check_state(state, x)
-        z, new = neuron_step(x, state, self.params(), self.spec)
-        if not explicit:
-            self.state = new
-        return z, new
+        def run(s):
+            s = self._check_state(s if s is not None else self.initial_state(x), x)
+            return neuron_step(x, s, self.params(), self.spec)
+
+        return self._step(run, state)
 
     def extra_repr(self) -> str:
         s = self.spec
