@@ -62,6 +62,44 @@ def check_same_device(name: str, x: torch.Tensor, ref: torch.Tensor, ref_name: s
         )
 
 
+def check_module_device(
+    module: torch.nn.Module, x: torch.Tensor, where: str, dtype: bool = False
+) -> None:
+    """Refuse an input on another device than ``module``'s parameters and buffers.
+
+    The one device check of every module (torch's own layers fail later, inside the op,
+    with a message about the op; a module whose path has no such op would compute on
+    the input's device). Modules without tensors accept any device. ``dtype=True``
+    also requires the input's dtype to be that of the first parameter.
+    """
+    ref = next(iter(module.parameters()), None)
+    if ref is None:
+        ref = next(iter(module.buffers()), None)
+    if ref is None:
+        return
+    if ref.device != x.device:
+        raise DeviceError(
+            f"{where} is on {ref.device} but its input is on {x.device}; move the input with "
+            f"x.to({str(ref.device)!r}) or the module with .to({str(x.device)!r})"
+        )
+    if dtype and ref.dtype != x.dtype:
+        raise DTypeError(
+            f"{where} is {ref.dtype} but its input is {x.dtype}; convert the input with "
+            f"x.to({ref.dtype}) or the module with .to({x.dtype})"
+        )
+
+
+def unwrap(x: object) -> object:
+    """The output of a module's input: a neuron's ``(spikes, state)`` gives its spikes.
+
+    Every layer calls it first, so ``nn.Sequential(LIF(), EventLinear(...))`` needs no
+    adapter (``neurosparse.Sequential`` unpacks the tuple itself).
+    """
+    if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], torch.Tensor):
+        return x[0]
+    return x
+
+
 def check_range(
     name: str, value: float, lo: float | None = None, hi: float | None = None
 ) -> None:

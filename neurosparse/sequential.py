@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ._layout import batch_first_out, time_first
 from .layers.event_linear_lif import event_linear_lif, fusable
 
 
@@ -27,13 +28,28 @@ class Sequential(nn.Sequential):
         that cannot be fused (gradients needed, hooks on either module, dense path,
         other dtypes, CUDA tensors, where the fused kernel measured slower; see that
         module) run unfused. Default True.
+    batch_first : bool or None, keyword-only
+        The layout of ``x``. Every neurosparse module takes time-first ``[T, B, ...]``
+        (docs/conventions.md). ``True``: ``x`` is ``[B, T, ...]`` (Tonic's
+        ``PadTensors(batch_first=True)``); it is swapped on the way in, and an output
+        ``[T, B, ...]`` is swapped back to ``[B, T, ...]``. ``None`` (default):
+        time-first, and a CPU input that carries the zero padding of a batch-first
+        batch (samples of different lengths) raises :class:`~neurosparse.errors.ShapeError`
+        instead of running with batch and time swapped. ``False``: time-first, unchecked.
     """
 
-    def __init__(self, *args, fuse: bool = True) -> None:
+    def __init__(self, *args, fuse: bool = True, batch_first: bool | None = None) -> None:
         super().__init__(*args)
         self.fuse = fuse
+        self.batch_first = batch_first
 
     def forward(self, x, states=None):  # type: ignore[override]
+        x = time_first(x, self.batch_first, "Sequential")
+        t_b = tuple(x.shape[:2]) if hasattr(x, "shape") else ()
+        x, out_states = self._run(x, states)
+        return batch_first_out(x, self.batch_first, t_b), out_states
+
+    def _run(self, x, states):
         mods = list(self)
         states = list(states) if states is not None else []
         states += [None] * (len(mods) - len(states))

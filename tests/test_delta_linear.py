@@ -172,7 +172,7 @@ def test_bad_inputs_raise_clear_errors():
         layer(torch.ones(3, 2, 4), state=torch.zeros(2, 4))
     with pytest.raises(ShapeError, match="one time step"):
         layer.step(torch.ones(3, 2, 4))
-    with pytest.raises(ShapeError):
+    with pytest.raises(DTypeError, match="float64"):
         layer(torch.ones(3, 2, 4, dtype=torch.float64))  # layer is float32
     with pytest.raises(ParameterError, match="out_features"):
         DeltaLinear(4, 0)

@@ -99,13 +99,3 @@ def test_lif_refuses_an_empty_sequence_like_torch_rnn():
         torch.nn.RNN(3, 4)(torch.zeros(0, 2, 3))
     with pytest.raises(ShapeError, match="T = 0"):
         ns.neurons.LIF()(torch.zeros(0, 2, 3))
-
-
-def test_lif_reads_2d_input_as_time_first():
-    x = torch.rand(20, 7) * 2
-    z2, s2 = ns.neurons.LIF(beta=0.8)(x)
-    z3, s3 = ns.neurons.LIF(beta=0.8)(x.unsqueeze(1))  # [T, B=1, N]
-    assert torch.equal(z2, z3[:, 0]) and torch.equal(s2.v, s3.v[0])
-    steps = ns.neurons.LIF(beta=0.8)
-    by_step = torch.stack([steps.step(x[t : t + 1])[0][0] for t in range(20)])
-    assert torch.equal(z2, by_step)  # axis 0 is time, not batch

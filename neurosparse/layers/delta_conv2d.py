@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice
+from .._checks import check_choice, check_module_device, unwrap
 from .._counters import OpCounter
+from .._state import StepState
 from ..errors import ParameterError, ShapeError
 from ..ops import event_conv2d as ec
 from ..ops.delta_accumulate import accumulate
@@ -30,7 +31,6 @@ from ._init import init_like_torch
 from .delta_encoder import (
     DeltaModule,
     DeltaStream,
-    _unwrap,
     check_sequence,
     check_state_tensor,
     init_threshold,
@@ -64,7 +64,7 @@ def footprint(n_in: int, k: int, s: int, p: int, n_out: int) -> np.ndarray:
     return ((tap >= 0) & (tap < k)).sum(1)
 
 
-class DeltaConv2d(OpCounter, DeltaModule, nn.Module):
+class DeltaConv2d(OpCounter, DeltaModule, StepState):
     """Conv2d driven by input deltas: ``[T, B, C, H, W] -> [T, B, O, Ho, Wo]``.
 
     Parameters
@@ -159,25 +159,19 @@ class DeltaConv2d(OpCounter, DeltaModule, nn.Module):
                 layer.bias.copy_(conv.bias)
         return layer
 
-    def reset(self) -> None:
-        """Forget the state kept by :meth:`step`."""
-        self.state = None
-
     def _geometry(self, n: int, h: int, w: int) -> ec.ConvGeometry:
         return ec.ConvGeometry(n, self.in_channels, h, w, self.out_channels, *self.kernel_size,
                                *self.stride, *self.padding, self.groups)  # fmt: skip
 
     def _run(self, x, state):
-        x = check_sequence(_unwrap(x), 5, "[T, B, C, H, W], time first")
+        x = check_sequence(unwrap(x), 5, "[T, B, C, H, W], time first")
         if x.dim() != 5:
             raise ShapeError(f"input must be [T, B, C, H, W], got shape {tuple(x.shape)}")
         n_t, n_b, c, h, w = x.shape
         if c != self.in_channels:
             raise ShapeError(f"input has {c} channels (shape {tuple(x.shape)}) but the layer "
                              f"expects in_channels={self.in_channels}")  # fmt: skip
-        if self.weight.device != x.device or self.weight.dtype != x.dtype:
-            raise ShapeError(f"the layer is {self.weight.dtype} on {self.weight.device} but the "
-                             f"input is {x.dtype} on {x.device}; use .to(input)")  # fmt: skip
+        check_module_device(self, x, "DeltaConv2d", dtype=True)
         g = self._geometry(n_t * n_b, h, w)
         if g.ho < 1 or g.wo < 1:
             raise ShapeError(f"input of {h}×{w} pixels with padding {self.padding} is smaller "
@@ -232,17 +226,19 @@ class DeltaConv2d(OpCounter, DeltaModule, nn.Module):
         z, new = self._run(x, state)
         return (z, new) if return_state else z
 
-    def step(self, x: torch.Tensor, state: DeltaConv2dState | None = None) -> torch.Tensor:
-        """One step ``[B, C, H, W] -> [B, O, Ho, Wo]``; keeps the state unless passed."""
-        x = _unwrap(x)
+    def step(
+        self, x: torch.Tensor, state: DeltaConv2dState | None = None, return_state: bool = False
+    ):
+        """One step ``[B, C, H, W] -> [B, O, Ho, Wo]`` (``(z, state)`` with ``return_state``).
+
+        Without ``state`` it continues from the kept state and keeps the new one.
+        """
+        x = unwrap(x)
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ShapeError(f"step input must be [B, C, H, W], got {got}")
-        explicit = state is not None
-        z, new = self._run(x[None], state if explicit else self.state)
-        if not explicit:
-            self.state = new
-        return z[0]
+        z, new = self._step(lambda s: self._run(x[None], s), state)
+        return (z[0], new) if return_state else z[0]
 
     def extra_repr(self) -> str:
         th = self.threshold

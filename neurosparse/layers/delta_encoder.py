@@ -29,8 +29,18 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_finite, check_float_tensor, check_range, check_rank
+from .._checks import (
+    check_choice,
+    check_finite,
+    check_float_tensor,
+    check_module_device,
+    check_range,
+    check_rank,
+    check_same_device,
+    unwrap,
+)
 from .._counters import OpCounter
+from .._state import StepState
 from ..errors import DTypeError, ParameterError, ShapeError
 from ..ops.delta_encode import EncodeStats, delta_encode_op
 
@@ -210,8 +220,7 @@ def check_state_tensor(name: str, s: object, shape: tuple[int, ...], like: torch
             f"{name} has shape {tuple(s.shape)} but this input needs {tuple(shape)}; pass the "
             f"state returned for an input of this batch size, or None to start from rest"
         )
-    if s.device != like.device:
-        raise ShapeError(f"{name} is on {s.device} but the input is on {like.device}")
+    check_same_device(name, s, like, "the input")
     if s.dtype != like.dtype:
         raise DTypeError(f"{name} has dtype {s.dtype} but the input has dtype {like.dtype}")
     check_finite(name, s)
@@ -271,7 +280,7 @@ def _initial_ref(x: torch.Tensor, state) -> torch.Tensor:
     return check_state_tensor("state.ref", ref, tuple(x.shape[1:]), x)
 
 
-class DeltaEncoder(OpCounter, DeltaModule, nn.Module):
+class DeltaEncoder(OpCounter, DeltaModule, StepState):
     """Send only what changed: ``[T, B, ...] -> [T, B, ...]`` deltas (or quantised input).
 
     Parameters
@@ -345,12 +354,9 @@ class DeltaEncoder(OpCounter, DeltaModule, nn.Module):
         self.fan_out = float(fan_out)
         self.state: DeltaEncoderState | None = None
 
-    def reset(self) -> None:
-        """Forget the references kept by :meth:`step`."""
-        self.state = None
-
     def _encode(self, x, state):
-        x = check_sequence(_unwrap(x), 2, "[T, B, ...], time first")
+        x = check_sequence(unwrap(x), 2, "[T, B, ...], time first")
+        check_module_device(self, x, "DeltaEncoder")
         if self.quant_step is not None:
             x = quantise(x, self.quant_step)
         ref0 = _initial_ref(x, state)
@@ -383,15 +389,20 @@ class DeltaEncoder(OpCounter, DeltaModule, nn.Module):
         out, new = self._encode(x, state)
         return (out, new) if return_state else out
 
-    def step(self, x: torch.Tensor, state: DeltaEncoderState | torch.Tensor | None = None):
-        """One step ``x [B, ...]`` -> ``[B, ...]``; keeps the references unless ``state``."""
-        x = check_float_tensor("input", _unwrap(x))
+    def step(
+        self,
+        x: torch.Tensor,
+        state: DeltaEncoderState | torch.Tensor | None = None,
+        return_state: bool = False,
+    ):
+        """One step ``x [B, ...]`` -> ``[B, ...]`` (``(out, state)`` with ``return_state``).
+
+        Without ``state`` it continues from the kept references and keeps the new ones.
+        """
+        x = check_float_tensor("input", unwrap(x))
         check_rank("input", x, tuple(range(1, 8)), "[B, ...], one time step")
-        explicit = state is not None
-        out, new = self._encode(x[None], state if explicit else self.state)
-        if not explicit:
-            self.state = new
-        return out[0]
+        out, new = self._step(lambda s: self._encode(x[None], s), state)
+        return (out[0], new) if return_state else out[0]
 
     def extra_repr(self) -> str:
         th = self.threshold
@@ -417,9 +428,3 @@ def quantised(
     return exact + (summed - summed.detach())
 
 
-def _unwrap(x: object) -> object:
-    # a neurosparse neuron returns (spikes, state): take the spikes, so that
-    # nn.Sequential(LIF, DeltaLinear) needs no adapter
-    if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], torch.Tensor):
-        return x[0]
-    return x

@@ -22,9 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_float_tensor, check_range, check_rank
+from .._checks import (
+    check_choice,
+    check_float_tensor,
+    check_range,
+    check_rank,
+    check_same_device,
+    unwrap,
+)
 from .._counters import OpCounter
-from ..errors import ParameterError, ShapeError
+from .._state import StepState
+from ..errors import DTypeError, ParameterError, ShapeError
 from ..ops import event_linear as el
 from ..ops.delta_accumulate import accumulate
 from ..ops.delta_encode import EncodeStats, delta_encode_op
@@ -32,7 +40,6 @@ from ._init import init_like_torch
 from .delta_encoder import (
     DeltaModule,
     DeltaStream,
-    _unwrap,
     check_sequence,
     check_state_tensor,
     init_threshold,
@@ -126,15 +133,16 @@ class _Functional(DeltaModule):
 
 
 def _run(layer, x, state, counter: OpCounter | None):
-    x = check_sequence(_unwrap(x), 3, "[T, B, in_features], time first")
+    x = check_sequence(unwrap(x), 3, "[T, B, in_features], time first")
     weight, bias = layer.weight, layer.bias
     n_out, n_in = weight.shape
     x3 = _flatten_input(x, n_in)
     n_t, n_b = x3.shape[:2]
-    if weight.device != x.device or weight.dtype != x.dtype:
-        raise ShapeError(
-            f"weight is {weight.dtype} on {weight.device} but the input is {x.dtype} on "
-            f"{x.device}; move the layer with .to(input)"
+    check_same_device("the input", x, weight, "the layer's weight")
+    if weight.dtype != x.dtype:
+        raise DTypeError(
+            f"weight is {weight.dtype} but the input is {x.dtype}; convert the layer with "
+            f".to({x.dtype}) or the input with .to({weight.dtype})"
         )
     if state is None:
         ref0 = torch.zeros(n_b, n_in, dtype=x.dtype, device=x.device)
@@ -168,7 +176,7 @@ def _run(layer, x, state, counter: OpCounter | None):
     return z, DeltaLinearState(ref, z[-1])
 
 
-class DeltaLinear(OpCounter, DeltaModule, nn.Module):
+class DeltaLinear(OpCounter, DeltaModule, StepState):
     """Linear layer driven by input deltas: output ``W·x̂_t + b`` for ``x [T, B, in]``.
 
     Parameters
@@ -245,10 +253,6 @@ class DeltaLinear(OpCounter, DeltaModule, nn.Module):
                 layer.bias.copy_(linear.bias)
         return layer
 
-    def reset(self) -> None:
-        """Forget the state kept by :meth:`step`."""
-        self.state = None
-
     def forward(
         self, x: torch.Tensor, state: DeltaLinearState | None = None, return_state: bool = False
     ):
@@ -256,16 +260,18 @@ class DeltaLinear(OpCounter, DeltaModule, nn.Module):
         z, new = _run(self, x, state, self)
         return (z, new) if return_state else z
 
-    def step(self, x: torch.Tensor, state: DeltaLinearState | None = None) -> torch.Tensor:
-        """One step ``[B, in] -> [B, out]``; keeps the state unless ``state`` is passed."""
-        x = check_float_tensor("input", _unwrap(x))
+    def step(
+        self, x: torch.Tensor, state: DeltaLinearState | None = None, return_state: bool = False
+    ):
+        """One step ``[B, in] -> [B, out]`` (``(z, state)`` with ``return_state=True``).
+
+        Without ``state`` it continues from the state kept by the previous step and keeps
+        the new one (:meth:`reset` forgets it); an explicit ``state`` leaves it alone.
+        """
+        x = check_float_tensor("input", unwrap(x))
         check_rank("input", x, (2,), "[B, in_features], one time step")
-        x = x[None]
-        explicit = state is not None
-        z, new = _run(self, x, state if explicit else self.state, self)
-        if not explicit:
-            self.state = new
-        return z[0]
+        z, new = self._step(lambda s: _run(self, x[None], s, self), state)
+        return (z[0], new) if return_state else z[0]
 
     def extra_repr(self) -> str:
         th = self.threshold

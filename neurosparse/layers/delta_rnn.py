@@ -23,8 +23,9 @@ import math
 import torch
 from torch import nn
 
-from .._checks import check_choice
+from .._checks import check_choice, check_module_device, unwrap
 from .._counters import OpCounter
+from .._state import StepState
 from ..errors import ParameterError, ShapeError
 from ..ops.delta_accumulate import accumulate
 from ..ops.delta_encode import delta_encode_op
@@ -32,7 +33,6 @@ from ..ops.delta_rnn import GATES, RecurrentState, recurrent_sequence
 from .delta_encoder import (
     DeltaModule,
     DeltaStream,
-    _unwrap,
     check_sequence,
     check_state_tensor,
     init_threshold,
@@ -42,7 +42,7 @@ from .delta_linear import delta_matmul, positive_int
 from .dispatch import MODES
 
 
-class DeltaRNNBase(OpCounter, DeltaModule, nn.Module):
+class DeltaRNNBase(OpCounter, DeltaModule, StepState):
     """Common constructor, state handling and forward of the delta recurrent cells.
 
     Subclasses set ``cell`` (``ops.delta_rnn.GRU``/``LSTM``) and ``state_type`` (a
@@ -115,10 +115,6 @@ class DeltaRNNBase(OpCounter, DeltaModule, nn.Module):
                     p.copy_(getattr(rnn, name))
         return cell
 
-    def reset(self) -> None:
-        """Forget the state kept by :meth:`step`."""
-        self.state = None
-
     # -- state ---------------------------------------------------------------------------
     def _biases(self, x: torch.Tensor, n_b: int) -> tuple[torch.Tensor, torch.Tensor]:
         gh = self.weight_ih_l0.shape[0]
@@ -166,14 +162,12 @@ class DeltaRNNBase(OpCounter, DeltaModule, nn.Module):
 
     # -- forward -------------------------------------------------------------------------
     def _run(self, x, state):
-        x = check_sequence(_unwrap(x), 3, "[T, B, input_size], time first")
+        x = check_sequence(unwrap(x), 3, "[T, B, input_size], time first")
         if x.dim() != 3 or x.shape[2] != self.input_size:
             raise ShapeError(f"input must be [T, B, {self.input_size}], got shape "
                              f"{tuple(x.shape)}")  # fmt: skip
         w_ih, w_hh = self.weight_ih_l0, self.weight_hh_l0
-        if w_ih.device != x.device or w_ih.dtype != x.dtype:
-            raise ShapeError(f"the cell is {w_ih.dtype} on {w_ih.device} but the input is "
-                             f"{x.dtype} on {x.device}; use .to(input)")  # fmt: skip
+        check_module_device(self, x, type(self).__name__, dtype=True)
         n_t, n_b, n_in = x.shape
         n_h, gh = self.hidden_size, w_hh.shape[0]
         x_ref0, mx0, rec0 = self._initial(x, state)
@@ -215,14 +209,11 @@ class DeltaRNNBase(OpCounter, DeltaModule, nn.Module):
     def step(self, x: torch.Tensor, state=None):
         """One step ``x [B, input_size]`` -> ``(h [B, hidden_size], state)``; keeps the
         state in the module unless ``state`` is passed."""
-        x = _unwrap(x)
+        x = unwrap(x)
         if not isinstance(x, torch.Tensor) or x.dim() != 2:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ShapeError(f"step input must be [B, {self.input_size}], got {got}")
-        explicit = state is not None
-        h, new = self._run(x[None], state if explicit else self.state)
-        if not explicit:
-            self.state = new
+        h, new = self._step(lambda s: self._run(x[None], s), state)
         return h[0], new
 
     def extra_repr(self) -> str:

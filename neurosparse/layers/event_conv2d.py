@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_float_tensor, check_rank
+from .._checks import check_choice, check_float_tensor, check_rank, unwrap
 from .._counters import OpCounter
 from ..errors import ParameterError, ShapeError
 from ..ops.event_conv2d import ConvGeometry, event_conv2d_apply, index_conv2d, scan_conv2d
 from ._init import init_like_torch
 from .dispatch import MODES, choose_path
-from .event_linear import _unwrap, check_weight
+from .event_linear import check_weight
 
 
 def _pair(name: str, v: object, lo: int) -> tuple[int, int]:
@@ -42,7 +42,7 @@ def _event_conv2d(
     counter: OpCounter | None,
 ) -> tuple[torch.Tensor, str]:
     check_choice("mode", mode, MODES)
-    x = check_float_tensor("input", _unwrap(x))
+    x = check_float_tensor("input", unwrap(x))
     check_rank("input", x, (4, 5), "[T, B, C, H, W] or [B, C, H, W]")
     check_weight(weight, bias, x, 4, "[out_channels, in_channels/groups, kh, kw]")
     if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:

@@ -13,20 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_float_tensor, check_rank, check_same_device
+from .._checks import check_choice, check_float_tensor, check_rank, check_same_device, unwrap
 from .._counters import OpCounter
 from ..errors import DTypeError, ParameterError, ShapeError
 from ..ops.event_linear import event_linear_apply, index_linear, scan_linear
 from ._init import init_like_torch
 from .dispatch import MODES, choose_path
-
-
-def _unwrap(x: object) -> object:
-    # A neurosparse neuron returns (spikes, state); taking its spikes lets
-    # nn.Sequential(EventLinear, LIF, EventLinear) run without an adapter.
-    if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], torch.Tensor):
-        return x[0]
-    return x
 
 
 def check_weight(
@@ -80,7 +72,7 @@ def _event_linear(
     counter: OpCounter | None,
 ) -> tuple[torch.Tensor, str]:
     check_choice("mode", mode, MODES)
-    x = check_float_tensor("input", _unwrap(x))
+    x = check_float_tensor("input", unwrap(x))
     check_rank("input", x, (2, 3), "[T, B, in_features] or [B, in_features]")
     check_weight(weight, bias, x, 2, "[out_features, in_features]")
     n_out, n_in = weight.shape

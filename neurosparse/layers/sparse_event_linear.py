@@ -30,7 +30,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .._checks import check_choice, check_finite, check_float_tensor, check_range, check_rank
+from .._checks import (
+    check_choice,
+    check_finite,
+    check_float_tensor,
+    check_module_device,
+    check_range,
+    check_rank,
+    check_same_device,
+    unwrap,
+)
 from .._counters import OpCounter
 from ..errors import InputValueError, ParameterError, ShapeError
 from ..ops import registry
@@ -219,6 +228,8 @@ def sparse_event_linear(
             f"input has {x.shape[-1]} features (shape {tuple(x.shape)}) but the layer "
             f"expects in_features={in_features}"
         )
+    check_same_device("input", x, values, "the weights")
+    check_same_device("indices", indices, values, "the weights")
     check_finite("input", x)
     if indices.shape != values.shape:
         raise ShapeError(f"indices {tuple(indices.shape)} and values {tuple(values.shape)} "
@@ -413,6 +424,8 @@ class SparseEventLinear(OpCounter, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[T, B, in]`` or ``[B, in]`` events -> ``[T, B, out]`` / ``[B, out]``."""
+        x = check_float_tensor("input", unwrap(x))
+        check_module_device(self, x, "SparseEventLinear")
         y = sparse_event_linear(x, self.indices, self.values, self.bias, self.in_features,
                                 self._index_cache)  # fmt: skip
         x2d = x.reshape(-1, self.in_features)

@@ -18,7 +18,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_finite, check_float_tensor, check_range, check_rank
+from .._checks import (
+    check_finite,
+    check_float_tensor,
+    check_module_device,
+    check_range,
+    check_rank,
+    check_same_device,
+    unwrap,
+)
+from .._state import StepState
 from ..errors import ShapeError
 from ..ops.lif_sequence import neuron_sequence_op
 from .functional import NeuronParams, NeuronSpec, NeuronState, initial_state, neuron_step
@@ -32,7 +41,7 @@ def _param(value, learn: bool, name: str, module: nn.Module) -> None:
         module.register_buffer(name, t)
 
 
-class SpikingNeuron(nn.Module):
+class SpikingNeuron(StepState):
     """Base of every neurosparse neuron (the energy meter recognises the flag below)."""
 
     is_spiking_neuron = True
@@ -61,10 +70,6 @@ class SpikingNeuron(nn.Module):
         """Resting state for one time step shaped like ``x_t`` (``[B, ...]``)."""
         return initial_state(x_t, self.v_init)
 
-    def reset(self) -> None:
-        """Forget the state kept by :meth:`step`."""
-        self.state = None
-
     def _check_state(self, state: NeuronState, like: torch.Tensor) -> NeuronState:
         if not isinstance(state, NeuronState):
             if isinstance(state, tuple) and len(state) == 4:
@@ -75,6 +80,7 @@ class SpikingNeuron(nn.Module):
                     f"got {type(state).__name__}"
                 )
         for name, s in zip(NeuronState._fields, state):
+            check_same_device(f"state.{name}", s, like, "the input")
             if s.shape != like.shape:
                 raise ShapeError(
                     f"state.{name} has shape {tuple(s.shape)} but one time step of the input "
@@ -84,8 +90,16 @@ class SpikingNeuron(nn.Module):
         return state
 
     def _check_input(self, x: object, ranks: tuple[int, ...], layout: str) -> torch.Tensor:
-        x = check_float_tensor("input", x)
+        """The one entry check of both modes (type, rank, device, finiteness)."""
+        x = check_float_tensor("input", unwrap(x))
+        if x.dim() == 2 and ranks[0] == 3:
+            raise ShapeError(
+                f"a sequence input must be [T, B, features...] (time first), got 2-D shape "
+                f"{tuple(x.shape)}; for one time step [B, features] call .step(x), for one "
+                "neuron per sample add a feature axis with x.unsqueeze(-1)"
+            )
         check_rank("input", x, ranks, layout)
+        check_module_device(self, x, type(self).__name__)
         check_finite("input", x)
         return x
 
@@ -95,11 +109,10 @@ class SpikingNeuron(nn.Module):
     ) -> tuple[torch.Tensor, NeuronState]:
         """Sequence mode: ``x [T, B, ...]`` -> spikes ``[T, B, ...]`` and the final state.
 
-        A 2-D ``x`` is read as ``[T, N]``, time first (each neuron is independent, so
-        ``[T, B]`` gives the same numbers); transpose a ``[B, T]`` tensor first. ``T = 0``
-        raises :class:`~neurosparse.errors.ShapeError`, as ``torch.nn.RNN`` refuses it.
+        ``T = 0`` raises :class:`~neurosparse.errors.ShapeError`, as ``torch.nn.RNN``
+        refuses it; fewer than three dimensions raise too (see ``docs/conventions.md``).
         """
-        x = self._check_input(x, tuple(range(2, 9)), "[T, B, ...], time first")
+        x = self._check_input(x, tuple(range(3, 9)), "[T, B, ...], time first")
         if x.shape[0] == 0:
             raise ShapeError(
                 f"input has T = 0 time steps (shape {tuple(x.shape)}); a sequence needs at "
@@ -114,14 +127,11 @@ class SpikingNeuron(nn.Module):
     ) -> tuple[torch.Tensor, NeuronState]:
         """One time step: ``x [B, ...]`` -> spikes ``[B, ...]`` and the new state."""
         x = self._check_input(x, tuple(range(1, 8)), "[B, ...], one time step")
-        explicit = state is not None
-        if state is None:
-            state = self.state if self.state is not None else self.initial_state(x)
-        state = self._check_state(state, x)
-        z, new = neuron_step(x, state, self.params(), self.spec)
-        if not explicit:
-            self.state = new
-        return z, new
+        def run(s):
+            s = self._check_state(s if s is not None else self.initial_state(x), x)
+            return neuron_step(x, s, self.params(), self.spec)
+
+        return self._step(run, state)
 
     def extra_repr(self) -> str:
         s = self.spec

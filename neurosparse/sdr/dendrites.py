@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_float_tensor, check_range
+from .._checks import check_choice, check_float_tensor, check_module_device, check_range, unwrap
 from .._counters import OpCounter
 from ..errors import ParameterError, ShapeError
 from ..ops.sdr_dendrites import segment_activation
@@ -173,7 +173,8 @@ class DendriticLinear(OpCounter, nn.Module):
         return self.segments * self.segment_mask
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        check_float_tensor("x", x)
+        x = check_float_tensor("x", unwrap(x))
+        check_module_device(self, x, "DendriticLinear")
         check_float_tensor("context", context)
         out, index = dendritic_linear(
             x, context.to(x.dtype), self.weight, self.bias, self.effective_segments(),

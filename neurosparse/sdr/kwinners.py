@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_float_tensor, check_range
+from .._checks import check_float_tensor, check_module_device, check_range, unwrap
 from ..errors import ParameterError, ShapeError
 
 
@@ -207,7 +207,8 @@ class KWinners(_KWinnersBase):
         self._set_k(_resolve_k(self.n, percent_on, k), self.n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_tensor("x", x)
+        x = check_float_tensor("x", unwrap(x))
+        check_module_device(self, x, type(self).__name__)
         if x.dim() < 1 or x.shape[-1] != self.n:
             raise ShapeError(f"x must be [..., {self.n}], got shape {tuple(x.shape)}")
         out = kwinners(x, self.duty_cycle, self._k_now(), self.boost_strength, self.break_ties)
@@ -279,7 +280,8 @@ class KWinners2d(_KWinnersBase):
         self._units = units
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_tensor("x", x)
+        x = check_float_tensor("x", unwrap(x))
+        check_module_device(self, x, type(self).__name__)
         if x.dim() < 3 or x.shape[-3] != self.channels:
             raise ShapeError(f"x must be [..., {self.channels}, H, W], got shape {tuple(x.shape)}")
         C, H, W = x.shape[-3:]
