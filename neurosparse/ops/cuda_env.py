@@ -195,6 +195,11 @@ class CudaEnv:
     def view(self, t: torch.Tensor):
         return _view(t)
 
+    def arg(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor as a kernel argument: the tensor itself (:func:`launch` packs torch
+        tensors without making numba views; the simulator tests swap this for a view)."""
+        return t
+
     def alloc(self, shape: tuple[int, ...], dtype, zero: bool):
         make = torch.zeros if zero else torch.empty
         return self.view(make(shape, dtype=_NP_TO_TORCH[np.dtype(dtype)], device=self.device))
