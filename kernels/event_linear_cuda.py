@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import config, cuda, float32, int32, int64
+from numba import config, cuda, float32, int16, int32, int64
 
 from . import _launch
 
@@ -64,13 +64,15 @@ else:
 
     @cuda.jit(device=True, inline=True)
     def _bf16_to_f32(bits):
-        return libdevice.int_as_float((int32(bits) & 0xFFFF) << 16)
+        return libdevice.int_as_float(int32(int32(bits) << 16))
 
     @cuda.jit(device=True, inline=True)
     def _f32_to_bf16(v):
+        # round to nearest even on the bit pattern (two's complement adds are the
+        # unsigned ones mod 2^32, so negative patterns round the same way)
         u = libdevice.float_as_int(v)
-        u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
-        return u
+        u = int32(u + int32(0x7FFF) + ((u >> 16) & 1)) >> 16
+        return int16(u)
 
 
 @cuda.jit(device=True, inline=True)
