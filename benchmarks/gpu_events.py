@@ -158,6 +158,8 @@ def linear_op(n: int, rows_list, rates, ceil: dict, reps: int) -> list[dict]:
     with torch.no_grad():
         layer.weight.copy_(w)
         layer.bias.zero_()
+    layer_ev = ns.EventLinear(n, n, mode="event", device=DEV)
+    layer_ev.load_state_dict(layer.state_dict())
     rows_out = []
     for rows in rows_list:
         for rate in rates:
@@ -178,6 +180,7 @@ def linear_op(n: int, rows_list, rates, ceil: dict, reps: int) -> list[dict]:
                 "event fp32": lambda x=x: event_linear(x, w_t, b, mode="event"),
                 "event bf16": lambda xb=xb: event_linear(xb, wb_t, bb, mode="event"),
                 "EventLinear auto": lambda x=x: layer(x),
+                "EventLinear event": lambda x=x: layer_ev(x),
             }
             with torch.no_grad():
                 res = round_robin(add_graphs(fns), reps, 20)

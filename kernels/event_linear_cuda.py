@@ -3,14 +3,16 @@
 ``out[r, n] = bias[n] + Σ_{k: x[r, k] ≠ 0} x[r, k] · W[n, k]`` for ``x [M, K]`` dense
 (binary or graded spikes), read straight from torch memory (numba.cuda; torch-free).
 
-One block owns a tile of ``RT`` rows and ``TN = 32 · CPL`` output columns (grid: row
-tiles × column tiles). It walks ``K`` in chunks of ``TPB · EPT`` inputs; per chunk it
+One block owns a tile of ``RT`` rows and ``TN = 32`` output columns (grid: row tiles ×
+column tiles; a 4096-wide layer gives 128 blocks for one row, enough to spread a
+batch-1 step over the chip). It walks ``K`` in chunks of ``TPB · EPT`` inputs (a
+4096-wide row is one chunk); per chunk it
 
 1. compacts the inputs active in *any* of its rows (their union) into shared memory
-   with a block-wide scan (a fixed order, so results do not vary from run to run),
-   keeping each row's value of them (zero where a row is silent);
-2. has its warps split those events, four per pass (16 loads of 128 B in flight per
-   lane), each lane accumulating ``CPL`` columns of every row in registers. Each active
+   with a block-wide scan (a fixed order, so results do not vary from run to run);
+2. has its warps split those events, four per pass (four 128-byte weight loads in
+   flight per warp before any is used), each lane accumulating its column of every row
+   of the tile in registers; the rows' input values are broadcast loads. Each active
    input costs one read of a ``TN``-wide segment of its weight column for all ``RT``
    rows: a row tile never reads more of ``W`` than a dense product would (once), and
    at 1 % activity it reads about ``RT`` percent of it.
@@ -40,11 +42,10 @@ from . import _launch
 SIM = bool(config.ENABLE_CUDASIM)
 TPB = 64 if SIM else 256  # threads per block
 WARPS = TPB // 32
-EPT = 2 if SIM else 4  # inputs per thread per chunk
+EPT = 2 if SIM else 16  # inputs per thread per chunk: a 4096-wide row is one chunk
 CH = TPB * EPT  # inputs per chunk (and the most union events a chunk can hold)
 RT = 4  # rows per block
-CPL = 4  # columns per lane
-TN = 32 * CPL  # columns per block
+TN = 32  # columns per block: one per lane, so a 4096-wide output has 128 blocks per row
 
 
 if SIM:
@@ -85,6 +86,10 @@ def _kernel(bf16: bool):
     """The gather kernel for float32 (``bf16=False``) or bfloat16-bit operands."""
     load = _bf16_to_f32 if bf16 else _as_f32
 
+    @cuda.jit(device=True, inline=True)
+    def xval(x, r, nr, i, k):
+        return load(x[r + i, k]) if i < nr else float32(0)
+
     @cuda.jit
     def gather_dense(x, wt, bias, has_bias, out, tally):
         """See the module docstring; ``x [M, K]``, ``wt [K, N]``, ``out [M, N]``."""
@@ -95,14 +100,15 @@ def _kernel(bf16: bool):
         n = out.shape[1]
         r0 = cuda.blockIdx.x * RT
         nr = min(RT, n_rows - r0)
-        c_base = cuda.blockIdx.y * TN
+        c = cuda.blockIdx.y * TN + lane
+        live = c < n
         idx_s = cuda.shared.array(CH, int32)
-        val_s = cuda.shared.array((RT, CH), float32)  # later: the warps' partial sums
+        red = cuda.shared.array((WARPS, RT, TN), float32)
         scan_s = cuda.shared.array(TPB, int32)
-        acc = cuda.local.array((RT, CPL), float32)
-        for i in range(RT):
-            for q in range(CPL):
-                acc[i, q] = 0
+        a0 = float32(0)
+        a1 = float32(0)
+        a2 = float32(0)
+        a3 = float32(0)
         n_ev = 0
         n_unit = 0
         bad = 0
@@ -148,58 +154,64 @@ def _kernel(bf16: bool):
                             hit = True
                     if hit:
                         idx_s[pos] = k
-                        for i in range(RT):
-                            val_s[i, pos] = load(x[r0 + i, k]) if i < nr else 0
                         pos += 1
             cuda.syncthreads()
-            # 2. the warps split the events; lanes own columns c_base + lane + 32 q
-            j = warp
-            full = c_base + TN <= n
-            while j < total:
-                k = idx_s[j]
-                if full:
-                    w0 = load(wt[k, c_base + lane])
-                    w1 = load(wt[k, c_base + lane + 32])
-                    w2 = load(wt[k, c_base + lane + 64])
-                    w3 = load(wt[k, c_base + lane + 96])
-                    for i in range(RT):
-                        v = val_s[i, j]
-                        acc[i, 0] += v * w0
-                        acc[i, 1] += v * w1
-                        acc[i, 2] += v * w2
-                        acc[i, 3] += v * w3
-                else:
-                    for q in range(CPL):
-                        c = c_base + lane + 32 * q
-                        if c < n:
-                            w = load(wt[k, c])
-                            for i in range(RT):
-                                acc[i, q] += val_s[i, j] * w
-                j += WARPS
-            cuda.syncthreads()  # the next chunk overwrites the lists
-        # 3. partial sums of the warps, added in warp order
-        for w in range(WARPS):
-            if warp == w:
-                for i in range(RT):
-                    for q in range(CPL):
-                        if w == 0:
-                            val_s[i, lane + 32 * q] = acc[i, q]
-                        else:
-                            val_s[i, lane + 32 * q] += acc[i, q]
-            cuda.syncthreads()
+            # 2. the warps split the events, four per pass (their weight loads issued
+            # before any is used); a lane owns column c of every row of the tile; the
+            # rows' values of an event are the same for all lanes (broadcast loads)
+            if live:
+                j = warp
+                while j + 3 * WARPS < total:
+                    k_0 = idx_s[j]
+                    k_1 = idx_s[j + WARPS]
+                    k_2 = idx_s[j + 2 * WARPS]
+                    k_3 = idx_s[j + 3 * WARPS]
+                    w_0 = load(wt[k_0, c])
+                    w_1 = load(wt[k_1, c])
+                    w_2 = load(wt[k_2, c])
+                    w_3 = load(wt[k_3, c])
+                    a0 += (xval(x, r0, nr, 0, k_0) * w_0 + xval(x, r0, nr, 0, k_1) * w_1) + (
+                        xval(x, r0, nr, 0, k_2) * w_2 + xval(x, r0, nr, 0, k_3) * w_3)
+                    a1 += (xval(x, r0, nr, 1, k_0) * w_0 + xval(x, r0, nr, 1, k_1) * w_1) + (
+                        xval(x, r0, nr, 1, k_2) * w_2 + xval(x, r0, nr, 1, k_3) * w_3)
+                    a2 += (xval(x, r0, nr, 2, k_0) * w_0 + xval(x, r0, nr, 2, k_1) * w_1) + (
+                        xval(x, r0, nr, 2, k_2) * w_2 + xval(x, r0, nr, 2, k_3) * w_3)
+                    a3 += (xval(x, r0, nr, 3, k_0) * w_0 + xval(x, r0, nr, 3, k_1) * w_1) + (
+                        xval(x, r0, nr, 3, k_2) * w_2 + xval(x, r0, nr, 3, k_3) * w_3)
+                    j += 4 * WARPS
+                while j < total:
+                    k_0 = idx_s[j]
+                    w_0 = load(wt[k_0, c])
+                    a0 += xval(x, r0, nr, 0, k_0) * w_0
+                    a1 += xval(x, r0, nr, 1, k_0) * w_0
+                    a2 += xval(x, r0, nr, 2, k_0) * w_0
+                    a3 += xval(x, r0, nr, 3, k_0) * w_0
+                    j += WARPS
+            cuda.syncthreads()  # the next chunk overwrites the list
+        # 3. the warps' partial sums, added in warp order
+        red[warp, 0, lane] = a0
+        red[warp, 1, lane] = a1
+        red[warp, 2, lane] = a2
+        red[warp, 3, lane] = a3
+        cuda.syncthreads()
         for p in range(t, RT * TN, TPB):
             i = p // TN
-            c = c_base + p - i * TN
-            if i < nr and c < n:
-                s = val_s[i, p - i * TN]
+            cc = p - i * TN
+            col = cuda.blockIdx.y * TN + cc
+            if i < nr and col < n:
+                s = red[0, i, cc]
+                for w in range(1, WARPS):
+                    s += red[w, i, cc]
                 if has_bias:
-                    s += load(bias[c])
+                    s += load(bias[col])
                 if bf16:
-                    out[r0 + i, c] = _f32_to_bf16(s)
+                    out[r0 + i, col] = _f32_to_bf16(s)
                 else:
-                    out[r0 + i, c] = s
+                    out[r0 + i, col] = s
         if stats:
-            scan_s[t] = 0
+            cuda.syncthreads()
+            if t < 3:
+                scan_s[t] = 0
             cuda.syncthreads()
             cuda.atomic.add(scan_s, 0, n_ev)
             cuda.atomic.add(scan_s, 1, n_unit)

@@ -10,18 +10,13 @@ compares the activity of the call with the crossover of its shape and device:
   op and ``F.linear`` timed at a few rates on random spikes, about a second), and cached
   in ``$NEUROSPARSE_CACHE_DIR`` (default ``~/.cache/neurosparse``)
   ``/crossover-<host>.json``. Smaller shapes and other ops use the tables below.
-- **Linear on CUDA** (:func:`cuda_linear_path`): no rate is read (reading it would
-  synchronise the host with the GPU). The event kernel reads at most one copy of the
-  weight per 4-row tile (``kernels/event_linear_cuda.py``), so for up to
-  :data:`CUDA_EVENT_ROWS` rows it moves no more bytes than the dense product at any
-  activity; above that dense is taken. In eager mode the event call also costs the
-  numba launch on the host (:data:`CUDA_EVENT_HOST_US`), so it is taken only when the
-  dense product's own time -- weight bytes over the card's memory bandwidth, or its
-  arithmetic at the precision torch will use (TF32 / bf16 / strict fp32, from the dtype,
+- **Linear on CUDA** (:func:`cuda_linear_path`): dense. No rate is read (reading it
+  would synchronise the host with the GPU and cannot happen inside graph capture), and
+  without it the event kernel is not guaranteed to win (measured, see the function).
+  ``mode="event"`` takes it; :func:`dense_linear_us` models the dense time at the
+  precision torch will use (TF32 / bf16 / strict fp32, from the dtype,
   ``torch.backends.cuda.matmul.allow_tf32`` and ``torch.get_float32_matmul_precision``)
-  -- is longer (for ``EventLinear``, whose op counters need a counting launch on the
-  dense path too, always). Inside CUDA-graph capture the launch cost is gone and the
-  event path is taken up to :data:`CUDA_EVENT_ROWS` rows.
+  for the benchmark's floors.
 - **Overrides**: ``NEUROSPARSE_EVENT_CROSSOVER=<rate>`` fixes the crossover of every op
   and device (``0`` always dense, ``1`` event whenever any input is silent);
   :func:`set_crossover` fixes it for one op and device from code;
@@ -238,12 +233,9 @@ def choose_conv_path(mode: str, device: str, shape: tuple[int, ...], scan) -> st
     return choose_path(mode, "conv2d", device, shape, scan.rate)
 
 
-# -- CUDA Linear: a model, no rate -----------------------------------------------------------
+# -- CUDA Linear: dense unless asked -------------------------------------------------------
 CUDA_EVENT_ROWS = 4  # rows of one block of kernels/event_linear_cuda.py (RT)
-# Host time of one eager event call (numba launch through CudaEnv + output allocation),
-# H200 host, numba-cuda 0.30.4: benchmarks/gpu_events.py.
-CUDA_EVENT_HOST_US = 25.0
-# Device ceilings used by the model (H200, measured here: device-to-device copy 4.3 TB/s
+# Device ceilings of the model (H200, measured here: device-to-device copy 4.3 TB/s
 # counting read+write; dense rates are the datasheet's, which cuBLAS nears at large M)
 _HBM_BYTES_PER_US = 4.3e6
 _FLOPS_PER_US = {"fp32": 60e6, "tf32": 400e6, "bf16": 790e6}
@@ -263,18 +255,22 @@ def dense_precision(dtype: torch.dtype) -> str:
 def dense_linear_us(m: int, k: int, n: int, dtype: torch.dtype) -> float:
     """Model of a dense CUDA Linear's device time: weight bytes over HBM bandwidth or its
     arithmetic at the precision torch uses, whichever is longer."""
-    size = dtype.itemsize
-    return max(k * n * size / _HBM_BYTES_PER_US,
+    return max(k * n * dtype.itemsize / _HBM_BYTES_PER_US,
                2 * m * k * n / _FLOPS_PER_US[dense_precision(dtype)])  # fmt: skip
 
 
-def cuda_linear_path(mode: str, m: int, k: int, n: int, dtype: torch.dtype,
-                     counting: bool = False, capturing: bool = False) -> str:  # fmt: skip
-    """``"event"`` or ``"dense"`` for a CUDA Linear call of ``m`` rows (no rate read).
+def cuda_linear_path(mode: str, m: int, k: int, n: int, dtype: torch.dtype) -> str:
+    """``"event"`` or ``"dense"`` for a CUDA Linear call of ``m`` rows.
 
-    ``counting``: the caller counts its events (``EventLinear``'s op counters); the dense
-    path then needs a counting launch of its own, as costly on the host as the event
-    call, so the event path is taken whenever it moves no more bytes."""
+    ``"auto"`` takes dense. Measured on an H200 (``benchmarks/gpu_events.py``, RESULTS.md):
+    an eager event call costs more host time (numba's launch path) than a 4096² dense
+    product takes on the device at any precision; in a CUDA graph the event kernel beats
+    cuBLAS only at low activity and few rows, and knowing the activity of a call needs a
+    device->host read (a synchronisation, impossible inside graph capture). So auto does
+    not gamble on CUDA: ``mode="event"`` asks for the event kernel where the caller knows
+    its inputs are sparse (streaming inference captured in a graph), and an override
+    (``NEUROSPARSE_EVENT_CROSSOVER`` >= 1 or ``set_crossover("linear", "cuda", 1.0)``)
+    makes auto take it."""
     check_choice("mode", mode, MODES)
     if mode != "auto":
         return mode
@@ -282,13 +278,7 @@ def cuda_linear_path(mode: str, m: int, k: int, n: int, dtype: torch.dtype,
     env = os.environ.get("NEUROSPARSE_EVENT_CROSSOVER")
     if fixed is not None or env:
         return "event" if (fixed if fixed is not None else float(env)) >= 1 else "dense"
-    if m > CUDA_EVENT_ROWS:
-        return "dense"
-    if capturing:
-        return "event"
-    if counting:
-        return "event"
-    return "event" if dense_linear_us(m, k, n, dtype) > CUDA_EVENT_HOST_US else "dense"
+    return "dense"
 
 
 # -- op counters fed from the CUDA kernel's on-device tally --------------------------------
@@ -348,9 +338,7 @@ def run_cuda_linear(mode: str, x2d: torch.Tensor, weight: torch.Tensor,
     m, k = x2d.shape
     if finite_checks_on_gpu():  # opt-in: reading the check back synchronises
         ops.scan_linear(x2d)
-    capturing = x2d.is_cuda and torch.cuda.is_current_stream_capturing()
-    path = cuda_linear_path(mode, m, k, weight.shape[0], x2d.dtype, counter is not None,
-                            capturing)  # fmt: skip
+    path = cuda_linear_path(mode, m, k, weight.shape[0], x2d.dtype)
     tally = None if counter is None else device_tally(counter, x2d, weight)
     if path == "dense":
         if tally is not None:

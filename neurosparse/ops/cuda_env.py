@@ -187,7 +187,9 @@ class CudaEnv:
 
         self.cuda = cuda
         self.device = device
-        ptr = torch.cuda.current_stream(device).cuda_stream
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        # the raw pointer: a Stream object costs a few µs of host time per call
+        ptr = torch._C._cuda_getCurrentRawStream(index)
         self.stream = self._streams.get(ptr)
         if self.stream is None:
             self.stream = self._streams[ptr] = cuda.external_stream(ptr)
