@@ -3,11 +3,14 @@
 Forward: ``y[m, :] = b + Σ_{k active in m} x[m, k] · Wᵀ[k, :]`` -- the sum of the weight
 rows of the inputs that spiked. Weight gradient: ``gWᵀ[k, :] = Σ_{m: k active in m}
 x[m, k] · g[m, :]`` -- the same gather over the transposed event lists. Both run
-:func:`gather_rows` over a *column-tiled* source ``src[T, R, TW]`` (tile ``t`` holds
-columns ``t*TW : (t+1)*TW`` of all ``R`` rows, contiguously): one tile is a few hundred
-KiB, stays in L2 while every event of the call is gathered from it, and each gathered
-row segment is one contiguous, vectorisable run. Threads split the (tile, row block)
-pairs in tile-major order, so each thread streams through whole tiles.
+:func:`gather_rows` over column tiles of the source (tile ``t`` = columns
+``t*TW : (t+1)*TW`` of all ``R`` rows): one tile is a few MiB, stays in cache while every
+event of the call is gathered from it, and each gathered row segment is one contiguous,
+vectorisable run. Threads split the (tile, row block) pairs in tile-major order, so each
+thread streams through whole tiles. The forward reads ``Wᵀ`` in place (``EventLinear``
+stores its weight transposed, so no packed copy exists that could go stale); the weight
+gradient packs the output gradient into contiguous tiles (:func:`pack_rows`), once per
+call.
 """
 
 from __future__ import annotations
@@ -69,60 +72,74 @@ def pack_tiles_transposed(src, tw, out):
 
 
 @numba.njit(cache=True, inline="always")
-def _accumulate(o, tile, idx, val, j0, j1):
-    # o += Σ_j val[j] · tile[idx[j], :len(o)], four events per pass: four independent
+def _accumulate_at(o, src, c0, idx, val, j0, j1):
+    # o += Σ_j val[j] · src[idx[j], c0:c0+len(o)], four events per pass: four independent
     # products are summed before touching o, which cuts the store-to-load chain through
     # o by 4× (measured 1.5× faster than one event per pass).
     w = o.shape[0]
     j = j0
     while j + 4 <= j1:
-        t0 = tile[idx[j]]
-        t1 = tile[idx[j + 1]]
-        t2 = tile[idx[j + 2]]
-        t3 = tile[idx[j + 3]]
+        t0 = src[idx[j]]
+        t1 = src[idx[j + 1]]
+        t2 = src[idx[j + 2]]
+        t3 = src[idx[j + 3]]
         v0 = val[j]
         v1 = val[j + 1]
         v2 = val[j + 2]
         v3 = val[j + 3]
         for c in range(w):
-            o[c] += (v0 * t0[c] + v1 * t1[c]) + (v2 * t2[c] + v3 * t3[c])
+            o[c] += (v0 * t0[c0 + c] + v1 * t1[c0 + c]) + (v2 * t2[c0 + c] + v3 * t3[c0 + c])
         j += 4
     while j < j1:
-        t0 = tile[idx[j]]
+        t0 = src[idx[j]]
         v0 = val[j]
         for c in range(w):
-            o[c] += v0 * t0[c]
+            o[c] += v0 * t0[c0 + c]
         j += 1
 
 
+@numba.njit(cache=True, inline="always")
+def _accumulate(o, tile, idx, val, j0, j1):
+    # o += Σ_j val[j] · tile[idx[j], :len(o)]
+    _accumulate_at(o, tile, 0, idx, val, j0, j1)
+
+
 @numba.njit(parallel=True, cache=True)
-def gather_rows(rowptr, idx, val, tiles, bias, out, transpose_out):
+def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
     """``out[r, n] = bias[n] + Σ_j val[j] · src[idx[j], n]`` over row ``r``'s events.
 
     Parameters
     ----------
     rowptr, idx, val : CSR event lists (int64, int32, float32) of ``n_rows`` rows.
-    tiles : float32 ``[T, R_src, TW]``, the column-tiled source (see :func:`pack_tiles`).
-    bias : float32 ``[T*TW]`` (zeros for none), padded like the tiles.
+    src : float32 ``[S, R_src, W]``, C-contiguous: column ``n`` of the source is column
+        ``n % W`` of ``src[n // W]``. Either the column-tiled copy of
+        :func:`pack_tiles` (``W = tw``) or a plain row-major source as ``[1, R_src, N]``
+        (``Wᵀ`` of a weight stored transposed, read in place).
+    tw : int
+        Columns per work item (a divisor of ``W``; :func:`tile_width`).
+    bias : float32 ``[>= N]`` (zeros for none).
     out : float32 ``[n_rows, N]``, or ``[N, n_rows]`` when ``transpose_out``.
     """
-    n_t, _, tw = tiles.shape
+    w_src = src.shape[2]
     n_rows = rowptr.shape[0] - 1
     n = out.shape[0] if transpose_out else out.shape[1]
+    n_t = (n + tw - 1) // tw
     n_rb = (n_rows + _ROW_BLOCK - 1) // _ROW_BLOCK
     for item in prange(n_t * n_rb):
         t = item // n_rb
         rb = item - t * n_rb
         c0 = t * tw
         w = min(tw, n - c0)
-        tile = tiles[t]
+        s = c0 // w_src
+        tile = src[s]
+        cs = c0 - s * w_src
         buf = np.empty(w, np.float32)
         for r in range(rb * _ROW_BLOCK, min((rb + 1) * _ROW_BLOCK, n_rows)):
             # accumulate straight into the output row when it is contiguous
             o = buf if transpose_out else out[r, c0 : c0 + w]
             for c in range(w):
                 o[c] = bias[c0 + c]
-            _accumulate(o, tile, idx, val, rowptr[r], rowptr[r + 1])
+            _accumulate_at(o, tile, cs, idx, val, rowptr[r], rowptr[r + 1])
             if transpose_out:
                 for c in range(w):
                     out[c0 + c, r] = o[c]

@@ -20,7 +20,7 @@ import numpy as np
 from numba import prange
 
 from . import lif_step
-from .event_linear import _accumulate
+from .event_linear import _accumulate_at
 
 # the shared scalar step, inlined into the loop as kernels/lif_cpu.py does
 _forward = numba.njit(inline="always", cache=True)(lif_step.step_forward)
@@ -28,7 +28,7 @@ _forward = numba.njit(inline="always", cache=True)(lif_step.step_forward)
 
 @numba.njit(parallel=True, cache=True)
 def gather_lif(
-    rowptr, idx, val, tiles, bias, T, B, params, state0,
+    rowptr, idx, val, src, tw, bias, T, B, params, state0,
     reset, delay, synaptic, euler, adaptive, refractory,
     spikes, state,
 ):  # fmt: skip
@@ -38,9 +38,9 @@ def gather_lif(
     ----------
     rowptr, idx, val : CSR event lists (int64, int32, float32) of the ``T*B`` input
         rows, row ``t*B + b`` (``kernels/event_index.py``).
-    tiles : float32 ``[n_tiles, n_in, TW]``, the column-tiled ``Wᵀ``
-        (``kernels/event_linear.pack_weight``).
-    bias : float32 ``[n_tiles*TW]``, padded like the tiles (zeros for none).
+    src, tw : ``Wᵀ`` as ``kernels/event_linear.gather_rows`` takes it (``[S, n_in, W]``)
+        and the columns per work item.
+    bias : float32 ``[>= N]`` (zeros for none).
     T, B : int
         Time steps and batch size.
     params : float32 ``[8, N]``, rows beta, gain, leak, threshold, alpha, v_reset, adapt,
@@ -53,8 +53,9 @@ def gather_lif(
     spikes : float32 ``[T*B, N]``, receives the spikes.
     state : float32 ``[4, B*N]``, receives the final state.
     """
-    n_t, _, tw = tiles.shape
+    w_src = src.shape[2]
     n = spikes.shape[1]
+    n_t = (n + tw - 1) // tw
     beta, gain, leak, theta = params[0], params[1], params[2], params[3]
     alpha, vreset, adapt, rho = params[4], params[5], params[6], params[7]
     for item in prange(n_t * B):
@@ -62,7 +63,9 @@ def gather_lif(
         b = item - tt * B
         c0 = tt * tw
         w = min(tw, n - c0)
-        tile = tiles[tt]
+        s_i = c0 // w_src
+        tile = src[s_i]
+        cs = c0 - s_i * w_src
         base = b * n + c0
         cur = np.empty(w, np.float32)
         sv = np.empty(w, np.float32)
@@ -78,7 +81,7 @@ def gather_lif(
             r = t * B + b
             for q in range(w):
                 cur[q] = bias[c0 + q]
-            _accumulate(cur, tile, idx, val, rowptr[r], rowptr[r + 1])
+            _accumulate_at(cur, tile, cs, idx, val, rowptr[r], rowptr[r + 1])
             out = spikes[r]
             for q in range(w):
                 p = c0 + q

@@ -1,6 +1,9 @@
-"""mode="auto" takes the event path below the measured crossover and dense above it."""
+"""mode="auto": the event path below the crossover and dense above it; how the crossover
+is found (measured here and cached, tables, overrides) and the CUDA model."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -10,7 +13,17 @@ from neurosparse.layers.event_conv2d import EventConv2d
 from neurosparse.layers.event_linear import EventLinear
 
 
+@pytest.fixture(autouse=True)
+def isolated_cache(monkeypatch, tmp_path):
+    # never read or write the user's cache from a test
+    monkeypatch.setenv("NEUROSPARSE_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("NEUROSPARSE_EVENT_CROSSOVER", raising=False)
+    monkeypatch.setattr(dispatch, "_MEASURED", None)
+    monkeypatch.setattr(dispatch, "_FIXED", {})
+
+
 def test_nearest_measured_shape_supplies_the_crossover(monkeypatch):
+    monkeypatch.setenv("NEUROSPARSE_MEASURE_CROSSOVER", "0")
     monkeypatch.setattr(dispatch, "LINEAR_CPU", [((100, 10, 10), 0.2), ((10**4, 1000, 1000), 0.05)])
     monkeypatch.setitem(dispatch._TABLES, ("linear", "cpu"), dispatch.LINEAR_CPU)
     assert dispatch.crossover("linear", "cpu", (64, 12, 9)) == 0.2
@@ -25,6 +38,78 @@ def test_measured_tables_are_rates():
         for shape, rate in table:
             assert all(isinstance(d, int) and d > 0 for d in shape)
             assert 0.0 <= rate <= 1.0  # 0: dense always won, 1: event always won
+
+
+def test_cpu_crossover_is_measured_once_and_cached(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_measure(shape, reps=3):
+        calls.append(shape)
+        return 0.123
+
+    monkeypatch.setattr(dispatch, "measure_linear_cpu", fake_measure)
+    big = (512, 2048, 2048)
+    assert dispatch.crossover("linear", "cpu", big) == 0.123
+    assert dispatch.crossover("linear", "cpu", (500, 2000, 2100)) == 0.123  # same bucket
+    assert calls == [(512, 2048, 2048)]
+    files = list(tmp_path.glob("crossover-*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text()) == {"9x11x11": 0.123}
+    monkeypatch.setattr(dispatch, "_MEASURED", None)  # a new process reads the file
+    assert dispatch.crossover("linear", "cpu", big) == 0.123
+    assert len(calls) == 1
+    # small shapes are not measured: the table answers
+    assert dispatch.crossover("linear", "cpu", (8, 64, 64)) in dict(dispatch.LINEAR_CPU).values()
+    assert len(calls) == 1
+
+
+def test_measurement_picks_a_rate_where_events_were_not_slower(monkeypatch):
+    # the real measurement on a shape just big enough to be measured; whatever it finds
+    # is one of the probed rates (or 0) and is what auto then uses
+    rate = dispatch.measure_linear_cpu((64, 256, 256), reps=1)
+    assert rate == 0.0 or rate in dispatch._RATES
+
+
+def test_overrides(monkeypatch):
+    monkeypatch.setenv("NEUROSPARSE_MEASURE_CROSSOVER", "0")
+    monkeypatch.setenv("NEUROSPARSE_EVENT_CROSSOVER", "0.7")
+    assert dispatch.crossover("linear", "cpu", (8, 64, 64)) == 0.7
+    assert dispatch.crossover("conv2d", "cuda", (1, 2, 3, 9, 100)) == 0.7
+    dispatch.set_crossover("linear", "cpu", 0.01)
+    assert dispatch.crossover("linear", "cpu", (8, 64, 64)) == 0.01
+    dispatch.set_crossover("linear", "cpu", None)
+    assert dispatch.crossover("linear", "cpu", (8, 64, 64)) == 0.7
+
+
+def test_cuda_model_reads_the_precision():
+    prec = torch.get_float32_matmul_precision()
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        torch.set_float32_matmul_precision("highest")
+        assert dispatch.dense_precision(torch.float32) == "fp32"
+        strict = dispatch.dense_linear_us(4096, 4096, 4096, torch.float32)
+        torch.set_float32_matmul_precision("high")
+        assert dispatch.dense_precision(torch.float32) == "tf32"
+        assert dispatch.dense_linear_us(4096, 4096, 4096, torch.float32) < strict
+    finally:
+        torch.set_float32_matmul_precision(prec)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    assert dispatch.dense_precision(torch.bfloat16) == "bf16"
+    # one row: weight bytes decide, bf16 weights are half the bytes of fp32
+    assert dispatch.dense_linear_us(1, 4096, 4096, torch.bfloat16) == pytest.approx(
+        dispatch.dense_linear_us(1, 4096, 4096, torch.float32) / 2)
+
+
+def test_cuda_auto_is_dense_unless_overridden():
+    f32 = torch.float32
+    for rows in (1, 4, 256):
+        assert dispatch.cuda_linear_path("auto", rows, 4096, 4096, f32) == "dense"
+    assert dispatch.cuda_linear_path("event", 512, 16, 16, f32) == "event"
+    assert dispatch.cuda_linear_path("dense", 1, 8192, 8192, f32) == "dense"
+    dispatch.set_crossover("linear", "cuda", 1.0)
+    assert dispatch.cuda_linear_path("auto", 512, 16, 16, f32) == "event"
+    with pytest.raises(ValueError, match="mode"):
+        dispatch.cuda_linear_path("fast", 1, 16, 16, f32)
 
 
 @pytest.mark.parametrize("rate,path", [(0.02, "event"), (0.5, "dense")])

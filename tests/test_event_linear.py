@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+import neurosparse as ns
 from neurosparse.kernels import event_index as ei
 from neurosparse.kernels import event_linear as kl
 from neurosparse.layers.event_linear import EventLinear, event_linear
@@ -132,6 +133,33 @@ def test_weight_cache_follows_optimizer_updates():
     assert_f32_close(layer(x), layer.to_dense()(x))
 
 
+@pytest.mark.parametrize("write", ["data_inplace", "data_assign", "data_slice"])
+def test_weight_writes_through_data_are_seen(write):
+    # pruning / rewiring / loading code writes through .data, which bumps no version
+    # counter: a packed copy keyed on (data_ptr, _version) used to go stale here
+    from neurosparse.layers.event_linear_lif import event_linear_lif
+
+    torch.manual_seed(0)
+    layer = EventLinear(40, 20, mode="event")
+    x = spikes((3, 2, 40), 0.3, False, torch.Generator().manual_seed(0))
+    lif = ns.LIF(0.9)
+    with torch.no_grad():
+        layer(x)
+        event_linear_lif(x, layer, lif)  # the fused CPU path reads the weight too
+        new = torch.randn(20, 40) * 3
+        if write == "data_inplace":
+            layer.weight.data.copy_(new)
+        elif write == "data_assign":
+            layer.weight.data = new.clone()
+        else:
+            layer.weight.data[:, :20] = 0
+            new = layer.weight.detach().clone()
+        assert_f32_close(layer(x), torch.nn.functional.linear(x, new, layer.bias))
+        z, _ = event_linear_lif(x, layer, lif)
+        z_ref, _ = lif(torch.nn.functional.linear(x, new, layer.bias))
+        assert torch.equal(z, z_ref)
+
+
 def test_sequential_with_neuron_tuple_output():
     import neurosparse as ns
 
@@ -175,7 +203,8 @@ def test_gather_kernel_transposed_output():
     rowptr, idx, val = ei.csr_from_counts(x.reshape(9, 1, 1, 40), counts)
     tiles = kl.pack_rows(src)
     out = np.empty((290, 9), np.float32)
-    kl.gather_rows(rowptr, idx, val, tiles, kl.padded_bias(None, tiles), out, True)
+    kl.gather_rows(rowptr, idx, val, tiles, tiles.shape[2], kl.padded_bias(None, tiles), out,
+                   True)  # fmt: skip
     np.testing.assert_allclose(out, (x @ src).T, rtol=1e-5, atol=1e-5)
 
 

@@ -2,19 +2,39 @@
 
 The event kernels cost about ``events × fan-out`` and the dense matmul/convolution
 ``inputs × fan-out``, so the event path wins below some input activity (the crossover
-rate) and loses above it. The crossover is not a guess: the tables below hold rates
-measured by ``benchmarks/event_layers.py`` (command in each table's comment). For a shape
-that was not measured, the nearest measured shape (in log size) supplies the rate.
+rate) and loses above it. ``mode="event"`` / ``"dense"`` force a path; ``"auto"``
+compares the activity of the call with the crossover of its shape and device:
 
-``mode="event"`` / ``"dense"`` force a path; ``"auto"`` compares the measured activity
-of the call with the crossover of its shape and device.
+- **Linear on the CPU**: the crossover is *measured on the machine it runs on*, the
+  first time a shape of at least :data:`MEASURE_MIN_MACS` multiply-adds is called (event
+  op and ``F.linear`` timed at a few rates on random spikes, about a second), and cached
+  in ``$NEUROSPARSE_CACHE_DIR`` (default ``~/.cache/neurosparse``)
+  ``/crossover-<host>.json``. Smaller shapes and other ops use the tables below.
+- **Linear on CUDA** (:func:`cuda_linear_path`): dense. No rate is read (reading it
+  would synchronise the host with the GPU and cannot happen inside graph capture), and
+  without it the event kernel is not guaranteed to win (measured, see the function).
+  ``mode="event"`` takes it; :func:`dense_linear_us` models the dense time at the
+  precision torch will use (TF32 / bf16 / strict fp32, from the dtype,
+  ``torch.backends.cuda.matmul.allow_tf32`` and ``torch.get_float32_matmul_precision``)
+  for the benchmark's floors.
+- **Overrides**: ``NEUROSPARSE_EVENT_CROSSOVER=<rate>`` fixes the crossover of every op
+  and device (``0`` always dense, ``1`` event whenever any input is silent);
+  :func:`set_crossover` fixes it for one op and device from code;
+  ``NEUROSPARSE_MEASURE_CROSSOVER=0`` turns the CPU measurement off (tables only).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import platform
+import time
+from pathlib import Path
 
-from .._checks import check_choice
+import torch
+
+from .._checks import check_choice, finite_checks_on_gpu
 
 MODES = ("auto", "event", "dense")
 
@@ -61,12 +81,113 @@ _TABLES = {
     ("conv2d", "cuda"): CONV_CUDA,
 }
 
+# Shapes of at least this many multiply-adds get a crossover measured on this machine
+# (CPU linear); below it the whole call is cheap and the table's guess is good enough.
+MEASURE_MIN_MACS = 1 << 24
+_RATES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+_FIXED: dict[tuple[str, str], float] = {}
+_MEASURED: dict[tuple[int, int, int], float] | None = None
+
+
+def set_crossover(op: str, device: str, rate: float | None) -> None:
+    """Fix the crossover of ``op`` on ``device`` (None: back to measured / tables)."""
+    if rate is None:
+        _FIXED.pop((op, device), None)
+    else:
+        _FIXED[(op, device)] = float(rate)
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("NEUROSPARSE_CACHE_DIR") or Path.home() / ".cache" / "neurosparse"
+    return Path(root) / f"crossover-{platform.node() or 'host'}.json"
+
+
+def _bucket(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    # one measurement per power-of-two size class of (rows, in, out)
+    return tuple(max(0, round(math.log2(max(1, d)))) for d in shape)  # type: ignore[return-value]
+
+
+def _load_measured() -> dict:
+    global _MEASURED
+    if _MEASURED is None:
+        try:
+            raw = json.loads(_cache_file().read_text())
+            _MEASURED = {tuple(int(v) for v in k.split("x")): float(r) for k, r in raw.items()}
+        except (OSError, ValueError, AttributeError):
+            _MEASURED = {}
+    return _MEASURED
+
+
+def measure_linear_cpu(shape: tuple[int, int, int], reps: int = 3) -> float:
+    """Crossover of the event Linear against ``F.linear`` on this CPU for ``(rows, in,
+    out)``: the highest of a few rates at which the whole event call (count pass, index,
+    gather) was not slower than the dense product (medians of ``reps``), 0 if none."""
+    from ..ops.event_linear import event_linear_apply, index_linear, scan_linear
+
+    m, k, n = shape
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(k, n, generator=g).t()  # stored as EventLinear stores it
+    b = torch.randn(n, generator=g)
+    best = 0.0
+
+    def median(fn) -> float:
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return sorted(ts)[len(ts) // 2]
+
+    with torch.no_grad():
+        for rate in _RATES:
+            x = (torch.rand(m, k, generator=g) < rate).float()
+
+            def event(x=x):
+                return event_linear_apply(x, w, b, index_linear(x, scan_linear(x)))
+
+            event()  # compiles the kernels on first use
+            if median(event) > median(lambda x=x: torch.nn.functional.linear(x, w, b)):
+                break
+            best = rate
+    return best
+
+
+def _measured_cpu(shape: tuple[int, ...]) -> float | None:
+    if os.environ.get("NEUROSPARSE_MEASURE_CROSSOVER", "1") in ("0", "false", "no"):
+        return None
+    if math.prod(shape) < MEASURE_MIN_MACS:
+        return None
+    table = _load_measured()
+    key = _bucket(shape)
+    if key not in table:
+        m, k, n = (1 << e for e in key)
+        table[key] = measure_linear_cpu((m, k, n))
+        try:
+            path = _cache_file()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"x".join(map(str, kk)): r for kk, r in table.items()}))
+        except OSError:
+            pass  # an unwritable cache only costs a measurement per process
+    return table[key]
+
 
 def crossover(op: str, device: str, shape: tuple[int, ...]) -> float:
-    """Measured crossover activity for ``op`` (``"linear"``/``"conv2d"``) on ``device``.
+    """Crossover activity for ``op`` (``"linear"``/``"conv2d"``) on ``device``.
 
-    Devices without a table (e.g. ``mps``) use the CPU table.
+    An override (:func:`set_crossover`, ``NEUROSPARSE_EVENT_CROSSOVER``) first; then,
+    for the Linear on the CPU, the rate measured on this machine (module docstring);
+    else the nearest measured shape of the tables. Devices without a table (e.g.
+    ``mps``) use the CPU table.
     """
+    if (op, device) in _FIXED:
+        return _FIXED[(op, device)]
+    env = os.environ.get("NEUROSPARSE_EVENT_CROSSOVER")
+    if env:
+        return float(env)
+    if op == "linear" and device == "cpu":
+        measured = _measured_cpu(shape)
+        if measured is not None:
+            return measured
     table = _TABLES.get((op, device)) or _TABLES[(op, "cpu")]
 
     def distance(entry: tuple[tuple[int, ...], float]) -> float:
@@ -93,3 +214,136 @@ def choose_path(mode: str, op: str, device: str, shape: tuple[int, ...], rate: f
     if mode != "auto":
         return mode
     return "event" if rate < crossover(op, device, shape) else "dense"
+
+
+def choose_conv_path(mode: str, device: str, shape: tuple[int, ...], scan) -> str:
+    """:func:`choose_path` for an event Conv2d over its scan (``ops.event_conv2d``). A CUDA
+    scan that was not read back is read (one synchronisation) only when ``"auto"`` needs
+    the rate: not when a path is forced or the crossover is 0 (dense always won), nor
+    read for NaN/inf unless ``NEUROSPARSE_CHECK_FINITE_GPU=1``."""
+    check_choice("mode", mode, MODES)
+    if not scan.exact:
+        if finite_checks_on_gpu():
+            scan.read_back()
+        if mode != "auto":
+            return mode
+        if crossover("conv2d", device, shape) <= 0:
+            return "dense"
+        scan = scan.read_back()
+    return choose_path(mode, "conv2d", device, shape, scan.rate)
+
+
+# -- CUDA Linear: dense unless asked -------------------------------------------------------
+CUDA_EVENT_ROWS = 4  # rows of one block of kernels/event_linear_cuda.py (RT)
+# Device ceilings of the model (H200, measured here: device-to-device copy 4.3 TB/s
+# counting read+write; dense rates are the datasheet's, which cuBLAS nears at large M)
+_HBM_BYTES_PER_US = 4.3e6
+_FLOPS_PER_US = {"fp32": 60e6, "tf32": 400e6, "bf16": 790e6}
+
+
+def dense_precision(dtype: torch.dtype) -> str:
+    """What a dense product of this dtype runs at: ``"bf16"``, ``"tf32"`` or ``"fp32"``
+    (float32 follows ``allow_tf32`` / ``get_float32_matmul_precision``)."""
+    if dtype in (torch.bfloat16, torch.float16):
+        return "bf16"
+    if dtype == torch.float32 and (torch.backends.cuda.matmul.allow_tf32
+                                   or torch.get_float32_matmul_precision() != "highest"):
+        return "tf32"
+    return "fp32"
+
+
+def dense_linear_us(m: int, k: int, n: int, dtype: torch.dtype) -> float:
+    """Model of a dense CUDA Linear's device time: weight bytes over HBM bandwidth or its
+    arithmetic at the precision torch uses, whichever is longer."""
+    return max(k * n * dtype.itemsize / _HBM_BYTES_PER_US,
+               2 * m * k * n / _FLOPS_PER_US[dense_precision(dtype)])  # fmt: skip
+
+
+def cuda_linear_path(mode: str, m: int, k: int, n: int, dtype: torch.dtype) -> str:
+    """``"event"`` or ``"dense"`` for a CUDA Linear call of ``m`` rows.
+
+    ``"auto"`` takes dense. Measured on an H200 (``benchmarks/gpu_events.py``, RESULTS.md):
+    an eager event call costs more host time (numba's launch path) than a 4096² dense
+    product takes on the device at any precision; in a CUDA graph the event kernel beats
+    cuBLAS only at low activity and few rows, and knowing the activity of a call needs a
+    device->host read (a synchronisation, impossible inside graph capture). So auto does
+    not gamble on CUDA: ``mode="event"`` asks for the event kernel where the caller knows
+    its inputs are sparse (streaming inference captured in a graph), and an override
+    (``NEUROSPARSE_EVENT_CROSSOVER`` >= 1 or ``set_crossover("linear", "cuda", 1.0)``)
+    makes auto take it."""
+    check_choice("mode", mode, MODES)
+    if mode != "auto":
+        return mode
+    fixed = _FIXED.get(("linear", "cuda"))
+    env = os.environ.get("NEUROSPARSE_EVENT_CROSSOVER")
+    if fixed is not None or env:
+        return "event" if (fixed if fixed is not None else float(env)) >= 1 else "dense"
+    return "dense"
+
+
+# -- op counters fed from the CUDA kernel's on-device tally --------------------------------
+class LiveCount:
+    """A counter value read from a device tally when asked (``int()``): the event kernel
+    adds each call's counts into the tally, so counting costs no launch and no sync."""
+
+    def __init__(self, tally: torch.Tensor, col: int, scale: int, minus: int = -1,
+                 offset: int = 0) -> None:  # fmt: skip
+        self.tally, self.col, self.scale, self.minus, self.offset = tally, col, scale, minus, offset
+
+    def __int__(self) -> int:
+        t = self.tally.tolist()
+        v = t[self.col] - (t[self.minus] if self.minus >= 0 else 0)
+        return v * self.scale + self.offset
+
+    def __add__(self, other) -> LiveCount:
+        return LiveCount(self.tally, self.col, self.scale, self.minus, self.offset + int(other))
+
+    __radd__ = __add__
+
+
+def device_tally(counter, x2d: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The int64 ``[3]`` tally of ``counter`` (an ``OpCounter`` module) for the CUDA event
+    kernel, and the host-known counts of this call. Its ``synops`` / ``macs`` /
+    ``events_in`` / ``weight_bytes_read`` entries are :class:`LiveCount` views of the
+    tally, made once (again after ``reset_counters`` or a change of device or weight)."""
+    n_out, n_in = weight.shape
+    key = (x2d.device, n_out, weight.element_size())
+    c = counter._counts()
+    held = counter.__dict__.get("_ns_tally")
+    if held is None or held[0] != key or not isinstance(c.get("events_in"), LiveCount) \
+            or c["events_in"].tally is not held[1]:  # fmt: skip
+        tally = torch.zeros(3, dtype=torch.int64, device=x2d.device)
+        held = counter.__dict__["_ns_tally"] = (key, tally)
+        for name, live in (("synops", LiveCount(tally, 1, n_out)),
+                           ("macs", LiveCount(tally, 0, n_out, minus=1)),
+                           ("events_in", LiveCount(tally, 0, 1)),
+                           ("weight_bytes_read", LiveCount(tally, 0,
+                                                           n_out * weight.element_size()))):
+            c[name] = live + int(c.get(name, 0)) if not isinstance(c.get(name), LiveCount) \
+                else live + int(c[name])  # fmt: skip
+    counter.count_ops(inputs_in=x2d.numel(), dense_macs=x2d.shape[0] * n_in * n_out)
+    return held[1]
+
+
+def run_cuda_linear(mode: str, x2d: torch.Tensor, weight: torch.Tensor,
+                    bias: torch.Tensor | None, counter=None) -> tuple[torch.Tensor, str]:
+    """One CUDA Linear call with no host synchronisation: the path from
+    :func:`cuda_linear_path`, counts (when ``counter`` is given) into its device tally.
+
+    NaN/inf inputs are not checked (that needs a read-back): they propagate to their
+    output rows as in ``nn.Linear``. ``NEUROSPARSE_CHECK_FINITE_GPU=1`` checks them
+    (raising ``InputValueError``) at the cost of one synchronisation per call."""
+    from ..ops import event_linear as ops
+
+    m, k = x2d.shape
+    if finite_checks_on_gpu():  # opt-in: reading the check back synchronises
+        ops.scan_linear(x2d)
+    path = cuda_linear_path(mode, m, k, weight.shape[0], x2d.dtype)
+    tally = None if counter is None else device_tally(counter, x2d, weight)
+    if path == "dense":
+        if tally is not None:
+            ops.count_cuda(x2d, tally)
+        return torch.nn.functional.linear(x2d, weight, bias), path
+    index = ops.index_linear(x2d, ops.scan_linear(x2d, exact=False))
+    index.tally = tally
+    return ops.event_linear_apply(x2d, weight, bias, index), path

@@ -16,7 +16,7 @@ from .._counters import OpCounter
 from ..errors import ParameterError, ShapeError
 from ..ops.event_conv2d import ConvGeometry, event_conv2d_apply, index_conv2d, scan_conv2d
 from ._init import init_like_torch
-from .dispatch import MODES, choose_path
+from .dispatch import MODES, choose_conv_path
 from .event_linear import check_weight
 
 
@@ -64,17 +64,18 @@ def _event_conv2d(
             f"input of {h}×{w} pixels with padding {padding} is smaller than the "
             f"{kh}×{kw} kernel; pad it or use a smaller kernel"
         )
-    scan = scan_conv2d(x4, geom)
+    scan = scan_conv2d(x4, geom, exact=False)  # CUDA: counts stay on the device
     key = (geom.n, c_in, c_out, kh * kw, geom.ho * geom.wo)
-    path = choose_path(mode, "conv2d", x.device.type, key, scan.rate)
+    path = choose_conv_path(mode, x.device.type, key, scan)
     if counter is not None:
+        unit, graded, nnz = scan.op_counts()
         counter.count_ops(
-            synops=scan.unit_ops,
-            macs=scan.graded_ops,
+            synops=unit,
+            macs=graded,
             dense_macs=geom.dense_macs,
-            events_in=scan.nnz,
+            events_in=nnz,
             inputs_in=x4.numel(),
-            weight_bytes_read=(scan.unit_ops + scan.graded_ops) * weight.element_size(),
+            weight_bytes_read=(unit + graded) * weight.element_size(),
         )
     if path == "dense":
         y4 = F.conv2d(x4, weight, bias, stride, padding, 1, groups)

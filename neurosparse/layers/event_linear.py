@@ -16,9 +16,9 @@ from torch import nn
 from .._checks import check_choice, check_float_tensor, check_rank, check_same_device, unwrap
 from .._counters import OpCounter
 from ..errors import DTypeError, ParameterError, ShapeError
-from ..ops.event_linear import event_linear_apply, index_linear, scan_linear
+from ..ops.event_linear import backend, event_linear_apply, index_linear, scan_linear
 from ._init import init_like_torch
-from .dispatch import MODES, choose_path
+from .dispatch import MODES, choose_path, run_cuda_linear
 
 
 def check_weight(
@@ -33,10 +33,10 @@ def check_weight(
             f"weight has dtype {weight.dtype} but input has dtype {x.dtype}; use one dtype "
             f"(the kernels run float32, other float dtypes run the torch reference)"
         )
-    if not weight.is_contiguous():
+    if not (weight.is_contiguous() or weight.t().is_contiguous()):
         raise ShapeError(
-            f"weight must be contiguous (strides {weight.stride()} for shape "
-            f"{tuple(weight.shape)}); pass weight.contiguous()"
+            f"weight must be contiguous or the transpose of a contiguous tensor (strides "
+            f"{weight.stride()} for shape {tuple(weight.shape)}); pass weight.contiguous()"
         )
     if bias is not None:
         bias = check_float_tensor("bias", bias)
@@ -82,6 +82,9 @@ def _event_linear(
             f"{tuple(x.shape)}) but the layer expects in_features={n_in}"
         )
     x2d = x.reshape(-1, n_in).contiguous()
+    if backend(x2d) == "cuda":  # no count pass: it would synchronise (dispatch.py)
+        y2d, path = run_cuda_linear(mode, x2d, weight, bias, counter)
+        return y2d.reshape(*x.shape[:-1], n_out), path
     scan = scan_linear(x2d)
     path = choose_path(mode, "linear", x.device.type, (x2d.shape[0], n_in, n_out), scan.rate)
     if counter is not None:
@@ -167,7 +170,9 @@ class EventLinear(OpCounter, nn.Module):
         self.out_features = out_features
         self.mode = check_choice("mode", mode, MODES)
         kw = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(out_features, in_features, **kw))
+        # stored transposed (in-major): the event kernels read Wᵀ rows in place, so no
+        # packed copy exists that a write through weight.data could leave stale
+        self.weight = nn.Parameter(torch.empty(in_features, out_features, **kw).t())
         if bias:
             self.bias = nn.Parameter(torch.empty(out_features, **kw))
         else:

@@ -5,10 +5,11 @@ The unfused pair writes the input currents ``[T, B, out]`` of the neuron to memo
 :func:`event_linear_lif` runs one kernel that, per (batch element, tile of output
 neurons), walks the time steps, gathers the weight rows of the inputs active at
 ``(t, b)`` into the currents and steps the neurons on them, writing only the spikes and
-the final state: ``kernels/event_linear_lif.py`` on the CPU,
-``kernels/event_linear_lif_cuda.py`` on CUDA. Both sum each current in the order of the
-unfused gather of their device and step with the same scalar code
-(``kernels/lif_step.py``), so spikes and state equal the unfused pair's bit for bit.
+the final state (``kernels/event_linear_lif.py``, CPU only). It sums each current in the
+order of the unfused gather and steps with the same scalar code
+(``kernels/lif_step.py``), so spikes and state equal the unfused pair's bit for bit. (A
+CUDA twin existed; it measured slower than the unfused pair on the H100 at 1-5 % input
+and was deleted.)
 
 The fused kernels keep no traces for a backward pass. Wherever the pair cannot be
 fused, the call runs the unfused modules (``neuron(linear(x), state)``) and returns
@@ -16,8 +17,8 @@ their result, so the function can be called anywhere:
 
 - gradients are needed (grad mode on and the input, a parameter, a neuron parameter or
   the state requires grad);
-- the input is not a float32 ``[T, B, in]`` tensor, the weight is not float32,
-  ``NEUROSPARSE_KERNELS=torch``, or the device has no kernel;
+- the input is not a float32 ``[T, B, in]`` CPU tensor, the weight is not float32, or
+  ``NEUROSPARSE_KERNELS=torch``;
 - the linear layer would take its dense path (``mode="dense"``, or ``"auto"`` above the
   crossover activity, ``layers/dispatch.py``): the fused kernel is an event gather;
 - the neuron is not one whose sequence mode is the LIF-family op (its class overrides
@@ -25,7 +26,8 @@ their result, so the function can be called anywhere:
 - either module has forward hooks or pre-hooks (the energy meter, user hooks), or
   global module hooks are set: hooks must see both calls;
 - the weight or the bias holds NaN/inf (the unfused neuron then reports the non-finite
-  currents). The finiteness of a weight is checked once per weight version (cached).
+  currents). Checked on every call (one reduction: a cached answer would miss writes
+  through ``weight.data``).
 
 The linear layer's op counters and ``last_path`` are updated exactly as its own call
 would (they describe the input, not the path), so energy reports do not change.
@@ -33,11 +35,10 @@ would (they describe the input, not the path), so energy reports do not change.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.nn.modules import module as _nn_module
 
-from .._checks import check_float_tensor, check_rank, finite_checks_on_gpu
+from .._checks import check_float_tensor, check_rank
 from ..errors import ShapeError
 from ..neurons.base import SpikingNeuron
 from ..neurons.functional import NeuronState
@@ -83,24 +84,22 @@ def _meter_hooks(linear, neuron, x, state, out) -> None:
         hook(neuron, (cur, state), out)
 
 
-def _finite_params(linear: EventLinear, device_type: str) -> bool:
-    """Weight and bias hold no NaN/inf (cached per weight version; on CUDA only when
-    finiteness checks are on there, as for the neuron's own input check)."""
-    if device_type == "cuda" and not finite_checks_on_gpu():
-        return True
-    ok = True
+def _finite_params(linear: EventLinear) -> bool:
+    """Weight and bias hold no NaN/inf (a NaN or inf anywhere makes the sum non-finite;
+    a finite overflow of the sum takes the exact check)."""
     for p in (linear.weight, linear.bias):
         if p is not None:
-            ok &= ops_lin.packed(p, "finite", lambda w: bool(torch.isfinite(w).all()))
-    return ok
+            w = p.detach()
+            if not bool(torch.isfinite(w.sum())) and not bool(torch.isfinite(w).all()):
+                return False
+    return True
 
 
-# Devices where ``Sequential`` fuses by itself: where the fused pass was measured faster.
-# CPU (2-core VM, 4096->4096, T=100, B=32): 1.2-2x the unfused pair at 0.1-5 % input.
-# H100: 1.07x at 0.1 %, but 0.69x / 0.54x at 1 % / 5 % (a warp per (batch, 128 outputs)
-# walks T steps in sequence: 1,024 warps are too few to hide the gathers' latency), and
-# TF32 dense + our LIF beats both (0.40 ms): benchmarks/event_layers.py --gpu --sections
-# fused. The CUDA kernel stays available through event_linear_lif().
+# Devices where the fused pass exists and was measured faster: CPU (2-core VM,
+# 4096->4096, T=100, B=32): 1.2-2x the unfused pair at 0.1-5 % input. On the H100 the
+# CUDA twin measured 1.07x at 0.1 % but 0.69x / 0.54x at 1 % / 5 % (a warp per (batch,
+# 128 outputs) walks T steps in sequence: too few warps to hide the gathers' latency),
+# and TF32 dense + our LIF beat both; it was deleted rather than kept unreachable.
 AUTO_FUSE_DEVICES = ("cpu",)
 
 
@@ -179,8 +178,9 @@ def event_linear_lif(
     if (
         bk == "torch"
         or T == 0
+        or bk != "cpu"
         or not registry.use_kernel(ops_lif.OP, bk)
-        or not _finite_params(linear, bk)
+        or not _finite_params(linear)
     ):
         return neuron(linear(x), state)
     like = x.new_empty((B, n_out))  # shape of one step of the currents, for the checks
@@ -199,44 +199,19 @@ def event_linear_lif(
     state0 = ops_lif._pack_state(state, neuron.v_init, B, (n_out,), n_out, like)
     flags = ops_lif.flags_of(neuron.spec)
     kflags = (flags[0], flags[1], flags[3], flags[4], flags[5], flags[6])
-    if bk == "cpu":
-        z, st = _run_cpu(index, weight, bias, T, B, params, state0, kflags)
-    else:
-        z, st = _run_cuda(index, weight, bias, T, B, params, state0, kflags)
+    z, st = _run_cpu(index, weight, bias, T, B, params, state0, kflags)
     out = z.view(T, B, n_out), NeuronState(*(s.view(B, n_out) for s in st.unbind(0)))
     _meter_hooks(linear, neuron, x, state, out)
     return out
 
 
 def _run_cpu(index, weight, bias, T, B, params, state0, kflags):
-    from ..kernels import event_linear as kl
     from ..kernels import event_linear_lif as kel
 
-    tiles = ops_lin.packed(weight, "linear", lambda w: kl.pack_weight(w.numpy()))
-    b = kl.padded_bias(None if bias is None else bias.detach().numpy(), tiles)
+    src, tw, b = ops_lin.cpu_source(weight, bias)
     n_out = weight.shape[0]
     z = ops_lin.empty_cpu((T * B, n_out))
     st = ops_lin.empty_cpu((4, B * n_out))
-    kel.gather_lif(*index.arrays, tiles, b, T, B, params.numpy(), state0.numpy(), *kflags,
+    kel.gather_lif(*index.arrays, src, tw, b, T, B, params.numpy(), state0.numpy(), *kflags,
                    z.numpy(), st.numpy())  # fmt: skip
-    return z, st
-
-
-def _run_cuda(index, weight, bias, T, B, params, state0, kflags):
-    from ..kernels import event_linear_lif_cuda as kc
-
-    env = ops_lin.CudaEnv(index.device)
-
-    def transpose(w):  # Wᵀ [K, N] and its view: the entry ops.event_linear caches too
-        wt = w.t().contiguous()
-        return wt, env.view(wt)
-
-    _, wt_view = ops_lin.packed(weight, "linear_cuda", transpose)
-    bias_view = None if bias is None else ops_lin.packed(bias, "cuda_view", env.view)
-    n_out = weight.shape[0]
-    z, zv = env.tensor((T * B, n_out))
-    st, stv = env.tensor((4, B * n_out))
-    idx, val, cnt, start = index.arrays
-    kc.launch_fused(kflags, start, cnt, idx, val, wt_view, bias_view, env.view(params),
-                    env.view(state0), np.int64(T), zv, stv, env.stream)  # fmt: skip
     return z, st

@@ -187,13 +187,20 @@ class CudaEnv:
 
         self.cuda = cuda
         self.device = device
-        ptr = torch.cuda.current_stream(device).cuda_stream
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        # the raw pointer: a Stream object costs a few µs of host time per call
+        ptr = torch._C._cuda_getCurrentRawStream(index)
         self.stream = self._streams.get(ptr)
         if self.stream is None:
             self.stream = self._streams[ptr] = cuda.external_stream(ptr)
 
     def view(self, t: torch.Tensor):
         return _view(t)
+
+    def arg(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor as a kernel argument: the tensor itself (:func:`launch` packs torch
+        tensors without making numba views; the simulator tests swap this for a view)."""
+        return t
 
     def alloc(self, shape: tuple[int, ...], dtype, zero: bool):
         make = torch.zeros if zero else torch.empty

@@ -1,23 +1,17 @@
-"""A cached transposed weight for the delta kernels' CUDA twins."""
+"""The transposed weight the delta kernels' CUDA twins read."""
 
 from __future__ import annotations
 
-import weakref
-
 import torch
-
-_TRANSPOSED: dict[int, tuple[tuple, torch.Tensor]] = {}
 
 
 def transposed(weight: torch.Tensor) -> torch.Tensor:
-    """A contiguous ``weightᵀ``, cached per weight tensor until its data or version change
-    (optimizer steps and in-place copies bump the version)."""
-    key = (weight.data_ptr(), weight._version, tuple(weight.shape), weight.dtype)
-    hit = _TRANSPOSED.get(id(weight))
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    if hit is None:  # drop the copy with the weight (ids are reused after that)
-        weakref.finalize(weight, _TRANSPOSED.pop, id(weight), None)
-    wt = weight.detach().t().contiguous()
-    _TRANSPOSED[id(weight)] = (key, wt)
-    return wt
+    """A contiguous ``weightᵀ``, made per call (a view when the weight is stored
+    transposed).
+
+    Not cached: a copy keyed on the tensor's version counter misses writes through
+    ``weight.data``, and the delta kernels run a whole sequence per call, so one
+    transpose per call is a small share of it.
+    """
+    wt = weight.detach().t()
+    return wt if wt.is_contiguous() else wt.contiguous()

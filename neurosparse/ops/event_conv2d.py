@@ -31,7 +31,7 @@ from torch.autograd.function import once_differentiable
 from ..errors import InputValueError
 from . import event_linear as _lin
 from . import registry
-from .event_linear import backend, cuda_read, empty_cpu, packed
+from .event_linear import backend, cuda_read, empty_cpu
 
 OP = "event_conv2d"
 registry.register(OP, "cpu", "cuda")
@@ -96,11 +96,38 @@ class ConvScan:
     backend: str
     counts: Any = None
     index: Any = None
+    device_counts: Any = None  # CUDA, not read back: (cnt [rows], rowstats [rows, 3])
 
     @property
     def rate(self) -> float:
         g = self.geom
         return self.nnz / max(1, g.n * g.c_in * g.h * g.w)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the counts are host ints (False: a CUDA scan not read back)."""
+        return self.nnz >= 0
+
+    def read_back(self, name: str = "input") -> ConvScan:
+        """The exact scan (one synchronisation on CUDA; raises on NaN/inf)."""
+        if self.exact:
+            return self
+        nnz, unit, graded, bad = cuda_read(*self.device_counts)
+        if bad:
+            _raise_bad(name)
+        og = self.geom.og
+        return ConvScan(self.geom, nnz, unit * og, graded * og, self.backend,
+                        index=self.index)  # fmt: skip
+
+    def op_counts(self) -> tuple:
+        """``(±1 synaptic ops, graded ops, events)``: ints, or int64 device tensors
+        summed on the GPU when the scan was not read back (no synchronisation)."""
+        if self.exact:
+            return self.unit_ops, self.graded_ops, self.nnz
+        cnt, rowstats = (torch.as_tensor(a, device=self.index.device)
+                         for a in self.device_counts)  # fmt: skip
+        s = rowstats[:, :2].sum(0) * self.geom.og
+        return s[0], s[1], cnt.sum()
 
 
 @dataclass
@@ -143,12 +170,8 @@ def scan_conv2d(
         return ConvScan(geom, int(counts.sum()), unit, graded, bk, counts=counts)
     if bk == "cuda":
         index, (cnt, rowstats) = _cuda_scan(x, geom, fy, fx)
-        if not exact:
-            return ConvScan(geom, -1, -1, -1, bk, index=index)
-        nnz, unit, graded, bad = cuda_read(cnt, rowstats)
-        if bad:
-            _raise_bad(name)
-        return ConvScan(geom, nnz, unit * geom.og, graded * geom.og, bk, index=index)
+        scan = ConvScan(geom, -1, -1, -1, bk, index=index, device_counts=(cnt, rowstats))
+        return scan if not exact else scan.read_back(name)
     xd = x.detach()
     if not bool(torch.isfinite(xd).all()):
         _raise_bad(name)
@@ -182,7 +205,8 @@ def _forward_cpu(index: ConvIndex, weight: torch.Tensor, bias: torch.Tensor | No
     from ..kernels import event_conv2d as kc
 
     g = index.geom
-    wp = packed(weight, f"conv2d/{g.groups}", lambda w: kc.pack_weight(w.numpy(), g.groups))
+    # packed per call (a conv weight is small): a cached copy would miss ``.data`` writes
+    wp = kc.pack_weight(weight.detach().numpy(), g.groups)
     b = np.zeros(g.c_out, np.float32) if bias is None else bias.detach().numpy()
     out = empty_cpu((g.n, g.c_out, g.ho, g.wo))
     kc.conv_forward(*index.arrays, wp, b, out.numpy(), g.h, g.w, g.sh, g.sw, g.ph, g.pw,

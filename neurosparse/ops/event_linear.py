@@ -6,35 +6,33 @@ to the event path (see ``neurosparse/layers/dispatch.py``):
 1. :func:`scan_linear` -- one pass over the dense input ``x[M, K]``: events per row,
    events of magnitude 1 (spikes) vs graded ones, NaN/inf check.
 2. :func:`index_linear` -- the compressed row lists of the active inputs (CSR), built
-   once per call.
+   once per call (CPU; on CUDA the kernel needs none).
 3. :func:`event_linear_apply` -- the autograd Function. Forward: for each row, the sum of
    the weight rows (columns of ``W``) of its events, scaled by the event value. Backward:
    ``grad_W`` accumulates only the columns of inputs that were active (a gather over
-   the transposed lists); ``grad_x = grad_y @ W`` is dense (what a surrogate chain
+   the transposed lists; cuBLAS on CUDA); ``grad_x = grad_y @ W`` is dense (what a surrogate chain
    upstream needs); ``grad_b = Σ grad_y``.
 
-Three implementations, chosen per call: the Numba CPU kernels (``kernels/event_*.py``),
-the Numba CUDA kernels (``kernels/event_linear_cuda.py``, on torch's stream, no host
-copies), and a pure-torch reference (``index_add_`` row gathers) used for other dtypes,
-``NEUROSPARSE_KERNELS=torch`` and devices without a kernel. Kernels run on float32; the
-reference runs any floating dtype. All three give ``nn.Linear``'s result to float32
-rounding (the sums run in a different order).
+Three implementations, chosen per call: the Numba CPU kernels (``kernels/event_*.py``,
+float32), the Numba CUDA kernel (``kernels/event_linear_cuda.py``, float32 and
+bfloat16, on torch's stream), and a pure-torch reference (``index_add_`` row gathers)
+for other dtypes, ``NEUROSPARSE_KERNELS=torch`` and devices without a kernel. All give
+``nn.Linear``'s result to the rounding of their dtype (the sums run in another order).
 
-The CPU kernel gathers from a column-tiled copy of ``Wᵀ`` (``kernels/event_linear.py``),
-built once per weight version and cached; see :func:`packed` for when it is rebuilt.
+No weight copies are cached: the CPU kernel and the CUDA kernel read ``Wᵀ`` in place
+(:func:`weight_t`; ``EventLinear`` stores its weight transposed, so that is a view), so
+every write to the weight, ``weight.data`` included, is seen by the next call.
 
-On CUDA the index is built on the device (ELL rows, no host round trip) and the kernels
-run on torch's current stream. The exact counts (and the NaN check) need one small
-device->host read per call; ``scan_linear(..., exact=False)`` skips it, which makes the
-op capturable in a CUDA graph. Numba's launch path costs ~0.5 ms of host time per call
-(measured on an H200 host), more than the kernels themselves at small batch: capture
-small-batch inference in a graph (``torch.cuda.graphs``).
+On CUDA there is no index: one kernel compacts the dense input per block and gathers
+(``kernels/event_linear_cuda.py``), so the forward has no host synchronisation and can
+be captured in a CUDA graph; the backward is two cuBLAS products. Exact counts (and the
+NaN check) cost one device->host read; ``scan_linear(..., exact=False)`` skips it. The
+op counters of ``EventLinear`` read the kernel's own on-device tally instead
+(``layers/dispatch.py``).
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,12 +60,13 @@ def kernel_device(x: torch.Tensor) -> str:
 def backend(x: torch.Tensor, op: str = OP) -> str:
     """``"cpu"`` / ``"cuda"`` (Numba kernels) or ``"torch"`` (the reference) for an input.
 
-    Kernels run float32; other dtypes, ``NEUROSPARSE_KERNELS=torch`` and devices without
-    a kernel take the reference.
+    The CPU kernels run float32, the CUDA kernels float32 and bfloat16; other dtypes,
+    ``NEUROSPARSE_KERNELS=torch`` and devices without a kernel take the reference.
     """
-    if x.dtype != torch.float32:
-        return "torch"
     dev = kernel_device(x)
+    if x.dtype != torch.float32 and not (dev == "cuda" and x.dtype == torch.bfloat16
+                                         and op == OP):  # fmt: skip
+        return "torch"
     return dev if registry.use_kernel(op, dev) else "torch"
 
 
@@ -110,7 +109,8 @@ class LinearIndex:
     rows: int
     n_in: int
     arrays: tuple
-    nnz: int = -1  # when known on the host (sizes the GPU's transposed lists)
+    nnz: int = -1  # when known on the host
+    tally: Any = None  # CUDA: int64 [3] device counts the kernel adds to (events, ±1, NaN)
     _transposed: tuple | None = field(default=None, repr=False)
 
     def transposed(self) -> tuple:
@@ -130,9 +130,9 @@ def _raise_bad(name: str, row: int, rows: int) -> None:
 def scan_linear(x2d: torch.Tensor, name: str = "input", exact: bool = True) -> LinearScan:
     """Count pass over ``x2d [M, K]``: events per row, ±1 events, NaN/inf (raises).
 
-    On CUDA the counts live on the device; ``exact=False`` skips reading them (no host
-    synchronisation: ``nnz``/``unit`` are -1 and NaN/inf is not checked). Elsewhere the
-    flag has no effect.
+    On CUDA ``exact=False`` skips counting (no host synchronisation: ``nnz``/``unit``
+    are -1 and NaN/inf is not checked; a NaN then propagates to the output rows, as in
+    ``nn.Linear``). Elsewhere the flag has no effect.
     """
     m, k = x2d.shape
     bk = backend(x2d)
@@ -145,12 +145,10 @@ def scan_linear(x2d: torch.Tensor, name: str = "input", exact: bool = True) -> L
         u = int(unit.sum())
         return LinearScan(m, k, u + int(graded.sum()), u, bk, counts=counts)
     if bk == "cuda":
-        index, rowstats = _cuda_scan(x2d)
+        index = _cuda_index(x2d)
         if not exact:
             return LinearScan(m, k, -1, -1, bk, index=index)
-        nnz, unit, graded, bad = cuda_read(index.arrays[2], rowstats)
-        if bad:
-            _raise_bad(name, -1, m)
+        nnz, unit = _cuda_exact(x2d, name)
         index.nnz = nnz
         return LinearScan(m, k, nnz, unit, bk, index=index)
     xd = x2d.detach()
@@ -177,35 +175,17 @@ def index_linear(x2d: torch.Tensor, scan: LinearScan) -> LinearIndex:
     return LinearIndex("torch", x2d.device, m, k, (rows, cols, xd[rows, cols]))
 
 
-# -- packed weight copies (and device views), cached per weight tensor ------------------
-_PACKED: dict[tuple[int, str], tuple[tuple, Any]] = {}
+# -- the weight as the kernels read it (no cached copies) -----------------------------
+def weight_t(weight: torch.Tensor) -> torch.Tensor:
+    """``Wᵀ [in, out]`` of an nn.Linear-layout weight, contiguous.
 
-
-def packed(weight: torch.Tensor, tag: str, build: Callable[[torch.Tensor], Any]) -> Any:
-    """``build(weight.detach())``, cached per weight tensor and ``tag`` (the packing).
-
-    An entry is rebuilt when the tensor's storage or version counter changes, which
-    every in-place update through autograd-visible ops does (optimizer steps,
-    ``load_state_dict``, ``with torch.no_grad(): w.copy_(...)``). Writes through
-    ``weight.data`` bypass the version counter: call :func:`clear_weight_cache` after
-    those. A cached copy costs one more weight's worth of memory.
+    A view when the weight is stored transposed (``EventLinear`` allocates it that way),
+    otherwise a fresh copy made for this call. There is deliberately no cache: a cached
+    copy keyed on the tensor's version misses writes through ``weight.data`` (pruning,
+    rewiring and loading code does those), and nothing cheap detects them.
     """
-    key = (weight.data_ptr(), weight._version, tuple(weight.shape), weight.dtype)
-    slot = (id(weight), tag)
-    hit = _PACKED.get(slot)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    if hit is None:
-        weakref.finalize(weight, _PACKED.pop, slot, None)
-    value = build(weight.detach())
-    _PACKED[slot] = (key, value)
-    return value
-
-
-def clear_weight_cache(weight: torch.Tensor | None = None) -> None:
-    """Drop the packed copies of ``weight`` (of every weight when None)."""
-    for slot in [s for s in _PACKED if weight is None or s[0] == id(weight)]:
-        del _PACKED[slot]
+    wt = weight.detach().t()
+    return wt if wt.is_contiguous() else wt.contiguous()
 
 
 # -- the three implementations ---------------------------------------------------------
@@ -219,13 +199,23 @@ def empty_cpu(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(np.empty(shape, np.float32))
 
 
+def cpu_source(weight: torch.Tensor, bias: torch.Tensor | None):
+    """``(src, tw, bias)`` for the CPU gathers: ``Wᵀ`` read in place as ``[1, in, out]``,
+    the columns per work item, and a float32 bias (zeros for none)."""
+    from ..kernels import event_linear as kl
+
+    wt = weight_t(weight).numpy()
+    n_in, n_out = wt.shape
+    b = np.zeros(n_out, np.float32) if bias is None else bias.detach().numpy()
+    return wt.reshape(1, n_in, n_out), kl.tile_width(n_in, n_out), b
+
+
 def _forward_cpu(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor | None):
     from ..kernels import event_linear as kl
 
-    tiles = packed(weight, "linear", lambda w: kl.pack_weight(w.numpy()))
-    b = kl.padded_bias(None if bias is None else bias.detach().numpy(), tiles)
+    src, tw, b = cpu_source(weight, bias)
     y = empty_cpu((index.rows, weight.shape[0]))
-    kl.gather_rows(*index.arrays, tiles, b, y.numpy(), False)
+    kl.gather_rows(*index.arrays, src, tw, b, y.numpy(), False)
     return y
 
 
@@ -235,7 +225,8 @@ def _grad_weight_cpu(index: LinearIndex, gy: torch.Tensor, n_out: int) -> torch.
     colptr, rows, vals = index.transposed()
     tiles = kl.pack_rows(gy.numpy())
     gw = empty_cpu((n_out, index.n_in))
-    kl.gather_rows(colptr, rows, vals, tiles, kl.padded_bias(None, tiles), gw.numpy(), True)
+    kl.gather_rows(colptr, rows, vals, tiles, tiles.shape[2], kl.padded_bias(None, tiles),
+                   gw.numpy(), True)  # fmt: skip
     return gw
 
 
@@ -284,40 +275,74 @@ def cuda_read(cnt, rowstats) -> tuple[int, int, int, int]:
     return int(ev), int(unit), int(graded), int(bad)
 
 
-def _cuda_scan(x2d: torch.Tensor):
-    from ..kernels import event_linear_cuda as kc
+_TALLY_SCRATCH: dict[str, torch.Tensor] = {}  # per CUDA device: counts nobody reads
 
-    env = CudaEnv(x2d.device)
-    idx, val, cnt, start, rowstats = kc.linear_index(env.view(x2d), env.alloc, env.stream)
+
+def scratch_tally(device: torch.device) -> torch.Tensor:
+    """An int64 ``[3]`` device buffer for the kernel's statistics when no counter reads
+    them (they are added atomically and never read back)."""
+    t = _TALLY_SCRATCH.get(str(device))
+    if t is None:
+        t = _TALLY_SCRATCH[str(device)] = torch.zeros(3, dtype=torch.int64, device=device)
+    return t
+
+
+def _cuda_index(x2d: torch.Tensor) -> LinearIndex:
+    # no index on CUDA: the kernel compacts the dense input itself (see
+    # kernels/event_linear_cuda.py); the "index" carries the input
     m, k = x2d.shape
-    return LinearIndex("cuda", x2d.device, m, k, (idx, val, cnt, start)), rowstats
+    return LinearIndex("cuda", x2d.device, m, k, (x2d.detach(),))
+
+
+def _cuda_exact(x2d: torch.Tensor, name: str) -> tuple[int, int]:
+    """``(events, ±1 events)`` of a CUDA input, read to the host (one synchronisation);
+    raises on NaN/inf."""
+    xd = x2d.detach()
+    a = xd.abs()
+    counts = torch.stack([torch.count_nonzero(xd), torch.count_nonzero(a == 1),
+                          torch.count_nonzero(~torch.isfinite(xd))]).tolist()  # fmt: skip
+    if counts[2]:
+        _raise_bad(name, -1, x2d.shape[0])
+    return counts[0], counts[1]
 
 
 def _forward_cuda(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor | None):
     from ..kernels import event_linear_cuda as kc
 
+    (x,) = index.arrays
     env = CudaEnv(index.device)
-
-    def transpose(w):  # Wᵀ [K, N] and its numba view, both kept in the cache
-        wt = w.t().contiguous()
-        return wt, env.view(wt)
-
-    _, wt_view = packed(weight, "linear_cuda", transpose)
-    y, yv = env.tensor((index.rows, weight.shape[0]))
-    idx, val, cnt, start = index.arrays
-    bias_view = None if bias is None else packed(bias, "cuda_view", env.view)
-    kc.launch_gather(start, cnt, idx, val, wt_view, bias_view, yv, env.stream)
+    bf16 = x.dtype == torch.bfloat16
+    y = torch.empty((index.rows, weight.shape[0]), dtype=x.dtype, device=index.device)
+    tally = index.tally if index.tally is not None else scratch_tally(index.device)
+    wt = weight.detach().t()  # read in place through its strides: no copy to go stale
+    b = None if bias is None else bias.detach()
+    if bf16:
+        x, wt, y_k = x.view(torch.int16), wt.view(torch.int16), y.view(torch.int16)
+        b = None if b is None else b.view(torch.int16)
+    else:
+        y_k = y
+    kc.launch_gather(env.arg(x), env.arg(wt), None if b is None else env.arg(b), env.arg(y_k),
+                     env.arg(tally), env.stream, bf16)  # fmt: skip
     return y
 
 
-def _grad_weight_cuda(index: LinearIndex, gy: torch.Tensor, n_out: int) -> torch.Tensor:
+def count_cuda(x2d: torch.Tensor, tally: torch.Tensor) -> None:
+    """Add ``x2d``'s events, ±1 events and NaN/inf to a device ``tally`` (no sync)."""
     from ..kernels import event_linear_cuda as kc
 
-    env = CudaEnv(index.device)
-    cap = index.nnz if index.nnz >= 0 else index.rows * index.n_in
-    gwt = kc.linear_grad_weight_t(index.arrays, env.view(gy), index.n_in, cap, env.alloc,
-                                  env.stream)  # fmt: skip
-    return torch.as_tensor(gwt, device=index.device).t()
+    env = CudaEnv(x2d.device)
+    x = x2d.detach()
+    bf16 = x.dtype == torch.bfloat16
+    kc.launch_count(env.arg(x.view(torch.int16) if bf16 else x), env.arg(tally), env.stream,
+                    bf16)  # fmt: skip
+
+
+def _grad_weight_cuda(index: LinearIndex, gy: torch.Tensor, n_out: int) -> torch.Tensor:
+    # cuBLAS: gWᵀ = xᵀ gy over the dense binary input. An event version needs column
+    # lists of the events (a transpose of the compaction); at the batch sizes where a
+    # weight gradient is computed the GEMM is faster than building them.
+    (x,) = index.arrays
+    return gy.t() @ x
 
 
 def _forward(index, weight, bias):
@@ -361,4 +386,8 @@ def event_linear_apply(
     ``x2d`` is passed only so autograd can route its gradient; its values are those in
     ``index``. Arguments are assumed checked (see ``neurosparse.layers.event_linear``).
     """
+    if not torch.is_grad_enabled() or not (
+        x2d.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    ):  # inference: skip autograd's Function machinery (~10 µs of host time a call)
+        return _forward(index, weight, bias)
     return _EventLinearFn.apply(x2d, weight, bias, index)

@@ -41,6 +41,8 @@ class SimEnv:
     def view(self, t: torch.Tensor):
         return t.detach().numpy()
 
+    arg = view
+
     def alloc(self, shape, dtype, zero):
         if zero:
             return np.zeros(shape, dtype)
@@ -131,11 +133,53 @@ def test_linear_cuda_counts_equal_cpu_counts(monkeypatch):
     assert cuda_counts["events_in"] == int((x != 0).sum())
 
 
-def test_linear_cuda_nan_is_reported():
+def test_linear_cuda_nan_propagates_or_is_reported(monkeypatch):
+    # no read-back by default (it would synchronise): the NaN reaches its output row
+    # only, as in nn.Linear; the opt-in check raises
     x = torch.zeros(2, 30)
     x[1, 3] = float("nan")
+    layer = EventLinear(30, 4, mode="event")
+    y = layer(x)
+    assert torch.isnan(y[1]).all() and torch.isfinite(y[0]).all()
+    monkeypatch.setenv("NEUROSPARSE_CHECK_FINITE_GPU", "1")
     with pytest.raises(ValueError, match="NaN"):
-        EventLinear(30, 4, mode="event")(x)
+        layer(x)
+
+
+@pytest.mark.parametrize("rate", [0.05, 1.0])
+def test_linear_cuda_bf16_weights(rate):
+    # bf16 operands travel as int16 bits; sums in float32, output rounded to bf16
+    torch.manual_seed(2)
+    layer = EventLinear(70, 140, mode="event", dtype=torch.bfloat16)
+    x = spikes((3, 70), rate, graded=True, seed=7).bfloat16()
+    with torch.no_grad():
+        y = layer(x)
+        ref = torch.nn.functional.linear(x.double(), layer.weight.double(),
+                                         layer.bias.double())  # fmt: skip
+    assert y.dtype == torch.bfloat16
+    err = float((y.double() - ref).abs().max())
+    assert err <= 2 ** -7 * max(1.0, float(ref.abs().max())), err
+
+
+def test_linear_cuda_reads_any_weight_layout():
+    # the functional form with a contiguous [out, in] weight: read through its strides
+    from neurosparse.layers.event_linear import event_linear
+
+    torch.manual_seed(3)
+    w = torch.randn(9, 33)
+    x = spikes((5, 33), 0.3, graded=True, seed=8)
+    assert_f32_close(event_linear(x, w, None, mode="event"), x @ w.t())
+    assert CALLS == {"event_linear_forward_cuda": 1}
+
+
+def test_linear_cuda_rows_tiles_and_chunks():
+    # more rows than one tile (4), inputs over several chunks, a ragged column tile
+    from neurosparse.kernels import event_linear_cuda as kc
+
+    torch.manual_seed(4)
+    layer = EventLinear(kc.CH * 2 + 5, 130, mode="event")
+    x = spikes((7, kc.CH * 2 + 5), 0.2, graded=True, seed=9)
+    assert_f32_close(layer(x), layer.to_dense()(x))
 
 
 @pytest.mark.parametrize(
