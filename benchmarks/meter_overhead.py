@@ -1,7 +1,8 @@
 """Cost of leaving ``neurosparse.energy.Meter`` on: the same inference with and without it.
 
 ``python benchmarks/meter_overhead.py [--repeats N] [--quick] [--out F.json]
-[--compare BEFORE.json]``
+[--compare BEFORE.json]``; ``--merge A.json B.json ... --out F.json`` pools the timings of
+several runs (alternate runs of two versions on a shared machine, then merge each side).
 
 Cases, at the sizes of ``benchmarks/event_layers.py`` and of the peers' tutorials:
 
@@ -15,7 +16,10 @@ Cases, at the sizes of ``benchmarks/event_layers.py`` and of the peers' tutorial
 
 Each case runs plain and metered in turn (interleaved, so both see the same load),
 ``torch.no_grad``, 1 CPU thread; the table gives medians with min-max and the overhead
-of the medians. ``--compare`` prints a before/after table against an earlier JSON.
+of the medians. Times are the process's CPU time (``time.process_time``): on a machine
+shared with other jobs, wall time mostly measures their load; with one thread, CPU time
+is the work done (it still varies with cache and memory-bandwidth contention). The JSON
+also keeps the wall times. ``--compare`` prints a before/after table against an earlier JSON.
 """
 
 from __future__ import annotations
@@ -82,10 +86,11 @@ def cases(quick: bool):
     return out
 
 
-def _time(fn) -> float:
-    t0 = time.perf_counter()
+def _time(fn) -> tuple[float, float]:
+    """(CPU time, wall time) of one call."""
+    c0, t0 = time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    return time.process_time() - c0, time.perf_counter() - t0
 
 
 def measure(repeats: int, quick: bool) -> list[dict]:
@@ -104,13 +109,16 @@ def measure(repeats: int, quick: bool) -> list[dict]:
 
         plain()
         metered()  # warm-up: kernels compiled, fan-out maps cached
-        tp, tm = [], []
+        tp, tm, wp, wm = [], [], [], []
         for _ in range(repeats):
-            tp.append(_time(plain))
-            tm.append(_time(metered))
+            for fn, cpu, wall in ((plain, tp, wp), (metered, tm, wm)):
+                c, w = _time(fn)
+                cpu.append(c)
+                wall.append(w)
         p, m = statistics.median(tp), statistics.median(tm)
-        rows.append({"case": label, "plain_s": tp, "metered_s": tm,
-                     "plain_median_s": p, "metered_median_s": m, "overhead": m / p - 1})
+        rows.append({"case": label, "plain_s": tp, "metered_s": tm, "plain_wall_s": wp,
+                     "metered_wall_s": wm, "plain_median_s": p, "metered_median_s": m,
+                     "overhead": m / p - 1})
     return rows
 
 
@@ -137,20 +145,42 @@ def table(rows, before=None) -> str:
     return "\n".join(lines)
 
 
+def merge(paths: list[str]) -> dict:
+    """Pool the timings of several runs of the same cases."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    rows = []
+    for r in runs[0]["rows"]:
+        tp = [t for run in runs for q in run["rows"] if q["case"] == r["case"]
+              for t in q["plain_s"]]
+        tm = [t for run in runs for q in run["rows"] if q["case"] == r["case"]
+              for t in q["metered_s"]]
+        p, m = statistics.median(tp), statistics.median(tm)
+        rows.append({"case": r["case"], "plain_s": tp, "metered_s": tm, "plain_median_s": p,
+                     "metered_median_s": m, "overhead": m / p - 1})
+    info = dict(runs[0]["info"], repeats=sum(run["info"]["repeats"] for run in runs),
+                runs=len(runs))
+    return {"info": info, "rows": rows}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--merge", nargs="+", help="JSON files of earlier runs to pool")
     ap.add_argument("--repeats", type=int, default=21)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="write the timings as JSON to this path")
     ap.add_argument("--compare", help="JSON of an earlier run: print before/after")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    rows = measure(args.repeats, args.quick)
-    info = {"torch": torch.__version__, "threads": 1, "repeats": args.repeats,
-            "cpu": platform.processor() or platform.machine(), "device": "cpu"}
+    if args.merge:
+        pooled = merge(args.merge)
+        rows, info = pooled["rows"], pooled["info"]
+    else:
+        rows = measure(args.repeats, args.quick)
+        info = {"torch": torch.__version__, "threads": 1, "repeats": args.repeats,
+                "cpu": platform.processor() or platform.machine(), "device": "cpu"}
     before = json.loads(Path(args.compare).read_text()) if args.compare else None
-    print(f"Meter overhead, CPU, 1 thread, torch {info['torch']}, median (min-max) of "
-          f"{args.repeats} interleaved repeats, no_grad")
+    print(f"Meter overhead, CPU, 1 thread, torch {info['torch']}, process CPU time, "
+          f"median (min-max) of {info['repeats']} interleaved repeats, no_grad")
     print(table(rows, before))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

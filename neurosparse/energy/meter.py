@@ -116,6 +116,15 @@ def _per_row_linear(module: nn.Module, totals: dict) -> bool:
             and (totals["synops"] == 0 or totals["macs"] == 0) and totals["spikes"] == 0)
 
 
+def _events_per_step(module: nn.Module, x: torch.Tensor, span: tuple[int, int]):
+    """Input events per step: the layer's own per-row counts where its scan kept them
+    (CPU), else one count over the input."""
+    rows = module.__dict__.get("_row_events")
+    if rows is not None and len(rows) == span[0] * span[1]:
+        return torch.as_tensor(rows).reshape(span[0], -1).sum(1)
+    return tt.nonzero_lead(x.detach().reshape(span[0], -1), 1)
+
+
 def _linear_steps(totals: dict, events: list[int]) -> list[dict[str, float]]:
     """Per-step counts of a ``_per_row_linear`` layer from its input events per step."""
     n = sum(events)
@@ -616,8 +625,7 @@ class Meter:
             if self.layout == "auto":
                 if span and span[0] > 1 and _per_row_linear(module, totals):
                     # events per step: one count over the input the layer already scanned
-                    totals["_events_per_step"] = tt.nonzero_lead(
-                        x.detach().reshape(span[0], -1), 1)
+                    totals["_events_per_step"] = _events_per_step(module, x, span)
                 self._buffer(label, totals, span, first_batch(args))
             elif self._ctx is not None:
                 self._pending.setdefault(label, []).append(totals)

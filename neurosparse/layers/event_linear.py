@@ -54,6 +54,8 @@ def count_linear(counter: OpCounter, scan, x2d: torch.Tensor, weight: torch.Tens
     """Record what an event Linear does for ``x2d [M, in]``, from its scan (whichever
     path then runs: the counts describe the input)."""
     n_out, n_in = weight.shape
+    # events per row, already counted by the CPU scan: the energy meter's per-step counts
+    counter.__dict__["_row_events"] = scan.counts
     counter.count_ops(
         synops=scan.unit * n_out,
         macs=scan.graded * n_out,
