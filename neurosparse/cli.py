@@ -26,7 +26,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(
         f"neurosparse demo: SyntheticDVS, {cfg.n_classes} motion directions, "
         f"{cfg.sensor}x{cfg.sensor} sensor, T={cfg.time_bins} bins of {cfg.dt_us} us, "
-        f"{cfg.n_train} train / {cfg.n_test} test recordings"
+        f"{cfg.n_train} train / {cfg.n_test} test recordings",
+        flush=True,  # before the data generation starts, also when stdout is a pipe
     )
     res = run_demo(cfg, progress=not args.no_progress)
     print(f"input spike rate      {res.input_rate:.3f} per pixel per step")
