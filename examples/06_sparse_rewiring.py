@@ -44,6 +44,8 @@ from neurosparse.plasticity import Rewiring
 def add_flags(p):
     p.add_argument("--seeds", type=int, default=None, help="runs per setting (default 5)")
     p.add_argument("--groups", type=int, default=4, help="groups of the G2GNet start")
+    p.add_argument("--nets", nargs="+", choices=("MLP", "SNN"), default=["MLP", "SNN"],
+                   help="which half to run (default both)")
     p.add_argument("--sparsities", type=float, nargs="+", default=None,
                    help="default 0.5 0.75 0.9 0.95 (--quick: 0.75 0.95)")
 
@@ -352,6 +354,8 @@ def table(results):
 
 all_results, seconds = {}, {}
 for name, train in (("MLP", train_mlp), ("SNN", train_snn)):
+    if name not in args.nets:
+        continue
     all_results[name], seconds[name] = sweep(name, train)
     md = table(all_results[name])
     (args.out / f"{name.lower()}_table.md").write_text(md + "\n")
@@ -365,7 +369,9 @@ for name, train in (("MLP", train_mlp), ("SNN", train_snn)):
 # (mean ± std).
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+fig, axes = plt.subplots(1, len(all_results), figsize=(6.5 * len(all_results), 4.8),
+                         layout="constrained", squeeze=False)  # fmt: skip
+axes = axes[0]
 chance = {"MLP": 0.1, "SNN": 1 / snn_cfg.n_classes}
 for ax, (name, res) in zip(axes, all_results.items(), strict=True):
     dm, ds = stats(res["dense"]["dense"])
