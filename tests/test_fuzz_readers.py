@@ -16,7 +16,8 @@ reads the file with ``errors="raise"`` and ``errors="skip"``. It passes when eac
 
 What no check can see, e.g. a flipped bit that turns an event into another valid one, is
 allowed here exactly as docs/data.md states it. CI runs a small seeded subset;
-``NEUROSPARSE_FUZZ_TRIALS=50`` runs 50 trials per file and random mutation kind.
+``NEUROSPARSE_FUZZ_TRIALS=50`` runs 50 trials per file and random mutation kind, and
+``NEUROSPARSE_FUZZ_SEED=n`` draws other mutations.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from neurosparse.data._source import WordSource
 from neurosparse.errors import CorruptDataWarning, EventFileError, TruncatedFileError
 
 TRIALS = int(os.environ.get("NEUROSPARSE_FUZZ_TRIALS", "2"))
+SEED = int(os.environ.get("NEUROSPARSE_FUZZ_SEED", "0"))
 TIMEOUT_S = 60
 MEMORY_HEADROOM = 1 << 30  # a trial may allocate 1 GiB beyond what the parent holds
 RANDOM_KINDS = ("truncate", "random_bytes", "bit_flips", "huge_size")
@@ -297,7 +299,7 @@ def test_damaged_files_give_a_clear_error_or_checked_events(name, tmp_path):
     trials = [(k, 0) for k in FIXED_KINDS] + [(k, i) for k in RANDOM_KINDS for i in range(TRIALS)]
     failures = []
     for kind, i in trials:
-        rng = np.random.default_rng([base, (RANDOM_KINDS + FIXED_KINDS).index(kind), i])
+        rng = np.random.default_rng([SEED, base, (RANDOM_KINDS + FIXED_KINDS).index(kind), i])
         if kind == "wrong_extension":
             ext = [e for e in WRONG_EXT if e != src.suffix][i % 5]
             path = tmp_path / f"renamed{ext}"
