@@ -33,7 +33,6 @@ would (they describe the input, not the path), so energy reports do not change.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.nn.modules import module as _nn_module
 
@@ -44,6 +43,7 @@ from ..neurons.functional import NeuronState
 from ..ops import event_linear as ops_lin
 from ..ops import lif_sequence as ops_lif
 from ..ops import registry
+from ..ops.event_linear_lif import fused_event_linear_lif
 from .dispatch import choose_path
 from .event_linear import EventLinear, check_weight, count_linear
 
@@ -179,42 +179,5 @@ def event_linear_lif(
     state0 = ops_lif._pack_state(state, neuron.v_init, B, (n_out,), n_out, like)
     flags = ops_lif.flags_of(neuron.spec)
     kflags = (flags[0], flags[1], flags[3], flags[4], flags[5], flags[6])
-    if bk == "cpu":
-        z, st = _run_cpu(index, weight, bias, T, B, params, state0, kflags)
-    else:
-        z, st = _run_cuda(index, weight, bias, T, B, params, state0, kflags)
+    z, st = fused_event_linear_lif(bk, index, weight, bias, T, B, params, state0, kflags)
     return z.view(T, B, n_out), NeuronState(*(s.view(B, n_out) for s in st.unbind(0)))
-
-
-def _run_cpu(index, weight, bias, T, B, params, state0, kflags):
-    from ..kernels import event_linear as kl
-    from ..kernels import event_linear_lif as kel
-
-    tiles = ops_lin.packed(weight, "linear", lambda w: kl.pack_weight(w.numpy()))
-    b = kl.padded_bias(None if bias is None else bias.detach().numpy(), tiles)
-    n_out = weight.shape[0]
-    z = ops_lin.empty_cpu((T * B, n_out))
-    st = ops_lin.empty_cpu((4, B * n_out))
-    kel.gather_lif(*index.arrays, tiles, b, T, B, params.numpy(), state0.numpy(), *kflags,
-                   z.numpy(), st.numpy())  # fmt: skip
-    return z, st
-
-
-def _run_cuda(index, weight, bias, T, B, params, state0, kflags):
-    from ..kernels import event_linear_lif_cuda as kc
-
-    env = ops_lin.CudaEnv(index.device)
-
-    def transpose(w):  # Wᵀ [K, N] and its view: the entry ops.event_linear caches too
-        wt = w.t().contiguous()
-        return wt, env.view(wt)
-
-    _, wt_view = ops_lin.packed(weight, "linear_cuda", transpose)
-    bias_view = None if bias is None else ops_lin.packed(bias, "cuda_view", env.view)
-    n_out = weight.shape[0]
-    z, zv = env.tensor((T * B, n_out))
-    st, stv = env.tensor((4, B * n_out))
-    idx, val, cnt, start = index.arrays
-    kc.launch_fused(kflags, start, cnt, idx, val, wt_view, bias_view, env.view(params),
-                    env.view(state0), np.int64(T), zv, stv, env.stream)  # fmt: skip
-    return z, st
