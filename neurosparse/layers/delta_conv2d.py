@@ -18,16 +18,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .._checks import check_choice, check_module_device, unwrap
+from .._checks import check_module_device, unwrap
 from .._counters import OpCounter
 from .._state import StepState
-from ..errors import ParameterError, ShapeError
+from ..errors import ShapeError
 from ..ops import event_conv2d as ec
 from ..ops.delta_accumulate import accumulate
 from ..ops.delta_encode import delta_encode_op
-from ._init import init_like_torch
+from ._base import Conv2dTwin
 from .delta_encoder import (
     DeltaModule,
     DeltaStream,
@@ -36,8 +35,7 @@ from .delta_encoder import (
     init_threshold,
     unit_thresholds,
 )
-from .delta_linear import positive_int
-from .dispatch import MODES, choose_path
+from .dispatch import choose_path
 
 
 class DeltaConv2dState(NamedTuple):
@@ -47,16 +45,6 @@ class DeltaConv2dState(NamedTuple):
     z: torch.Tensor
 
 
-def _pair(name: str, v: object, lo: int) -> tuple[int, int]:
-    t = (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
-    ok = isinstance(t, (tuple, list)) and len(t) == 2 and all(
-        isinstance(a, int) and not isinstance(a, bool) and a >= lo for a in t
-    )
-    if not ok:
-        raise ParameterError(f"{name} must be an int >= {lo} or a pair of them, got {v!r}")
-    return int(t[0]), int(t[1])
-
-
 def footprint(n_in: int, k: int, s: int, p: int, n_out: int) -> np.ndarray:
     """Outputs along one axis that each of ``n_in`` input positions reaches (borders clip)."""
     o = np.arange(n_out)
@@ -64,7 +52,7 @@ def footprint(n_in: int, k: int, s: int, p: int, n_out: int) -> np.ndarray:
     return ((tap >= 0) & (tap < k)).sum(1)
 
 
-class DeltaConv2d(OpCounter, DeltaModule, StepState):
+class DeltaConv2d(OpCounter, DeltaModule, StepState, Conv2dTwin):
     """Conv2d driven by input deltas: ``[T, B, C, H, W] -> [T, B, O, Ho, Wo]``.
 
     Parameters
@@ -115,49 +103,11 @@ class DeltaConv2d(OpCounter, DeltaModule, StepState):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_channels = positive_int("in_channels", in_channels)
-        self.out_channels = positive_int("out_channels", out_channels)
-        self.groups = positive_int("groups", groups)
-        if in_channels % groups or out_channels % groups:
-            raise ParameterError(
-                f"groups={groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}"
-            )
-        self.kernel_size = _pair("kernel_size", kernel_size, 1)
-        self.stride = _pair("stride", stride, 1)
-        self.padding = _pair("padding", padding, 0)
-        self.mode = check_choice("mode", mode, MODES)
-        kw = {"device": device, "dtype": dtype}
-        shape = (out_channels, in_channels // groups, *self.kernel_size)
-        self.weight = nn.Parameter(torch.empty(shape, **kw))
-        self.bias = nn.Parameter(torch.empty(out_channels, **kw)) if bias else None
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, groups, bias, mode,
+                    device, dtype)  # fmt: skip
         init_threshold(self, threshold, in_channels, per_channel, learn_threshold, grad_width,
-                       **kw)
+                       device=device, dtype=dtype)  # fmt: skip
         self.state: DeltaConv2dState | None = None
-        self.last_path: str | None = None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """``nn.Conv2d``'s initialisation."""
-        init_like_torch(self.weight, self.bias)
-
-    @classmethod
-    def from_dense(cls, conv: nn.Conv2d, threshold: float = 0.0, **kw) -> DeltaConv2d:
-        """A ``DeltaConv2d`` holding a copy of ``conv``'s parameters."""
-        if not isinstance(conv, nn.Conv2d):
-            raise ParameterError(f"from_dense expects an nn.Conv2d, got {type(conv).__name__}")
-        if conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding,
-                                                                                 str):
-            raise ParameterError("from_dense supports dilation 1, zero padding given as ints")
-        w = conv.weight
-        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                    conv.padding, conv.groups, conv.bias is not None, threshold,
-                    device=w.device, dtype=w.dtype, **kw)  # fmt: skip
-        with torch.no_grad():
-            layer.weight.copy_(w)
-            if conv.bias is not None:
-                layer.bias.copy_(conv.bias)
-        return layer
 
     def _geometry(self, n: int, h: int, w: int) -> ec.ConvGeometry:
         return ec.ConvGeometry(n, self.in_channels, h, w, self.out_channels, *self.kernel_size,

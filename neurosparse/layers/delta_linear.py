@@ -20,7 +20,6 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .._checks import (
     check_choice,
@@ -32,11 +31,11 @@ from .._checks import (
 )
 from .._counters import OpCounter
 from .._state import StepState
-from ..errors import DTypeError, ParameterError, ShapeError
+from ..errors import DTypeError, ShapeError
 from ..ops import event_linear as el
 from ..ops.delta_accumulate import accumulate
 from ..ops.delta_encode import EncodeStats, delta_encode_op
-from ._init import init_like_torch
+from ._base import LinearTwin
 from .delta_encoder import (
     DeltaModule,
     DeltaStream,
@@ -53,12 +52,6 @@ class DeltaLinearState(NamedTuple):
 
     x_ref: torch.Tensor
     z: torch.Tensor
-
-
-def positive_int(name: str, v: object) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise ParameterError(f"{name} must be a positive int, got {v!r}")
-    return v
 
 
 def delta_matmul(
@@ -176,7 +169,7 @@ def _run(layer, x, state, counter: OpCounter | None):
     return z, DeltaLinearState(ref, z[-1])
 
 
-class DeltaLinear(OpCounter, DeltaModule, StepState):
+class DeltaLinear(OpCounter, DeltaModule, StepState, LinearTwin):
     """Linear layer driven by input deltas: output ``W·x̂_t + b`` for ``x [T, B, in]``.
 
     Parameters
@@ -223,35 +216,10 @@ class DeltaLinear(OpCounter, DeltaModule, StepState):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = positive_int("in_features", in_features)
-        self.out_features = positive_int("out_features", out_features)
-        self.mode = check_choice("mode", mode, MODES)
-        kw = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(out_features, in_features, **kw))
-        self.bias = nn.Parameter(torch.empty(out_features, **kw)) if bias else None
+        self._setup(in_features, out_features, bias, mode, device, dtype)
         init_threshold(self, threshold, in_features, per_channel, learn_threshold, grad_width,
-                       **kw)
+                       device=device, dtype=dtype)  # fmt: skip
         self.state: DeltaLinearState | None = None
-        self.last_path: str | None = None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """``nn.Linear``'s initialisation."""
-        init_like_torch(self.weight, self.bias)
-
-    @classmethod
-    def from_dense(cls, linear: nn.Linear, threshold: float = 0.0, **kw) -> DeltaLinear:
-        """A ``DeltaLinear`` holding a copy of ``linear``'s parameters."""
-        if not isinstance(linear, nn.Linear):
-            raise ParameterError(f"from_dense expects an nn.Linear, got {type(linear).__name__}")
-        w = linear.weight
-        layer = cls(linear.in_features, linear.out_features, linear.bias is not None,
-                    threshold, device=w.device, dtype=w.dtype, **kw)  # fmt: skip
-        with torch.no_grad():
-            layer.weight.copy_(w)
-            if linear.bias is not None:
-                layer.bias.copy_(linear.bias)
-        return layer
 
     def forward(
         self, x: torch.Tensor, state: DeltaLinearState | None = None, return_state: bool = False

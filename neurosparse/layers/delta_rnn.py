@@ -30,6 +30,7 @@ from ..errors import ParameterError, ShapeError
 from ..ops.delta_accumulate import accumulate
 from ..ops.delta_encode import delta_encode_op
 from ..ops.delta_rnn import GATES, RecurrentState, recurrent_sequence
+from ._base import positive_int
 from .delta_encoder import (
     DeltaModule,
     DeltaStream,
@@ -38,7 +39,7 @@ from .delta_encoder import (
     init_threshold,
     unit_thresholds,
 )
-from .delta_linear import delta_matmul, positive_int
+from .delta_linear import delta_matmul
 from .dispatch import MODES
 
 

@@ -9,26 +9,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .._checks import check_choice, check_float_tensor, check_rank, unwrap
 from .._counters import OpCounter
 from ..errors import ParameterError, ShapeError
 from ..ops.event_conv2d import ConvGeometry, event_conv2d_apply, index_conv2d, scan_conv2d
-from ._init import init_like_torch
+from ._base import Conv2dTwin, pair
 from .dispatch import MODES, choose_conv_path
 from .event_linear import check_weight
-
-
-def _pair(name: str, v: object, lo: int) -> tuple[int, int]:
-    t = (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
-    if (
-        not isinstance(t, (tuple, list))
-        or len(t) != 2
-        or not all(isinstance(a, int) and not isinstance(a, bool) and a >= lo for a in t)
-    ):
-        raise ParameterError(f"{name} must be an int >= {lo} or a pair of them, got {v!r}")
-    return int(t[0]), int(t[1])
 
 
 def _event_conv2d(
@@ -114,11 +102,11 @@ def event_conv2d(
     torch.Tensor
         ``[T, B, out, Ho, Wo]`` / ``[B, out, Ho, Wo]``.
     """
-    return _event_conv2d(x, weight, bias, _pair("stride", stride, 1),
-                         _pair("padding", padding, 0), groups, mode, None)[0]  # fmt: skip
+    return _event_conv2d(x, weight, bias, pair("stride", stride, 1),
+                         pair("padding", padding, 0), groups, mode, None)[0]  # fmt: skip
 
 
-class EventConv2d(OpCounter, nn.Module):
+class EventConv2d(OpCounter, Conv2dTwin):
     """Drop-in ``nn.Conv2d`` for event inputs (stride, zero padding, groups; dilation 1).
 
     Parameters
@@ -152,64 +140,8 @@ class EventConv2d(OpCounter, nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
-                        ("groups", groups)):  # fmt: skip
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ParameterError(f"{name} must be a positive int, got {v!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ParameterError(
-                f"groups={groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}"
-            )
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = _pair("kernel_size", kernel_size, 1)
-        self.stride = _pair("stride", stride, 1)
-        self.padding = _pair("padding", padding, 0)
-        self.groups = groups
-        self.mode = check_choice("mode", mode, MODES)
-        kw = {"device": device, "dtype": dtype}
-        shape = (out_channels, in_channels // groups, *self.kernel_size)
-        self.weight = nn.Parameter(torch.empty(shape, **kw))
-        if bias:
-            self.bias = nn.Parameter(torch.empty(out_channels, **kw))
-        else:
-            self.register_parameter("bias", None)
-        self.last_path: str | None = None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """``nn.Conv2d``'s initialisation."""
-        init_like_torch(self.weight, self.bias)
-
-    @classmethod
-    def from_dense(cls, conv: nn.Conv2d, mode: str = "auto") -> EventConv2d:
-        """An ``EventConv2d`` holding a copy of ``conv``'s parameters."""
-        if not isinstance(conv, nn.Conv2d):
-            raise ParameterError(f"from_dense expects an nn.Conv2d, got {type(conv).__name__}")
-        if conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(
-            conv.padding, str
-        ):
-            raise ParameterError(
-                f"EventConv2d supports dilation 1, zero padding and integer padding; got "
-                f"dilation={conv.dilation}, padding={conv.padding!r}, "
-                f"padding_mode={conv.padding_mode!r}"
-            )
-        w = conv.weight
-        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                    conv.padding, conv.groups, conv.bias is not None, mode,
-                    device=w.device, dtype=w.dtype)  # fmt: skip
-        layer.load_state_dict(conv.state_dict())
-        return layer
-
-    def to_dense(self) -> nn.Conv2d:
-        """An ``nn.Conv2d`` holding a copy of this layer's parameters."""
-        w = self.weight
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride,
-                         self.padding, 1, self.groups, self.bias is not None,
-                         device=w.device, dtype=w.dtype)  # fmt: skip
-        conv.load_state_dict(self.state_dict())
-        return conv
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, groups, bias, mode,
+                    device, dtype)  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y, self.last_path = _event_conv2d(x, self.weight, self.bias, self.stride, self.padding,

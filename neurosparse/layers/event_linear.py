@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .._checks import check_choice, check_float_tensor, check_rank, check_same_device, unwrap
 from .._counters import OpCounter
-from ..errors import DTypeError, ParameterError, ShapeError
+from ..errors import DTypeError, ShapeError
 from ..ops.event_linear import backend, event_linear_apply, index_linear, scan_linear
-from ._init import init_like_torch
+from ._base import LinearTwin
 from .dispatch import MODES, choose_path, run_cuda_linear
 
 
@@ -129,7 +128,7 @@ def event_linear(
     return _event_linear(x, weight, bias, mode, None)[0]
 
 
-class EventLinear(OpCounter, nn.Module):
+class EventLinear(OpCounter, LinearTwin):
     """Drop-in ``nn.Linear`` for spike inputs: cost follows the number of events.
 
     Parameters
@@ -155,6 +154,8 @@ class EventLinear(OpCounter, nn.Module):
     says which path the last call took.
     """
 
+    _weight_in_major = True  # see _base._Twin
+
     def __init__(
         self,
         in_features: int,
@@ -165,45 +166,7 @@ class EventLinear(OpCounter, nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ParameterError(f"{name} must be a positive int, got {v!r}")
-        self.in_features = in_features
-        self.out_features = out_features
-        self.mode = check_choice("mode", mode, MODES)
-        kw = {"device": device, "dtype": dtype}
-        # stored transposed (in-major): the event kernels read Wᵀ rows in place, so no
-        # packed copy exists that a write through weight.data could leave stale
-        self.weight = nn.Parameter(torch.empty(in_features, out_features, **kw).t())
-        if bias:
-            self.bias = nn.Parameter(torch.empty(out_features, **kw))
-        else:
-            self.register_parameter("bias", None)
-        self.last_path: str | None = None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """``nn.Linear``'s initialisation (Kaiming-uniform weight, uniform bias)."""
-        init_like_torch(self.weight, self.bias)
-
-    @classmethod
-    def from_dense(cls, linear: nn.Linear, mode: str = "auto") -> EventLinear:
-        """An ``EventLinear`` holding a copy of ``linear``'s weight and bias."""
-        if not isinstance(linear, nn.Linear):
-            raise ParameterError(f"from_dense expects an nn.Linear, got {type(linear).__name__}")
-        w = linear.weight
-        layer = cls(linear.in_features, linear.out_features, linear.bias is not None, mode,
-                    device=w.device, dtype=w.dtype)  # fmt: skip
-        layer.load_state_dict(linear.state_dict())
-        return layer
-
-    def to_dense(self) -> nn.Linear:
-        """An ``nn.Linear`` holding a copy of this layer's parameters."""
-        w = self.weight
-        lin = nn.Linear(self.in_features, self.out_features, self.bias is not None,
-                        device=w.device, dtype=w.dtype)  # fmt: skip
-        lin.load_state_dict(self.state_dict())
-        return lin
+        self._setup(in_features, out_features, bias, mode, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y, self.last_path = _event_linear(x, self.weight, self.bias, self.mode, self)

@@ -45,6 +45,7 @@ from ..neurons.functional import NeuronState
 from ..ops import event_linear as ops_lin
 from ..ops import lif_sequence as ops_lif
 from ..ops import registry
+from ..ops.event_linear_lif import fused_event_linear_lif
 from .dispatch import choose_path
 from .event_linear import EventLinear, check_weight, count_linear
 
@@ -199,19 +200,7 @@ def event_linear_lif(
     state0 = ops_lif._pack_state(state, neuron.v_init, B, (n_out,), n_out, like)
     flags = ops_lif.flags_of(neuron.spec)
     kflags = (flags[0], flags[1], flags[3], flags[4], flags[5], flags[6])
-    z, st = _run_cpu(index, weight, bias, T, B, params, state0, kflags)
+    z, st = fused_event_linear_lif(bk, index, weight, bias, T, B, params, state0, kflags)
     out = z.view(T, B, n_out), NeuronState(*(s.view(B, n_out) for s in st.unbind(0)))
     _meter_hooks(linear, neuron, x, state, out)
     return out
-
-
-def _run_cpu(index, weight, bias, T, B, params, state0, kflags):
-    from ..kernels import event_linear_lif as kel
-
-    src, tw, b = ops_lin.cpu_source(weight, bias)
-    n_out = weight.shape[0]
-    z = ops_lin.empty_cpu((T * B, n_out))
-    st = ops_lin.empty_cpu((4, B * n_out))
-    kel.gather_lif(*index.arrays, src, tw, b, T, B, params.numpy(), state0.numpy(), *kflags,
-                   z.numpy(), st.numpy())  # fmt: skip
-    return z, st
