@@ -10,10 +10,6 @@ records where each ``b`` starts (the event Conv2d looks up the events of an x-wi
 that way). Statistics (events, weighted ±1 and graded events, NaN/inf) are written per
 row (no atomic counter that every block would queue on).
 
-:func:`csc_from_ell` turns the rows into column lists (weight gradient): atomic column
-counts, a one-block scan, an atomic fill, and a per-column sort by row so that the
-gradient sums run in a fixed order (results do not vary from run to run).
-
 Kernels use shared memory and ``syncthreads`` only (no warp shuffles), so they run in
 the Numba CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) for tests.
 """
@@ -27,10 +23,9 @@ from numba import config, cuda, int64
 
 from . import _launch
 
-# Threads per block of the row kernels and of the one-block scan. The simulator runs one
+# Threads per block of the row kernels. The simulator runs one
 # Python thread per CUDA thread, so tests use 32 (any power of two works).
 TPB = 32 if config.ENABLE_CUDASIM else 256
-SCAN_TPB = 32 if config.ENABLE_CUDASIM else 1024
 # Elements per thread and tile of the row kernel: a 4096-wide row is one tile, so one
 # block scan (and its barriers) per 4096 elements, and 16 loads in flight per thread.
 EPT = 16
@@ -144,65 +139,6 @@ def ell_rows(x, roww, colw, weighted, idx, val, cnt, start, boff, want_boff, row
         rowstats[r, 2] = 1 if any_bad else 0
 
 
-@cuda.jit
-def _col_count(start, cnt, idx, colcnt):
-    r = cuda.blockIdx.x
-    s = start[r]
-    for j in range(s + cuda.threadIdx.x, s + cnt[r], cuda.blockDim.x):
-        cuda.atomic.add(colcnt, idx[j], 1)
-
-
-@cuda.jit
-def _scan_one_block(counts, ptr, cursor):
-    """``ptr = [0, cumsum(counts)]``, ``cursor = ptr[:-1]`` (one block of SCAN_TPB)."""
-    t = cuda.threadIdx.x
-    n = counts.shape[0]
-    per = (n + SCAN_TPB - 1) // SCAN_TPB
-    i0 = min(n, t * per)
-    i1 = min(n, i0 + per)
-    local = 0
-    for i in range(i0, i1):
-        local += counts[i]
-    s = cuda.shared.array(SCAN_TPB, int64)
-    excl, total = _block_exclusive_scan(s, t, local)
-    run = excl
-    for i in range(i0, i1):
-        ptr[i] = run
-        cursor[i] = run
-        run += counts[i]
-    if t == 0:
-        ptr[n] = total
-
-
-@cuda.jit
-def _col_fill(start, cnt, idx, val, cursor, rows_out, vals_out):
-    r = cuda.blockIdx.x
-    s = start[r]
-    for j in range(s + cuda.threadIdx.x, s + cnt[r], cuda.blockDim.x):
-        pos = cuda.atomic.add(cursor, idx[j], 1)
-        rows_out[pos] = r
-        vals_out[pos] = val[j]
-
-
-@cuda.jit
-def _sort_segments(ptr, rows, vals):
-    # Insertion sort of each column's rows: the fill's atomics hand out slots in a
-    # run-dependent order; sorting makes the gradient's summation order fixed.
-    c = cuda.grid(1)
-    if c >= ptr.shape[0] - 1:
-        return
-    for i in range(ptr[c] + 1, ptr[c + 1]):
-        key = rows[i]
-        kv = vals[i]
-        j = i - 1
-        while j >= ptr[c] and rows[j] > key:
-            rows[j + 1] = rows[j]
-            vals[j + 1] = vals[j]
-            j -= 1
-        rows[j + 1] = key
-        vals[j + 1] = kv
-
-
 def grid_1d(n: int, tpb: int = TPB) -> int:
     return max(1, (n + tpb - 1) // tpb)
 
@@ -241,23 +177,3 @@ def summary(cnt, rowstats) -> tuple[int, int, int, int]:
     outputs given as NumPy arrays (copy them from the device first)."""
     s = rowstats.sum(0)
     return int(cnt.sum()), int(s[0]), int(s[1]), int(s[2])
-
-
-def csc_from_ell(start, cnt, idx, val, n_cols, capacity, alloc, stream):
-    """Column lists of the ELL events: ``(colptr [n_cols+1], colcnt, rows, vals)``.
-
-    ``capacity`` bounds the number of events (the exact count when the host knows it).
-    """
-    n_rows = cnt.shape[0]
-    colcnt = alloc((n_cols,), np.int64, True)
-    colptr = alloc((n_cols + 1,), np.int64, False)
-    cursor = alloc((n_cols,), np.int64, False)
-    rows = alloc((max(1, capacity),), np.int32, False)
-    vals = alloc((max(1, capacity),), np.float32, False)
-    if n_rows:
-        _launch.launch(_col_count, n_rows, TPB, stream, start, cnt, idx, colcnt)
-    _launch.launch(_scan_one_block, 1, SCAN_TPB, stream, colcnt, colptr, cursor)
-    if n_rows:
-        _launch.launch(_col_fill, n_rows, TPB, stream, start, cnt, idx, val, cursor, rows, vals)
-    _launch.launch(_sort_segments, grid_1d(n_cols), TPB, stream, colptr, rows, vals)
-    return colptr, colcnt, rows, vals

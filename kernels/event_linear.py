@@ -49,28 +49,6 @@ def pack_tiles(src, tw, out):
                 out[t, r, c] = 0
 
 
-@numba.njit(parallel=True, cache=True)
-def pack_tiles_transposed(src, tw, out):
-    """``out[t, r, c] = src[t*tw + c, r]`` (zero past the last row); src [N, R].
-
-    Packs an nn.Linear weight ``[out, in]`` as tiles of ``Wᵀ``; reads ``tw`` source rows
-    side by side so both sides of the transpose stream through cache lines.
-    """
-    n, n_r = src.shape
-    n_t = out.shape[0]
-    for t in prange(n_t):
-        c0 = t * tw
-        w = min(tw, n - c0)
-        for r0 in range(0, n_r, 64):
-            r1 = min(r0 + 64, n_r)
-            for c in range(w):
-                for r in range(r0, r1):
-                    out[t, r, c] = src[c0 + c, r]
-            for c in range(w, tw):
-                for r in range(r0, r1):
-                    out[t, r, c] = 0
-
-
 @numba.njit(cache=True, inline="always")
 def _accumulate_at(o, src, c0, idx, val, j0, j1):
     # o += Σ_j val[j] · src[idx[j], c0:c0+len(o)], four events per pass: four independent
@@ -148,14 +126,6 @@ def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
 def packed_shape(n_src_rows: int, n_cols: int) -> tuple[int, int, int]:
     tw = tile_width(n_src_rows, n_cols)
     return (-(-n_cols // tw), n_src_rows, tw)
-
-
-def pack_weight(weight: np.ndarray) -> np.ndarray:
-    """Tiles of ``Wᵀ`` from an nn.Linear weight ``[out, in]`` (float32, C-contiguous)."""
-    n_out, n_in = weight.shape
-    out = np.empty(packed_shape(n_in, n_out), np.float32)
-    pack_tiles_transposed(weight, out.shape[2], out)
-    return out
 
 
 def pack_rows(src: np.ndarray) -> np.ndarray:

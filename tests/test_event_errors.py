@@ -37,9 +37,13 @@ def test_linear_dtypes():
 
 
 def test_noncontiguous_weight():
-    w = torch.zeros(5, 3).t()  # [3, 5] view with transposed strides
-    with pytest.raises(ShapeError, match="contiguous"):
+    w = torch.zeros(3, 10)[:, ::2]  # every other input: neither it nor its transpose
+    with pytest.raises(ShapeError, match="contiguous"):  # is contiguous
         event_linear(torch.zeros(2, 5), w)
+    # the transposed layout (how EventLinear stores its weight) is accepted
+    wt = torch.randn(5, 3).t()
+    x = torch.ones(2, 5)
+    torch.testing.assert_close(event_linear(x, wt, mode="event"), x @ wt.t())
     wc = torch.zeros(4, 4, 3, 3)[:, ::2]  # every other input channel: not contiguous
     with pytest.raises(ShapeError, match="contiguous"):
         event_conv2d(torch.zeros(1, 2, 5, 5), wc)

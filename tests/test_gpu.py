@@ -338,9 +338,11 @@ def _per_call_us(fn, n=30):
     return a.elapsed_time(b) * 1e3 / n
 
 
-def _paired_medians_us(f, g, rounds=9):
-    """Medians of ``f`` and ``g`` timed alternately (host-bound eager calls drift by
-    tens of µs over a run; alternating puts the drift on both)."""
+def _paired_best_us(f, g, rounds=9):
+    """Best of ``rounds`` for ``f`` and ``g``, timed alternately. Eager calls here are
+    host-bound and the host's time per call wanders by 20-50 % between batches of calls
+    (seen on the H200 host); the best batch is what the code costs, the rest is the
+    machine."""
     for _ in range(3):
         f()
         g()
@@ -348,7 +350,7 @@ def _paired_medians_us(f, g, rounds=9):
     for _ in range(rounds):
         tf.append(_per_call_us(f))
         tg.append(_per_call_us(g))
-    return sorted(tf)[rounds // 2], sorted(tg)[rounds // 2]
+    return min(tf), min(tg)
 
 
 @pytest.mark.skipif(DEV != "cuda", reason="timings of CUDA paths need the GPU")
@@ -357,7 +359,7 @@ def test_auto_is_never_slower_than_the_best_dense_path(kernels_mode, precision):
     # eager calls one after another, on a grid of widths, batch sizes and input rates:
     # mode="auto" within 15 % (+3 µs of timer noise) of mode="dense" through the same
     # entry point (functional and module: same argument checks and counters), at the
-    # precision torch is set to. Medians of 9 x 30 calls, alternating, CUDA events.
+    # precision torch is set to. Best of 9 x 30 calls, alternating, CUDA events.
     from neurosparse.layers.event_linear import event_linear
 
     kernels_mode("numba")
@@ -376,10 +378,10 @@ def test_auto_is_never_slower_than_the_best_dense_path(kernels_mode, precision):
                     dense_layer = ns.EventLinear(n, n, mode="dense", device=DEV, dtype=dtype)
                     dense_layer.load_state_dict(layer.state_dict())
                     with torch.no_grad():
-                        auto, dense = _paired_medians_us(
+                        auto, dense = _paired_best_us(
                             partial(event_linear, x, w, b, mode="auto"),
                             partial(event_linear, x, w, b, mode="dense"))
-                        mod_auto, mod_dense = _paired_medians_us(partial(layer, x),
+                        mod_auto, mod_dense = _paired_best_us(partial(layer, x),
                                                                  partial(dense_layer, x))
                     if auto > 1.15 * dense + 3:
                         slow.append(("functional", n, rows, rate, auto, dense))

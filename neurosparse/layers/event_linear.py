@@ -32,10 +32,11 @@ def check_weight(
             f"weight has dtype {weight.dtype} but input has dtype {x.dtype}; use one dtype "
             f"(the kernels run float32, other float dtypes run the torch reference)"
         )
-    if not (weight.is_contiguous() or weight.t().is_contiguous()):
+    # a Linear weight may also be stored transposed (EventLinear's own layout)
+    if not (weight.is_contiguous() or (weight.dim() == 2 and weight.t().is_contiguous())):
         raise ShapeError(
-            f"weight must be contiguous or the transpose of a contiguous tensor (strides "
-            f"{weight.stride()} for shape {tuple(weight.shape)}); pass weight.contiguous()"
+            f"weight must be contiguous (strides {weight.stride()} for shape "
+            f"{tuple(weight.shape)}); pass weight.contiguous()"
         )
     if bias is not None:
         bias = check_float_tensor("bias", bias)
