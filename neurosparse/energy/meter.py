@@ -568,7 +568,8 @@ class Meter:
     def _layer_hook(self, label: str, family: str | None = None):
         module = self._handlers[label][2]
         # plain torch layers never cover several steps per call: skip the span test
-        may_chunk = family is not None or getattr(module, "step_mode", None) is not None
+        may_chunk = (family is not None or getattr(module, "step_mode", None) is not None
+                     or isinstance(module, nn.RNNBase))
 
         def hook(module, args, output, step: bool = False):
             if self.layout == "auto":
