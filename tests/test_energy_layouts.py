@@ -355,3 +355,24 @@ def test_conv_sequence_call_per_step_marked_not_invented():
     rep = m.report(hardware=["loihi"])
     assert all(v is None for v in rep.sparsity_over_time()["input"])
     assert rep.layers_without_steps() == ["EventConv2d"]
+
+
+def test_torch_rnn_says_which_dim_is_time():
+    class GRUNet(nn.Module):  # example 03's dense network, small
+        def __init__(self, batch_first):
+            super().__init__()
+            self.bf = batch_first
+            self.fc, self.act = nn.Linear(6, 5), nn.ReLU()
+            self.rnn = nn.GRU(5, 4, batch_first=batch_first)
+
+        def forward(self, x):
+            return self.rnn(self.act(self.fc(x)))[0]
+
+    x = torch.rand(7, 3, 6)  # [T, B, N]
+    for bf in (False, True):
+        net = GRUNet(bf)
+        with torch.no_grad(), Meter(net) as m:
+            net(x.transpose(0, 1) if bf else x)
+        assert (m.samples, m.time_steps) == (3, 7), bf
+        fc = next(c for c in m.counts() if c.name == "fc")
+        assert len(fc.per_step["dense_macs"]) == 7

@@ -169,7 +169,8 @@ def delta_nonzero(
         nnz_tm = rows.sum(-1).to(torch.float64)
         changed = nnz_tm.clone()
         if T > 1:
-            overlap = (rows[1:] * rows[:-1]).sum(-1).to(torch.float64)
+            # row-wise dot products (vecdot measured ~2x faster than multiply-then-sum)
+            overlap = torch.linalg.vecdot(rows[1:], rows[:-1]).to(torch.float64)
             changed[1:] = nnz_tm[1:] + nnz_tm[:-1] - 2 * overlap
         lead_tm = tm.dim() - sample_ndim
         return restore(changed.reshape(tm.shape[:lead_tm]))

@@ -568,16 +568,18 @@ class Meter:
     def _layer_hook(self, label: str, family: str | None = None):
         module = self._handlers[label][2]
         # plain torch layers never cover several steps per call: skip the span test
-        may_chunk = family is not None or getattr(module, "step_mode", None) is not None
+        may_chunk = (family is not None or getattr(module, "step_mode", None) is not None
+                     or isinstance(module, nn.RNNBase))
 
         def hook(module, args, output, step: bool = False):
             if self.layout == "auto":
                 x = tt.first_tensor(args)
                 span = chunk_span(module, family, x) if may_chunk and not step else None
-                self._buffer(label, (args, output), span, first_batch(args))
+                batch = int(x.shape[0]) if x is not None and x.dim() >= 2 else None
+                self._buffer(label, (args, output), span, batch)
                 if family is not None:
                     self._last_state[label] = outgoing_state(module, family, output)
-                    self._last_batch[label] = first_batch(args)
+                    self._last_batch[label] = batch
                 return
             if self._ctx is not None:
                 self._pending.setdefault(label, []).append((args, output))

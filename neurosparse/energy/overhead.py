@@ -6,7 +6,8 @@ Times the same forward pass with and without a :class:`Meter` (best of interleav
 repeats, ``torch.no_grad``) on 2-layer fully connected SNNs stepped in a Python loop
 (700 → 256 → 20 and 2048 → 2048 → 2048, snnTorch Leaky when installed, else ReLU) and a
 convolutional net applied to a [T·B, C, H, W] batch, with and without temporal (delta)
-counting. Prints a table; ``--out`` also writes JSON.
+counting. Prints a table; ``--out`` also writes JSON. For the before/after medians of
+leaving the meter on, see ``benchmarks/meter_overhead.py``.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def measure(quick: bool = False, device: str = "cpu") -> list[dict]:
         model = model.to(device).eval()
         x = x.to(device)
         with torch.no_grad():
-            full, cheap = Meter(model), Meter(model, temporal=False)
+            # layout="TB": the conv net sees [T*B, ...], which no module of it can explain
+            full = Meter(model, layout="TB")
+            cheap = Meter(model, layout="TB", temporal=False)
 
             def run(meter, m=model, a=x):
                 with meter:

@@ -7,7 +7,7 @@ of the model's input (which cannot tell [T, B, ...] from [B, T, ...] or [B, C, L
   samples, read from dims 0 and 1 of its input: neurosparse neurons (``forward`` is
   sequence mode), neurosparse event/delta layers given one more dim than a step has,
   SpikingJelly modules with ``step_mode="m"``, Norse sequence modules (``LIF``, not
-  ``LIFCell``).
+  ``LIFCell``), torch ``nn.RNN``/``GRU``/``LSTM`` (``batch_first`` says which dim).
 * **steps**: every other call of a stateful neuron is one time step. A neuron whose
   incoming state is not the state it returned last (``None``, ``reset_mem()``,
   SpikingJelly ``reset_net``, a fresh ``init_leaky()``) starts a new sequence.
@@ -47,7 +47,13 @@ def chunk_span(module: nn.Module, family: str | None, x) -> tuple[int, int] | No
         return t_b
     if family in ("norse", "norse-recurrent") and norse_sequence(module):
         return t_b
+    if isinstance(module, nn.RNNBase):  # torch RNN/GRU/LSTM: batch_first says which is time
+        if x.dim() == 2:  # one unbatched sequence [T, N]
+            return int(x.shape[0]), 1
+        return (t_b[1], t_b[0]) if module.batch_first else t_b
     if isinstance(module, OpCounter):
+        if hasattr(module, "input_size") and not hasattr(module, "in_features"):
+            return t_b if x.dim() == 3 else None  # delta RNNs: [T, B, in]
         if hasattr(module, "in_features"):  # event/delta Linear: [T, B, in] or [B, in]
             return t_b if x.dim() == 3 else None
         ks = getattr(module, "kernel_size", None)
