@@ -2,7 +2,9 @@
 
 A polarity event (packet type 1, event size 8) is little-endian uint32 data + int32 t:
 bit 0 valid, bit 1 polarity, y = bits 2-16, x = bits 17-31; the full timestamp is
-``ts_overflow << 31 | t``. Invalid events (bit 0 clear) are counted in ``stat[OTHER]``.
+``ts_overflow << 31 | t``. Invalid events (bit 0 clear) are counted in ``stat[OTHER]``;
+libcaer timestamps are non-negative int32, so a t word with bit 31 set is a corrupt event
+(``stat[BAD]``), never masked into another time.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import FIRST_OUT, OTHER, OUTSIDE
+from ._decode_common import BAD, FIRST_BAD, FIRST_OUT, OTHER, OUTSIDE
 
 
 @numba.njit(cache=True, nogil=True)
@@ -24,6 +26,12 @@ def decode_aedat3_polarity(words, n_events, ts_overflow, word0, width, height, o
         if (d & 1) == 0:
             stat[OTHER] += 1
             continue
+        tw = np.int64(words[2 * i + 1])
+        if tw >> 31:
+            if stat[FIRST_BAD] < 0:
+                stat[FIRST_BAD] = word0 + i
+            stat[BAD] += 1
+            continue
         x = (d >> 17) & 0x7FFF
         y = (d >> 2) & 0x7FFF
         if check and (x >= width or y >= height):
@@ -32,7 +40,7 @@ def decode_aedat3_polarity(words, n_events, ts_overflow, word0, width, height, o
             stat[OUTSIDE] += 1
             continue
         e = out[k]
-        e.t = base | (np.int64(words[2 * i + 1]) & 0x7FFFFFFF)
+        e.t = base | tw
         e.x = x
         e.y = y
         e.p = (d >> 1) & 1

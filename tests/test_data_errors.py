@@ -311,3 +311,19 @@ def test_time_order_is_checked_the_same_when_streaming(tmp_path):
     with pytest.warns(CorruptDataWarning):
         parts = list(nd.iter_events(path, chunk_events=128, errors="skip"))
     assert np.all(np.diff(np.concatenate(parts)["t"]) >= 0)
+
+
+def test_aedat3_timestamp_with_the_sign_bit_is_corrupt(tmp_path):
+    """libcaer timestamps are non-negative int32: bit 31 set is damage, not a time to mask."""
+    ev = events(300, 128, 128, seed=10)
+    path = Path(nd.write_aedat3(tmp_path / "a.aedat", ev, packet_events=100))
+    raw = bytearray(path.read_bytes())
+    head = raw.index(b"#!END-HEADER\r\n") + 14
+    at = head + (28 + 800) + 28 + 8 * 7 + 4  # t word of event 7 of the 2nd packet
+    raw[at + 3] |= 0x80
+    path.write_bytes(bytes(raw))
+    with pytest.raises(EventFileError, match="1 corrupt event"):
+        nd.read_events(path)
+    got, msg = read_skip(path)
+    assert "1 corrupt events" in msg
+    assert np.array_equal(np.asarray(got), np.delete(np.asarray(ev), 107))

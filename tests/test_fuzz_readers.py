@@ -79,11 +79,9 @@ WRITTEN = {  # name: (writer, suffix, keyword arguments, sensor (W, H))
 # --- the file under test ------------------------------------------------------------------------
 
 
-def source_file(name: str, tmp_path: Path) -> Path:
+def source_file(name: str, tmp_path: Path, request) -> Path:
     if name in REAL:
-        from conftest import dvs_data_dir
-
-        path = dvs_data_dir() / REAL[name]
+        path = request.getfixturevalue("dvs_data") / REAL[name]  # skips when absent
         if not path.is_file():
             pytest.skip(f"real recording {path} not found (set NEUROSPARSE_DVS_DATA)")
         return path
@@ -287,8 +285,8 @@ WRONG_EXT = (".bin", ".dat", ".raw", ".aedat4", ".h5", ".xyz")
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the trials run in forked children (POSIX)")
 @pytest.mark.parametrize("name", NAMES)
-def test_damaged_files_give_a_clear_error_or_checked_events(name, tmp_path):
-    src = source_file(name, tmp_path)
+def test_damaged_files_give_a_clear_error_or_checked_events(name, tmp_path, request):
+    src = source_file(name, tmp_path, request)
     intact_ev = nd.read_events(src)  # the reference: the intact file must read cleanly
     intact = np.asarray(intact_ev)
     ordered = nd.open_events(src).ordered

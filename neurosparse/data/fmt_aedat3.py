@@ -57,7 +57,12 @@ class AEDAT3Source(Source):
                     return
                 typ, _src, esize, _tso, overflow, cap, number, valid = HEADER.unpack(head)
                 body = cap * esize
-                sane = 0 < esize <= 1 << 16 and 0 <= number <= cap and 0 <= valid <= number
+                sane = (
+                    0 < esize <= 1 << 16
+                    and 0 <= number <= cap
+                    and 0 <= valid <= number
+                    and overflow >= 0
+                )
                 if not sane or pos + HEADER.size + body > size:
                     what = "corrupt packet header" if not sane else "truncated packet"
                     self.report.corrupt(
