@@ -447,56 +447,13 @@ def tm_step(active_cols, learn, params_i, params_f, st,
     """
     syn_i32, _, seg_i32, _, seg_cnt, _, seg_data = st[:7]
     cell_i32, cell_i64, out_syn, out_seg, out_perm, meta = st[7:]
-    seg_i64 = st[3]
     K = params_i[0]
-    theta, min_th, max_new = params_i[1], params_i[2], params_i[3]
-    max_segs, max_syns = params_i[4], params_i[5]
-    p_init, p_conn, p_inc, p_dec, p_pun = (
-        params_f[0],
-        params_f[1],
-        params_f[2],
-        params_f[3],
-        params_f[4],
-    )
-    conn_f = np.float32(p_conn - EPSILON)
-    n_cols_active = active_cols.shape[0]
     n_prev_active = meta[N_ACTIVE]
     n_prev_win = meta[N_WINNER]
     n_act_seg = meta[N_ACTSEG]
-    n_match_seg = meta[N_MATCHSEG]
-
-    # ---- worst-case room this step may need (nothing is modified before this check)
-    if learn:
-        learners = n_act_seg + n_cols_active
-        new_syn = learners * min(max_new, n_prev_win)
-        room_syn = meta[SYN_NFREE] + (syn_i32.shape[0] - meta[SYN_HW])
-        room_seg = meta[SEG_NFREE] + (seg_i32.shape[0] - meta[SEG_HW])
-        seg_pool = learners * max(max_syns, MIN_BLOCK)
-        out_pool = 0
-        for i in range(n_prev_win):
-            out_pool += 4 * (cell_i32[prev_winners[i], C_OLEN] + learners) + MIN_BLOCK
-        if (
-            room_syn < new_syn
-            or room_seg < n_cols_active
-            or seg_data.shape[0] - meta[SEGPOOL_USED] < seg_pool
-            or out_syn.shape[0] - meta[OUTPOOL_USED] < out_pool
-        ):
-            need[0] = meta[SYN_HW] + new_syn
-            need[1] = meta[SEG_HW] + n_cols_active
-            need[2] = meta[SEGPOOL_USED] + seg_pool
-            need[3] = meta[OUTPOOL_USED] + out_pool
-            return NEED_MORE
-
-    # ---- anomaly: active columns that no predictive cell foretold
-    hit = 0
-    j = 0
-    for i in range(n_cols_active):
-        c = active_cols[i]
-        while j < n_act_seg and seg_i32[active_segs[j], S_CELL] // K < c:
-            j += 1
-        if j < n_act_seg and seg_i32[active_segs[j], S_CELL] // K == c:
-            hit += 1
-    anomaly[0] = (n_cols_active - hit) / n_cols_active if n_cols_active > 0 else 0.0
+    if learn and _room_short(st, active_cols.shape[0], params_i, prev_winners, need):
+        return NEED_MORE  # nothing has been modified
+    anomaly[0] = _anomaly(active_cols, active_segs, n_act_seg, seg_i32, K)
 
     # ---- mark previous activity
     meta[STEP] += 1
@@ -505,8 +462,101 @@ def tm_step(active_cols, learn, params_i, params_f, st,
         prev_mark[prev_active[i]] = True
     for i in range(n_prev_win):
         winner_mark[prev_winners[i]] = stamp
+    n_active, n_win = _activate_cells(
+        st, active_cols, learn, params_i, params_f, active_cells, winner_cells, prev_winners,
+        active_segs, matching_segs, prev_mark, winner_mark, stamp, cand, rng,
+    )  # fmt: skip
+    for i in range(n_prev_active):
+        prev_mark[prev_active[i]] = False
+    n_touch, n_as, n_ms, n_pred = _activate_dendrites(
+        st, learn, params_i, active_cells, n_active, active_segs, matching_segs, touched,
+        predictive, sort_keys,
+    )  # fmt: skip
 
-    # ---- activate cells column by column (columns in ascending order)
+    # ---- this step's activity becomes the previous activity
+    for i in range(n_active):
+        prev_active[i] = active_cells[i]
+    for i in range(n_win):
+        prev_winners[i] = winner_cells[i]
+    meta[N_ACTIVE] = n_active
+    meta[N_WINNER] = n_win
+    meta[N_ACTSEG] = n_as
+    meta[N_MATCHSEG] = n_ms
+    meta[N_TOUCHED] = n_touch
+    meta[N_PREDICTIVE] = n_pred
+    if learn:
+        meta[ITER] += 1
+    return OK
+
+
+# ---------------------------------------------------------------- phases of the step
+
+
+@_kernel
+def _room_short(st, n_cols_active, params_i, prev_winners, need):
+    """Whether this learning step may need more room than the arrays have (worst case);
+    if so ``need`` gets the sizes to grow to."""
+    syn_i32, _, seg_i32, _, _, _, seg_data = st[:7]
+    cell_i32, _, out_syn, _, _, meta = st[7:]
+    max_new, max_syns = params_i[3], params_i[5]
+    n_prev_win = meta[N_WINNER]
+    learners = meta[N_ACTSEG] + n_cols_active
+    new_syn = learners * min(max_new, n_prev_win)
+    room_syn = meta[SYN_NFREE] + (syn_i32.shape[0] - meta[SYN_HW])
+    room_seg = meta[SEG_NFREE] + (seg_i32.shape[0] - meta[SEG_HW])
+    seg_pool = learners * max(max_syns, MIN_BLOCK)
+    out_pool = 0
+    for i in range(n_prev_win):
+        out_pool += 4 * (cell_i32[prev_winners[i], C_OLEN] + learners) + MIN_BLOCK
+    if (
+        room_syn < new_syn
+        or room_seg < n_cols_active
+        or seg_data.shape[0] - meta[SEGPOOL_USED] < seg_pool
+        or out_syn.shape[0] - meta[OUTPOOL_USED] < out_pool
+    ):
+        need[0] = meta[SYN_HW] + new_syn
+        need[1] = meta[SEG_HW] + n_cols_active
+        need[2] = meta[SEGPOOL_USED] + seg_pool
+        need[3] = meta[OUTPOOL_USED] + out_pool
+        return True
+    return False
+
+
+@_kernel
+def _anomaly(active_cols, active_segs, n_act_seg, seg_i32, K):
+    """Fraction of the active columns that no predictive cell foretold."""
+    n_cols_active = active_cols.shape[0]
+    hit = 0
+    j = 0
+    for i in range(n_cols_active):
+        c = active_cols[i]
+        while j < n_act_seg and seg_i32[active_segs[j], S_CELL] // K < c:
+            j += 1
+        if j < n_act_seg and seg_i32[active_segs[j], S_CELL] // K == c:
+            hit += 1
+    return (n_cols_active - hit) / n_cols_active if n_cols_active > 0 else 0.0
+
+
+@_kernel
+def _activate_cells(st, active_cols, learn, params_i, params_f, active_cells, winner_cells,
+                    prev_winners, active_segs, matching_segs, prev_mark, winner_mark, stamp,
+                    cand, rng):  # fmt: skip
+    """Activate cells column by column (ascending), learning as they fire.
+
+    Predicted columns fire their cells with active segments; unpredicted ones burst and
+    one winner learns; matching segments of inactive columns are punished. Returns
+    ``(n_active, n_win)``.
+    """
+    seg_i32, seg_cnt = st[2], st[4]
+    cell_i32, meta = st[7], st[12]
+    K = params_i[0]
+    max_new, max_segs, max_syns = params_i[3], params_i[4], params_i[5]
+    p_init, p_inc, p_dec, p_pun = params_f[0], params_f[2], params_f[3], params_f[4]
+    conn_f = np.float32(params_f[1] - EPSILON)
+    n_cols_active = active_cols.shape[0]
+    n_prev_win = meta[N_WINNER]
+    n_act_seg = meta[N_ACTSEG]
+    n_match_seg = meta[N_MATCHSEG]
     n_active = 0
     n_win = 0
     ia = 0  # cursor in active_cols
@@ -571,10 +621,22 @@ def tm_step(active_cols, learn, params_i, params_f, st,
             # wrong prediction: weaken the matching segments of an inactive column
             for q in range(m0, jm):
                 _adapt_segment(st, matching_segs[q], prev_mark, -p_pun, 0.0, conn_f)
+    return n_active, n_win
 
-    for i in range(n_prev_active):
-        prev_mark[prev_active[i]] = False
 
+@_kernel
+def _activate_dendrites(st, learn, params_i, active_cells, n_active, active_segs,
+                        matching_segs, touched, predictive, sort_keys):  # fmt: skip
+    """Count active synapses per segment through the active cells' out-lists; the new
+    active / matching segments (sorted by cell) and predictive cells.
+
+    Returns ``(n_touched, n_active_segments, n_matching_segments, n_predictive)``.
+    """
+    seg_i32, seg_i64, seg_cnt = st[2], st[3], st[4]
+    cell_i32, cell_i64, out_seg, meta = st[7], st[8], st[10], st[12]
+    theta, min_th = params_i[1], params_i[2]
+    n_act_seg = meta[N_ACTSEG]
+    n_match_seg = meta[N_MATCHSEG]
     # ---- activate dendrites: count active synapses per segment via the out-lists.
     # Only active and matching segments kept their counts from the last step.
     for i in range(n_act_seg):
@@ -623,21 +685,7 @@ def tm_step(active_cols, learn, params_i, params_f, st,
             n_pred += 1
         if learn:
             seg_i64[active_segs[i], S_LAST] = meta[ITER]
-
-    # ---- this step's activity becomes the previous activity
-    for i in range(n_active):
-        prev_active[i] = active_cells[i]
-    for i in range(n_win):
-        prev_winners[i] = winner_cells[i]
-    meta[N_ACTIVE] = n_active
-    meta[N_WINNER] = n_win
-    meta[N_ACTSEG] = n_as
-    meta[N_MATCHSEG] = n_ms
-    meta[N_TOUCHED] = n_touch
-    meta[N_PREDICTIVE] = n_pred
-    if learn:
-        meta[ITER] += 1
-    return OK
+    return n_touch, n_as, n_ms, n_pred
 
 
 @_kernel

@@ -81,7 +81,6 @@ def test_02_nmnist_energy_shared_recordings(tmp_path):
 
 
 def test_03_delta_vs_dense(tmp_path):
-    pytest.importorskip("neurosparse.layers.delta_linear", reason="delta layers not landed yet")
     s = run_example("03_delta_vs_dense.py", tmp_path)
     # measured 0.98-0.99 for both (chance 0.125)
     assert s["dense_accuracy"] > 0.5 and s["delta_accuracy"] > 0.5

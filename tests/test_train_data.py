@@ -126,7 +126,6 @@ def test_training_from_the_cache_equals_training_from_the_files(nmnist_root, tmp
 
 @pytest.mark.parametrize("arch, shape", [("mlp", (2, 10, 10)), ("conv", (2, 32, 32))])
 def test_event_layer_model_equals_dense_model(arch, shape):
-    pytest.importorskip("neurosparse.layers.event_linear", reason="event layers not present")
     kw = {"arch": arch, "hidden": 16, "channels": [4, 8], "pool": 2, "threshold": 0.2}
     torch.manual_seed(0)
     dense = build_model(ModelConfig(**kw), shape, 3)
