@@ -14,11 +14,16 @@ The ``dvs_data`` fixture below does the same for tests that take the folder as a
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from neurosparse.data.fetch_recordings import data_dir, missing_reason
+
+# The CPU crossover of EventLinear(mode="auto") is measured once per machine and cached
+# (layers/dispatch.py); the tests keep that cache out of the user's home folder.
+os.environ.setdefault("NEUROSPARSE_CACHE_DIR", tempfile.mkdtemp(prefix="neurosparse-test-cache-"))
 
 collect_ignore = [] if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else ["cudasim"]
 
