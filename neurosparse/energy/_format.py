@@ -62,3 +62,13 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
            "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def unit_range(lo: float, hi: float, u: str) -> str:
+    """(1.2e-8, 3.4e-8, "J") -> "12 – 34 nJ": both ends in the prefix of the high end."""
+    top = unit(hi, u)
+    value, _, suffix = top.partition(" ")
+    if hi == 0 or not value or lo < hi * 1e-3:  # ends of very different size: own prefixes
+        return f"{unit(lo, u)} – {top}"
+    scale = hi / float(value)
+    return f"{lo / scale:.3g} – {value} {suffix}"

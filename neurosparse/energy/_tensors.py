@@ -20,6 +20,8 @@ def first_tensor(obj) -> torch.Tensor | None:
     """The first tensor in ``obj`` (a tensor, or a possibly nested tuple/list)."""
     if isinstance(obj, torch.Tensor):
         return obj
+    if isinstance(obj, tuple) and obj and isinstance(obj[0], torch.Tensor):
+        return obj[0]  # the usual hook argument: (input, ...)
     if isinstance(obj, (tuple, list)):
         for item in obj:
             t = first_tensor(item)

@@ -433,7 +433,9 @@ class Meter:
                 return None
             incoming = incoming_state(module, family, args, kwargs)
             fresh = not any(incoming is o for o in self._last_state.get(label, ()))
-            batch = first_batch(args)
+            x = args[0] if args else None
+            batch = (int(x.shape[0]) if isinstance(x, torch.Tensor) and x.dim() >= 2
+                     else first_batch(args))
             if fresh or batch != self._last_batch.get(label):
                 self._boundary(label)
             return None

@@ -45,16 +45,14 @@ DEFINITIONS = {
 }
 # One line per column of the hardware table (printed under it by the text report).
 HARDWARE_COLUMNS = {
-    "Hardware": "profile name (≈: some constants uncertain, see the profile's sources)",
-    "Provenance": "where the profile's constants come from: measured silicon, pre-silicon "
-                  "simulation, a circuit-level estimate, or a lower bound",
-    "Energy": "dynamic + static energy per inference",
+    "Hardware": "profile (≈: some constants uncertain, see its sources)",
+    "Provenance": "measured silicon, pre-silicon simulation, estimate, lower-bound",
+    "Energy": "dynamic + static, per inference (≥: a lower bound)",
     "Dynamic": "counted operations × the profile's energy per operation",
-    "Static": "static power × latency, for the occupied cores (or whole chips / device)",
-    "Range": "energy with every uncertain constant at its low and high end",
-    "Latency": "time per inference from the profile's latency model (pipelined stages "
-               "on neuromorphic chips, layers in sequence on CPU/GPU)",
-    "Cores": "cores the mapping occupies / chips needed (neuromorphic profiles)",
+    "Static": "static power × latency, for the cores in use (or chips/device)",
+    "Range": "energy with the uncertain constants at their low / high ends",
+    "Latency": "pipelined stages on chips; layers in turn on CPU/GPU",
+    "Cores": "cores the mapping occupies / chips (neuromorphic profiles)",
 }
 
 
@@ -217,7 +215,7 @@ class Report:
         for r in self.hardware:
             # "no range": the profile marks constants uncertain without giving bounds
             same = "no range" if r.uncertain else "exact"
-            rng = (f"{fmt.unit(r.energy_low_j, 'J')} – {fmt.unit(r.energy_high_j, 'J')}"
+            rng = (fmt.unit_range(r.energy_low_j, r.energy_high_j, "J")
                    if r.energy_low_j != r.energy_high_j else same)
             cores = f"{r.cores} / {r.chips}" if r.cores else "-"
             energy = fmt.unit(r.energy_j, "J")
@@ -234,9 +232,7 @@ class Report:
         static = sorted({r.static_mode for r in self.hardware})
         lines = [f"  {k:<{width}}  {v}" for k, v in HARDWARE_COLUMNS.items()]
         if static:
-            lines.append(f"  static power charged for: {', '.join(static)} "
-                         "(occupied = cores the network occupies; chip = whole chips; "
-                         "device = whole CPU/GPU)")
+            lines.append(f"  {'':<{width}}  static power here for: {', '.join(static)}")
         return lines
 
     def _summary_line(self) -> str:
@@ -283,7 +279,9 @@ class Report:
                                       (self._hardware_rows(), "Per hardware")):
             table = Table(title=title)
             for i, h in enumerate(header):
-                table.add_column(h, justify="left" if i == 0 else "right")
+                # names and provenance are never cut; numbers may wrap in a narrow terminal
+                table.add_column(h, justify="left" if i == 0 else "right",
+                                 no_wrap=h in ("Hardware", "Provenance"))
             for row in rows:
                 table.add_row(*row)
             console.print(table)
