@@ -1,6 +1,6 @@
 """Fused LIF-family sequence kernels for the CPU (``numba.njit(parallel=True)``).
 
-The model is the one of ``neurosparse/neurons/functional.py`` (the reference step
+The model is the one of ``neurosparse/ops/lif_reference.py`` (the reference step
 function); the per-step math is ``kernels/lif_step.py``, shared with the CUDA twin. A
 sequence ``x[T, B*N]`` runs in one call: threads split the ``B*N`` neurons into blocks,
 each block walks all T steps with its state in a small buffer that stays in L1.

@@ -4,7 +4,7 @@ These are plain Python functions on scalars (no decorators, no calls to other
 functions of this module), so ``kernels/lif_cpu.py`` compiles them with
 ``numba.njit(inline="always")`` and ``kernels/lif_cuda.py`` with
 ``numba.cuda.jit(device=True)``: one definition of the model, two targets. The model
-and the names are those of ``neurosparse/neurons/functional.py``.
+and the names are those of ``neurosparse/ops/lif_reference.py``.
 
 Flags: ``reset`` 0 subtract / 1 zero / 2 none; ``sg`` the surrogate id of
 ``neurosparse.neurons.surrogate`` (one of :data:`SURROGATE_IDS`); booleans as 0/1.

@@ -1,7 +1,7 @@
 """``SpikingNeuron``: the module shell shared by LIF, IF and ALIF.
 
 A neuron module holds parameters and a :class:`NeuronSpec`; the dynamics live in
-``functional.py`` (reference) and ``ops/lif_sequence.py`` (fused kernel).
+``ops/lif_reference.py`` (reference) and ``ops/lif_sequence.py`` (fused kernel).
 
 Two modes, both returning ``(spikes, state)``:
 

@@ -3,7 +3,7 @@
 ``neuron_sequence_op`` runs the fused Numba kernel -- ``kernels/lif_cpu.py`` for CPU
 tensors, ``kernels/lif_cuda.py`` for CUDA tensors (no host copies: the kernel reads
 the torch tensors through ``__cuda_array_interface__`` on torch's stream) -- for
-float32 inputs, and the reference step loop (``neurons/functional.py``) otherwise or
+float32 inputs, and the reference step loop (``ops/lif_reference.py``) otherwise or
 when ``NEUROSPARSE_KERNELS=torch``. Both give the same spikes and gradients.
 """
 
@@ -12,15 +12,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..neurons.functional import (
+from ..neurons.surrogate import kernel_id_of
+from . import registry
+from .lif_reference import (
     NeuronParams,
     NeuronSpec,
     NeuronState,
     initial_state,
     neuron_sequence,
 )
-from ..neurons.surrogate import kernel_id_of
-from . import registry
 
 OP = "lif_sequence"
 registry.register(OP, "cpu", "cuda", covers="float32/float16/bfloat16 input, built-in surrogates")
