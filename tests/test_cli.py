@@ -48,9 +48,13 @@ def test_report_on_the_shipped_example_fits_100_columns(capsys):
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 100
     # nothing is cut: every hardware profile and every column of the wide table is there
-    for word in ("SynOps", "Dense MACs", "State r/w", "Latency range", "EDP", "Chips",
-                 "spinnaker2", "truenorth", "gpu-a100-fp16"):
+    for word in ("SynOps", "Dense MACs", "State r/w", "Provenance", "Dynamic", "Static",
+                 "Latency", "Cores", "spinnaker2", "truenorth", "gpu-a100-fp16"):
         assert word in out, word
+    # every column of the tables is explained in one line (issue 19)
+    legend = out[out.index("Columns:"):]
+    for word in ("SynOps", "Dense MACs", "Neuron upd.", "Provenance", "Static", "Cores"):
+        assert f"  {word} " in legend, word
 
 
 def test_report_formats_json_and_wide(capsys):

@@ -44,6 +44,17 @@ DEFINITIONS = {
     "per_inference": "totals divided by the number of samples",
 }
 # One line per column of the hardware table (printed under it by the text report).
+LAYER_COLUMNS = {
+    "SynOps": "accumulates triggered by ±1 events: events × fan-out (weights read)",
+    "MACs": "multiply-accumulates on graded (non-binary) non-zero inputs",
+    "Dense MACs": "what a dense layer would do on the same input (zeros included)",
+    "Neuron upd.": "neuron state updates (neurons × time steps)",
+    "Spikes": "spikes emitted by the layer",
+    "Sparsity": "share of zeros in the layer's output (neurons) or input (synapses)",
+    "Weights": "parameter bytes of the layer",
+    "State r/w": "bytes of neuron state read and written",
+}
+
 HARDWARE_COLUMNS = {
     "Hardware": "profile (≈: some constants uncertain, see its sources)",
     "Provenance": "measured silicon, pre-silicon simulation, estimate, lower-bound",
@@ -226,11 +237,12 @@ class Report:
                          fmt.unit(r.latency_s, "s"), cores])
         return header, rows
 
-    def column_legend(self) -> list[str]:
-        """One line per column of the hardware table."""
-        width = max(len(k) for k in HARDWARE_COLUMNS)
+    def column_legend(self, layers: bool = False) -> list[str]:
+        """One line per column of the hardware table (and of the layer table)."""
+        cols = {**(LAYER_COLUMNS if layers else {}), **HARDWARE_COLUMNS}
+        width = max(len(k) for k in cols)
         static = sorted({r.static_mode for r in self.hardware})
-        lines = [f"  {k:<{width}}  {v}" for k, v in HARDWARE_COLUMNS.items()]
+        lines = [f"  {k:<{width}}  {v}" for k, v in cols.items()]
         if static:
             lines.append(f"  {'':<{width}}  static power here for: {', '.join(static)}")
         return lines
@@ -252,7 +264,7 @@ class Report:
                 f"  {c['hardware']}: dense {fmt.unit(c['dense_j'], 'J')} / event "
                 f"{fmt.unit(c['event_j'], 'J')} = {c['dense_over_event'] or float('nan'):.3g}x"
                 for c in cmp]
-        parts += ["", "Columns:", *self.column_legend(),
+        parts += ["", "Columns:", *self.column_legend(layers=True),
                   "* after a layer name: counted exactly by the module itself"]
         return "\n".join(parts)
 
