@@ -285,7 +285,7 @@ for hw in energy["dense"]:
           f"({ratio:.2f}x)")
 
 # %%
-# measured: see docs/reproductions.md (--quick, seed 0: dense ~0.9, delta ~0.9)
+# measured: see docs/reproductions.md (--quick, seed 0: dense 0.988, delta 0.984)
 for r in runs:
     assert r["dense_accuracy"] > 0.5 and r["delta_accuracy"] > 0.5, r
     assert r["ops_per_sample"]["delta"] < r["ops_per_sample"]["dense_all"], r
