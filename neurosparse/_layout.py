@@ -24,8 +24,10 @@ _FIX = (
 )
 
 
-def time_first(x: torch.Tensor, batch_first: bool | None, where: str) -> torch.Tensor:
-    """``x`` as ``[T, B, ...]``: swapped when ``batch_first``; checked when None."""
+def time_first(
+    x: torch.Tensor, batch_first: bool | None, where: str, check: bool = True
+) -> torch.Tensor:
+    """``x`` as ``[T, B, ...]``: swapped when ``batch_first``; checked when None and ``check``."""
     if batch_first:
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
             raise ShapeError(
@@ -33,7 +35,7 @@ def time_first(x: torch.Tensor, batch_first: bool | None, where: str) -> torch.T
                 + (f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__)
             )
         return x.transpose(0, 1)
-    if batch_first is None and isinstance(x, torch.Tensor):
+    if batch_first is None and check and isinstance(x, torch.Tensor):
         check_not_padded_batch_first(x, where)
     return x
 
@@ -64,11 +66,12 @@ def check_not_padded_batch_first(x: torch.Tensor, where: str) -> None:
     padding of samples of different lengths), while along axis 0 the activity is not of
     that form. A time-first batch padded at the end of time has the transposed
     signature; unpadded input or input with empty time bins is never refused. Costs one
-    pass over ``x`` (CUDA tensors are not inspected: it would wait for the GPU).
+    pass over ``x`` (CUDA tensors are not inspected: it would wait for the GPU), which is
+    why :class:`~neurosparse.Sequential` runs it on its first calls only.
     """
     if x.dim() < 3 or x.shape[0] < 2 or x.shape[1] < 2 or x.is_cuda or x.is_meta:
         return
-    active = x.detach().reshape(x.shape[0], x.shape[1], -1).ne(0).any(-1)
+    active = x.detach().reshape(x.shape[0], x.shape[1], -1).any(-1)
     rows = _prefix_lengths(active)
     if rows is None or int(rows.min()) < 1 or int(rows.max()) != x.shape[1]:
         return

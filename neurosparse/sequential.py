@@ -35,19 +35,29 @@ class Sequential(nn.Sequential):
         ``[T, B, ...]`` is swapped back to ``[B, T, ...]``. ``None`` (default):
         time-first, and a CPU input that carries the zero padding of a batch-first
         batch (samples of different lengths) raises :class:`~neurosparse.errors.ShapeError`
-        instead of running with batch and time swapped. ``False``: time-first, unchecked.
+        instead of running with batch and time swapped. The check costs a pass over the
+        input, so it runs on the first :attr:`LAYOUT_CHECKS` calls only (a misconfigured
+        loader shows in its first batches). ``False``: time-first, unchecked.
     """
+
+    LAYOUT_CHECKS = 8
 
     def __init__(self, *args, fuse: bool = True, batch_first: bool | None = None) -> None:
         super().__init__(*args)
         self.fuse = fuse
         self.batch_first = batch_first
+        self._layout_checks_left = self.LAYOUT_CHECKS
 
     def forward(self, x, states=None):  # type: ignore[override]
-        x = time_first(x, self.batch_first, "Sequential")
+        # getattr: a model pickled before these attributes existed still runs
+        batch_first = getattr(self, "batch_first", None)
+        left = getattr(self, "_layout_checks_left", 0)
+        x = time_first(x, batch_first, "Sequential", check=left > 0)
+        if left > 0 and batch_first is None:
+            self._layout_checks_left = left - 1
         t_b = tuple(x.shape[:2]) if hasattr(x, "shape") else ()
         x, out_states = self._run(x, states)
-        return batch_first_out(x, self.batch_first, t_b), out_states
+        return batch_first_out(x, batch_first, t_b), out_states
 
     def _run(self, x, states):
         mods = list(self)

@@ -88,3 +88,14 @@ def test_sequence_neuron_refuses_two_dimensional_input():
 def test_layers_told_their_feature_size_refuse_other_trailing_shapes(layer, x):
     with pytest.raises(ShapeError, match="features|channels|input_size|\\[T, B"):
         layer(x)
+
+
+def test_the_padding_check_runs_on_the_first_calls_only():
+    net = _net()
+    xt, xb = _batch(batch_first=False), _batch(batch_first=True)
+    for _ in range(ns.Sequential.LAYOUT_CHECKS - 1):
+        net(xt)
+    with pytest.raises(ShapeError):
+        net(xb)  # the last checked call
+    net(xt)
+    assert net._layout_checks_left == 0  # later calls pay nothing for the check
