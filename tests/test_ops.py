@@ -138,9 +138,6 @@ CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.start
 # ops whose kernels take float32 only: float64 must be refused in strict mode
 F32_ONLY = ["lif_sequence", "delta_encode", "delta_accumulate", "delta_rnn", "event_linear",
             "event_conv2d", "sparse_event_linear"]  # fmt: skip
-# these two decide in ops/event_linear.py and ops/event_conv2d.py, which still fall back
-# to the reference for float64 without telling the registry (another engineer's files)
-SILENT_F64 = {"event_linear", "event_conv2d"}
 
 
 def _run(mode, fn, inputs, monkeypatch):
@@ -184,11 +181,7 @@ def test_kernel_equals_reference(op, seed, monkeypatch):
 
 
 @pytest.mark.parametrize("op", F32_ONLY)
-def test_uncovered_dtype_is_refused_in_strict_mode(op, monkeypatch, request):
-    if op in SILENT_F64:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="ops/event_*.py backend() skips registry.use_kernel's reason "
-            "for non-float32 input (owner: GPU engineer)"))  # fmt: skip
+def test_uncovered_dtype_is_refused_in_strict_mode(op, monkeypatch):
     fn, inputs = CASES[op](torch.Generator().manual_seed(0), torch.float64)
     with pytest.raises(KernelUnavailableError, match="float64"):
         _run("numba", fn, inputs, monkeypatch)

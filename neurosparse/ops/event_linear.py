@@ -61,13 +61,17 @@ def backend(x: torch.Tensor, op: str = OP) -> str:
     """``"cpu"`` / ``"cuda"`` (Numba kernels) or ``"torch"`` (the reference) for an input.
 
     The CPU kernels run float32, the CUDA kernels float32 and bfloat16; other dtypes,
-    ``NEUROSPARSE_KERNELS=torch`` and devices without a kernel take the reference.
+    ``NEUROSPARSE_KERNELS=torch`` and devices without a kernel take the reference. The
+    registry decides (:func:`registry.use_kernel`), so under ``NEUROSPARSE_KERNELS=numba``
+    an uncovered dtype raises, and in ``auto`` mode it is warned about and recorded.
     """
     dev = kernel_device(x)
-    if x.dtype != torch.float32 and not (dev == "cuda" and x.dtype == torch.bfloat16
-                                         and op == OP):  # fmt: skip
-        return "torch"
-    return dev if registry.use_kernel(op, dev) else "torch"
+    bf16_ok = dev == "cuda" and op == OP
+    why = None
+    if x.dtype != torch.float32 and not (bf16_ok and x.dtype == torch.bfloat16):
+        takes = "float32 and bfloat16" if bf16_ok else "float32"
+        why = f"the kernels take {takes} input, not {x.dtype}"
+    return dev if registry.use_kernel(op, dev, why) else "torch"
 
 
 @dataclass
