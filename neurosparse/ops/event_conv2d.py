@@ -90,9 +90,9 @@ class ConvScan:
     """What the count pass found: events and exact synaptic ops (split ±1 / graded)."""
 
     geom: ConvGeometry
-    nnz: int
-    unit_ops: int
-    graded_ops: int
+    nnz: int | None  # None (with the ops): a CUDA scan not read back, see ``exact``
+    unit_ops: int | None
+    graded_ops: int | None
     backend: str
     counts: Any = None
     index: Any = None
@@ -100,13 +100,16 @@ class ConvScan:
 
     @property
     def rate(self) -> float:
+        if self.nnz is None:
+            raise RuntimeError("the scan's rate is unknown: it was not read back from the "
+                               "GPU; call scan.read_back() first")  # fmt: skip
         g = self.geom
         return self.nnz / max(1, g.n * g.c_in * g.h * g.w)
 
     @property
     def exact(self) -> bool:
         """Whether the counts are host ints (False: a CUDA scan not read back)."""
-        return self.nnz >= 0
+        return self.nnz is not None
 
     def read_back(self, name: str = "input") -> ConvScan:
         """The exact scan (one synchronisation on CUDA; raises on NaN/inf)."""
@@ -170,7 +173,7 @@ def scan_conv2d(
         return ConvScan(geom, int(counts.sum()), unit, graded, bk, counts=counts)
     if bk == "cuda":
         index, (cnt, rowstats) = _cuda_scan(x, geom, fy, fx)
-        scan = ConvScan(geom, -1, -1, -1, bk, index=index, device_counts=(cnt, rowstats))
+        scan = ConvScan(geom, None, None, None, bk, index=index, device_counts=(cnt, rowstats))
         return scan if not exact else scan.read_back(name)
     xd = x.detach()
     if not bool(torch.isfinite(xd).all()):

@@ -78,25 +78,39 @@ def backend(x: torch.Tensor, op: str = OP) -> str:
 class LinearScan:
     """What the count pass found in an input ``x[M, K]``.
 
-    ``nnz``/``unit`` are Python ints (exact counts); on CUDA the scan also holds the
-    finished index (building it is the count pass there).
+    ``nnz``/``unit`` are Python ints (exact counts), or None when the scan did not count
+    (a CUDA scan with ``exact=False``: no host synchronisation); :attr:`exact` says which.
+    On CUDA the scan also holds the finished index (building it is the count pass there).
     """
 
     rows: int
     n_in: int
-    nnz: int
-    unit: int
+    nnz: int | None
+    unit: int | None
     backend: str
     counts: Any = None
     index: Any = None
 
     @property
+    def exact(self) -> bool:
+        """Whether ``nnz``/``unit`` were counted (False: a CUDA scan with ``exact=False``)."""
+        return self.nnz is not None
+
+    def _counted(self, what: str) -> int:
+        if self.nnz is None or self.unit is None:
+            raise RuntimeError(
+                f"the scan's {what} is unknown: it was taken with exact=False (no count on "
+                "the GPU); call scan_linear(x, exact=True) to count"
+            )
+        return self.nnz if what == "rate" else self.nnz - self.unit
+
+    @property
     def rate(self) -> float:
-        return self.nnz / max(1, self.rows * self.n_in)
+        return self._counted("rate") / max(1, self.rows * self.n_in)
 
     @property
     def graded(self) -> int:
-        return self.nnz - self.unit
+        return self._counted("graded count")
 
 
 @dataclass
@@ -113,7 +127,7 @@ class LinearIndex:
     rows: int
     n_in: int
     arrays: tuple
-    nnz: int = -1  # when known on the host
+    nnz: int | None = None  # when counted on the host
     tally: Any = None  # CUDA: int64 [3] device counts the kernel adds to (events, ±1, NaN)
     _transposed: tuple | None = field(default=None, repr=False)
 
@@ -135,8 +149,8 @@ def scan_linear(x2d: torch.Tensor, name: str = "input", exact: bool = True) -> L
     """Count pass over ``x2d [M, K]``: events per row, ±1 events, NaN/inf (raises).
 
     On CUDA ``exact=False`` skips counting (no host synchronisation: ``nnz``/``unit``
-    are -1 and NaN/inf is not checked; a NaN then propagates to the output rows, as in
-    ``nn.Linear``). Elsewhere the flag has no effect.
+    are None, ``scan.exact`` is False, and NaN/inf is not checked; a NaN then propagates
+    to the output rows, as in ``nn.Linear``). Elsewhere the flag has no effect.
     """
     m, k = x2d.shape
     bk = backend(x2d)
@@ -151,7 +165,7 @@ def scan_linear(x2d: torch.Tensor, name: str = "input", exact: bool = True) -> L
     if bk == "cuda":
         index = _cuda_index(x2d)
         if not exact:
-            return LinearScan(m, k, -1, -1, bk, index=index)
+            return LinearScan(m, k, None, None, bk, index=index)
         nnz, unit = _cuda_exact(x2d, name)
         index.nnz = nnz
         return LinearScan(m, k, nnz, unit, bk, index=index)

@@ -104,15 +104,19 @@ def parallel_work() -> int:
     """Row-synapses from which the multi-threaded row walk pays off.
 
     The crossover is set by how long Numba's sleeping workers take to wake. Measured on
-    the 2-core dev VM (4096 -> 4096 at 10 %, dense input): with the workqueue layer
-    (the package's default, see ``neurosparse/__init__.py``) or OpenMP workers told to
-    sleep (``OMP_WAIT_POLICY=PASSIVE``) a parallel call costs ~0.1-0.3 ms more, so two
-    threads lose at batch 1 (0.66 vs 0.40 ms) and win from a few rows up (batch 16:
-    2.7 vs 4.7 ms): 8 M row-synapses. With ``NUMBA_THREADING_LAYER=omp`` and spinning
-    workers (``OMP_WAIT_POLICY`` unset or ``ACTIVE``) the wake-up is a few µs and two
-    threads already win at 512 -> 512 (0.006 vs 0.008 ms; 4096², batch 1: 0.21 vs 0.40
-    ms): 16 K. Spinning workers cost the other threads of the machine CPU time, which
-    is why the package does not choose them (``neurosparse/__init__.py``).
+    the 2-core dev VM (4096 -> 4096 at 10 %, dense input): with OpenMP workers told to
+    sleep (``OMP_WAIT_POLICY=PASSIVE``, which ``import neurosparse`` sets when torch is
+    not loaded yet, see ``neurosparse/__init__.py``) or the workqueue layer (opt-in with
+    ``NUMBA_THREADING_LAYER=workqueue``; the package leaves the layer to Numba) a
+    parallel call costs ~0.1-0.3 ms more, so two threads lose at batch 1 (0.66 vs 0.40
+    ms) and win from a few rows up (batch 16: 2.7 vs 4.7 ms): 8 M row-synapses. With
+    ``NUMBA_THREADING_LAYER=omp`` and spinning workers (``OMP_WAIT_POLICY`` unset or
+    ``ACTIVE``) the wake-up is a few µs and two threads already win at 512 -> 512
+    (0.006 vs 0.008 ms; 4096², batch 1: 0.21 vs 0.40 ms): 16 K. Only that explicit
+    setting selects 16 K: under Numba's own choice of layer the layer is not known
+    before the first parallel kernel runs, so the threshold stays at 8 M. Spinning
+    workers cost the other threads of the machine CPU time, which is why the package
+    does not ask for them.
     """
     if PARALLEL_WORK is not None:
         return PARALLEL_WORK
