@@ -9,12 +9,15 @@ gives the same bits as numba-cuda's own launch.
 from __future__ import annotations
 
 import os
+import warnings
 from functools import partial
 
 import pytest
 import torch
 
 import neurosparse as ns
+from neurosparse.errors import DeviceError, KernelUnavailableError
+from neurosparse.neurons import surrogate as sg
 
 # NEUROSPARSE_TEST_DEVICE=cpu runs the same comparisons on the CPU kernels (a dry run of
 # this file's logic where there is no GPU)
@@ -390,3 +393,173 @@ def test_auto_is_never_slower_than_the_best_dense_path(kernels_mode, precision):
         assert not slow, slow
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
+
+
+# -- module conventions on the GPU (docs/conventions.md) ---------------------------------
+needs_two_devices = pytest.mark.skipif(
+    DEV != "cuda", reason="a device mismatch needs a second device (the GPU)"
+)
+
+
+@needs_two_devices
+def test_lif_refuses_an_input_on_another_device():
+    x = torch.rand(5, 2, 8)
+    gpu = ns.LIF().cuda()
+    with pytest.raises(DeviceError, match="cuda"):
+        gpu(x)
+    with pytest.raises(DeviceError, match="cuda"):
+        gpu.step(x[0])
+    cpu = ns.LIF()
+    with pytest.raises(DeviceError, match="cpu"):
+        cpu(x.cuda())
+    with pytest.raises(DeviceError, match="cpu"):
+        cpu.step(x[0].cuda())
+    assert gpu.state is None and cpu.state is None  # a refused step keeps nothing
+
+
+def test_lif_kept_step_state_moves_with_the_module():
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 50) * 1.3
+    moved, stay = ns.LIF(0.9), ns.LIF(0.9)
+    moved.step(x[0])
+    stay.step(x[0])
+    moved.to(DEV)
+    assert moved.state.v.device.type == DEV
+    spikes = 0.0
+    for t in range(1, x.shape[0]):
+        z, st = moved.step(x[t].to(DEV))
+        z_ref, st_ref = stay.step(x[t])
+        assert z.device.type == DEV
+        torch.testing.assert_close(z.cpu(), z_ref, rtol=0, atol=1e-6)
+        torch.testing.assert_close(st.v.cpu(), st_ref.v, rtol=1e-6, atol=1e-6)
+        spikes += float(z_ref.sum())
+    assert 0 < spikes < (x.shape[0] - 1) * x[0].numel()  # both branches exercised
+
+
+DELTA_LAYERS = {
+    "DeltaLinear": (lambda: ns.DeltaLinear(8, 5, threshold=0.1), (6, 2, 8)),
+    "DeltaConv2d": (lambda: ns.DeltaConv2d(2, 3, 3, threshold=0.1), (6, 2, 2, 9, 9)),
+    "DeltaGRU": (lambda: ns.DeltaGRU(8, 5, threshold=0.1), (6, 2, 8)),
+}
+
+
+@needs_two_devices
+@pytest.mark.parametrize("name", list(DELTA_LAYERS))
+def test_delta_layer_on_the_gpu_refuses_a_cpu_input_with_a_device_error(name):
+    make, shape = DELTA_LAYERS[name]
+    torch.manual_seed(0)
+    layer = make().cuda()
+    x = torch.randn(shape)
+    with pytest.raises(DeviceError, match="cuda"):
+        layer(x)
+    with pytest.raises(DeviceError, match="cuda"):
+        layer.step(x[0])
+    layer.step(x[0].cuda())  # a kept CUDA state, then a CPU step: still the device
+    with pytest.raises(DeviceError, match="cuda"):
+        layer.step(x[1])
+
+
+@needs_two_devices
+def test_sparse_event_linear_refuses_an_input_on_another_device():
+    x = (torch.rand(4, 3, 40) < 0.3).float()
+    cpu = ns.SparseEventLinear(40, 10, density=0.3)
+    with pytest.raises(DeviceError, match="cpu"):
+        cpu(x.cuda())
+    gpu = ns.SparseEventLinear(40, 10, density=0.3).cuda()
+    with pytest.raises(DeviceError, match="cuda"):
+        gpu(x)
+
+
+def _surrogate_custom():
+    # the CPU test's surrogates and hand-built autograd (tests/ is on sys.path under pytest)
+    import test_neuron_surrogate_custom as custom
+
+    return custom
+
+
+@pytest.mark.parametrize("which", ["Gaussian", "SteeperFastSigmoid"])
+def test_custom_surrogate_on_the_gpu_gets_its_own_gradient(which, kernels_mode):
+    custom = _surrogate_custom()
+    surrogate = custom.Gaussian() if which == "Gaussian" else custom.SteeperFastSigmoid(5.0)
+    torch.manual_seed(0)
+    x = torch.rand(30, 4, 17, device=DEV) * 0.8
+    w = torch.randn(30, 4, 17, device=DEV)
+    neuron = ns.LIF(0.8, 0.7, surrogate=surrogate).to(DEV)
+    kernels_mode("auto")
+    xg = x.clone().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the one-time fallback notice
+        z, _ = neuron(xg)
+    (gx,) = torch.autograd.grad((z * w).sum(), [xg])
+    z_ref, gx_ref = custom._manual_grad(x, w, 0.8, 0.7, surrogate)
+    assert torch.equal(z.detach(), z_ref)
+    assert 0 < z_ref.sum() < z_ref.numel()
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-6)
+    kernels_mode("numba")  # strict: the kernels know only the built-in derivatives
+    with pytest.raises(KernelUnavailableError, match="surrogate"):
+        neuron(x.clone().requires_grad_())
+
+
+@pytest.mark.parametrize("cls", sg.ALL, ids=lambda c: c.__name__)
+def test_builtin_surrogate_cuda_kernel_equals_reference(cls, kernels_mode):
+    torch.manual_seed(0)
+    lif = ns.LIF(0.9, 1.0, surrogate=cls()).to(DEV)
+    x = torch.rand(37, 3, 97, device=DEV) * 1.3
+    kernels_mode("numba")
+    z, gx, v = _neuron_run(lif, x)
+    kernels_mode("torch")
+    z_ref, gx_ref, v_ref = _neuron_run(lif, x)
+    assert torch.equal(z, z_ref)
+    assert 0.02 < float(z_ref.mean()) < 0.98
+    assert float(gx_ref.abs().sum()) > 0  # a gradient that can differ
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(v, v_ref, rtol=1e-5, atol=1e-5)
+
+
+def _ops_cases():
+    import test_ops  # tests/ is on sys.path under pytest
+
+    return test_ops
+
+
+def _cuda_ops() -> list[str]:
+    from neurosparse.cli import _import_ops
+    from neurosparse.ops import registry
+
+    _import_ops()
+    return sorted(op for op, e in registry._OPS.items() if "cuda" in e.devices and e.reference)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("op", _cuda_ops())
+def test_op_kernel_equals_reference_on_the_gpu(op, seed, monkeypatch):
+    # tests/test_ops.py's cases and comparison on this device (every op with a CUDA kernel)
+    t = _ops_cases()
+    assert op in t.CASES, f"{op} has a CUDA kernel but no case in tests/test_ops.py"
+    gen = torch.Generator().manual_seed(1000 * seed + sum(map(ord, op)))
+    fn, inputs = t.CASES[op](gen, torch.float32, device=DEV)
+    out_k, g_k = t._run("numba", fn, inputs, monkeypatch)
+    out_r, g_r = t._run("torch", fn, inputs, monkeypatch)
+    for a, b in zip(out_k, out_r):
+        assert a.device.type == DEV and a.shape == b.shape and a.dtype == b.dtype
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g_k, g_r):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_sequential_batch_first_on_the_gpu_equals_the_cpu():
+    torch.manual_seed(0)
+    net = ns.Sequential(ns.EventLinear(20, 16, mode="event"), ns.LIF(0.9),
+                        ns.EventLinear(16, 4, mode="event"), ns.LIF(0.9), batch_first=True)
+    x = (torch.rand(3, 11, 20) < 0.3).float() * 2.0  # [B, T, features]
+    with torch.no_grad():
+        out_cpu, states_cpu = net(x)
+        net.to(DEV)
+        out_dev, states_dev = net(x.to(DEV))
+    assert out_dev.shape == out_cpu.shape == (3, 11, 4)
+    assert out_dev.device.type == DEV
+    torch.testing.assert_close(out_dev.cpu(), out_cpu, rtol=0, atol=1e-6)
+    torch.testing.assert_close(states_dev[1].v.cpu(), states_cpu[1].v, rtol=1e-5, atol=1e-5)
+    assert 0 < float(out_cpu.sum()) < out_cpu.numel()

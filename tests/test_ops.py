@@ -6,7 +6,8 @@ through the reference (``torch``); outputs and the gradients of every differenti
 input must agree. A dtype the kernel does not cover must be refused in strict mode and
 run the reference in ``auto`` mode. The linear ops' references pass ``gradcheck`` in
 float64. A registered op without a case here fails ``test_every_registered_op_is_tested``.
-CUDA devices are covered by tests/test_gpu.py and tests/cudasim (this machine has none).
+The cases take a device: tests/test_gpu.py runs those of the ops with a CUDA kernel on
+the GPU (and tests/cudasim the CUDA kernels under Numba's simulator).
 """
 
 from __future__ import annotations
@@ -39,33 +40,41 @@ def _dims(gen, *ranges):
     return [int(torch.randint(lo, hi + 1, (1,), generator=gen)) for lo, hi in ranges]
 
 
-# each case: (gen, dtype) -> (fn, inputs); fn(*inputs) returns a tensor or a tuple of them
-def case_lif_sequence(gen, dtype):
+def _leaf(t, device):
+    """A differentiable input on ``device`` (drawn on the CPU, so every device sees the
+    same numbers)."""
+    return t.to(device).requires_grad_()
+
+
+# each case: (gen, dtype, device) -> (fn, inputs); fn(*inputs) returns a tensor or a tuple
+# of them. tests/test_gpu.py runs the cases of the ops with a CUDA kernel on the GPU.
+def case_lif_sequence(gen, dtype, device="cpu"):
     t, b, n = _dims(gen, (1, 25), (1, 4), (1, 40))
     beta = torch.rand(n, generator=gen) * 0.5 + 0.5
     neuron = ns.ALIF(beta, 0.5, adapt=0.2) if n % 2 else ns.LIF(beta, 0.6, reset="zero")
-    x = (torch.rand(t, b, n, generator=gen) * 1.2).to(dtype).requires_grad_()
+    neuron.to(device)
+    x = _leaf((torch.rand(t, b, n, generator=gen) * 1.2).to(dtype), device)
     return (lambda x: neuron(x)[0]), [x]
 
 
-def case_delta_encode(gen, dtype):
+def case_delta_encode(gen, dtype, device="cpu"):
     t, b, n = _dims(gen, (1, 20), (1, 4), (1, 50))
-    x = torch.randn(t, b, n, generator=gen, dtype=dtype).cumsum(0).requires_grad_()
+    x = _leaf(torch.randn(t, b, n, generator=gen, dtype=dtype).cumsum(0), device)
     return (lambda x: delta_encode(x, 0.3)[0]), [x]
 
 
-def case_delta_accumulate(gen, dtype):
+def case_delta_accumulate(gen, dtype, device="cpu"):
     t, b, n = _dims(gen, (1, 20), (1, 4), (1, 50))
-    inc = _rand_sparse(gen, (t, b, n), 0.2, dtype).requires_grad_()
-    z0 = torch.randn(b, n, generator=gen, dtype=dtype).requires_grad_()
+    inc = _leaf(_rand_sparse(gen, (t, b, n), 0.2, dtype), device)
+    z0 = _leaf(torch.randn(b, n, generator=gen, dtype=dtype), device)
     return accumulate, [inc, z0]
 
 
-def case_delta_rnn(gen, dtype):
+def case_delta_rnn(gen, dtype, device="cpu"):
     t, b, i, h = _dims(gen, (1, 15), (1, 3), (1, 12), (1, 10))
     torch.manual_seed(int(torch.randint(0, 1000, (1,), generator=gen)))
-    cell = (ns.DeltaGRU if h % 2 else ns.DeltaLSTM)(i, h, threshold=0.05).to(dtype)
-    x = torch.randn(t, b, i, generator=gen, dtype=dtype)
+    cell = (ns.DeltaGRU if h % 2 else ns.DeltaLSTM)(i, h, threshold=0.05).to(device, dtype)
+    x = torch.randn(t, b, i, generator=gen, dtype=dtype).to(device)
 
     def run(x):
         with torch.no_grad():  # the recurrent kernels are the inference path
@@ -74,19 +83,19 @@ def case_delta_rnn(gen, dtype):
     return run, [x]
 
 
-def case_event_linear(gen, dtype):
+def case_event_linear(gen, dtype, device="cpu"):
     m, k, n = _dims(gen, (1, 30), (1, 60), (1, 40))
-    x = _rand_sparse(gen, (m, k), 0.1, dtype).requires_grad_()
-    w = torch.randn(n, k, generator=gen, dtype=dtype).requires_grad_()
-    bias = torch.randn(n, generator=gen, dtype=dtype).requires_grad_()
+    x = _leaf(_rand_sparse(gen, (m, k), 0.1, dtype), device)
+    w = _leaf(torch.randn(n, k, generator=gen, dtype=dtype), device)
+    bias = _leaf(torch.randn(n, generator=gen, dtype=dtype), device)
     return (lambda x, w, bias: event_linear(x, w, bias, mode="event")), [x, w, bias]
 
 
-def case_event_conv2d(gen, dtype):
+def case_event_conv2d(gen, dtype, device="cpu"):
     b, c, o, h = _dims(gen, (1, 3), (1, 4), (1, 5), (3, 9))
     groups = 2 if c % 2 == 0 and o % 2 == 0 else 1
-    x = _rand_sparse(gen, (b, c, h, h + 1), 0.15, dtype).requires_grad_()
-    w = torch.randn(o, c // groups, 3, 3, generator=gen, dtype=dtype).requires_grad_()
+    x = _leaf(_rand_sparse(gen, (b, c, h, h + 1), 0.15, dtype), device)
+    w = _leaf(torch.randn(o, c // groups, 3, 3, generator=gen, dtype=dtype), device)
     stride, pad = 1 + h % 2, h % 2
 
     def run(x, w):
@@ -95,23 +104,23 @@ def case_event_conv2d(gen, dtype):
     return run, [x, w]
 
 
-def case_sparse_event_linear(gen, dtype):
+def case_sparse_event_linear(gen, dtype, device="cpu"):
     m, k, n = _dims(gen, (1, 30), (2, 60), (1, 40))
     torch.manual_seed(int(torch.randint(0, 1000, (1,), generator=gen)))
-    layer = ns.SparseEventLinear(k, n, density=0.3).to(dtype)
-    x = _rand_sparse(gen, (m, k), 0.2, dtype).requires_grad_()
+    layer = ns.SparseEventLinear(k, n, density=0.3).to(device, dtype)
+    x = _leaf(_rand_sparse(gen, (m, k), 0.2, dtype), device)
     values = layer.values.detach().clone().requires_grad_()
     return (lambda x, v: sparse_event_linear(x, layer.indices, v, layer.bias, k)), [x, values]
 
 
-def case_sdr_segment_activation(gen, dtype):
+def case_sdr_segment_activation(gen, dtype, device="cpu"):
     m, u, s, d = _dims(gen, (1, 20), (1, 10), (1, 5), (1, 30))
-    ctx = _rand_sparse(gen, (m, d), 0.2, dtype).requires_grad_()
-    w = torch.randn(u, s, d, generator=gen, dtype=dtype).requires_grad_()
+    ctx = _leaf(_rand_sparse(gen, (m, d), 0.2, dtype), device)
+    w = _leaf(torch.randn(u, s, d, generator=gen, dtype=dtype), device)
     return (lambda c, w: segment_activation(c, w, "absmax")[0]), [ctx, w]
 
 
-def case_sdr_spatial_pooler(gen, dtype):
+def case_sdr_spatial_pooler(gen, dtype, device="cpu"):  # host arrays only
     n, c = _dims(gen, (20, 120), (16, 80))
     seed = int(torch.randint(0, 1000, (1,), generator=gen))
     rng = np.random.default_rng(seed)
@@ -125,7 +134,7 @@ def case_sdr_spatial_pooler(gen, dtype):
     return run, []
 
 
-def case_events_to_spikes(gen, dtype):
+def case_events_to_spikes(gen, dtype, device="cpu"):  # host arrays only
     n, size = _dims(gen, (1, 400), (2, 9))
     rng = np.random.default_rng(int(torch.randint(0, 1000, (1,), generator=gen)))
     ev = ns.data.make_events(np.sort(rng.integers(0, 5000, n)), rng.integers(0, size, n),
@@ -149,7 +158,7 @@ def _run(mode, fn, inputs, monkeypatch):
     grads = []
     if diff:
         gen = torch.Generator().manual_seed(7)
-        loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
+        loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype).to(o.device)).sum()
                    for o in outs if o.is_floating_point() and o.requires_grad)  # fmt: skip
         grads = torch.autograd.grad(loss, diff, allow_unused=True)
     return [o.detach() for o in outs], grads
