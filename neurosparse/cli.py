@@ -141,14 +141,7 @@ def narrow_table(report, width: int = WIDTH) -> str:
                           ("Dynamic energy per layer", (energy_h, energy_r)),
                           ("Per hardware", (hw_h, hw_r))):
         parts += ["", title] + [t for tab in _split_columns(h, r, width) for t in (tab, "")][:-1]
-    cmp = report.comparison()
-    if cmp:
-        parts += ["", "Dense vs event execution:"] + [
-            f"  {c['hardware']}: dense {unit(c['dense_j'], 'J')} / event "
-            f"{unit(c['event_j'], 'J')} = {c['dense_over_event'] or float('nan'):.3g}x"
-            for c in cmp]
-    parts += ["", "Columns:", *report.column_legend(layers=True),
-              "* after a layer name: counted exactly by the module itself"]
+    parts += report.footer_lines()
     return "\n".join(parts)
 
 

@@ -258,15 +258,21 @@ class Report:
         lh, lr = self._layer_rows()
         hh, hr = self._hardware_rows()
         parts = [self._summary_line(), "", fmt.text_table(lh, lr), "", fmt.text_table(hh, hr)]
+        parts += self.footer_lines()
+        return "\n".join(parts)
+
+    def footer_lines(self) -> list[str]:
+        """What follows the tables in text form: the dense-vs-event comparison (when
+        asked for) and one line per column."""
+        lines = []
         cmp = self.comparison()
         if cmp:
-            parts += ["", "Dense vs event execution:"] + [
+            lines += ["", "Dense vs event execution:"] + [
                 f"  {c['hardware']}: dense {fmt.unit(c['dense_j'], 'J')} / event "
                 f"{fmt.unit(c['event_j'], 'J')} = {c['dense_over_event'] or float('nan'):.3g}x"
                 for c in cmp]
-        parts += ["", "Columns:", *self.column_legend(layers=True),
-                  "* after a layer name: counted exactly by the module itself"]
-        return "\n".join(parts)
+        return lines + ["", "Columns:", *self.column_legend(layers=True),
+                        "* after a layer name: counted exactly by the module itself"]
 
     def __repr__(self) -> str:
         return (f"Report(model={self.model!r}, samples={self.samples}, "
