@@ -32,6 +32,7 @@ from .sequence import (
     chunk_span,
     first_batch,
     incoming_state,
+    norse_sequence,
     outgoing_state,
     sequence_shape,
 )
@@ -76,7 +77,7 @@ def _classify(module: nn.Module) -> tuple[str, Handler, bool] | None:
 def _stacked(ts: list[torch.Tensor], values: bool) -> torch.Tensor:
     """[T, ...] from T equal-shape tensors; a meta tensor when only the shape is read."""
     if values:
-        return torch.stack(ts)
+        return tt.stack(ts)
     return torch.empty((len(ts), *ts[0].shape), dtype=ts[0].dtype, device="meta")
 
 
@@ -318,13 +319,14 @@ class Meter:
         if self._depth > 0 or self.layout == "auto":
             return None
         ctx = self._ctx
-        for label, calls in self._pending.items():
-            rec = self._records[label]
-            rec.calls += len(calls)
-            if label in self._exact_modules:
-                self._finish_exact(rec, calls, ctx)
-            else:
-                self._finish_hooked(label, rec, calls, ctx)
+        with tt.shared_work():
+            for label, calls in self._pending.items():
+                rec = self._records[label]
+                rec.calls += len(calls)
+                if label in self._exact_modules:
+                    self._finish_exact(rec, calls, ctx)
+                else:
+                    self._finish_hooked(label, rec, calls, ctx)
         if ctx.layout == "B":
             self._step += 1
             self._seq_batch = ctx.B
@@ -394,8 +396,8 @@ class Meter:
         if len(shapes) == 1:  # the usual case: one stacked reduction instead of one per count
             shape = shapes.pop()
             K = len(FIELDS)
-            block = torch.stack([torch.zeros(shape, dtype=torch.float64, device=ref.device)
-                                 if t is None else t.to(torch.float64) for t in leads])
+            zero = torch.zeros((), dtype=torch.float64, device=ref.device).expand(shape)
+            block = torch.stack([zero if t is None else t.to(torch.float64) for t in leads])
             if len(shape) > 2:  # keep at most the (time, batch) leading dims
                 block = block.reshape(K, shape[0], shape[1], -1).sum(-1)
             totals = block.reshape(K, -1).sum(1).tolist()
@@ -478,13 +480,14 @@ class Meter:
         B = self._batch_override or B
         for s in self._scratch.values():
             s.pop("prev", None)
-        for label, calls in seq.calls.items():
-            rec = self._records[label]
-            rec.calls += len(calls)
-            if label in self._exact_modules:
-                self._close_exact(rec, calls, T)
-            else:
-                self._close_hooked(label, rec, calls, T, B)
+        with tt.shared_work():
+            for label, calls in seq.calls.items():
+                rec = self._records[label]
+                rec.calls += len(calls)
+                if label in self._exact_modules:
+                    self._close_exact(rec, calls, T)
+                else:
+                    self._close_hooked(label, rec, calls, T, B)
         self._samples += B
         self._steps = max(self._steps, T)
 
@@ -569,9 +572,11 @@ class Meter:
 
     def _layer_hook(self, label: str, family: str | None = None):
         module = self._handlers[label][2]
-        # plain torch layers never cover several steps per call: skip the span test
-        may_chunk = (family is not None or getattr(module, "step_mode", None) is not None
-                     or isinstance(module, nn.RNNBase))
+        # only modules that know their layout can cover several steps per call; the rest
+        # (plain torch layers, snnTorch neurons, Norse cells) skip the span test per call
+        may_chunk = (getattr(module, "step_mode", None) is not None
+                     or isinstance(module, nn.RNNBase) or family == "neurosparse"
+                     or (family in ("norse", "norse-recurrent") and norse_sequence(module)))
 
         def hook(module, args, output, step: bool = False):
             if self.layout == "auto":
