@@ -15,6 +15,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -75,14 +76,16 @@ def _count(model, x):
 
 @contextlib.contextmanager
 def _no_sharing():
-    """The plain path: every stack copied, every binary check recomputed."""
-    view, shared = tt._consecutive_view, tt.shared_work
+    """The plain path: every stack copied, every check recomputed by torch reductions
+    (no one-pass kernel)."""
+    view, shared, kernel = tt._consecutive_view, tt.shared_work, tt._kernel_takes
     tt._consecutive_view = lambda ts: None
     tt.shared_work = contextlib.nullcontext
+    tt._kernel_takes = lambda x: False
     try:
         yield
     finally:
-        tt._consecutive_view, tt.shared_work = view, shared
+        tt._consecutive_view, tt.shared_work, tt._kernel_takes = view, shared, kernel
 
 
 @pytest.mark.parametrize("graded", [False, True])
@@ -112,6 +115,28 @@ def test_consecutive_slices_stack_without_copy():
     assert tt._consecutive_view([x[0, :2], x[1, :2]]) is None
     assert tt._consecutive_view([x[0], x[1].clone()]) is None
     assert torch.equal(tt.stack([x[1], x[0]]), torch.stack([x[1], x[0]]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("values", ["binary", "graded", "signed", "nan"])
+def test_step_stats_kernel_matches_torch_reference(values, dtype):
+    from neurosparse.kernels import step_stats
+
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.rand(7, 5, 33, generator=gen) < 0.3).to(dtype)
+    if values == "graded":
+        x = x * torch.rand(x.shape, generator=gen, dtype=dtype)
+    elif values == "signed":
+        x = -x
+    elif values == "nan":
+        x[2, 1, 4] = float("nan")
+    nnz = np.empty((7, 5), dtype=np.int64)
+    changed = np.empty((7, 5), dtype=np.int64)
+    binary = step_stats.step_row_stats(x.numpy(), nnz, changed)
+    prev = torch.cat([torch.zeros_like(x[:1]), x[:-1]])
+    assert np.array_equal(nnz, (x != 0).sum(-1).numpy())
+    assert np.array_equal(changed, (x != prev).sum(-1).numpy())
+    assert binary == bool(((x == 0) | (x == 1)).all()) == (values == "binary")
 
 
 @contextlib.contextmanager
@@ -158,5 +183,7 @@ def test_meter_hooks_read_no_tensor_values_during_forward():
 
 def test_guard_catches_a_sync_from_meter_code():
     """The guard is not vacuous: the meter's own reduction code does read values."""
+    with _no_sync_from_meter(), pytest.raises(AssertionError, match="Tensor.__float__"):
+        tt.is_ternary(torch.ones(4, 3))
     with _no_sync_from_meter(), pytest.raises(AssertionError, match="Tensor.tolist"):
-        tt.binary_rows(torch.ones(4, 3), 1)
+        tt._binary_rows(torch.ones(4, 3), 1)

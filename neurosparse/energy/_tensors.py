@@ -12,7 +12,10 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
+
+from ..ops import registry
 
 Lead = torch.Tensor
 
@@ -119,10 +122,41 @@ def binary_rows(x: torch.Tensor, sample_ndim: int) -> Lead | None:
     key = ("binary", id(x), sample_ndim)
     if _MEMO is not None and key in _MEMO:
         return _MEMO[key][0]
-    out = _binary_rows(x, sample_ndim)
+    out = _kernel_rows(x, sample_ndim) if _kernel_takes(x) else _binary_rows(x, sample_ndim)
     if _MEMO is not None:
         _MEMO[key] = (out, x)
     return out
+
+
+_STATS_OP = "meter_step_stats"
+registry.register(_STATS_OP, "cpu", covers="float32/float64, contiguous")
+
+
+def _kernel_takes(x: torch.Tensor) -> bool:
+    """The one-pass kernel runs on contiguous float32/float64 CPU tensors (torch elsewhere:
+    on a GPU the reference's reductions stay on the device)."""
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and x.dim() >= 2 and x.is_contiguous() and registry.use_kernel(_STATS_OP, "cpu"))
+
+
+def _kernel_rows(x: torch.Tensor, sample_ndim: int) -> Lead | None:
+    """:func:`binary_rows` by one pass of ``kernels.step_stats`` over ``x``; the changes
+    along dim 0 it finds on the way are kept for :func:`delta_nonzero` in the memo."""
+    from ..kernels import step_stats
+
+    ls = lead_shape(x, sample_ndim)
+    T = x.shape[0]
+    arr = x.detach().numpy().reshape(T, -1, math.prod(x.shape[len(ls):]))
+    nnz = np.empty(arr.shape[:2], dtype=np.int64)
+    changed = np.empty(arr.shape[:2], dtype=np.int64)
+    binary = bool(step_stats.step_row_stats(arr, nnz, changed))
+    if _MEMO is not None:
+        _MEMO[("changed", id(x), sample_ndim)] = (
+            torch.from_numpy(changed).to(torch.float64).reshape(ls), x)
+    if not binary:
+        return None
+    return torch.from_numpy(nnz).to(torch.float64).reshape(ls)
+
 
 
 def _binary_rows(x: torch.Tensor, sample_ndim: int) -> Lead | None:
@@ -217,6 +251,10 @@ def delta_nonzero(
     ``nnz`` (non-zeros per lead element) is passed only when ``x`` is binary (0/1).
     """
     xd = x.detach()
+    if view is not None and view[0] is x and _MEMO is not None:
+        hit = _MEMO.get(("changed", id(x), sample_ndim))
+        if hit is not None:  # counted along dim 0 by the one-pass kernel already
+            return hit[0]
     if view is not None and nnz is not None and sample_ndim:
         # binary x: changed(t) = nnz(t) + nnz(t-1) - 2·overlap(t, t-1)
         tm, restore = view

@@ -212,6 +212,7 @@ class Meter:
         self._exact_modules: dict[str, OpCounter] = {}
         self._pending: dict[str, list] = {}
         self._handlers: dict[str, tuple[Handler, bool, nn.Module]] = {}
+        self._meta: dict[tuple, torch.Tensor] = {}
         self._ctx: StepContext | None = None
         self._depth = 0
         self._samples = 0
@@ -578,18 +579,31 @@ class Meter:
                      or isinstance(module, nn.RNNBase) or family == "neurosparse"
                      or (family in ("norse", "norse-recurrent") and norse_sequence(module)))
 
+        _, stackable, _ = self._handlers[label]
+        kind = self._records[label].kind
+        # Buffered calls keep only the tensors their counter reads the values of, so the
+        # model's intermediate tensors are freed as without a meter (keeping them all
+        # measured ~3 ms of 45 ms on the snnTorch 700-256-20 loop): synaptic counters read
+        # the input's values and the output's shape, neuron and activation counters the
+        # spikes' values, the input's shape and the number of state tensors.
+        slim = ("out" if kind in ("synaptic", "pool") else
+                "in" if stackable and kind in ("neuron", "activation") else None)
+
         def hook(module, args, output, step: bool = False):
+            payload = (args, output)
+            if slim is not None:
+                payload = self._slim(label, slim, args, output)
             if self.layout == "auto":
                 x = tt.first_tensor(args)
                 span = chunk_span(module, family, x) if may_chunk and not step else None
                 batch = int(x.shape[0]) if x is not None and x.dim() >= 2 else None
-                self._buffer(label, (args, output), span, batch)
+                self._buffer(label, payload, span, batch)
                 if family is not None:
                     self._last_state[label] = outgoing_state(module, family, output)
                     self._last_batch[label] = batch
                 return
             if self._ctx is not None:
-                self._pending.setdefault(label, []).append((args, output))
+                self._pending.setdefault(label, []).append(payload)
                 return
             # called outside a call of the metered model: count now, at step 0
             fn, _, _ = self._handlers[label]
@@ -601,6 +615,29 @@ class Meter:
             self._steps = max(self._steps, 1)
 
         return hook
+
+    def _shape_only(self, key: tuple, t: torch.Tensor) -> torch.Tensor:
+        """A meta tensor standing for ``t`` where a counter reads only its shape and dtype;
+        one per layer and shape (creating one per call would cost what it saves)."""
+        m = self._meta.get(key)
+        if m is None or m.shape != t.shape or m.dtype != t.dtype:
+            m = self._meta[key] = torch.empty(t.shape, dtype=t.dtype, device="meta")
+        return m
+
+    def _slim(self, label: str, slim: str, args: tuple, output):
+        """(args, output) of one call with the tensors its counter does not read replaced."""
+        if slim == "out":
+            if isinstance(output, torch.Tensor):
+                return args, self._shape_only((label, "out"), output)
+            return args, output
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor):
+            return args, output
+        if type(output) is tuple and output and isinstance(output[0], torch.Tensor):
+            k = tt.count_tensors(output[1:])
+            state = self._shape_only((label, "state"), output[0])
+            output = (output[0], *([state] * k))
+        return (self._shape_only((label, "in"), x),), output
 
     # -- exact counters ------------------------------------------------------------------
     def _exact_diff(self, label: str, module: OpCounter) -> dict[str, int]:
