@@ -37,6 +37,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numba
 import torch
 from torch import nn
 
@@ -99,6 +100,11 @@ def _cases(quick: bool):
 
 def _time(fn, cuda: bool = False) -> tuple[float, float]:
     """(CPU time, wall time) of one call; on CUDA the wall time includes the GPU's work."""
+    # Numba's OpenMP layer resets the shared OpenMP thread count when our parallel
+    # kernels launch (torch.get_num_threads() read 2 after an EventLinear call): pin both
+    # to one thread before every timed call so every case really runs on one thread.
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
     if cuda:
         torch.cuda.synchronize()
     c0, t0 = time.process_time(), time.perf_counter()
