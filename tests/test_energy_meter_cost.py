@@ -187,3 +187,25 @@ def test_guard_catches_a_sync_from_meter_code():
         tt.is_ternary(torch.ones(4, 3))
     with _no_sync_from_meter(), pytest.raises(AssertionError, match="Tensor.tolist"):
         tt._binary_rows(torch.ones(4, 3), 1)
+
+
+def test_wrapped_forwards_are_removed_and_a_users_own_forward_restored():
+    model = MixedLoop().eval()
+    calls = []
+    user_forward = model.fc2.forward  # a user's instance-level wrapper, kept as found
+
+    def traced(x):
+        calls.append(1)
+        return user_forward(x)
+
+    model.fc2.forward = traced
+    x = _inputs()
+    with torch.no_grad(), Meter(model) as m:
+        assert "forward" in model.fc1.__dict__  # counted through a wrapper, not a hook
+        assert not model.fc1._forward_hooks and not model.lif1._forward_pre_hooks
+        model(x)
+    assert "forward" not in model.fc1.__dict__ and "forward" not in model.lif1.__dict__
+    assert model.fc2.__dict__["forward"] is traced
+    assert len(calls) == T  # the user's wrapper ran inside the meter's, once per step
+    fc2 = next(r for r in m.counts() if r.name == "fc2")
+    assert fc2.calls == T and fc2.totals["dense_macs"] == T * B * 32 * 10
