@@ -7,7 +7,12 @@
 Modules that count themselves (``neurosparse._counters.OpCounter``) are reset when the
 meter is entered and read after each of their calls; nothing below them is hooked, so
 their work is never counted twice. Every other supported module is counted from its
-inputs and outputs by a forward hook (see ``synaptic``, ``recurrent``, ``neurons``).
+inputs and outputs (see ``synaptic``, ``recurrent``, ``neurons``) by a wrapper around its
+``forward`` (our own neurons: torch hooks, which the fused kernels look for).
+
+Cost: a call only records references (and meta tensors for what is read by shape only);
+the counting runs once per sequence, on all its steps stacked, with one pass of
+``kernels/step_stats.py`` per spike tensor on CPU and no host read on a GPU until then.
 """
 
 from __future__ import annotations
