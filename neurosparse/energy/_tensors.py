@@ -84,7 +84,10 @@ def count_tensors(obj) -> int:
     if isinstance(obj, torch.Tensor):
         return 1
     if isinstance(obj, (tuple, list)):
-        return sum(count_tensors(o) for o in obj)
+        n = 0
+        for o in obj:
+            n += 1 if isinstance(o, torch.Tensor) else count_tensors(o)
+        return n
     return 0
 
 

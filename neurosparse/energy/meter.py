@@ -256,7 +256,7 @@ class Meter:
         self._exact_modules: dict[str, OpCounter] = {}
         self._pending: dict[str, list] = {}
         self._handlers: dict[str, tuple[Handler, bool, nn.Module]] = {}
-        self._meta: dict[tuple, torch.Tensor] = {}
+        self._meta: dict[str, torch.Tensor] = {}
         self._ctx: StepContext | None = None
         self._depth = 0
         self._samples = 0
@@ -666,7 +666,7 @@ class Meter:
 
         return hook
 
-    def _shape_only(self, key: tuple, t: torch.Tensor) -> torch.Tensor:
+    def _shape_only(self, key: str, t: torch.Tensor) -> torch.Tensor:
         """A meta tensor standing for ``t`` where a counter reads only its shape and dtype;
         one per layer and shape (creating one per call would cost what it saves)."""
         m = self._meta.get(key)
@@ -678,16 +678,16 @@ class Meter:
         """(args, output) of one call with the tensors its counter does not read replaced."""
         if slim == "out":
             if isinstance(output, torch.Tensor):
-                return args, self._shape_only((label, "out"), output)
+                return args, self._shape_only(label, output)
             return args, output
         x = args[0] if args else None
         if not isinstance(x, torch.Tensor):
             return args, output
+        shape = self._shape_only(label, x)
         if type(output) is tuple and output and isinstance(output[0], torch.Tensor):
-            k = tt.count_tensors(output[1:])
-            state = self._shape_only((label, "state"), output[0])
-            output = (output[0], *([state] * k))
-        return (self._shape_only((label, "in"), x),), output
+            # any tensor stands for a state tensor: counters only count them
+            output = (output[0], *([shape] * tt.count_tensors(output[1:])))
+        return (shape,), output
 
     # -- exact counters ------------------------------------------------------------------
     def _exact_diff(self, label: str, module: OpCounter) -> dict[str, int]:
