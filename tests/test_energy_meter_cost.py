@@ -209,3 +209,11 @@ def test_wrapped_forwards_are_removed_and_a_users_own_forward_restored():
     assert len(calls) == T  # the user's wrapper ran inside the meter's, once per step
     fc2 = next(r for r in m.counts() if r.name == "fc2")
     assert fc2.calls == T and fc2.totals["dense_macs"] == T * B * 32 * 10
+
+
+def test_kernels_switch_torch_keeps_the_meter_on_torch_reductions(monkeypatch):
+    x = torch.ones(4, 3)
+    assert tt._kernel_takes(x)
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "torch")
+    assert not tt._kernel_takes(x)
+    assert tt.binary_rows(x, 1).tolist() == [3.0] * 4

@@ -131,15 +131,12 @@ def binary_rows(x: torch.Tensor, sample_ndim: int) -> Lead | None:
     return out
 
 
-_STATS_OP = "meter_step_stats"
-registry.register(_STATS_OP, "cpu", covers="float32/float64, contiguous")
-
-
 def _kernel_takes(x: torch.Tensor) -> bool:
     """The one-pass kernel runs on contiguous float32/float64 CPU tensors (torch elsewhere:
-    on a GPU the reference's reductions stay on the device)."""
+    on a GPU the reference's reductions stay on the device), unless
+    ``NEUROSPARSE_KERNELS=torch``. Not an op of the registry: counting, not a layer."""
     return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and x.dim() >= 2 and x.is_contiguous() and registry.use_kernel(_STATS_OP, "cpu"))
+            and x.dim() >= 2 and x.is_contiguous() and registry.kernel_mode() != "torch")
 
 
 def _kernel_rows(x: torch.Tensor, sample_ndim: int) -> Lead | None:
