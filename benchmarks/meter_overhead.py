@@ -1,8 +1,9 @@
 """Cost of leaving ``neurosparse.energy.Meter`` on: the same inference with and without it.
 
-``python benchmarks/meter_overhead.py [--repeats N] [--quick] [--out F.json]
-[--compare BEFORE.json]``; ``--merge A.json B.json ... --out F.json`` pools the timings of
-several runs (alternate runs of two versions on a shared machine, then merge each side).
+``python benchmarks/meter_overhead.py [--repeats N] [--quick] [--device cpu|cuda]
+[--out F.json] [--compare BEFORE.json]``; ``--merge A.json B.json ... --out F.json``
+pools the timings of several runs (alternate runs of two versions on a shared machine,
+then merge each side).
 
 Cases, at the sizes of ``benchmarks/event_layers.py`` and of the peers' tutorials:
 
@@ -20,6 +21,11 @@ of the medians. Times are the process's CPU time (``time.process_time``): on a m
 shared with other jobs, wall time mostly measures their load; with one thread, CPU time
 is the work done (it still varies with cache and memory-bandwidth contention). The JSON
 also keeps the wall times. ``--compare`` prints a before/after table against an earlier JSON.
+
+``--device cuda`` runs the same cases with models and inputs on the GPU and times each
+call by wall clock between two ``torch.cuda.synchronize()`` (CPU time would miss the GPU's
+work); the meter itself never waits for the GPU inside a forward pass (its hooks only keep
+references; counts are read back once per sequence).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numba
 import torch
 from torch import nn
 
@@ -64,8 +71,13 @@ class SnnLoop(nn.Module):
         return torch.stack(out)
 
 
-def cases(quick: bool):
+def cases(quick: bool, device: str = "cpu"):
     torch.manual_seed(0)
+    out = _cases(quick)
+    return [(label, model.to(device), x.to(device)) for label, model, x in out]
+
+
+def _cases(quick: bool):
     T = 20 if quick else 100
     out = [
         (f"ours EventLinear 1024-1024 + LIF, T={T}, B=32, 5%",
@@ -86,16 +98,26 @@ def cases(quick: bool):
     return out
 
 
-def _time(fn) -> tuple[float, float]:
-    """(CPU time, wall time) of one call."""
+def _time(fn, cuda: bool = False) -> tuple[float, float]:
+    """(CPU time, wall time) of one call; on CUDA the wall time includes the GPU's work."""
+    # Numba's OpenMP layer resets the shared OpenMP thread count when our parallel
+    # kernels launch (torch.get_num_threads() read 2 after an EventLinear call): pin both
+    # to one thread before every timed call so every case really runs on one thread.
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
+    if cuda:
+        torch.cuda.synchronize()
     c0, t0 = time.process_time(), time.perf_counter()
     fn()
+    if cuda:
+        torch.cuda.synchronize()
     return time.process_time() - c0, time.perf_counter() - t0
 
 
-def measure(repeats: int, quick: bool) -> list[dict]:
+def measure(repeats: int, quick: bool, device: str = "cpu") -> list[dict]:
     rows = []
-    for label, model, x in cases(quick):
+    cuda = device.startswith("cuda")
+    for label, model, x in cases(quick, device):
         model.eval()
 
         def plain(m=model, a=x):
@@ -112,8 +134,8 @@ def measure(repeats: int, quick: bool) -> list[dict]:
         tp, tm, wp, wm = [], [], [], []
         for _ in range(repeats):
             for fn, cpu, wall in ((plain, tp, wp), (metered, tm, wm)):
-                c, w = _time(fn)
-                cpu.append(c)
+                c, w = _time(fn, cuda)
+                cpu.append(w if cuda else c)  # the table's times: wall clock on a GPU
                 wall.append(w)
         p, m = statistics.median(tp), statistics.median(tm)
         rows.append({"case": label, "plain_s": tp, "metered_s": tm, "plain_wall_s": wp,
@@ -169,17 +191,25 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="write the timings as JSON to this path")
     ap.add_argument("--compare", help="JSON of an earlier run: print before/after")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = ap.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error("--device cuda: torch.cuda.is_available() is False on this machine")
     torch.set_num_threads(1)
     if args.merge:
         pooled = merge(args.merge)
         rows, info = pooled["rows"], pooled["info"]
     else:
-        rows = measure(args.repeats, args.quick)
+        rows = measure(args.repeats, args.quick, args.device)
         info = {"torch": torch.__version__, "threads": 1, "repeats": args.repeats,
-                "cpu": platform.processor() or platform.machine(), "device": "cpu"}
+                "cpu": platform.processor() or platform.machine(), "device": args.device}
+        if args.device.startswith("cuda"):
+            info["gpu"] = torch.cuda.get_device_name()
     before = json.loads(Path(args.compare).read_text()) if args.compare else None
-    print(f"Meter overhead, CPU, 1 thread, torch {info['torch']}, process CPU time, "
+    where = (f"{info.get('gpu', 'GPU')}, wall time between cuda.synchronize()"
+             if info.get("device", "cpu").startswith("cuda")
+             else "CPU, 1 thread, process CPU time")
+    print(f"Meter overhead, {where}, torch {info['torch']}, "
           f"median (min-max) of {info['repeats']} interleaved repeats, no_grad")
     print(table(rows, before))
     if args.out:

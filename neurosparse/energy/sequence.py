@@ -77,11 +77,15 @@ def incoming_state(module: nn.Module, family: str, args, kwargs):
 
 def outgoing_state(module: nn.Module, family: str, output) -> tuple:
     """Objects a continuing call may pass back (returned state, module-held state)."""
-    objs = list(output[1:]) if isinstance(output, tuple) else []
-    attr = {"snntorch": "mem", "spikingjelly": "v", "neurosparse": "state"}.get(family)
-    if attr is not None and hasattr(module, attr):
-        objs.append(getattr(module, attr))
-    return tuple(objs)
+    attr = _STATE_ATTR.get(family)
+    held = getattr(module, attr, _MISSING) if attr is not None else _MISSING
+    if isinstance(output, tuple):
+        return output[1:] if held is _MISSING else (*output[1:], held)
+    return () if held is _MISSING else (held,)
+
+
+_STATE_ATTR = {"snntorch": "mem", "spikingjelly": "v", "neurosparse": "state"}
+_MISSING = object()
 
 
 class Call:
