@@ -1,7 +1,9 @@
 """DVS data: decode throughput per format, streaming memory, transform throughput.
 
 Side by side in one run, every number in million events per second (M ev/s, higher is
-better), best of a few repetitions with the file in the page cache:
+better): the median of repetitions interleaved across the decoders (so load changes on a
+shared machine hit them alike), with the range over the repetitions, the file in the
+page cache:
 
 1. Real recordings in ``<repo>/../shared/data/dvs`` (skipped when absent): our
    ``read_events`` against the decoder a user would otherwise use for that format —
@@ -17,7 +19,8 @@ better), best of a few repetitions with the file in the page cache:
 
 All our kernels run single-threaded (Numba, no ``parallel``); so do the peers.
 
-    python benchmarks/data.py [--quick] [--events N] [--out benchmarks/results/data.json]
+    python benchmarks/data.py [--quick] [--events N] [--reps R] [--sections real,...]
+                              [--out benchmarks/results/data.json]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -35,6 +39,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _timing import hardware, round_robin  # benchmarks/, beside this
 
 import neurosparse.data as nd
 
@@ -43,16 +48,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "dvs"
 
 
-def best_time(fn, reps: int) -> float:
-    fn()  # warm-up (JIT, page cache)
-    # No gc.collect() between repetitions: on this VM it evicts caches and made a 50 µs
-    # read take 400 µs, for every decoder alike.
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def times_s(fns: dict, reps: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, ``reps`` rounds interleaved after one warm-up
+    call each (JIT, page cache). No gc.collect() between repetitions: on this VM it
+    evicts caches and made a 50 µs read take 400 µs, for every decoder alike."""
+    return {k: [ms / 1e3 for ms in v] for k, v in round_robin(fns, reps).items()}
+
+
+def timing_row(samples: list[float], n: int) -> dict:
+    """Median seconds and M ev/s with their range over the repetitions."""
+    s = float(np.median(samples))
+    return {"s": s, "s_min": min(samples), "s_max": max(samples), "samples_s": samples,
+            "mev_s": n / s / 1e6, "mev_s_min": n / max(samples) / 1e6,
+            "mev_s_max": n / min(samples) / 1e6}  # fmt: skip
 
 
 def oracles(fmt: str):
@@ -91,15 +99,16 @@ def oracles(fmt: str):
     return out
 
 
-def bench_file(path: Path, fmt: str, n_events: int, reps: int, slow_reps: int) -> list[dict]:
-    rows = []
-    ours = best_time(lambda: nd.read_events(path), reps)
-    rows.append({"decoder": "neurosparse.read_events", "s": ours})
-    for name, fn in oracles(fmt).items():
-        rows.append({"decoder": name, "s": best_time(lambda fn=fn: fn(path), slow_reps)})
+def bench_file(path: Path, fmt: str, n_events: int, reps: int, floor: bool = False
+               ) -> list[dict]:  # fmt: skip
+    fns = {"neurosparse.read_events": lambda: nd.read_events(path)}
+    fns.update({name: lambda fn=fn: fn(path) for name, fn in oracles(fmt).items()})
+    if floor:
+        fns["raw bytes floor (np.fromfile)"] = lambda: np.fromfile(path, dtype=np.uint8)
+    rows = [{"decoder": k, **timing_row(v, n_events)} for k, v in times_s(fns, reps).items()]
+    ours = rows[0]["s"]
     for r in rows:
-        r.update(file=path.name, format=fmt, events=n_events, mev_s=n_events / r["s"] / 1e6)
-        r["ours_speedup"] = r["s"] / ours
+        r.update(file=path.name, format=fmt, events=n_events, ours_speedup=r["s"] / ours)
     return rows
 
 
@@ -126,7 +135,7 @@ def generated_events(n: int, w: int, h: int, seed: int = 0) -> np.ndarray:
     return ev
 
 
-def bench_generated(n: int, tmp: Path, reps: int, slow_reps: int) -> tuple[list[dict], dict]:
+def bench_generated(n: int, tmp: Path, reps: int) -> tuple[list[dict], dict]:
     rows = []
     mem = {}
     specs = [
@@ -144,19 +153,7 @@ def bench_generated(n: int, tmp: Path, reps: int, slow_reps: int) -> tuple[list[
         del ev
         gc.collect()
         size = path.stat().st_size
-        floor = best_time(lambda path=path: np.fromfile(path, dtype=np.uint8), reps)
-        got = bench_file(path, fmt, n, reps, slow_reps)
-        got.append(
-            {
-                "decoder": "raw bytes floor (np.fromfile)",
-                "s": floor,
-                "file": path.name,
-                "format": fmt,
-                "events": n,
-                "mev_s": n / floor / 1e6,
-                "ours_speedup": floor / got[0]["s"],
-            }
-        )
+        got = bench_file(path, fmt, n, reps, floor=True)
         for r in got:
             r.update(bytes=size, write_s=write_s)
         rows += got
@@ -228,8 +225,8 @@ def bench_transforms(n: int, n_denoise: int, reps: int) -> list[dict]:
     ]
     rows = []
     for name, count, ours, theirs, peer in cases:
-        a = best_time(ours, reps)
-        b = best_time(theirs, max(1, reps // 2))
+        t = times_s({"ours": ours, "peer": theirs}, reps)
+        a, b = float(np.median(t["ours"])), float(np.median(t["peer"]))
         rows.append(
             {
                 "transform": name,
@@ -238,6 +235,7 @@ def bench_transforms(n: int, n_denoise: int, reps: int) -> list[dict]:
                 "peer": peer,
                 "peer_mev_s": count / b / 1e6,
                 "speedup": b / a,
+                "samples_s": t,
             }
         )
     return rows
@@ -247,19 +245,21 @@ def markdown(result: dict) -> str:
     lines = [
         "# DVS data benchmark (`benchmarks/data.py`)",
         "",
-        f"Machine: {result['machine']}. Numba kernels single-threaded. Command: "
+        f"Machine: {result.get('hardware', result['machine'])}. Numba kernels "
+        "single-threaded. Command: "
         f"`{result['command']}`. M ev/s = million events per second (higher is better); "
         "'ours x' = how many times faster `read_events` is than that decoder.",
         "",
         "## Decode throughput",
         "",
-        "| file | format | events | decoder | M ev/s | ours x |",
+        "| file | format | events | decoder | M ev/s, median (min-max) | ours x |",
         "|---|---|---:|---|---:|---:|",
     ]
     for r in result["decode"]:
         lines.append(
             f"| {r['file']} | {r['format']} | {r['events']:,} | {r['decoder']} | "
-            f"{r['mev_s']:.1f} | {r['ours_speedup']:.1f} |"
+            f"{r['mev_s']:.1f} ({r['mev_s_min']:.1f}-{r['mev_s_max']:.1f}) | "
+            f"{r['ours_speedup']:.2f} |"
         )
     if result.get("memory"):
         m = result["memory"]
@@ -294,32 +294,42 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=None, help="events in the generated files")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/data.json"))
     ap.add_argument("--md", default=str(ROOT / "benchmarks/results/data.md"))
+    ap.add_argument("--reps", type=int, default=None,
+                    help="interleaved repetitions (real files: this; generated: a third)")
+    ap.add_argument("--sections", default="real,generated,transforms",
+                    help="comma list of real, generated, transforms")
     args = ap.parse_args()
+    sec = set(args.sections.split(","))
     n = args.events or (2_000_000 if args.quick else 50_000_000)
-    reps, slow = (2, 1) if args.quick else (3, 2)
+    reps = args.reps or (6 if args.quick else 9)
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, numpy {np.__version__}",
-        "command": "python benchmarks/data.py"
-        + (" --quick" if args.quick else "")
-        + (f" --events {args.events}" if args.events else ""),
+        "hardware": hardware(),
+        "command": "python " + " ".join(sys.argv),
         "decode": [],
     }
-    if DATA.is_dir():
-        for rel, fmt in REAL:
-            n_ev = len(nd.read_events(DATA / rel))
-            result["decode"] += bench_file(DATA / rel, fmt, n_ev, reps * 3, slow * 2)
+    if "real" in sec:
+        if DATA.is_dir():
+            for rel, fmt in REAL:
+                n_ev = len(nd.read_events(DATA / rel))
+                result["decode"] += bench_file(DATA / rel, fmt, n_ev, reps)
+        else:
+            print(f"(real recordings not found at {DATA}; skipping them)")
+    if "generated" in sec:
+        tmp = Path(tempfile.mkdtemp(prefix="ns_data_bench_"))
+        try:
+            rows, mem = bench_generated(n, tmp, max(2, reps // 3))
+            result["decode"] += rows
+            result["memory"] = mem
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if "transforms" in sec:
+        n_tr = 500_000 if args.quick else 5_000_000
+        result["transforms"] = bench_transforms(n_tr, 50_000 if args.quick else 200_000,
+                                                max(2, reps // 3))  # fmt: skip
     else:
-        print(f"(real recordings not found at {DATA}; skipping them)")
-    tmp = Path(tempfile.mkdtemp(prefix="ns_data_bench_"))
-    try:
-        rows, mem = bench_generated(n, tmp, reps, slow)
-        result["decode"] += rows
-        result["memory"] = mem
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    n_tr = 500_000 if args.quick else 5_000_000
-    result["transforms"] = bench_transforms(n_tr, 50_000 if args.quick else 200_000, reps)
+        result["transforms"] = []
     md = markdown(result)
     print(md)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

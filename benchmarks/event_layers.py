@@ -71,6 +71,11 @@ def med(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
+def spread(samples: list[float]) -> str:
+    """``median (min-max)`` of timing samples, one decimal."""
+    return f"{statistics.median(samples):.1f} ({min(samples):.1f}-{max(samples):.1f})"
+
+
 def crossover(rates: list[float], ours: list[float], dense: list[float]) -> float | None:
     """Activity where ours/dense crosses 1 (log-interpolated). If ours was faster at every
     rate, the highest rate measured (a lower bound); None if slower already at the lowest."""
@@ -542,15 +547,17 @@ def bench_gpu_conv(rates, n_samples, reps, dev, layers):
 
 # -- report ---------------------------------------------------------------------------------
 def markdown(res: dict) -> str:
-    out = [f"Hardware: {res['hardware']}, threads: {res.get('threads')}", ""]
+    out = [f"Hardware: {res['hardware']}, threads: {res.get('threads')}, command: "
+           f"`{res.get('command')}`; times: median (min-max) of interleaved repetitions", ""]
     if res.get("linear"):
         n = res["config"]["linear_n"]
         out += [f"### Linear {n}->{n}, M = {res['config']['linear_rows']} rows, inference (ms)",
                 "", "| rate | ours | dense matmul | torch CSR (+conv.) | dense/ours | "
                 "CSR/ours | G synops/s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in res["linear"]:
-            out.append(f"| {r['rate']:.3%} | {r['ours_ms']:.1f} | {r['dense_ms']:.1f} | "
-                       f"{r['torch_csr_ms']:.1f} | {r['dense_ms'] / r['ours_ms']:.1f}× | "
+            sm = r["samples_ms"]
+            out.append(f"| {r['rate']:.3%} | {spread(sm['ours'])} | {spread(sm['dense'])} | "
+                       f"{spread(sm['torch_csr'])} | {r['dense_ms'] / r['ours_ms']:.1f}× | "
                        f"{r['torch_csr_ms'] / r['ours_ms']:.1f}× | "
                        f"{r['gsynops_per_s']:.1f} |")  # fmt: skip
     if res.get("linear_lif"):
@@ -571,7 +578,8 @@ def markdown(res: dict) -> str:
                 "| rate | " + " | ".join(keys) + " | unfused/fused | out rate | mismatches |",
                 "|---" * (len(keys) + 4) + "|"]  # fmt: skip
         for r in rr:
-            out.append(f"| {r['rate']:.1%} | " + " | ".join(f"{r[k + '_ms']:.2f}" for k in keys)
+            out.append(f"| {r['rate']:.1%} | " + " | ".join(spread(r["samples_ms"][k])
+                                                            for k in keys)
                        + f" | {r['unfused_ms'] / r['fused_ms']:.2f}× | {r['out_rate']:.3f} | "
                        f"{r['spike_mismatches']} |")  # fmt: skip
         if any(r.get("fused_kernel_us") for r in rr):
@@ -689,7 +697,7 @@ def main(argv=None) -> dict:
         q = args.quick
         reps = args.reps or (2 if q else 5)
         T, B, n = (10, 8, 512) if q else (100, 32, 4096)
-        rates = [0.01, 0.1] if q else RATES
+        rates = args.rates or ([0.01, 0.1] if q else RATES)
         res["config"] = {"linear_n": n, "linear_rows": T * B, "reps": reps}
         sec = set(args.sections.split(",")) if args.sections != "linear,conv" else \
             {"linear", "lif", "conv", "training", "shapes", "fused"}  # fmt: skip

@@ -18,29 +18,16 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import torch
+from _timing import hardware, round_robin  # benchmarks/, beside this
 from torch import nn
 
 warnings.filterwarnings("ignore")
-
-
-def _timeit_round_robin(fns: dict, reps: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Time every function ``reps`` times, interleaved, so that a change in machine load
-    during the run hits every implementation alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    out: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            out[name].append((time.perf_counter() - t0) * 1e3)
-    return out
 
 
 def make_steps(T: int, B: int, N: int, rate: float):
@@ -159,7 +146,7 @@ def main() -> None:
     reps = 3 if args.quick else args.reps
     steps, x = make_steps(T, B, N, rate)
     rows = []
-    for name, ms in _timeit_round_robin(steps, reps).items():
+    for name, ms in round_robin(steps, reps, warmup=2).items():
         rows.append({"impl": name, "median_ms": statistics.median(ms), "min_ms": min(ms),
                      "max_ms": max(ms)})  # fmt: skip
     floor = rows[0]["median_ms"]
@@ -182,7 +169,8 @@ def main() -> None:
     meta = {"T": T, "B": B, "N": N, "rate": rate, "reps": reps,
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "machine": platform.machine(), "cpu_count": os.cpu_count(),
-            "input_spikes": int(x.sum())}  # fmt: skip
+            "input_spikes": int(x.sum()), "hardware": hardware(),
+            "command": "python " + " ".join(sys.argv)}  # fmt: skip
     Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows, "kernel_alone": kern},
                                          indent=2))  # fmt: skip
     print(f"wrote {args.out}")

@@ -98,6 +98,39 @@ def bench_tm_random(total: int, window: int, ref_steps: int) -> dict:
     }  # fmt: skip
 
 
+def bench_tm_random_windows(runs: int, total: int = 10_000, window: int = 1000) -> dict:
+    """Learning on random input, ``runs`` fresh memories: steps per CPU second of the
+    stepping thread in each ``window`` of steps and cumulatively, median (min-max) over
+    the runs. The rate falls as synapses pile up (every step grows 40 segments of 20
+    synapses on random cells, so each step's 1,280 bursting cells have ~800·s/65,536
+    outgoing synapses each at step s): the row is a curve, not one number."""
+    rng = np.random.default_rng(0)
+    cols = _random_cols(rng, total)
+    SequenceMemory(2048, 32, seed=0).step(cols[0])  # compile / load the kernel
+    per_run = []
+    for _ in range(runs):
+        tm = SequenceMemory(2048, 32, seed=0)
+        cpu = []
+        for w0 in range(0, total, window):
+            c0 = time.thread_time()
+            for i in range(w0, w0 + window):
+                tm.step(cols[i])
+            cpu.append(time.thread_time() - c0)
+        per_run.append(cpu)
+    cpu = np.array(per_run)
+    out = {"runs": runs, "total": total, "window": window, "cpu_s": per_run, "windows": [],
+           "cumulative": []}  # fmt: skip
+    for j in range(cpu.shape[1]):
+        w = window / cpu[:, j]
+        c = (j + 1) * window / cpu[:, : j + 1].sum(1)
+        out["windows"].append({"steps": [j * window, (j + 1) * window],
+                               "median": float(np.median(w)), "min": float(w.min()),
+                               "max": float(w.max())})  # fmt: skip
+        out["cumulative"].append({"steps": [0, (j + 1) * window], "median": float(np.median(c)),
+                                  "min": float(c.min()), "max": float(c.max())})  # fmt: skip
+    return out
+
+
 def bench_tm_sequences(total: int, window: int) -> dict:
     rng = np.random.default_rng(1)
     vocab = _random_cols(rng, 200)
@@ -219,8 +252,26 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small smoke run")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sdr.json"))
+    ap.add_argument("--tm-random-runs", type=int, default=0,
+                    help="only the random-input learning curve, over this many fresh runs")
     args = ap.parse_args(argv)
     q = args.quick
+    if args.tm_random_runs:
+        from _timing import hardware  # benchmarks/, beside this
+
+        res = {"hardware": hardware(), "command": "python " + " ".join(sys.argv),
+               "tm_random_windows": bench_tm_random_windows(args.tm_random_runs,
+                                                            2000 if q else 10_000)}  # fmt: skip
+        print(f"SequenceMemory 2048 x 32, learning on random input, {args.tm_random_runs} "
+              f"runs; steps per CPU second, median (min-max); {res['hardware']}")
+        for w, c in zip(res["tm_random_windows"]["windows"],
+                        res["tm_random_windows"]["cumulative"]):  # fmt: skip
+            print(f"  steps {w['steps'][0]:>5}-{w['steps'][1]:<5} window {w['median']:7.0f} "
+                  f"({w['min']:.0f}-{w['max']:.0f})   cumulative {c['median']:7.0f} "
+                  f"({c['min']:.0f}-{c['max']:.0f})")
+        Path(args.out).write_text(json.dumps(res, indent=2))
+        print(f"wrote {args.out}")
+        return 0
     env = {
         "python": sys.version.split()[0], "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),

@@ -73,72 +73,76 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
     i = start
     n = words.shape[0]
     while i < n:
-        if k + 12 > cap:
+        # each word writes at most 12 events: check the room once per block of words
+        stop = min(n, i + (cap - k - 12) // 12 + 1) if k + 12 <= cap else i
+        if stop == i:
             break
-        w = np.int64(words[i])
-        typ = w >> 12
-        # ADDR_X and ADDR_Y are ~85 % of real words, in an unpredictable mix: handle them
-        # without branching on the type (write a candidate event, keep it only for ADDR_X).
-        x = w & 0x7FF
-        e = out[k]
-        e.t = t
-        e.x = x
-        e.y = y
-        e.p = (w >> 11) & 1
-        keep = typ == ADDR_X
-        if keep and check and (x >= width or y >= height):
-            keep = False
-            if stat[FIRST_OUT] < 0:
-                stat[FIRST_OUT] = word0 + i
-            stat[OUTSIDE] += 1
-        k += keep
-        y = x if typ == ADDR_Y else y
-        if typ > ADDR_X:
-            if typ == VECT_12 or typ == VECT_8:
-                nbits = 12 if typ == VECT_12 else 8
-                mask = w & ((1 << nbits) - 1)
-                if check and (bx + nbits > width or y >= height):
-                    for b in range(nbits):  # near the sensor edge: check each event
-                        if (mask >> b) & 1:
-                            k = _put(out, k, t, bx + b, y, pol, width, height, word0 + i, stat)
+        while i < stop:
+            w = np.int64(words[i])
+            typ = w >> 12
+            # ADDR_X and ADDR_Y are ~85 % of real words, in an unpredictable mix: handle them
+            # without branching on the type (write a candidate event, keep it only for ADDR_X).
+            x = w & 0x7FF
+            e = out[k]
+            e.t = t
+            e.x = x
+            e.y = y
+            e.p = (w >> 11) & 1
+            keep = typ == ADDR_X
+            if keep and check and (x >= width or y >= height):
+                keep = False
+                if stat[FIRST_OUT] < 0:
+                    stat[FIRST_OUT] = word0 + i
+                stat[OUTSIDE] += 1
+            k += keep
+            y = x if typ == ADDR_Y else y
+            if typ > ADDR_X:
+                if typ == VECT_12 or typ == VECT_8:
+                    nbits = 12 if typ == VECT_12 else 8
+                    mask = w & ((1 << nbits) - 1)
+                    if check and (bx + nbits > width or y >= height):
+                        for b in range(nbits):  # near the sensor edge: check each event
+                            if (mask >> b) & 1:
+                                k = _put(out, k, t, bx + b, y, pol, width, height, word0 + i, stat)
+                    else:
+                        # Branch-free: write all slots, advance only over set bits (the mask
+                        # bits are unpredictable, so this beats testing each one).
+                        for b in range(nbits):
+                            e = out[k]
+                            e.t = t
+                            e.x = bx + b
+                            e.y = y
+                            e.p = pol
+                            k += (mask >> b) & 1
+                    bx += nbits
+                elif typ == VECT_BASE_X:
+                    pol = (w >> 11) & 1
+                    bx = w & 0x7FF
+                elif typ == TIME_LOW:
+                    tl = w & 0xFFF
+                    t = (wraps << 24) | (th << 12) | tl
+                elif typ == TIME_HIGH:
+                    new = w & 0xFFF
+                    if th - new >= WRAP_DROP:
+                        wraps += 1
+                    elif th - new > TH_JITTER:
+                        if stat[FIRST_BAD] < 0:
+                            stat[FIRST_BAD] = word0 + i
+                        stat[BAD] += 1
+                    th = new
+                    t = (wraps << 24) | (th << 12) | tl
+                elif (typ == CONTINUED_4 or typ == CONTINUED_12 or typ == EXT_TRIGGER
+                      or typ == OTHERS):
+                    stat[OTHER] += 1
                 else:
-                    # Branch-free: write all slots, advance only over set bits (the mask
-                    # bits are unpredictable, so this beats testing each one).
-                    for b in range(nbits):
-                        e = out[k]
-                        e.t = t
-                        e.x = bx + b
-                        e.y = y
-                        e.p = pol
-                        k += (mask >> b) & 1
-                bx += nbits
-            elif typ == VECT_BASE_X:
-                pol = (w >> 11) & 1
-                bx = w & 0x7FF
-            elif typ == TIME_LOW:
-                tl = w & 0xFFF
-                t = (wraps << 24) | (th << 12) | tl
-            elif typ == TIME_HIGH:
-                new = w & 0xFFF
-                if th - new >= WRAP_DROP:
-                    wraps += 1
-                elif th - new > TH_JITTER:
                     if stat[FIRST_BAD] < 0:
                         stat[FIRST_BAD] = word0 + i
                     stat[BAD] += 1
-                th = new
-                t = (wraps << 24) | (th << 12) | tl
-            elif typ == CONTINUED_4 or typ == CONTINUED_12 or typ == EXT_TRIGGER or typ == OTHERS:
-                stat[OTHER] += 1
-            else:
+            elif typ == 1:  # the only undefined type below ADDR_X
                 if stat[FIRST_BAD] < 0:
                     stat[FIRST_BAD] = word0 + i
                 stat[BAD] += 1
-        elif typ == 1:  # the only undefined type below ADDR_X
-            if stat[FIRST_BAD] < 0:
-                stat[FIRST_BAD] = word0 + i
-            stat[BAD] += 1
-        i += 1
+            i += 1
     state[S_Y] = y
     state[S_BASE_X] = bx
     state[S_POL] = pol

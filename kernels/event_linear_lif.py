@@ -77,24 +77,27 @@ def gather_lif(
             si[q] = state0[1, base + q]
             sa[q] = state0[2, base + q]
             sc[q] = state0[3, base + q]
+        # 1-D views indexed from 0 (as in kernels/lif_cpu.py): the neuron loop vectorises
+        pb, pg, pl, pt = beta[c0:c0 + w], gain[c0:c0 + w], leak[c0:c0 + w], theta[c0:c0 + w]
+        pa, pv, pd, pr = alpha[c0:c0 + w], vreset[c0:c0 + w], adapt[c0:c0 + w], rho[c0:c0 + w]
+        bs = bias[c0:c0 + w]
         for t in range(T):
             r = t * B + b
             for q in range(w):
-                cur[q] = bias[c0 + q]
+                cur[q] = bs[q]
             _accumulate_at(cur, tile, cs, idx, val, rowptr[r], rowptr[r + 1])
-            out = spikes[r]
+            out = spikes[r, c0:c0 + w]
             for q in range(w):
-                p = c0 + q
                 s, u, th, blocked, v, i, a, c = _forward(
                     cur[q], sv[q], si[q], sa[q], sc[q],
-                    beta[p], gain[p], leak[p], theta[p], alpha[p], vreset[p], adapt[p], rho[p],
+                    pb[q], pg[q], pl[q], pt[q], pa[q], pv[q], pd[q], pr[q],
                     reset, delay, synaptic, euler, adaptive, refractory,
                 )  # fmt: skip
                 sv[q] = v
                 si[q] = i
                 sa[q] = a
                 sc[q] = c
-                out[p] = s
+                out[q] = s
         for q in range(w):
             state[0, base + q] = sv[q]
             state[1, base + q] = si[q]

@@ -80,27 +80,32 @@ def lif_forward(
         base = (job // n_blocks) * n_feat
         n0 = (job % n_blocks) * BLOCK
         n1 = min(n0 + BLOCK, n_feat)
-        for n in range(n0, n1):
-            for r in range(4):
-                state[r, base + n] = state0[r, base + n]
+        k0, k1 = base + n0, base + n1
+        # contiguous 1-D views indexed from 0: the inner loop needs no index arithmetic
+        # or wrap-around checks, so it vectorises
+        sv, si, sa, sc = state[0, k0:k1], state[1, k0:k1], state[2, k0:k1], state[3, k0:k1]
+        pb, pg, pl, pt = beta[n0:n1], gain[n0:n1], leak[n0:n1], theta[n0:n1]
+        pa, pv, pd, pr = alpha[n0:n1], vreset[n0:n1], adapt[n0:n1], rho[n0:n1]
+        for r in range(4):
+            state[r, k0:k1] = state0[r, k0:k1]
         for t in range(T):
-            for n in range(n0, n1):
-                k = base + n
+            xt, zt, ht = x[t, k0:k1], z[t, k0:k1], h[t, k0:k1]
+            for q in range(k1 - k0):
                 s, u, th, blocked, v, i, a, c = _forward(
-                    x[t, k], state[0, k], state[1, k], state[2, k], state[3, k],
-                    beta[n], gain[n], leak[n], theta[n], alpha[n], vreset[n], adapt[n], rho[n],
+                    xt[q], sv[q], si[q], sa[q], sc[q],
+                    pb[q], pg[q], pl[q], pt[q], pa[q], pv[q], pd[q], pr[q],
                     reset, delay, synaptic, euler, adaptive, refractory,
                 )  # fmt: skip
-                state[0, k] = v
-                state[1, k] = i
-                state[2, k] = a
-                state[3, k] = c
-                z[t, k] = s
-                h[t, k] = u
+                sv[q] = v
+                si[q] = i
+                sa[q] = a
+                sc[q] = c
+                zt[q] = s
+                ht[q] = u
                 if adaptive:
-                    th_trace[t, k] = th
+                    th_trace[t, k0 + q] = th
                 if refractory > 0:
-                    refr_trace[t, k] = blocked
+                    refr_trace[t, k0 + q] = blocked
 
 
 @njit(parallel=True, inline="always", cache=True)
@@ -128,36 +133,43 @@ def lif_backward(
         base = (job // n_blocks) * n_feat
         n0 = (job % n_blocks) * BLOCK
         n1 = min(n0 + BLOCK, n_feat)
-        for n in range(n0, n1):
-            k = base + n
-            gout[0, k] = gstate[0, k]
-            gout[1, k] = gstate[1, k]
-            gout[2, k] = zero
-            gout[3, k] = zero
+        k0, k1 = base + n0, base + n1
+        # contiguous 1-D views indexed from 0, as in lif_forward (vectorisable inner loop)
+        g_v, g_i, g_b, g_t = gout[0, k0:k1], gout[1, k0:k1], gout[2, k0:k1], gout[3, k0:k1]
+        pb, pg, pt, pa = beta[n0:n1], gain[n0:n1], theta[n0:n1], alpha[n0:n1]
+        pv, pd = vreset[n0:n1], adapt[n0:n1]
+        v0, a0 = state0[0, k0:k1], state0[2, k0:k1]
+        for q in range(k1 - k0):
+            g_v[q] = gstate[0, k0 + q]
+            g_i[q] = gstate[1, k0 + q]
+            g_b[q] = zero
+            g_t[q] = zero
         for t in range(T - 1, -1, -1):
-            for n in range(n0, n1):
-                k = base + n
+            ht, gzt, gxt = h[t, k0:k1], gz[t, k0:k1], gx[t, k0:k1]
+            hp = h[t - 1 if t > 0 else 0, k0:k1]
+            for q in range(k1 - k0):
+                k = k0 + q
                 if t > 0:
-                    th_p = th_trace[t - 1, k] if adaptive else theta[n]
+                    th_p = th_trace[t - 1, k] if adaptive else pt[q]
                     free_p = refr_trace[t - 1, k] == 0 if refractory > 0 else True
-                    r = one if h[t - 1, k] - th_p > zero and free_p else zero
-                    v_in = _membrane_before(h[t - 1, k], r, theta[n], vreset[n], reset, delay)
+                    r = one if hp[q] - th_p > zero and free_p else zero
+                    v_in = _membrane_before(hp[q], r, pt[q], pv[q], reset, delay)
                 else:
-                    v_in = state0[0, k]
+                    v_in = v0[q]
                     r = zero
-                    if v_in - (theta[n] + adapt[n] * state0[2, k]) > zero:
+                    if v_in - (pt[q] + pd[q] * a0[q]) > zero:
                         r = np.float32(1.0)
-                th = th_trace[t, k] if adaptive else theta[n]
+                th = th_trace[t, k] if adaptive else pt[q]
                 blocked = refr_trace[t, k] if refractory > 0 else 0
-                s = one if h[t, k] - th > zero and blocked == 0 else zero
-                sgv = surrogate_grad(h[t, k] - th, sg, slope)
-                g_x, g_v, g_i, g_b, g_t = _backward(
-                    gz[t, k], gout[0, k], gout[1, k], s, h[t, k], v_in, r,
-                    blocked, sgv, beta[n], gain[n], theta[n], alpha[n], vreset[n],
+                s = one if ht[q] - th > zero and blocked == 0 else zero
+                sgv = surrogate_grad(ht[q] - th, sg, slope)
+                d_x, d_v, d_i, d_b, d_t = _backward(
+                    gzt[q], g_v[q], g_i[q], s, ht[q], v_in, r,
+                    blocked, sgv, pb[q], pg[q], pt[q], pa[q], pv[q],
                     reset, delay, detach, synaptic, euler,
                 )  # fmt: skip
-                gx[t, k] = g_x
-                gout[0, k] = g_v
-                gout[1, k] = g_i
-                gout[2, k] += g_b
-                gout[3, k] += g_t
+                gxt[q] = d_x
+                g_v[q] = d_v
+                g_i[q] = d_i
+                g_b[q] += d_b
+                g_t[q] += d_t

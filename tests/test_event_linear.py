@@ -216,3 +216,20 @@ def test_reference_and_kernel_share_the_index_contract():
     idx_k = ops.index_linear(x, scan)
     idx_t = ops.index_linear(x, ops.LinearScan(4, 25, scan.nnz, 0, "torch"))
     assert_f32_close(ops._forward(idx_k, w, None), ops.reference_forward(idx_t, w, None))
+
+
+@pytest.mark.parametrize("n_out", [300, 4100])
+def test_tiled_copy_of_the_weight_gives_the_in_place_result_bit_for_bit(monkeypatch, n_out):
+    # the CPU gathers read a tiled copy of Wᵀ when each weight row is reused often
+    # (ops.event_linear.PACK_REUSE); the sums run in the same order, so equal bits
+    torch.manual_seed(3)
+    layer = EventLinear(64, n_out, mode="event")
+    x = (torch.rand(40, 64) < 0.4).float() * torch.randn(40, 64)
+    with torch.no_grad():
+        monkeypatch.setattr(ops, "PACK_REUSE", 10**9)
+        in_place = layer(x)
+        monkeypatch.setattr(ops, "PACK_REUSE", 0)
+        tiled = layer(x)
+    assert torch.equal(in_place, tiled)
+    torch.testing.assert_close(tiled, nn.functional.linear(x, layer.weight, layer.bias),
+                               rtol=1e-5, atol=1e-5)  # fmt: skip

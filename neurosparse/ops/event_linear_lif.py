@@ -24,7 +24,7 @@ def fused_event_linear_lif(device_type: str, index, weight, bias, T, B, params, 
         )
     from ..kernels import event_linear_lif as kel
 
-    src, tw, b = ops_lin.cpu_source(weight, bias)
+    src, tw, b = ops_lin.cpu_source(weight, bias, int(index.arrays[0][-1]))
     n_out = weight.shape[0]
     z = ops_lin.empty_cpu((T * B, n_out))
     st = ops_lin.empty_cpu((4, B * n_out))
