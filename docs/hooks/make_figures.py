@@ -235,7 +235,7 @@ def howto_energy_report():
                         nn.Linear(128, 8), ns.LIF(0.9))  # fmt: skip
     with ns.energy.Meter(net) as meter, torch.no_grad():
         net(x)
-    report = meter.report(hardware=["loihi2", "speck", "cpu-45nm", "gpu-a100-fp16"])
+    report = meter.report(hardware=["loihi", "speck", "cpu-45nm", "gpu-a100-fp16"])
     ax = viz.energy_per_layer(report, title="Dynamic energy per layer and inference")
     ax.figure.set_size_inches(7, 3.6)
     _save(ax.figure, "how-to/energy-report.png")
