@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the device machine runs from a bare checkout
     sys.path.insert(0, str(ROOT))
 
-from _timing import cuda_ms, hardware, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
+from _timing import cuda_graph, cuda_ms, hardware, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
 
 from neurosparse.layers.event_conv2d import EventConv2d  # noqa: E402
 from neurosparse.layers.event_linear import EventLinear  # noqa: E402
@@ -384,31 +384,6 @@ def kernel_time_us(fn, calls: int = 5) -> tuple[float | None, dict[str, float]]:
         return None, {}
 
 
-def graphed(fn):
-    """``fn`` captured in a CUDA graph (its replay), or None if it cannot be captured.
-
-    Numba launches from Python cost ~25 µs of host time plus ~6 µs per array argument
-    (measured on the H200 host), more than the kernels themselves at small batch; a graph
-    replay shows the device time, as a user running small batches would get with
-    ``torch.cuda.graphs``."""
-    try:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            fn()
-        graph.replay()
-        torch.cuda.synchronize()
-        return graph.replay
-    except Exception as exc:
-        print(f"  (graph capture failed: {exc})")
-        return None
-
-
 def gpu_setup() -> str:
     """``"cuda"``, or ``"cpu"`` routed to the CUDA kernels in the simulator (dry run)."""
     if torch.cuda.is_available():
@@ -487,7 +462,7 @@ def bench_gpu(rates, shapes, n, reps, dev):
                         torch.backends.cuda.matmul.allow_tf32 = tf32
                     t.update(round_robin({k: fn}, reps, warmup=2, timer=timer))
                     if real and k in ("ours_op", "dense_tf32", "dense_bf16"):
-                        replay = graphed(fn)  # launch costs out of the way
+                        replay = cuda_graph(fn)  # launch costs out of the way
                         if replay is not None:
                             t.update(round_robin({k + "_graph": replay}, reps, timer=timer))
                 if real:

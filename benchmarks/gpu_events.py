@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import hardware  # noqa: E402
+from _timing import cuda_graph, cuda_ms, hardware  # noqa: E402
 
 import neurosparse as ns  # noqa: E402
 from neurosparse.layers.event_linear import event_linear  # noqa: E402
@@ -53,30 +53,7 @@ def per_call_us(fn, inner: int) -> float:
         for _ in range(inner):
             fn()
         return (time.perf_counter() - t0) / inner * 1e6
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    a.record()
-    for _ in range(inner):
-        fn()
-    b.record()
-    torch.cuda.synchronize()
-    return a.elapsed_time(b) * 1e3 / inner
-
-
-def graphed(fn):
-    """``fn`` captured in a CUDA graph: returns the replay (None off the GPU)."""
-    if not GPU:
-        return None
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    return g.replay
+    return cuda_ms(fn, inner) * 1e3
 
 
 def summary(xs: list[float]) -> dict:
@@ -110,7 +87,7 @@ def add_graphs(fns: dict) -> dict:
         return out
     for k, fn in fns.items():
         try:
-            out[f"{k} graph"] = graphed(fn)
+            out[f"{k} graph"] = cuda_graph(fn)
         except Exception as e:
             print(f"graph capture of {k} failed: {type(e).__name__}: {e}", flush=True)
             out[f"{k} graph"] = _raiser(f"{type(e).__name__}: {e}")
@@ -275,7 +252,7 @@ def lif_net(n: int, batch_list, rate: float, steps: int, seq_t: int, seq_b: int,
             if GPU:
                 for name, (fn, sx, dt) in fns.items():
                     try:
-                        rep = graphed(fn)
+                        rep = cuda_graph(fn)
                         xs_dt = xs.to(dt)
 
                         def gcall(rep=rep, sx=sx, xs_dt=xs_dt):
@@ -417,7 +394,7 @@ def conv_net(frames: torch.Tensor, reps: int) -> dict:
         calls[f"ns {kind}"] = call
         if GPU:
             try:
-                rep = graphed(step)
+                rep = cuda_graph(step)
 
                 def gcall(rep=rep, sx=sx, fd=fd):
                     counter["t"] = (counter["t"] + 1) % t_steps
