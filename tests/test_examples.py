@@ -121,54 +121,6 @@ def test_05_bring_your_model(tmp_path):
         assert nonempty(tmp_path / f"{fw}_energy.md")
 
 
-# -- the notebook form -------------------------------------------------------------------
-def _make_notebooks():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_notebooks", EXAMPLES / "make_notebooks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _code(nb) -> list[str]:
-    return [c.source for c in nb.cells if c.cell_type == "code"]
-
-
-def test_committed_notebooks_are_the_scripts_executed():
-    pytest.importorskip("jupytext", reason="jupytext makes the notebooks (pip install jupytext)")
-    import nbformat
-
-    mk = _make_notebooks()
-    scripts = sorted(EXAMPLES.glob("[0-9][0-9]_*.py"))
-    assert len(scripts) == 8
-    for script in scripts:
-        path = EXAMPLES / "notebooks" / f"{script.stem}.ipynb"
-        assert path.is_file(), f"{path.name} missing: run python examples/make_notebooks.py --quick"
-        nb = nbformat.read(path, as_version=4)
-        assert _code(nb) == _code(mk.to_notebook(script)), (
-            f"{path.name} is stale: run python examples/make_notebooks.py --quick")
-        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-        assert outputs and not [o for o in outputs if o.output_type == "error"], path.name
-        assert any("summary:" in o.get("text", "") for o in outputs), path.name
-
-
-def test_notebook_runs_in_a_kernel(tmp_path):
-    for mod, why in (("jupytext", "jupytext"), ("nbclient", "nbclient"),
-                     ("ipykernel", "ipykernel")):
-        pytest.importorskip(mod, reason=f"{why} is needed to execute notebooks")
-    mk = _make_notebooks()
-    nb = mk.execute(mk.to_notebook(EXAMPLES / "04_sequence_anomaly.py"), EXAMPLES, 600,
-                    {"NEUROSPARSE_QUICK": "1", "NEUROSPARSE_EXAMPLES_OUT": str(tmp_path),
-                     "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if "image/png" in o.get("data", {})]
-    assert len(images) >= 2  # figures show inline (no forced Agg backend in the notebook)
-    s = json.loads((tmp_path / "04_sequence_anomaly" / "summary.json").read_text())
-    assert s["anomaly_per_learning_day"][-1] < 0.2
-    assert all(p > s["last_day_max"] for p in s["peaks"].values())
-
-
 def test_06_sparse_rewiring(tmp_path):
     pytest.importorskip("sklearn", reason="the MLP half uses scikit-learn's digits")
     s = run_example("06_sparse_rewiring.py", tmp_path)

@@ -9,6 +9,7 @@ settings. The others' code runs in ``tests/test_examples.py`` as scripts.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -51,6 +52,9 @@ def test_committed_notebook_matches_its_script_and_ran(script):
             assert cell.execution_count is not None, "a cell was not executed"
             errors = [o for o in cell.outputs if o.output_type == "error"]
             assert not errors, errors[0].get("ename")
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.outputs)  # fmt: skip
+    assert "summary:" in outputs, path.name  # the script ran to its end
 
 
 @pytest.mark.parametrize("where", ["examples/notebooks", "examples", "."])
@@ -75,3 +79,19 @@ def test_a_notebook_executes_from_its_own_folder(tmp_path):
                       for o in c.outputs)  # fmt: skip
     assert "summary:" in outputs
     assert (tmp_path / "01_quickstart" / "summary.json").is_file()
+
+
+def test_notebook_runs_in_a_kernel(tmp_path):
+    for mod, why in (("jupytext", "jupytext"), ("nbclient", "nbclient"),
+                     ("ipykernel", "ipykernel")):
+        pytest.importorskip(mod, reason=f"{why} is needed to execute notebooks")
+    mk = _make_notebooks()
+    nb = mk.execute(mk.to_notebook(EXAMPLES / "04_sequence_anomaly.py"), EXAMPLES, 600,
+                    {"NEUROSPARSE_QUICK": "1", "NEUROSPARSE_EXAMPLES_OUT": str(tmp_path),
+                     "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 2  # figures show inline (no forced Agg backend in the notebook)
+    s = json.loads((tmp_path / "04_sequence_anomaly" / "summary.json").read_text())
+    assert s["anomaly_per_learning_day"][-1] < 0.2
+    assert all(p > s["last_day_max"] for p in s["peaks"].values())
