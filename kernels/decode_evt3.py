@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import BAD, FIRST_BAD, FIRST_OUT, OTHER, OUTSIDE
+from ._decode_common import OTHER, count_bad, count_outside, put_event
 
 ADDR_Y, ADDR_X, VECT_BASE_X, VECT_12, VECT_8 = 0x0, 0x2, 0x3, 0x4, 0x5
 TIME_LOW, CONTINUED_4, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED_12 = 0x6, 0x7, 0x8, 0xA, 0xE, 0xF
@@ -39,21 +39,6 @@ def new_state() -> np.ndarray:
     return np.zeros(N_STATE, dtype=np.int64)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _put(out, k, t, x, y, p, width, height, word, stat):
-    if width > 0 and (x >= width or y >= height):
-        if stat[FIRST_OUT] < 0:
-            stat[FIRST_OUT] = word
-        stat[OUTSIDE] += 1
-        return k
-    e = out[k]
-    e.t = t
-    e.x = x
-    e.y = y
-    e.p = p
-    return k + 1
-
-
 @numba.njit(cache=True, nogil=True)
 def decode_evt3(words, start, word0, state, width, height, out, k, stat):
     """Decode ``words[start:]`` into ``out[k:]`` until the words or the room run out.
@@ -61,12 +46,7 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
     Stops before a word that could overflow ``out`` (a vector word writes up to 12
     events), so a caller can grow ``out`` and resume. Returns ``(next_word, k)``.
     """
-    y = state[S_Y]
-    bx = state[S_BASE_X]
-    pol = state[S_POL]
-    tl = state[S_TIME_LOW]
-    th = state[S_TIME_HIGH]
-    wraps = state[S_WRAPS]
+    y, bx, pol, tl, th, wraps = state  # slots S_Y .. S_WRAPS
     t = (wraps << 24) | (th << 12) | tl
     check = width > 0
     cap = out.shape[0]
@@ -91,9 +71,7 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
             keep = typ == ADDR_X
             if keep and check and (x >= width or y >= height):
                 keep = False
-                if stat[FIRST_OUT] < 0:
-                    stat[FIRST_OUT] = word0 + i
-                stat[OUTSIDE] += 1
+                count_outside(stat, word0 + i)
             k += keep
             y = x if typ == ADDR_Y else y
             if typ > ADDR_X:
@@ -103,7 +81,8 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
                     if check and (bx + nbits > width or y >= height):
                         for b in range(nbits):  # near the sensor edge: check each event
                             if (mask >> b) & 1:
-                                k = _put(out, k, t, bx + b, y, pol, width, height, word0 + i, stat)
+                                k = put_event(out, k, t, bx + b, y, pol, width, height,
+                                              word0 + i, stat)
                     else:
                         # Branch-free: write all slots, advance only over set bits (the mask
                         # bits are unpredictable, so this beats testing each one).
@@ -126,29 +105,19 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
                     if th - new >= WRAP_DROP:
                         wraps += 1
                     elif th - new > TH_JITTER:
-                        if stat[FIRST_BAD] < 0:
-                            stat[FIRST_BAD] = word0 + i
-                        stat[BAD] += 1
+                        count_bad(stat, word0 + i)
                     th = new
                     t = (wraps << 24) | (th << 12) | tl
                 elif (typ == CONTINUED_4 or typ == CONTINUED_12 or typ == EXT_TRIGGER
                       or typ == OTHERS):
                     stat[OTHER] += 1
                 else:
-                    if stat[FIRST_BAD] < 0:
-                        stat[FIRST_BAD] = word0 + i
-                    stat[BAD] += 1
+                    count_bad(stat, word0 + i)
             elif typ == 1:  # the only undefined type below ADDR_X
-                if stat[FIRST_BAD] < 0:
-                    stat[FIRST_BAD] = word0 + i
-                stat[BAD] += 1
+                count_bad(stat, word0 + i)
             i += 1
-    state[S_Y] = y
-    state[S_BASE_X] = bx
-    state[S_POL] = pol
-    state[S_TIME_LOW] = tl
-    state[S_TIME_HIGH] = th
-    state[S_WRAPS] = wraps
+    state[S_Y], state[S_BASE_X], state[S_POL] = y, bx, pol
+    state[S_TIME_LOW], state[S_TIME_HIGH], state[S_WRAPS] = tl, th, wraps
     return i, k
 
 
