@@ -73,10 +73,11 @@ def count_outside(stat, word):
 def put_event(out, k, t, x, y, p, width, height, word, stat):
     """Write event ``(t, x, y, p)`` at ``out[k]`` and return ``k + 1``; if it lies outside a
     ``width`` x ``height`` sensor (``width`` > 0), count it instead and return ``k``."""
-    if width > 0 and (x < 0 or y < 0 or x >= width or y >= height):
+    # as unsigned, a negative x or y (AEDAT 4's int16 fields) is huge: one compare each
+    if width > 0 and (np.uint64(x) >= np.uint64(width) or np.uint64(y) >= np.uint64(height)):
         count_outside(stat, word)
         return k
-    e = out[k]
+    e = out[np.uint64(k)]  # unsigned: Numba adds no negative-index fix-up (k >= 0)
     e.t = t
     e.x = x
     e.y = y

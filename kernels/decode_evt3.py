@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
-from ._decode_common import OTHER, count_bad, count_outside, put_event
+from ._decode_common import OTHER, count_bad, put_event
 
 ADDR_Y, ADDR_X, VECT_BASE_X, VECT_12, VECT_8 = 0x0, 0x2, 0x3, 0x4, 0x5
 TIME_LOW, CONTINUED_4, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED_12 = 0x6, 0x7, 0x8, 0xA, 0xE, 0xF
@@ -48,7 +49,6 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
     """
     y, bx, pol, tl, th, wraps = state  # slots S_Y .. S_WRAPS
     t = (wraps << 24) | (th << 12) | tl
-    check = width > 0
     cap = out.shape[0]
     i = start
     n = words.shape[0]
@@ -58,41 +58,23 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
         if stop == i:
             break
         while i < stop:
-            w = np.int64(words[i])
+            w = np.int64(words[np.uint64(i)])  # unsigned: no negative-index fix-up
             typ = w >> 12
-            # ADDR_X and ADDR_Y are ~85 % of real words, in an unpredictable mix: handle them
-            # without branching on the type (write a candidate event, keep it only for ADDR_X).
-            x = w & 0x7FF
-            e = out[k]
-            e.t = t
-            e.x = x
-            e.y = y
-            e.p = (w >> 11) & 1
-            keep = typ == ADDR_X
-            if keep and check and (x >= width or y >= height):
-                keep = False
-                count_outside(stat, word0 + i)
-            k += keep
-            y = x if typ == ADDR_Y else y
-            if typ > ADDR_X:
+            # Plain branches on the type (ADDR_X 64 %, ADDR_Y 19 % of real words): writing a
+            # candidate event for both and selecting y without a branch measured 20 % slower.
+            if typ == ADDR_X:
+                k = put_event(out, k, t, w & 0x7FF, y, (w >> 11) & 1, width, height, word0 + i,
+                              stat)
+            elif typ == ADDR_Y:
+                y = w & 0x7FF
+            elif typ > ADDR_X:
                 if typ == VECT_12 or typ == VECT_8:
                     nbits = 12 if typ == VECT_12 else 8
                     mask = w & ((1 << nbits) - 1)
-                    if check and (bx + nbits > width or y >= height):
-                        for b in range(nbits):  # near the sensor edge: check each event
-                            if (mask >> b) & 1:
-                                k = put_event(out, k, t, bx + b, y, pol, width, height,
-                                              word0 + i, stat)
-                    else:
-                        # Branch-free: write all slots, advance only over set bits (the mask
-                        # bits are unpredictable, so this beats testing each one).
-                        for b in range(nbits):
-                            e = out[k]
-                            e.t = t
-                            e.x = bx + b
-                            e.y = y
-                            e.p = pol
-                            k += (mask >> b) & 1
+                    while mask:  # ~0.8 bits set per word: visit only those
+                        k = put_event(out, k, t, bx + trailing_zeros(mask), y, pol, width, height,
+                                      word0 + i, stat)
+                        mask &= mask - 1
                     bx += nbits
                 elif typ == VECT_BASE_X:
                     pol = (w >> 11) & 1
