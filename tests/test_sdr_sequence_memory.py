@@ -256,3 +256,10 @@ def test_inputs_and_parameters_are_checked():
     with pytest.raises(ParameterError, match="cells_per_column"):
         SequenceMemory(10, cells_per_column=0)
     assert tm.step([]).anomaly == 0.0
+
+
+def test_max_synapses_per_segment_is_bounded_by_the_packed_counts():
+    # the kernel packs a segment's active-synapse counts in 13 bits
+    SequenceMemory(10, max_synapses_per_segment=8191)
+    with pytest.raises(ParameterError, match="at most 8191"):
+        SequenceMemory(10, max_synapses_per_segment=8192)

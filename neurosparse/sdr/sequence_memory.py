@@ -78,7 +78,8 @@ class SequenceMemory(OpCounter):
         Punishment of matching segments in columns that did not become active.
     max_segments_per_cell, max_synapses_per_segment : int
         Budgets; a full cell evicts its least recently used segment, a full segment
-        drops its weakest synapses to make room.
+        drops its weakest synapses to make room. ``max_synapses_per_segment`` is at
+        most 8,191.
     seed : int
         Seed of the generator that breaks ties and picks growth targets; one seed
         gives one exact history.
@@ -133,6 +134,12 @@ class SequenceMemory(OpCounter):
                 raise ParameterError(f"{name} must lie in [0, 1], got {v}")
         if columns * cells_per_column >= 2**31:
             raise ParameterError("columns × cells_per_column must stay below 2**31")
+        cap = _kernels().MAX_SYNAPSES_PER_SEGMENT
+        if max_synapses_per_segment > cap:
+            raise ParameterError(
+                f"max_synapses_per_segment must be at most {cap} (a segment's active-synapse "
+                f"counts are packed in 13 bits), got {max_synapses_per_segment}"
+            )
         self.columns = int(columns)
         self.cells_per_column = int(cells_per_column)
         self.n_cells = self.columns * self.cells_per_column
@@ -182,7 +189,6 @@ class SequenceMemory(OpCounter):
         self._prev_winners = np.zeros(n, np.int32)
         self._active_segs = np.zeros(ng, np.int32)
         self._matching_segs = np.zeros(ng, np.int32)
-        self._touched = np.zeros(ng, np.int32)
         self._sort_keys = np.zeros(ng, np.int64)
         self._predictive = np.zeros(n, np.int32)
         self._prev_mark = np.zeros(n, np.bool_)
@@ -214,7 +220,7 @@ class SequenceMemory(OpCounter):
             rows = max(int(need[1]), self._seg_i32.shape[0] * 2)
             self._seg_i32 = self._grown(self._seg_i32, rows)
             for name in ("seg_i64", "seg_cnt", "seg_free", "active_segs", "matching_segs",
-                         "touched", "sort_keys"):  # fmt: skip
+                         "sort_keys"):  # fmt: skip
                 setattr(self, "_" + name, self._grown(getattr(self, "_" + name), rows))
         if need[2] > self._seg_data.shape[0]:
             rows = max(int(need[2]), self._seg_data.shape[0] * 2)
@@ -285,7 +291,7 @@ class SequenceMemory(OpCounter):
             status = ops.tm_step(
                 cols, bool(learn), self._params_i, self._params_f, self._state(),
                 self._active, self._winners, self._prev_active, self._prev_winners,
-                self._active_segs, self._matching_segs, self._touched, self._predictive,
+                self._active_segs, self._matching_segs, self._predictive,
                 self._prev_mark, self._winner_mark, self._cand, self._sort_keys, self._rng,
                 self._need, self._anomaly,
             )  # fmt: skip
