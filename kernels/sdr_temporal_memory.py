@@ -34,7 +34,11 @@ id or by presynaptic cell), so the pure-Python reference in
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import binding as _llvm
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # meta[] slots
 ITER, SYN_HW, SYN_NFREE, SEG_HW, SEG_NFREE = 0, 1, 2, 3, 4
@@ -75,6 +79,34 @@ Y_PRE, Y_SEG, Y_PSEG, Y_POUT = 0, 1, 2, 3
 _kernel = njit(cache=True, _nrt=False)
 
 OK, NEED_MORE = 0, 1
+PREFETCH_CELLS = 4  # the dendrite pass requests the out-lists of the cells this far ahead
+CACHE_LINE_I32 = 16
+# the intrinsic's name carries the pointer type: opaque pointers from LLVM 15 on
+_PREFETCH_FN = "llvm.prefetch.p0" if _llvm.llvm_version_info[0] >= 15 else "llvm.prefetch.p0i8"
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Ask the CPU to start loading ``arr[idx]``'s cache line (a read hint, no effect on
+    results). The out-lists the dendrite pass reads lie scattered over a pool of
+    hundreds of MB, so each one otherwise starts with a full memory latency."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH_FN)
+        # (address, read, high temporal locality, data cache)
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 EPSILON = 1e-5  # permanences below this are zero: the synapse is destroyed
 MIN_BLOCK = 8
 
@@ -659,7 +691,11 @@ def _activate_dendrites(st, learn, params_i, active_cells, n_active, active_segs
     n_as = 0
     n_ms = 0
     visited = 0
+    for i in range(min(PREFETCH_CELLS, n_active)):
+        _prefetch_out_list(cell_i32, cell_i64, out_seg, active_cells[i])
     for i in range(n_active):
+        if i + PREFETCH_CELLS < n_active:
+            _prefetch_out_list(cell_i32, cell_i64, out_seg, active_cells[i + PREFETCH_CELLS])
         c = active_cells[i]
         o0 = cell_i64[c]
         no = cell_i32[c, C_OLEN]
@@ -694,6 +730,13 @@ def _activate_dendrites(st, learn, params_i, active_cells, n_active, active_segs
         if learn:
             seg_i64[active_segs[i], S_LAST] = meta[ITER]
     return n_touch, n_as, n_ms, n_pred
+
+
+@_kernel
+def _prefetch_out_list(cell_i32, cell_i64, out_seg, cell):
+    o0 = cell_i64[cell]
+    for q in range(0, cell_i32[cell, C_OLEN], CACHE_LINE_I32):
+        prefetch(out_seg, o0 + q)
 
 
 @_kernel

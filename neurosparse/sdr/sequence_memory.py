@@ -198,9 +198,13 @@ class SequenceMemory(OpCounter):
         self._need = np.zeros(4, np.int64)
         self._anomaly = np.zeros(1, np.float64)
         self._compactions = 0
+        self._st: tuple | None = None
 
     def _state(self) -> tuple:
-        return tuple(getattr(self, "_" + f) for f in _kernels().STATE_FIELDS)
+        # built once per storage change (_grow, _maybe_compact reset it), not per step
+        if self._st is None:
+            self._st = tuple(getattr(self, "_" + f) for f in _kernels().STATE_FIELDS)
+        return self._st
 
     @staticmethod
     def _grown(arr: np.ndarray, rows: int) -> np.ndarray:
@@ -211,6 +215,7 @@ class SequenceMemory(OpCounter):
         return out
 
     def _grow(self) -> None:
+        self._st = None
         need = self._need
         if need[0] > self._syn_i32.shape[0]:
             rows = max(int(need[0]), self._syn_i32.shape[0] * 2)
@@ -246,6 +251,7 @@ class SequenceMemory(OpCounter):
             self._seg_i32[:n, k.S_CAP] = new_caps
             m[k.SEGPOOL_USED], m[k.SEGPOOL_WASTE] = used, 0
             self._compactions += 1
+            self._st = None
         if m[k.OUTPOOL_WASTE] > self._COMPACT_MIN and m[k.OUTPOOL_WASTE] * 2 > m[k.OUTPOOL_USED]:
             n = self.n_cells
             starts = self._cell_i64.copy()
@@ -261,9 +267,19 @@ class SequenceMemory(OpCounter):
             self._cell_i32[:, k.C_OCAP] = new_caps
             m[k.OUTPOOL_USED], m[k.OUTPOOL_WASTE] = used, 0
             self._compactions += 1
+            self._st = None
 
     # ------------------------------------------------------------------ API
     def _columns(self, active_columns: SDRLike) -> np.ndarray:
+        a = active_columns
+        if (
+            isinstance(a, np.ndarray)
+            and a.ndim == 1
+            and a.dtype.kind in "iu"
+            and (a.size == 0 or (a[0] >= 0 and a[-1] < self.columns and (a[1:] > a[:-1]).all()))
+        ):
+            # already sorted, unique and in range (the common case): skip building an SDR
+            return np.ascontiguousarray(a, dtype=np.int32)
         if isinstance(active_columns, (list, tuple)):
             active_columns = np.asarray(active_columns, dtype=np.int64)
         sdr = as_sdr(active_columns, self.columns, "active_columns")
