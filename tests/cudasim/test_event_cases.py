@@ -152,12 +152,13 @@ def test_linear_cuda_nan_propagates_or_is_reported(monkeypatch):
         layer(x)
 
 
-@pytest.mark.parametrize("rate", [0.05, 1.0])
-def test_linear_cuda_bf16_weights(rate):
-    # bf16 operands travel as int16 bits; sums in float32, output rounded to bf16
+@pytest.mark.parametrize("rate,rows", [(0.05, 3), (1.0, 3), (0.3, 9)])
+def test_linear_cuda_bf16_weights(rate, rows):
+    # bf16 operands travel as int16 bits; sums in float32, output rounded to bf16 (3
+    # rows: the row-tile kernel, 9: the event lists + gather)
     torch.manual_seed(2)
     layer = EventLinear(70, 140, mode="event", dtype=torch.bfloat16)
-    x = spikes((3, 70), rate, graded=True, seed=7).bfloat16()
+    x = spikes((rows, 70), rate, graded=True, seed=7).bfloat16()
     with torch.no_grad():
         y = layer(x)
         ref = torch.nn.functional.linear(x.double(), layer.weight.double(),
@@ -178,14 +179,25 @@ def test_linear_cuda_reads_any_weight_layout():
     assert CALLS == {"event_linear_forward_cuda": 1}
 
 
-def test_linear_cuda_rows_tiles_and_chunks():
-    # more rows than one tile (4), inputs over several chunks, a ragged column tile
+@pytest.mark.parametrize("rows", [7, 9, 11])
+def test_linear_cuda_rows_tiles_and_chunks(rows):
+    # 7 rows: the row-tile kernel (more rows than one tile of 4); 9 and 11: the event
+    # lists + gather pair (a row with no event, one with every input active: a list as
+    # long as the row). Inputs over several chunks, ragged column tiles for both kernels.
     from neurosparse.kernels import event_linear_cuda as kc
 
+    assert kc.wants_lists(rows) == (rows >= 8)
     torch.manual_seed(4)
-    layer = EventLinear(kc.CH * 2 + 5, 130, mode="event")
-    x = spikes((7, kc.CH * 2 + 5), 0.2, graded=True, seed=9)
+    n_in = kc.CH * 2 + 5
+    layer = EventLinear(n_in, kc.GCOLS + 2, mode="event")
+    x = spikes((rows, n_in), 0.2, graded=True, seed=9 + rows)
+    x[1] = 0
+    x[2] = torch.randn(n_in)
+    x[3, :5] = 1.0  # a few spikes at the start of a chunk
     assert_f32_close(layer(x), layer.to_dense()(x))
+    layer.reset_counters()
+    layer(x)
+    assert layer.op_counts()["events_in"] == int((x != 0).sum())
 
 
 @pytest.mark.parametrize(
