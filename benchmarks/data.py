@@ -42,10 +42,11 @@ import numpy as np
 from _timing import hardware, round_robin  # benchmarks/, beside this
 
 import neurosparse.data as nd
+from neurosparse.data.fetch_recordings import data_dir
 
 warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "dvs"
+DATA = data_dir()  # $NEUROSPARSE_DATA_DIR, else ../shared/data/dvs, as the tests
 
 
 def times_s(fns: dict, reps: int) -> dict[str, list[float]]:
