@@ -38,6 +38,10 @@ _OPENERS = {
 }
 FORMATS = tuple(_OPENERS)
 
+# the arguments every entry point shares (path, then format=, errors=, sensor_size=)
+PathArg = str | os.PathLike
+SizeArg = tuple[int, ...] | None
+
 _MAGIC = (
     (b"#!AER-DAT2.0", "aedat2"),
     (b"#!AER-DAT3.1", "aedat3"),
@@ -127,13 +131,8 @@ def _detect(p: str) -> tuple[str, tuple | None]:
     )
 
 
-def open_events(
-    path: str | os.PathLike,
-    format: str | None = None,
-    errors: str = "raise",
-    sensor_size: tuple[int, ...] | None = None,
-    **options: Any,
-) -> Source:
+def open_events(path: PathArg, format: str | None = None, errors: str = "raise",
+                sensor_size: SizeArg = None, **options: Any) -> Source:
     """Parse the header of ``path`` and return its :class:`~._source.Source` (advanced use)."""
     check_errors(errors)
     p = _check_path(path)
@@ -154,13 +153,8 @@ def open_events(
         return _OPENERS[fmt](p, report, sensor_size, **options)
 
 
-def read_events(
-    path: str | os.PathLike,
-    format: str | None = None,
-    errors: str = "raise",
-    sensor_size: tuple[int, ...] | None = None,
-    **options: Any,
-) -> EventArray:
+def read_events(path: PathArg, format: str | None = None, errors: str = "raise",
+                sensor_size: SizeArg = None, **options: Any) -> EventArray:
     """Read every event of an event-camera recording.
 
     Parameters
@@ -201,14 +195,9 @@ def read_events(
     return EventArray(ev, src.sensor_size, src.meta)
 
 
-def iter_events(
-    path: str | os.PathLike,
-    chunk_events: int = 1_000_000,
-    format: str | None = None,
-    errors: str = "raise",
-    sensor_size: tuple[int, ...] | None = None,
-    **options: Any,
-) -> Iterator[EventArray]:
+def iter_events(path: PathArg, chunk_events: int = 1_000_000, format: str | None = None,
+                errors: str = "raise", sensor_size: SizeArg = None,
+                **options: Any) -> Iterator[EventArray]:
     """Yield the events of ``path`` in chunks of at most ``chunk_events``, in bounded memory.
 
     Same arguments and the same events (concatenated) as :func:`read_events`; the file is
