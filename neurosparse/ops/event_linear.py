@@ -23,9 +23,11 @@ No weight copies are cached: the CPU kernel and the CUDA kernel read ``Wᵀ`` in
 (:func:`weight_t`; ``EventLinear`` stores its weight transposed, so that is a view), so
 every write to the weight, ``weight.data`` included, is seen by the next call.
 
-On CUDA there is no index: one kernel compacts the dense input per block and gathers
-(``kernels/event_linear_cuda.py``), so the forward has no host synchronisation and can
-be captured in a CUDA graph; the backward is two cuBLAS products. Exact counts (and the
+On CUDA there is no host-built index: up to 7 rows, one kernel compacts the dense input
+per row tile and gathers; from 8 rows, one kernel writes each row's event list into a
+fixed-capacity buffer and a second gathers weight rows per row
+(``kernels/event_linear_cuda.py``). Either way the forward has no host synchronisation
+and can be captured in a CUDA graph; the backward is two cuBLAS products. Exact counts (and the
 NaN check) cost one device->host read; ``scan_linear(..., exact=False)`` skips it. The
 op counters of ``EventLinear`` read the kernel's own on-device tally instead
 (``layers/dispatch.py``).
@@ -352,8 +354,15 @@ def _forward_cuda(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor |
         b = None if b is None else b.view(torch.int16)
     else:
         y_k = y
+    lists = None
+    if kc.wants_lists(index.rows):
+        # one allocation for the event lists: idx and val are its two [M, K] planes
+        m, k = x.shape
+        ws = torch.empty((2, m, k), dtype=torch.int32, device=index.device)
+        cnt = torch.empty(m, dtype=torch.int32, device=index.device)
+        lists = (env.arg(ws[0]), env.arg(ws[1].view(torch.float32)), env.arg(cnt))
     kc.launch_gather(env.arg(x), env.arg(wt), None if b is None else env.arg(b), env.arg(y_k),
-                     env.arg(tally), env.stream, bf16)  # fmt: skip
+                     env.arg(tally), env.stream, bf16, lists)  # fmt: skip
     return y
 
 
