@@ -51,7 +51,11 @@ import sys
 import warnings
 from pathlib import Path
 
-import torch
+# before torch loads libgomp, which reads the policy once: spinning OpenMP workers
+# starve the other library's threads on few cores (neurosparse/__init__.py says why)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]

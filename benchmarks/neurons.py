@@ -23,7 +23,11 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
+# before torch loads libgomp, which reads the policy once: spinning OpenMP workers
+# starve the other library's threads on few cores (neurosparse/__init__.py says why)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 from _timing import hardware, round_robin  # benchmarks/, beside this
 from torch import nn
 
