@@ -89,6 +89,16 @@ def _accumulate(o, tile, idx, val, j0, j1):
     _accumulate_at(o, tile, 0, idx, val, j0, j1)
 
 
+@numba.njit(cache=True, inline="always")
+def column_tile(src, tw, n, t):
+    """Work item ``t``'s columns of a source as :func:`gather_rows` takes it: ``(c0, w,
+    tile, cs)`` -- output columns ``c0 : c0 + w``, read from ``tile[:, cs : cs + w]``."""
+    w_src = src.shape[2]
+    c0 = t * tw
+    s = c0 // w_src
+    return c0, min(tw, n - c0), src[s], c0 - s * w_src
+
+
 @numba.njit(parallel=True, cache=True)
 def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
     """``out[r, n] = bias[n] + Σ_j val[j] · src[idx[j], n]`` over row ``r``'s events.
@@ -105,7 +115,6 @@ def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
     bias : float32 ``[>= N]`` (zeros for none).
     out : float32 ``[n_rows, N]``, or ``[N, n_rows]`` when ``transpose_out``.
     """
-    w_src = src.shape[2]
     n_rows = rowptr.shape[0] - 1
     n = out.shape[0] if transpose_out else out.shape[1]
     n_t = (n + tw - 1) // tw
@@ -113,11 +122,7 @@ def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
     for item in prange(n_t * n_rb):
         t = item // n_rb
         rb = item - t * n_rb
-        c0 = t * tw
-        w = min(tw, n - c0)
-        s = c0 // w_src
-        tile = src[s]
-        cs = c0 - s * w_src
+        c0, w, tile, cs = column_tile(src, tw, n, t)
         buf = np.empty(w, np.float32)
         for r in range(rb * _ROW_BLOCK, min((rb + 1) * _ROW_BLOCK, n_rows)):
             # accumulate straight into the output row when it is contiguous
