@@ -140,10 +140,12 @@ def packed_shape(n_src_rows: int, n_cols: int) -> tuple[int, int, int]:
     return (-(-n_cols // tw), n_src_rows, tw)
 
 
-def pack_rows(src: np.ndarray) -> np.ndarray:
-    """Tiles of a row-major ``[R, N]`` source (the output gradient)."""
+def pack_rows(src: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Tiles of a row-major ``[R, N]`` source (``Wᵀ``, the output gradient), written
+    into ``out`` (float32 of :func:`packed_shape`) when given."""
     n_r, n = src.shape
-    out = np.empty(packed_shape(n_r, n), np.float32)
+    if out is None:
+        out = np.empty(packed_shape(n_r, n), np.float32)
     pack_tiles(src, out.shape[2], out)
     return out
 
