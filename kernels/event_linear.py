@@ -135,6 +135,22 @@ def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
                     out[c0 + c, r] = o[c]
 
 
+# The same gather without threads, for calls too small to pay for a parallel region
+# (~0.2 ms to start on the 2-core VM when quiet, several ms when its cores are busy with
+# other work: the region waits until every worker is scheduled).
+gather_rows_serial = numba.njit(cache=True)(gather_rows.py_func)
+SERIAL_BELOW_MACS = 1 << 20
+
+
+def gather(rowptr, idx, val, src, tw, bias, out, transpose_out) -> None:
+    """:func:`gather_rows`, single-threaded when the call has fewer than
+    :data:`SERIAL_BELOW_MACS` multiply-adds (events x output columns)."""
+    n = out.shape[0] if transpose_out else out.shape[1]
+    small = int(rowptr[-1]) * n < SERIAL_BELOW_MACS
+    (gather_rows_serial if small else gather_rows)(rowptr, idx, val, src, tw, bias, out,
+                                                   transpose_out)  # fmt: skip
+
+
 def packed_shape(n_src_rows: int, n_cols: int) -> tuple[int, int, int]:
     tw = tile_width(n_src_rows, n_cols)
     return (-(-n_cols // tw), n_src_rows, tw)

@@ -72,3 +72,30 @@ def test_scratch_is_per_thread_and_capped(monkeypatch):
     monkeypatch.setattr(ops, "SCRATCH_CAP_BYTES", 4 * 100)
     big = ops.scratch_f32((11, 10))  # over the cap: a fresh array, the buffer not grown
     assert big.shape == (11, 10) and not np.shares_memory(big, ops.scratch_f32((5, 5)))
+
+
+def test_serial_twins_of_small_calls_give_the_same_bits():
+    # small calls run single-threaded kernels (no parallel-region start-up); they are the
+    # same code, so the outputs must match the parallel kernels bit for bit
+    from neurosparse.kernels import event_linear as kl
+
+    x = _events(9, 300, seed=2)
+    counts = (x != 0).sum(1).astype(np.int32)
+    rowptr = np.empty(10, np.int64)
+    ei.exclusive_scan(counts, rowptr)
+    serial = [np.empty(rowptr[-1], np.int32), np.empty(rowptr[-1], np.float32)]
+    parallel = [np.empty(rowptr[-1], np.int32), np.empty(rowptr[-1], np.float32)]
+    ei.row_fill_serial(x.reshape(9, 1, 1, 300), rowptr, *serial)
+    ei.row_fill(x.reshape(9, 1, 1, 300), rowptr, *parallel)
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+    src = np.random.default_rng(3).standard_normal((1, 300, 130)).astype(np.float32)
+    bias = np.random.default_rng(4).standard_normal(130).astype(np.float32)
+    for transpose in (False, True):
+        shape = (130, 9) if transpose else (9, 130)
+        y_s, y_p = np.empty(shape, np.float32), np.empty(shape, np.float32)
+        kl.gather_rows_serial(rowptr, *serial, src, 32, bias, y_s, transpose)
+        kl.gather_rows(rowptr, *serial, src, 32, bias, y_p, transpose)
+        np.testing.assert_array_equal(y_s, y_p)
+        want = x @ src[0] + bias
+        np.testing.assert_allclose(y_s.T if transpose else y_s, want, rtol=1e-5, atol=1e-4)

@@ -279,7 +279,7 @@ def _forward_cpu(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor | 
 
     src, tw, b = cpu_source(weight, bias, int(index.arrays[0][-1]))
     y = empty_cpu((index.rows, weight.shape[0]))
-    kl.gather_rows(*index.arrays, src, tw, b, y.numpy(), False)
+    kl.gather(*index.arrays, src, tw, b, y.numpy(), False)
     return y
 
 
@@ -289,8 +289,8 @@ def _grad_weight_cpu(index: LinearIndex, gy: torch.Tensor, n_out: int) -> torch.
     colptr, rows, vals = index.transposed()
     tiles = _packed(gy.numpy())
     gw = empty_cpu((n_out, index.n_in))
-    kl.gather_rows(colptr, rows, vals, tiles, tiles.shape[2], kl.padded_bias(None, tiles),
-                   gw.numpy(), True)  # fmt: skip
+    kl.gather(colptr, rows, vals, tiles, tiles.shape[2], kl.padded_bias(None, tiles),
+              gw.numpy(), True)  # fmt: skip
     return gw
 
 
