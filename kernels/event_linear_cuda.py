@@ -1,7 +1,15 @@
-"""Event Linear forward on the GPU with no index: one kernel, no host round trip.
+"""Event Linear forward on the GPU with no host-built index and no host round trip.
 
 ``out[r, n] = bias[n] + Σ_{k: x[r, k] ≠ 0} x[r, k] · W[n, k]`` for ``x [M, K]`` dense
 (binary or graded spikes), read straight from torch memory (numba.cuda; torch-free).
+Two designs, picked by the row count (:func:`wants_lists`):
+
+- from ``SPLIT_ROWS`` (8) rows, two kernels: ``compact_rows`` writes each row's events
+  into a fixed-capacity list (``K`` slots per row, one block per row, a block scan), and
+  ``gather_rows`` sums the weight rows of a row's events, one block per (row, ``GCOLS``
+  columns) (see the section "many rows" below);
+- below that, the one-kernel row tile described next (at batch 1 a 4096-wide layer still
+  spreads over 128 blocks, and no second launch is paid).
 
 One block owns a tile of ``RT`` rows and ``TN = 32`` output columns (grid: row tiles ×
 column tiles; a 4096-wide layer gives 128 blocks for one row, enough to spread a

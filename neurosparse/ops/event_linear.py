@@ -165,7 +165,7 @@ def scan_linear(x2d: torch.Tensor, name: str = "input", exact: bool = True) -> L
         u = int(unit.sum())
         return LinearScan(m, k, u + int(graded.sum()), u, bk, counts=counts)
     if bk == "cuda":
-        index = _cuda_index(x2d)
+        index = cuda_index(x2d)
         if not exact:
             return LinearScan(m, k, None, None, bk, index=index)
         nnz, unit = _cuda_exact(x2d, name)
@@ -320,11 +320,12 @@ def scratch_tally(device: torch.device) -> torch.Tensor:
     return t
 
 
-def _cuda_index(x2d: torch.Tensor) -> LinearIndex:
-    # no index on CUDA: the kernel compacts the dense input itself (see
-    # kernels/event_linear_cuda.py); the "index" carries the input
+def cuda_index(x2d: torch.Tensor, tally: torch.Tensor | None = None) -> LinearIndex:
+    """The "index" of a CUDA input: the input itself (the kernels compact it on the
+    device, ``kernels/event_linear_cuda.py``), and the device ``tally`` its statistics
+    are added to (None: a scratch tally nobody reads)."""
     m, k = x2d.shape
-    return LinearIndex("cuda", x2d.device, m, k, (x2d.detach(),))
+    return LinearIndex("cuda", x2d.device, m, k, (x2d.detach(),), tally=tally)
 
 
 def _cuda_exact(x2d: torch.Tensor, name: str) -> tuple[int, int]:
