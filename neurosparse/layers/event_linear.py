@@ -170,7 +170,8 @@ class EventLinear(OpCounter, LinearTwin):
         self._setup(in_features, out_features, bias, mode, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y, self.last_path = _event_linear(x, self.weight, self.bias, self.mode, self)
+        y, path = _event_linear(x, self.weight, self.bias, self.mode, self)
+        self.__dict__["last_path"] = path  # a plain attribute: Module.__setattr__ costs µs
         return y
 
     def extra_repr(self) -> str:
