@@ -22,6 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import time
+from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -108,29 +109,30 @@ BASELINES = {"relu": 0.0, "denoising": MASK}  # non-linear AEs: input mask in tr
 rows = {k: [] for k in [*KS, *BASELINES, HIDDEN, "pixels"]}
 losses, dead, seconds = {k: [] for k in rows}, {k: [] for k in rows}, {k: [] for k in rows}
 models = {}
+
+
+def fit_and_probe(key, fit, x_tr, y_tr, x_te, y_te):
+    """Train one autoencoder (``fit()``), probe its codes, record the row ``key``."""
+    t0 = time.perf_counter()
+    ae, loss = fit()
+    seconds[key].append(time.perf_counter() - t0)
+    with torch.no_grad():
+        z_tr, z_te = (ae.encode(torch.from_numpy(a)).numpy() for a in (x_tr, x_te))
+    rows[key].append(probe(z_tr, y_tr, z_te, y_te))
+    losses[key].append(loss)
+    dead[key].append(int(((z_te != 0).sum(0) == 0).sum()))
+    return ae
+
+
 for seed in SEEDS:
     x_tr, x_te, y_tr, y_te = train_test_split(X, y, test_size=0.5, random_state=seed, stratify=y)
     rows["pixels"].append(probe(x_tr, y_tr, x_te, y_te))
     for k in [*KS, HIDDEN]:
-        t0 = time.perf_counter()
-        ae, loss = train(k, seed, x_tr)
-        seconds[k].append(time.perf_counter() - t0)
-        with torch.no_grad():
-            z_tr, z_te = (ae.encode(torch.from_numpy(a)).numpy() for a in (x_tr, x_te))
-        rows[k].append(probe(z_tr, y_tr, z_te, y_te))
-        losses[k].append(loss)
-        dead[k].append(int(((z_te != 0).sum(0) == 0).sum()))
+        ae = fit_and_probe(k, partial(train, k, seed, x_tr), x_tr, y_tr, x_te, y_te)
         if seed == SEEDS[0]:
             models[k] = ae
     for b, mask in BASELINES.items():
-        t0 = time.perf_counter()
-        ae, loss = train_relu(seed, x_tr, mask)
-        seconds[b].append(time.perf_counter() - t0)
-        with torch.no_grad():
-            z_tr, z_te = (ae.encode(torch.from_numpy(a)).numpy() for a in (x_tr, x_te))
-        rows[b].append(probe(z_tr, y_tr, z_te, y_te))
-        losses[b].append(loss)
-        dead[b].append(int(((z_te != 0).sum(0) == 0).sum()))
+        fit_and_probe(b, partial(train_relu, seed, x_tr, mask), x_tr, y_tr, x_te, y_te)
 
 
 def name(k) -> str:

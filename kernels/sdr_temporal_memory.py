@@ -7,8 +7,9 @@ State layout (every array is owned by ``neurosparse.sdr.SequenceMemory``)::
               free ids on the stack syn_free; a free synapse has segment = -1
     segments  seg_i32[NG, 6] = (cell, prev, next (per-cell linked list), n synapses,
               list capacity, -);  seg_i64[NG, 2] = (list start in seg_data, last used)
-              seg_cnt[NG] = active potential synapses | active connected synapses << 16
-              (counted at the last activation; one packed word = one memory access)
+              seg_cnt[NG] = active potential synapses | active connected synapses << 13
+              | step stamp << 26 (counted at the last activation; one packed word = one
+              memory access; see ``STAMP_SHIFT``)
               free ids on the stack seg_free; a free segment has cell = -1
     cells     cell_i32[n_cells, 4] = (first segment, n segments, out-list length,
               out-list capacity);  cell_i64[n_cells] = out-list start in the out pool
@@ -33,7 +34,11 @@ id or by presynaptic cell), so the pure-Python reference in
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import binding as _llvm
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # meta[] slots
 ITER, SYN_HW, SYN_NFREE, SEG_HW, SEG_NFREE = 0, 1, 2, 3, 4
@@ -47,8 +52,16 @@ META_SIZE = 24
 # seg_i32 columns
 S_CELL, S_PREV, S_NEXT, S_LEN, S_CAP = 0, 1, 2, 3, 4
 SEG_COLS = 6
-CONN_ONE = 1 << 16  # seg_cnt: one connected synapse
-POT_MASK = 0xFFFF
+# seg_cnt packs two 13-bit counts and the stamp of the step that wrote them, so a
+# counter from an earlier step reads as stale instead of needing a clearing pass:
+# bits 0-12 active potential synapses, 13-25 active connected ones, 26-30 the stamp
+# (1 … STAMP_PERIOD; all counters are zeroed when it wraps, once per STAMP_PERIOD steps).
+CNT_BITS = 13
+POT_MASK = (1 << CNT_BITS) - 1
+CONN_ONE = 1 << CNT_BITS
+STAMP_SHIFT = 2 * CNT_BITS
+STAMP_PERIOD = 31
+MAX_SYNAPSES_PER_SEGMENT = POT_MASK  # a count must fit its 13 bits
 # out_seg entries carry the segment id and, in bit 30, whether the synapse is connected,
 # so counting a segment's active synapses never has to read the permanence.
 CONN_FLAG = 1 << 30
@@ -66,6 +79,34 @@ Y_PRE, Y_SEG, Y_PSEG, Y_POUT = 0, 1, 2, 3
 _kernel = njit(cache=True, _nrt=False)
 
 OK, NEED_MORE = 0, 1
+PREFETCH_CELLS = 4  # the dendrite pass requests the out-lists of the cells this far ahead
+CACHE_LINE_I32 = 16
+# the intrinsic's name carries the pointer type: opaque pointers from LLVM 15 on
+_PREFETCH_FN = "llvm.prefetch.p0" if _llvm.llvm_version_info[0] >= 15 else "llvm.prefetch.p0i8"
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Ask the CPU to start loading ``arr[idx]``'s cache line (a read hint, no effect on
+    results). The out-lists the dendrite pass reads lie scattered over a pool of
+    hundreds of MB, so each one otherwise starts with a full memory latency."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH_FN)
+        # (address, read, high temporal locality, data cache)
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 EPSILON = 1e-5  # permanences below this are zero: the synapse is destroyed
 MIN_BLOCK = 8
 
@@ -422,7 +463,7 @@ def _learn_on(st, rng, seg, prev_mark, p_inc, p_dec, max_new, prev_winners, n_pr
 @_kernel
 def tm_step(active_cols, learn, params_i, params_f, st,
             active_cells, winner_cells, prev_active, prev_winners,
-            active_segs, matching_segs, touched, predictive,
+            active_segs, matching_segs, predictive,
             prev_mark, winner_mark, cand, sort_keys, rng, need, anomaly):  # fmt: skip
     """One temporal-memory step: activate cells, learn, then predict the next input.
 
@@ -469,8 +510,8 @@ def tm_step(active_cols, learn, params_i, params_f, st,
     for i in range(n_prev_active):
         prev_mark[prev_active[i]] = False
     n_touch, n_as, n_ms, n_pred = _activate_dendrites(
-        st, learn, params_i, active_cells, n_active, active_segs, matching_segs, touched,
-        predictive, sort_keys,
+        st, learn, params_i, active_cells, n_active, active_segs, matching_segs, predictive,
+        sort_keys,
     )  # fmt: skip
 
     # ---- this step's activity becomes the previous activity
@@ -626,26 +667,35 @@ def _activate_cells(st, active_cols, learn, params_i, params_f, active_cells, wi
 
 @_kernel
 def _activate_dendrites(st, learn, params_i, active_cells, n_active, active_segs,
-                        matching_segs, touched, predictive, sort_keys):  # fmt: skip
+                        matching_segs, predictive, sort_keys):  # fmt: skip
     """Count active synapses per segment through the active cells' out-lists; the new
     active / matching segments (sorted by cell) and predictive cells.
+
+    A segment joins the active (matching) list the moment its connected (potential)
+    count reaches the threshold, so the count pass is the only pass over the visited
+    segments, and a counter is reset by the step stamp it carries, not by a clearing
+    pass (see ``STAMP_SHIFT``).
 
     Returns ``(n_touched, n_active_segments, n_matching_segments, n_predictive)``.
     """
     seg_i32, seg_i64, seg_cnt = st[2], st[3], st[4]
     cell_i32, cell_i64, out_seg, meta = st[7], st[8], st[10], st[12]
     theta, min_th = params_i[1], params_i[2]
-    n_act_seg = meta[N_ACTSEG]
-    n_match_seg = meta[N_MATCHSEG]
-    # ---- activate dendrites: count active synapses per segment via the out-lists.
-    # Only active and matching segments kept their counts from the last step.
-    for i in range(n_act_seg):
-        seg_cnt[active_segs[i]] = 0
-    for i in range(n_match_seg):
-        seg_cnt[matching_segs[i]] = 0
+    stamp = (meta[STEP] - 1) % STAMP_PERIOD + 1
+    if stamp == 1:
+        # the stamps wrap: counts written STAMP_PERIOD steps ago must not look current
+        for s in range(meta[SEG_HW]):
+            seg_cnt[s] = 0
+    fresh = np.int32(stamp << STAMP_SHIFT)
     n_touch = 0
+    n_as = 0
+    n_ms = 0
     visited = 0
+    for i in range(min(PREFETCH_CELLS, n_active)):
+        _prefetch_out_list(cell_i32, cell_i64, out_seg, active_cells[i])
     for i in range(n_active):
+        if i + PREFETCH_CELLS < n_active:
+            _prefetch_out_list(cell_i32, cell_i64, out_seg, active_cells[i + PREFETCH_CELLS])
         c = active_cells[i]
         o0 = cell_i64[c]
         no = cell_i32[c, C_OLEN]
@@ -653,28 +703,22 @@ def _activate_dendrites(st, learn, params_i, active_cells, n_active, active_segs
         for q in range(o0, o0 + no):
             v = out_seg[q]
             seg = v & SEG_MASK
-            cnt = seg_cnt[seg]
-            if cnt == 0:
-                touched[n_touch] = seg
+            w = seg_cnt[seg]
+            if w >> STAMP_SHIFT != stamp:  # first active synapse of seg this step
+                w = fresh
                 n_touch += 1
-            seg_cnt[seg] = cnt + (CONN_ONE + 1 if v >= CONN_FLAG else 1)
+            if v >= CONN_FLAG:
+                w += CONN_ONE + 1
+                if (w >> CNT_BITS) & POT_MASK == theta:
+                    active_segs[n_as] = seg
+                    n_as += 1
+            else:
+                w += 1
+            seg_cnt[seg] = w
+            if w & POT_MASK == min_th:
+                matching_segs[n_ms] = seg
+                n_ms += 1
     meta[SYN_VISITED] += visited
-    n_as = 0
-    n_ms = 0
-    for i in range(n_touch):
-        seg = touched[i]
-        cnt = seg_cnt[seg]
-        keep = False
-        if cnt >> 16 >= theta:
-            active_segs[n_as] = seg
-            n_as += 1
-            keep = True
-        if cnt & POT_MASK >= min_th:
-            matching_segs[n_ms] = seg
-            n_ms += 1
-            keep = True
-        if not keep:
-            seg_cnt[seg] = 0
     _sort_by_cell(active_segs, n_as, seg_i32, sort_keys)
     _sort_by_cell(matching_segs, n_ms, seg_i32, sort_keys)
     n_pred = 0
@@ -686,6 +730,13 @@ def _activate_dendrites(st, learn, params_i, active_cells, n_active, active_segs
         if learn:
             seg_i64[active_segs[i], S_LAST] = meta[ITER]
     return n_touch, n_as, n_ms, n_pred
+
+
+@_kernel
+def _prefetch_out_list(cell_i32, cell_i64, out_seg, cell):
+    o0 = cell_i64[cell]
+    for q in range(0, cell_i32[cell, C_OLEN], CACHE_LINE_I32):
+        prefetch(out_seg, o0 + q)
 
 
 @_kernel

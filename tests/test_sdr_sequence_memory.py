@@ -256,3 +256,27 @@ def test_inputs_and_parameters_are_checked():
     with pytest.raises(ParameterError, match="cells_per_column"):
         SequenceMemory(10, cells_per_column=0)
     assert tm.step([]).anomaly == 0.0
+
+
+def test_max_synapses_per_segment_is_bounded_by_the_packed_counts():
+    # the kernel packs a segment's active-synapse counts in 13 bits
+    SequenceMemory(10, max_synapses_per_segment=8191)
+    with pytest.raises(ParameterError, match="at most 8191"):
+        SequenceMemory(10, max_synapses_per_segment=8192)
+
+
+def test_index_arrays_in_any_order_give_the_same_step():
+    # sorted unique arrays take a fast path; the others go through SDR: same result
+    a, b = (
+        SequenceMemory(16, cells_per_column=2, seed=0),
+        SequenceMemory(16, cells_per_column=2, seed=0),
+    )
+    for cols in ([3, 7, 9], [1, 2, 12], [3, 7, 9]):
+        x = a.step(np.array(cols, np.int64))
+        y = b.step(np.array(cols[::-1] + cols[:1], np.int32))  # reversed, one repeated
+        assert np.array_equal(x.active_cells, y.active_cells)
+        assert np.array_equal(x.predictive_cells, y.predictive_cells)
+    with pytest.raises(InputValueError, match=r"\[0, 15\]"):
+        a.step(np.array([2, 16]))
+    with pytest.raises(InputValueError):
+        a.step(np.array([-1, 2]))

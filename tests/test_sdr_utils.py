@@ -8,23 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from neurosparse import sdr
 from neurosparse.errors import InputValueError, ParameterError, ShapeError
-from neurosparse.sdr import (
-    RDSE,
-    SDR,
-    CategoryEncoder,
-    ScalarEncoder,
-    add_noise,
-    as_sdr,
-    capacity,
-    dropout,
-    expected_overlap,
-    intersection,
-    match,
-    overlap,
-    random_sdr,
-    union,
-)
+from neurosparse.sdr import SDR, as_sdr, random_sdr
 
 
 def test_index_and_dense_forms_round_trip():
@@ -54,11 +40,11 @@ def test_overlap_union_intersection_match_against_python_sets():
     for _ in range(20):
         a, b, c = (random_sdr(200, 30, rng) for _ in range(3))
         sa, sb, sc = (set(x.sparse.tolist()) for x in (a, b, c))
-        assert overlap(a, b) == len(sa & sb)
-        assert set(union(a, b, c).sparse.tolist()) == sa | sb | sc
-        assert set(intersection(a, b, c).sparse.tolist()) == sa & sb & sc
-        assert match(a, b, len(sa & sb)) and not match(a, b, len(sa & sb) + 1)
-    assert overlap([1, 2, 3], np.array([3, 4]), size=5) == 1
+        assert sdr.overlap(a, b) == len(sa & sb)
+        assert set(sdr.union(a, b, c).sparse.tolist()) == sa | sb | sc
+        assert set(sdr.intersection(a, b, c).sparse.tolist()) == sa & sb & sc
+        assert sdr.match(a, b, len(sa & sb)) and not sdr.match(a, b, len(sa & sb) + 1)
+    assert sdr.overlap([1, 2, 3], np.array([3, 4]), size=5) == 1
 
 
 def test_random_sdr_exact_sparsity_and_seed():
@@ -69,75 +55,75 @@ def test_random_sdr_exact_sparsity_and_seed():
 
 def test_noise_keeps_sparsity_and_moves_exactly_v_bits():
     x = random_sdr(500, 50, seed=1)
-    y = add_noise(x, count=12, seed=2)
-    assert y.active == 50 and overlap(x, y) == 38
-    z = add_noise(x, fraction=0.5, seed=2)
-    assert overlap(x, z) == 25
-    d = dropout(x, fraction=0.2, seed=5)
-    assert d.active == 40 and overlap(x, d) == 40
+    y = sdr.add_noise(x, count=12, seed=2)
+    assert y.active == 50 and sdr.overlap(x, y) == 38
+    z = sdr.add_noise(x, fraction=0.5, seed=2)
+    assert sdr.overlap(x, z) == 25
+    d = sdr.dropout(x, fraction=0.2, seed=5)
+    assert d.active == 40 and sdr.overlap(x, d) == 40
     with pytest.raises(ParameterError, match="exactly one"):
-        add_noise(x)
+        sdr.add_noise(x)
 
 
 def test_capacity_and_expected_overlap():
-    assert capacity(5, 2) == 10
-    assert f"{capacity(2048, 40):.3g}" == "2.37e+84"
-    assert expected_overlap(2048, 40) == pytest.approx(1600 / 2048)
+    assert sdr.capacity(5, 2) == 10
+    assert f"{sdr.capacity(2048, 40):.3g}" == "2.37e+84"
+    assert sdr.expected_overlap(2048, 40) == pytest.approx(1600 / 2048)
     rng = np.random.default_rng(9)
     pairs = [(random_sdr(256, 32, rng), random_sdr(256, 32, rng)) for _ in range(3000)]
-    mean = np.mean([overlap(a, b) for a, b in pairs])
+    mean = np.mean([sdr.overlap(a, b) for a, b in pairs])
     assert mean == pytest.approx(32 * 32 / 256, abs=0.15)
 
 
 def test_scalar_encoder_hand_cases():
-    enc = ScalarEncoder(size=10, active=3, min=0, max=7)  # 8 buckets, one per unit
+    enc = sdr.ScalarEncoder(size=10, active=3, min=0, max=7)  # 8 buckets, one per unit
     assert enc(0).sparse.tolist() == [0, 1, 2]
     assert enc(7).sparse.tolist() == [7, 8, 9]
     assert enc(3.4).sparse.tolist() == [3, 4, 5]
     assert enc(100).sparse.tolist() == [7, 8, 9]  # clipped
     assert enc(float("nan")).active == 0
     with pytest.raises(InputValueError, match="clip"):
-        ScalarEncoder(10, 3, 0, 7, clip=False)(8)
-    per = ScalarEncoder(size=10, active=3, min=0, max=10, periodic=True)
+        sdr.ScalarEncoder(10, 3, 0, 7, clip=False)(8)
+    per = sdr.ScalarEncoder(size=10, active=3, min=0, max=10, periodic=True)
     assert per(9).sparse.tolist() == [0, 1, 9]
     assert per(19) == per(9)
 
 
 def test_scalar_encoder_overlap_falls_linearly_with_distance():
-    enc = ScalarEncoder(size=2048, active=40, min=0, max=100)
+    enc = sdr.ScalarEncoder(size=2048, active=40, min=0, max=100)
     base = enc(50.0)
     for k in range(0, 45, 5):
         other = enc(50.0 + k * enc.resolution)
-        assert overlap(base, other) == max(40 - k, 0)
+        assert sdr.overlap(base, other) == max(40 - k, 0)
 
 
 def test_rdse_fixed_sparsity_smooth_overlap_and_determinism():
-    enc = RDSE(size=1000, active=40, resolution=1.0, seed=7)
+    enc = sdr.RDSE(size=1000, active=40, resolution=1.0, seed=7)
     a = enc(10.2)
     assert a.active == 40
     assert enc(10.9) == a  # same bucket
-    assert RDSE(1000, 40, 1.0, seed=7)(10.2) == a
-    assert RDSE(1000, 40, 1.0, seed=8)(10.2) != a
+    assert sdr.RDSE(1000, 40, 1.0, seed=7)(10.2) == a
+    assert sdr.RDSE(1000, 40, 1.0, seed=8)(10.2) != a
     # buckets d apart share active-d hashed keys: overlap >= 40 - d (collisions only add)
     for d in (1, 5, 20):
-        assert overlap(a, enc(10.2 + d)) >= 40 - d
-    far = [overlap(a, enc(10.2 + d)) for d in range(100, 140)]
+        assert sdr.overlap(a, enc(10.2 + d)) >= 40 - d
+    far = [sdr.overlap(a, enc(10.2 + d)) for d in range(100, 140)]
     assert np.mean(far) < 5  # unrelated buckets overlap like random SDRs (a^2/n = 1.6)
     # collisions are resolved: a tiny output still gets exactly `active` bits
-    small = RDSE(size=50, active=40, resolution=1.0)
+    small = sdr.RDSE(size=50, active=40, resolution=1.0)
     assert all(small(v).active == 40 for v in range(10))
 
 
 def test_category_encoder_block_and_random_codes():
-    enc = CategoryEncoder(["cat", "dog", "fish"], active=4)
+    enc = sdr.CategoryEncoder(["cat", "dog", "fish"], active=4)
     assert enc.size == 12
     assert enc("dog").sparse.tolist() == [4, 5, 6, 7]
-    assert overlap(enc("cat"), enc("fish")) == 0
+    assert sdr.overlap(enc("cat"), enc("fish")) == 0
     with pytest.raises(InputValueError, match="unknown category"):
         enc("bird")
-    rnd = CategoryEncoder(50, active=40, size=2048, seed=1)
+    rnd = sdr.CategoryEncoder(50, active=40, size=2048, seed=1)
     codes = [rnd(i) for i in range(50)]
     assert all(c.active == 40 for c in codes)
-    mean = np.mean([overlap(codes[i], codes[j]) for i in range(50) for j in range(i)])
+    mean = np.mean([sdr.overlap(codes[i], codes[j]) for i in range(50) for j in range(i)])
     assert mean == pytest.approx(40 * 40 / 2048, abs=0.3)
-    assert math.isclose(CategoryEncoder(50, 40, 2048, seed=1)(3).sparsity, 40 / 2048)
+    assert math.isclose(sdr.CategoryEncoder(50, 40, 2048, seed=1)(3).sparsity, 40 / 2048)

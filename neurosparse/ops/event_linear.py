@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from ..errors import InputValueError
 from . import registry
 from .cuda_env import CudaEnv
+from .event_autograd import EventOp, apply_event_op
 
 OP = "event_linear"
 registry.register(OP, "cpu", "cuda")
@@ -386,37 +386,21 @@ def _grad_weight_cuda(index: LinearIndex, gy: torch.Tensor, n_out: int) -> torch
     return gy.t() @ x
 
 
-def _forward(index, weight, bias):
+def _forward(x2d, weight, bias, index):
     run = {"cpu": _forward_cpu, "cuda": _forward_cuda, "torch": reference_forward}
     return run[index.backend](index, weight, bias)
 
 
-def _grad_weight(index, gy, n_out):
+def _grad_input(gy, x2d, weight, index):
+    return gy @ weight  # dense: the surrogate gradient upstream needs every input
+
+
+def _grad_weight(gy, x2d, weight, index):
     run = {"cpu": _grad_weight_cpu, "cuda": _grad_weight_cuda, "torch": reference_grad_weight}
-    return run[index.backend](index, gy, n_out)
+    return run[index.backend](index, gy, weight.shape[0])
 
 
-class _EventLinearFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x2d, weight, bias, index):  # type: ignore[override]
-        ctx.index = index
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(weight)
-        return _forward(index, weight, bias)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gy):  # type: ignore[override]
-        (weight,) = ctx.saved_tensors
-        gy = gy.contiguous()
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = gy @ weight  # dense: the surrogate gradient upstream needs every input
-        if ctx.needs_input_grad[1]:
-            gw = _grad_weight(ctx.index, gy, weight.shape[0])
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = gy.sum(0)
-        return gx, gw, gb, None
+EVENT_LINEAR = EventOp(_forward, _grad_input, _grad_weight)
 
 
 def event_linear_apply(
@@ -427,8 +411,4 @@ def event_linear_apply(
     ``x2d`` is passed only so autograd can route its gradient; its values are those in
     ``index``. Arguments are assumed checked (see ``neurosparse.layers.event_linear``).
     """
-    if not torch.is_grad_enabled() or not (
-        x2d.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
-    ):  # inference: skip autograd's Function machinery (~10 µs of host time a call)
-        return _forward(index, weight, bias)
-    return _EventLinearFn.apply(x2d, weight, bias, index)
+    return apply_event_op(EVENT_LINEAR, x2d, weight, bias, index)

@@ -55,6 +55,14 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+def _pick(name: str, big: bool):
+    """The parallel kernel ``name`` for big problems, its ``_serial`` twin otherwise
+    (thread start-up costs more than small problems take)."""
+    from ..kernels import sdr_segments
+
+    return getattr(sdr_segments, name if big else name + "_serial")
+
+
 class _SegmentActivation(torch.autograd.Function):
     @staticmethod
     def forward(ctx, context, weights, absmax: bool):  # type: ignore[override]
@@ -66,8 +74,7 @@ class _SegmentActivation(torch.autograd.Function):
         index = np.empty((M, U), dtype=np.int64)
         big = M * U * S * D >= sdr_segments.PARALLEL_MIN_WORK
         ctx.big = big
-        fwd = sdr_segments.segment_forward if big else sdr_segments.segment_forward_serial
-        fwd(c, w, bool(absmax), value, index)
+        _pick("segment_forward", big)(c, w, bool(absmax), value, index)
         index_t = torch.from_numpy(index)
         ctx.save_for_backward(context, weights, index_t)
         ctx.mark_non_differentiable(index_t)
@@ -75,29 +82,17 @@ class _SegmentActivation(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_value, _grad_index):  # type: ignore[override]
-        from ..kernels import sdr_segments
-
         context, weights, index = ctx.saved_tensors
         g = _np(grad_value.to(context.dtype))
         idx = index.numpy()
         grad_c = grad_w = None
         if ctx.needs_input_grad[0]:
             out = np.empty(tuple(context.shape), dtype=g.dtype)
-            fn = (
-                sdr_segments.segment_backward_context
-                if ctx.big
-                else sdr_segments.segment_backward_context_serial
-            )
-            fn(g, idx, _np(weights), out)
+            _pick("segment_backward_context", ctx.big)(g, idx, _np(weights), out)
             grad_c = torch.from_numpy(out)
         if ctx.needs_input_grad[1]:
             out = np.empty(tuple(weights.shape), dtype=g.dtype)
-            fn = (
-                sdr_segments.segment_backward_weights
-                if ctx.big
-                else sdr_segments.segment_backward_weights_serial
-            )
-            fn(g, idx, _np(context), out)
+            _pick("segment_backward_weights", ctx.big)(g, idx, _np(context), out)
             grad_w = torch.from_numpy(out)
         return grad_c, grad_w, None
 

@@ -14,11 +14,18 @@ OP = "sdr_temporal_memory"
 registry.register(OP, "cpu", reference=False)
 
 
-def kernels():
-    """The kernel module (its layout constants and helpers)."""
-    from ..kernels import sdr_temporal_memory as k
+_KERNELS = None
 
-    return k
+
+def kernels():
+    """The kernel module (its layout constants and helpers), imported on first use so
+    that importing the package does not load Numba; kept because every step asks."""
+    global _KERNELS
+    if _KERNELS is None:
+        from ..kernels import sdr_temporal_memory as k
+
+        _KERNELS = k
+    return _KERNELS
 
 
 def tm_step(*args) -> int:

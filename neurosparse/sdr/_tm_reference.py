@@ -9,7 +9,12 @@ the plain-Python baseline. Slow by design: never use it for real streams.
 
 from __future__ import annotations
 
+import inspect
+from types import SimpleNamespace
+
 import numpy as np
+
+from .sequence_memory import SequenceMemory
 
 _MASK = (1 << 64) - 1
 EPSILON = 1e-5
@@ -40,36 +45,25 @@ class _Segment:
 
 
 class ReferenceTemporalMemory:
-    """Same constructor arguments and ``step`` results as ``SequenceMemory``."""
+    """Same constructor arguments (and defaults) and ``step`` results as ``SequenceMemory``."""
 
-    def __init__(
-        self,
-        columns: int,
-        cells_per_column: int = 32,
-        activation_threshold: int = 13,
-        initial_permanence: float = 0.21,
-        connected_permanence: float = 0.50,
-        min_threshold: int = 10,
-        max_new_synapse_count: int = 20,
-        permanence_increment: float = 0.10,
-        permanence_decrement: float = 0.10,
-        predicted_segment_decrement: float = 0.0,
-        max_segments_per_cell: int = 255,
-        max_synapses_per_segment: int = 255,
-        seed: int = 0,
-    ) -> None:
-        self.C, self.K = columns, cells_per_column
-        self.theta, self.min_th = activation_threshold, min_threshold
-        self.p_init, self.p_conn = initial_permanence, connected_permanence
-        self.p_inc, self.p_dec = permanence_increment, permanence_decrement
-        self.p_pun = predicted_segment_decrement
-        self.max_new = max_new_synapse_count
-        self.max_segs, self.max_syns = max_segments_per_cell, max_synapses_per_segment
-        self.rng = _SplitMix(seed)
+    def __init__(self, *args, **kwargs) -> None:
+        # the arguments and defaults of SequenceMemory, bound by its own signature
+        bound = inspect.signature(SequenceMemory).bind(*args, **kwargs)
+        bound.apply_defaults()
+        p = SimpleNamespace(**bound.arguments)
+        self.C, self.K = p.columns, p.cells_per_column
+        self.theta, self.min_th = p.activation_threshold, p.min_threshold
+        self.p_init, self.p_conn = p.initial_permanence, p.connected_permanence
+        self.p_inc, self.p_dec = p.permanence_increment, p.permanence_decrement
+        self.p_pun = p.predicted_segment_decrement
+        self.max_new = p.max_new_synapse_count
+        self.max_segs, self.max_syns = p.max_segments_per_cell, p.max_synapses_per_segment
+        self.rng = _SplitMix(p.seed)
         self.segments: dict[int, _Segment] = {}
         self.free: list[int] = []
         self.hw = 0
-        self.cell_segs: list[set[int]] = [set() for _ in range(columns * cells_per_column)]
+        self.cell_segs: list[set[int]] = [set() for _ in range(self.C * self.K)]
         self.out: dict[int, set[int]] = {}  # presynaptic cell -> segments it reaches
         self.iteration = 0
         self.prev_active: list[int] = []
@@ -133,6 +127,12 @@ class ReferenceTemporalMemory:
             seg.syn[cand[i]] = np.float32(self.p_init)
             self.out.setdefault(cand[i], set()).add(sid)
 
+    def _learn_on(self, sid: int, prev: set[int]) -> None:
+        # reinforce a correct (or best-matching) segment, then top it up with new synapses
+        n_pot = self.pot[sid]
+        if not self._adapt(sid, prev, self.p_inc, self.p_dec) and self.max_new - n_pot > 0:
+            self._grow(sid, self.max_new - n_pot)
+
     def _least_used(self, col: int) -> int:
         cells = range(col * self.K, (col + 1) * self.K)
         fewest = min(len(self.cell_segs[c]) for c in cells)
@@ -164,10 +164,7 @@ class ReferenceTemporalMemory:
                             active.append(cell)
                             winners.append(cell)
                         if learn:
-                            n_pot = self.pot[s]
-                            if not self._adapt(s, prev, self.p_inc, self.p_dec):
-                                if self.max_new - n_pot > 0:
-                                    self._grow(s, self.max_new - n_pot)
+                            self._learn_on(s, prev)
                 else:
                     active.extend(range(col * K, (col + 1) * K))
                     if match:
@@ -177,10 +174,7 @@ class ReferenceTemporalMemory:
                                 best = s
                         winner = self.segments[best].cell
                         if learn:
-                            n_pot = self.pot[best]
-                            if not self._adapt(best, prev, self.p_inc, self.p_dec):
-                                if self.max_new - n_pot > 0:
-                                    self._grow(best, self.max_new - n_pot)
+                            self._learn_on(best, prev)
                     else:
                         winner = self._least_used(col)
                         n_grow = min(self.max_new, len(self.prev_winners))

@@ -38,10 +38,8 @@ class KSparseAutoencoder(nn.Module):
 
     Parameters
     ----------
-    in_features : int
-        Input size ``D``.
-    hidden : int
-        Hidden units ``H``.
+    in_features, hidden : int
+        Input size ``D`` and hidden units ``H``.
     k : int
         Winners per sample after annealing (``1 <= k <= hidden``; ``k = hidden`` makes
         it a plain linear tied autoencoder, the dense baseline).

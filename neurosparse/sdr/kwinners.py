@@ -20,6 +20,8 @@ are all treated as samples.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -113,14 +115,16 @@ def kwinners2d(
 
 
 class _KWinnersBase(nn.Module):
+    # the boosting options and their defaults, in one place for both modules
     def __init__(
         self,
-        k_inference_factor: float,
-        boost_strength: float,
-        boost_strength_factor: float,
-        duty_cycle_period: int,
-        break_ties: bool,
         n_duty: int,
+        *,
+        k_inference_factor: float = 1.5,
+        boost_strength: float = 1.0,
+        boost_strength_factor: float = 0.9,
+        duty_cycle_period: int = 1000,
+        break_ties: bool = False,
     ) -> None:
         super().__init__()
         check_range("k_inference_factor", k_inference_factor, 1.0)
@@ -166,15 +170,20 @@ class KWinners(_KWinnersBase):
         Units in the last dimension.
     percent_on, k :
         Winners per sample, as a fraction of ``n`` or a count (give one).
-    k_inference_factor : float
+
+    Other Parameters
+    ----------------
+    The boosting options, keyword-only:
+
+    k_inference_factor : float, default 1.5
         ``k`` is multiplied by this in ``eval()`` mode (capped at ``n``).
-    boost_strength : float
+    boost_strength : float, default 1.0
         ``β`` of the boost factor ``exp((k/n − duty)·β)``; 0 disables boosting.
-    boost_strength_factor : float
+    boost_strength_factor : float, default 0.9
         :meth:`update_boost_strength` multiplies ``β`` by this.
-    duty_cycle_period : int
+    duty_cycle_period : int, default 1000
         Averaging window of the duty cycle, in samples.
-    break_ties : bool
+    break_ties : bool, default False
         Exactly ``k`` winners even when values tie.
 
     Shape
@@ -193,16 +202,9 @@ class KWinners(_KWinnersBase):
         n: int,
         percent_on: float | None = None,
         k: int | None = None,
-        k_inference_factor: float = 1.5,
-        boost_strength: float = 1.0,
-        boost_strength_factor: float = 0.9,
-        duty_cycle_period: int = 1000,
-        break_ties: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            k_inference_factor, boost_strength, boost_strength_factor,
-            duty_cycle_period, break_ties, int(n),
-        )  # fmt: skip
+        super().__init__(int(n), **options)
         self.n = int(n)
         self._set_k(_resolve_k(self.n, percent_on, k), self.n)
 
@@ -240,7 +242,7 @@ class KWinners2d(_KWinnersBase):
     local : bool
         Compete across channels at each location instead of over the whole map.
     k_inference_factor, boost_strength, boost_strength_factor, duty_cycle_period, break_ties :
-        As in :class:`KWinners`. A channel's duty cycle is the fraction of its ``H·W``
+        Keyword-only, as in :class:`KWinners`. A channel's duty cycle is the fraction of its ``H·W``
         positions that were positive, averaged over samples.
     """
 
@@ -250,16 +252,9 @@ class KWinners2d(_KWinnersBase):
         percent_on: float | None = None,
         k: int | None = None,
         local: bool = False,
-        k_inference_factor: float = 1.5,
-        boost_strength: float = 1.0,
-        boost_strength_factor: float = 0.9,
-        duty_cycle_period: int = 1000,
-        break_ties: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            k_inference_factor, boost_strength, boost_strength_factor,
-            duty_cycle_period, break_ties, int(channels),
-        )  # fmt: skip
+        super().__init__(int(channels), **options)
         if (percent_on is None) == (k is None):
             raise ParameterError("give exactly one of percent_on (0..1) or k (number of winners)")
         if percent_on is not None:

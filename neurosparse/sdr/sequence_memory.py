@@ -61,7 +61,7 @@ class SequenceMemory(OpCounter):
     columns : int
         Number of columns (the size of the input SDR).
     cells_per_column : int
-        Cells per column ``K``.
+        Cells per column ``K``. The parameters below are keyword-only.
     activation_threshold : int
         Connected active synapses that make a segment active (predictive).
     initial_permanence : float
@@ -78,7 +78,8 @@ class SequenceMemory(OpCounter):
         Punishment of matching segments in columns that did not become active.
     max_segments_per_cell, max_synapses_per_segment : int
         Budgets; a full cell evicts its least recently used segment, a full segment
-        drops its weakest synapses to make room.
+        drops its weakest synapses to make room. ``max_synapses_per_segment`` is at
+        most 8,191.
     seed : int
         Seed of the generator that breaks ties and picks growth targets; one seed
         gives one exact history.
@@ -100,6 +101,7 @@ class SequenceMemory(OpCounter):
         self,
         columns: int,
         cells_per_column: int = 32,
+        *,
         activation_threshold: int = 13,
         initial_permanence: float = 0.21,
         connected_permanence: float = 0.50,
@@ -133,6 +135,12 @@ class SequenceMemory(OpCounter):
                 raise ParameterError(f"{name} must lie in [0, 1], got {v}")
         if columns * cells_per_column >= 2**31:
             raise ParameterError("columns × cells_per_column must stay below 2**31")
+        cap = _kernels().MAX_SYNAPSES_PER_SEGMENT
+        if max_synapses_per_segment > cap:
+            raise ParameterError(
+                f"max_synapses_per_segment must be at most {cap} (a segment's active-synapse "
+                f"counts are packed in 13 bits), got {max_synapses_per_segment}"
+            )
         self.columns = int(columns)
         self.cells_per_column = int(cells_per_column)
         self.n_cells = self.columns * self.cells_per_column
@@ -182,7 +190,6 @@ class SequenceMemory(OpCounter):
         self._prev_winners = np.zeros(n, np.int32)
         self._active_segs = np.zeros(ng, np.int32)
         self._matching_segs = np.zeros(ng, np.int32)
-        self._touched = np.zeros(ng, np.int32)
         self._sort_keys = np.zeros(ng, np.int64)
         self._predictive = np.zeros(n, np.int32)
         self._prev_mark = np.zeros(n, np.bool_)
@@ -192,9 +199,13 @@ class SequenceMemory(OpCounter):
         self._need = np.zeros(4, np.int64)
         self._anomaly = np.zeros(1, np.float64)
         self._compactions = 0
+        self._st: tuple | None = None
 
     def _state(self) -> tuple:
-        return tuple(getattr(self, "_" + f) for f in _kernels().STATE_FIELDS)
+        # built once per storage change (_grow, _maybe_compact reset it), not per step
+        if self._st is None:
+            self._st = tuple(getattr(self, "_" + f) for f in _kernels().STATE_FIELDS)
+        return self._st
 
     @staticmethod
     def _grown(arr: np.ndarray, rows: int) -> np.ndarray:
@@ -205,6 +216,7 @@ class SequenceMemory(OpCounter):
         return out
 
     def _grow(self) -> None:
+        self._st = None
         need = self._need
         if need[0] > self._syn_i32.shape[0]:
             rows = max(int(need[0]), self._syn_i32.shape[0] * 2)
@@ -214,7 +226,7 @@ class SequenceMemory(OpCounter):
             rows = max(int(need[1]), self._seg_i32.shape[0] * 2)
             self._seg_i32 = self._grown(self._seg_i32, rows)
             for name in ("seg_i64", "seg_cnt", "seg_free", "active_segs", "matching_segs",
-                         "touched", "sort_keys"):  # fmt: skip
+                         "sort_keys"):  # fmt: skip
                 setattr(self, "_" + name, self._grown(getattr(self, "_" + name), rows))
         if need[2] > self._seg_data.shape[0]:
             rows = max(int(need[2]), self._seg_data.shape[0] * 2)
@@ -240,6 +252,7 @@ class SequenceMemory(OpCounter):
             self._seg_i32[:n, k.S_CAP] = new_caps
             m[k.SEGPOOL_USED], m[k.SEGPOOL_WASTE] = used, 0
             self._compactions += 1
+            self._st = None
         if m[k.OUTPOOL_WASTE] > self._COMPACT_MIN and m[k.OUTPOOL_WASTE] * 2 > m[k.OUTPOOL_USED]:
             n = self.n_cells
             starts = self._cell_i64.copy()
@@ -255,9 +268,19 @@ class SequenceMemory(OpCounter):
             self._cell_i32[:, k.C_OCAP] = new_caps
             m[k.OUTPOOL_USED], m[k.OUTPOOL_WASTE] = used, 0
             self._compactions += 1
+            self._st = None
 
     # ------------------------------------------------------------------ API
     def _columns(self, active_columns: SDRLike) -> np.ndarray:
+        a = active_columns
+        if (
+            isinstance(a, np.ndarray)
+            and a.ndim == 1
+            and a.dtype.kind in "iu"
+            and (a.size == 0 or (a[0] >= 0 and a[-1] < self.columns and (a[1:] > a[:-1]).all()))
+        ):
+            # already sorted, unique and in range (the common case): skip building an SDR
+            return np.ascontiguousarray(a, dtype=np.int32)
         if isinstance(active_columns, (list, tuple)):
             active_columns = np.asarray(active_columns, dtype=np.int64)
         sdr = as_sdr(active_columns, self.columns, "active_columns")
@@ -285,7 +308,7 @@ class SequenceMemory(OpCounter):
             status = ops.tm_step(
                 cols, bool(learn), self._params_i, self._params_f, self._state(),
                 self._active, self._winners, self._prev_active, self._prev_winners,
-                self._active_segs, self._matching_segs, self._touched, self._predictive,
+                self._active_segs, self._matching_segs, self._predictive,
                 self._prev_mark, self._winner_mark, self._cand, self._sort_keys, self._rng,
                 self._need, self._anomaly,
             )  # fmt: skip

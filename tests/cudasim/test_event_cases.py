@@ -120,16 +120,22 @@ def test_linear_cuda_kernels_match_nn_linear(rate, graded, bias):
     assert CALLS == {"event_linear_forward_cuda": 1, "event_linear_grad_weight_cuda": 1}
 
 
-def test_linear_cuda_counts_equal_cpu_counts(monkeypatch):
-    x = spikes((3, 40), 0.3, False, seed=4)
-    x[0, :5] = 0.25  # a few graded events
-    layer = EventLinear(40, 7, mode="event")
+def counts_on_cuda_and_cpu(layer, x, monkeypatch) -> dict:
+    """The layer's op counts of one call on the CUDA kernels, checked equal to those of the
+    same call routed to the CPU kernels (through ``kernel_device``)."""
     layer(x)
     cuda_counts = layer.op_counts()
     monkeypatch.setattr(ops_lin, "kernel_device", lambda t: t.device.type)
     layer.reset_counters()
     layer(x)
     assert layer.op_counts() == cuda_counts
+    return cuda_counts
+
+
+def test_linear_cuda_counts_equal_cpu_counts(monkeypatch):
+    x = spikes((3, 40), 0.3, False, seed=4)
+    x[0, :5] = 0.25  # a few graded events
+    cuda_counts = counts_on_cuda_and_cpu(EventLinear(40, 7, mode="event"), x, monkeypatch)
     assert cuda_counts["events_in"] == int((x != 0).sum())
 
 
@@ -214,10 +220,5 @@ def test_conv_cuda_counts_equal_cpu_counts(monkeypatch):
     x = spikes((2, 2, 7, 6), 0.2, False, seed=5)
     x[0, 0, 0, :3] = -0.5
     layer = EventConv2d(2, 4, 3, stride=(1, 2), padding=1, mode="event")
-    layer(x)
-    cuda_counts = layer.op_counts()
-    monkeypatch.setattr(ops_lin, "kernel_device", lambda t: t.device.type)
-    layer.reset_counters()
-    layer(x)
-    assert layer.op_counts() == cuda_counts
+    cuda_counts = counts_on_cuda_and_cpu(layer, x, monkeypatch)
     assert cuda_counts["macs"] > 0 and cuda_counts["synops"] > 0
