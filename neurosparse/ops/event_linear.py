@@ -23,8 +23,8 @@ No weight copies are cached: the CPU kernel and the CUDA kernel read ``Wᵀ`` in
 (:func:`weight_t`; ``EventLinear`` stores its weight transposed, so that is a view), so
 every write to the weight, ``weight.data`` included, is seen by the next call.
 
-On CUDA there is no host-built index: up to 7 rows, one kernel compacts the dense input
-per row tile and gathers; from 8 rows, one kernel writes each row's event list into a
+On CUDA there is no host-built index: up to 15 rows, one kernel compacts the dense input
+per row tile and gathers; from 16 rows, one kernel writes each row's event list into a
 fixed-capacity buffer and a second gathers weight rows per row
 (``kernels/event_linear_cuda.py``). Either way the forward has no host synchronisation
 and can be captured in a CUDA graph; the backward is two cuBLAS products. Exact counts (and the
