@@ -96,6 +96,9 @@ class SequenceMemory(OpCounter):
     # compaction; everything grows on demand, tests shrink these to exercise growth.
     _INITIAL = (1 << 14, 1 << 10, 1 << 15)
     _COMPACT_MIN = 1 << 16
+    # Storage grows 4x at a time: the copy of the rows in use is the cost of a growth,
+    # and the untouched tail of np.empty costs address space, not memory.
+    _GROWTH = 4
 
     def __init__(
         self,
@@ -221,18 +224,18 @@ class SequenceMemory(OpCounter):
         self._st = None
         grow = []  # (array name, new rows, rows in use)
         if need[0] > self._syn_i32.shape[0]:
-            rows = max(int(need[0]), self._syn_i32.shape[0] * 2)
+            rows = max(int(need[0]), self._syn_i32.shape[0] * self._GROWTH)
             grow += [("syn_i32", rows, m[k.SYN_HW]), ("syn_free", rows, m[k.SYN_NFREE])]
         if need[1] > self._seg_i32.shape[0]:
-            rows, hw = max(int(need[1]), self._seg_i32.shape[0] * 2), m[k.SEG_HW]
+            rows, hw = max(int(need[1]), self._seg_i32.shape[0] * self._GROWTH), m[k.SEG_HW]
             grow += [(name, rows, hw) for name in ("seg_i32", "seg_i64", "seg_cnt")]
             grow += [("seg_free", rows, m[k.SEG_NFREE]), ("active_segs", rows, m[k.N_ACTSEG]),
                      ("matching_segs", rows, m[k.N_MATCHSEG]), ("sort_keys", rows, 0)]  # fmt: skip
         if need[2] > self._seg_data.shape[0]:
-            rows = max(int(need[2]), self._seg_data.shape[0] * 2)
+            rows = max(int(need[2]), self._seg_data.shape[0] * self._GROWTH)
             grow += [("seg_data", rows, m[k.SEGPOOL_USED])]
         if need[3] > self._out_syn.shape[0]:
-            rows = max(int(need[3]), self._out_syn.shape[0] * 2)
+            rows = max(int(need[3]), self._out_syn.shape[0] * self._GROWTH)
             grow += [(name, rows, m[k.OUTPOOL_USED]) for name in ("out_syn", "out_seg", "out_perm")]
         for name, rows, live in grow:
             setattr(self, "_" + name, self._grown(getattr(self, "_" + name), rows, int(live)))
@@ -360,7 +363,11 @@ class SequenceMemory(OpCounter):
         return int(self._meta[_kernels().ITER])
 
     def stats(self) -> dict[str, int]:
-        """Counters: live/created/destroyed segments and synapses, pool sizes."""
+        """Counters: live/created/destroyed segments and synapses, pool sizes.
+
+        ``state_bytes`` is the size of the state arrays as allocated; the part of each
+        array never written yet (room for growth) takes address space, not memory.
+        """
         k, m = _kernels(), self._meta
         return {
             "segments": int(m[k.N_SEG_LIVE]),
