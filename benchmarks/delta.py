@@ -34,11 +34,11 @@ import argparse
 import json
 import platform
 import statistics
-import time
 import warnings
 from pathlib import Path
 
 import torch
+from _timing import cuda_event_ms, round_robin, wall_ms  # benchmarks/, beside this
 from torch import nn
 
 warnings.filterwarnings("ignore")
@@ -49,25 +49,9 @@ THRESHOLD = 0.1
 
 # -- timing ------------------------------------------------------------------------------
 def timeit(fns: dict, reps: int, device: str, warmup: int = 2) -> dict[str, float]:
-    """Median milliseconds of each function, interleaved."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            if device == "cuda":
-                start, end = torch.cuda.Event(True), torch.cuda.Event(True)
-                start.record()
-                fn()
-                end.record()
-                torch.cuda.synchronize()
-                times[name].append(start.elapsed_time(end))
-            else:
-                t0 = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - t0) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Median milliseconds of each function, interleaved (device time on CUDA)."""
+    timer = cuda_event_ms if device == "cuda" else wall_ms
+    return {k: statistics.median(v) for k, v in round_robin(fns, reps, warmup, timer).items()}
 
 
 def stepped_input(shape, sparsity: float, device, seed: int = 0) -> torch.Tensor:
@@ -323,6 +307,32 @@ def fmt_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+# (--parts name, result key, benchmark, table title, table columns (header, key path))
+SECTIONS = [
+    ("linear", "linear", bench_linear, "DeltaLinear", [
+        ("layer", "layer"), ("delta sparsity", "delta_sparsity"), ("ideal", "ideal"),
+        ("dense ms", "ms/dense nn.Linear"), ("delta ms", "ms/DeltaLinear"),
+        ("layer speed-up", "speedup_layer"),
+        ("W·Δ event ms", "ms/W·Δ event kernel"), ("W·Δ CSR ms", "ms/W·Δ torch CSR"),
+        ("W·Δ dense ms", "ms/W·Δ dense matmul"),
+        ("event vs CSR", "speedup_kernel_vs_csr"),
+        ("max err", "max_abs_err_vs_dense_on_xhat")]),
+    ("conv", "conv", bench_conv, "DeltaConv2d stack", [
+        ("layer", "layer"), ("sparsity L1", "delta_sparsity_layer1"),
+        ("sparsity L2", "delta_sparsity_layer2"), ("ideal", "ideal"),
+        ("dense ms", "ms/dense nn.Conv2d stack"), ("delta ms", "ms/DeltaConv2d stack"),
+        ("speed-up", "speedup_layer")]),
+    ("gru", "gru", bench_gru, "DeltaGRU", [
+        ("layer", "layer"), ("input sparsity", "input_sparsity"),
+        ("hidden sparsity", "hidden_sparsity"), ("ideal", "ideal"),
+        ("dense ms", "ms/dense nn.GRU"), ("delta ms", "ms/DeltaGRU"),
+        ("speed-up", "speedup_layer")]),
+    ("task", "gru_task", lambda args, device: gru_task(args),  # CPU only: it trains
+     "Op reduction on a small GRU task", [
+        ("model", "model"), ("accuracy", "accuracy"), ("GRU op reduction", "op_reduction")]),
+]  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -355,38 +365,13 @@ def main() -> None:
         result["check"] = check_cuda()
         print(json.dumps(result["check"], indent=1))
     parts = args.parts.split(",")
-    if "linear" in parts:
-        result["linear"] = bench_linear(args, args.device)
-        print("\n## DeltaLinear\n")
-        print(fmt_table(result["linear"], [
-            ("layer", "layer"), ("delta sparsity", "delta_sparsity"), ("ideal", "ideal"),
-            ("dense ms", "ms/dense nn.Linear"), ("delta ms", "ms/DeltaLinear"),
-            ("layer speed-up", "speedup_layer"),
-            ("W·Δ event ms", "ms/W·Δ event kernel"), ("W·Δ CSR ms", "ms/W·Δ torch CSR"),
-            ("W·Δ dense ms", "ms/W·Δ dense matmul"),
-            ("event vs CSR", "speedup_kernel_vs_csr"),
-            ("max err", "max_abs_err_vs_dense_on_xhat")]))  # fmt: skip
-    if "conv" in parts:
-        result["conv"] = bench_conv(args, args.device)
-        print("\n## DeltaConv2d stack\n")
-        print(fmt_table(result["conv"], [
-            ("layer", "layer"), ("sparsity L1", "delta_sparsity_layer1"),
-            ("sparsity L2", "delta_sparsity_layer2"), ("ideal", "ideal"),
-            ("dense ms", "ms/dense nn.Conv2d stack"), ("delta ms", "ms/DeltaConv2d stack"),
-            ("speed-up", "speedup_layer")]))  # fmt: skip
-    if "gru" in parts:
-        result["gru"] = bench_gru(args, args.device)
-        print("\n## DeltaGRU\n")
-        print(fmt_table(result["gru"], [
-            ("layer", "layer"), ("input sparsity", "input_sparsity"),
-            ("hidden sparsity", "hidden_sparsity"), ("ideal", "ideal"),
-            ("dense ms", "ms/dense nn.GRU"), ("delta ms", "ms/DeltaGRU"),
-            ("speed-up", "speedup_layer")]))  # fmt: skip
-    if "task" in parts and args.device == "cpu":
-        result["gru_task"] = gru_task(args)
-        print("\n## Op reduction on a small GRU task\n")
-        print(fmt_table(result["gru_task"], [("model", "model"), ("accuracy", "accuracy"),
-                                             ("GRU op reduction", "op_reduction")]))
+    for part, key, run, title, cols in SECTIONS:
+        if part not in parts or (part == "task" and args.device != "cpu"):
+            continue
+        result[key] = run(args, args.device)
+        print(f"\n## {title}\n")
+        print(fmt_table(result[key], cols))
+    if "gru_task" in result:
         print(json.dumps([r["gru_sparsity"] for r in result["gru_task"]]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

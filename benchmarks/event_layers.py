@@ -49,6 +49,7 @@ import os
 import statistics
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -58,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the device machine runs from a bare checkout
     sys.path.insert(0, str(ROOT))
 
+from _peers import snntorch_loop  # noqa: E402  (benchmarks/, beside this)
 from _timing import cuda_graph, cuda_ms, hardware, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
 
 from neurosparse.layers.event_conv2d import EventConv2d  # noqa: E402
@@ -193,16 +195,7 @@ def bench_training(T, B, n, rate, reps):
     try:
         import snntorch as snn
 
-        leaky = snn.Leaky(beta=0.9)
-
-        def snn_neuron(cur):
-            mem = leaky.init_leaky()
-            out = []
-            for t in range(T):
-                s, mem = leaky(cur[t], mem)
-                out.append(s)
-            return torch.stack(out)
-
+        snn_neuron = partial(snntorch_loop, snn.Leaky(beta=0.9))
         fns["snntorch/first"] = step(lin, snn_neuron, False)
         fns["snntorch/hidden"] = step(lin, snn_neuron, True)
     except ImportError:  # pragma: no cover
@@ -278,17 +271,7 @@ def bench_fused(rates, T, B, n, reps, dev="cpu"):
             import snntorch as snn
 
             leaky = snn.Leaky(beta=0.9).to(dev)  # its beta is a buffer
-
-            def snntorch_run():
-                cur = lin(x)
-                mem = leaky.init_leaky()
-                out = []
-                for t in range(T):
-                    s, mem = leaky(cur[t], mem)
-                    out.append(s)
-                return torch.stack(out)
-
-            fns["snntorch"] = snntorch_run
+            fns["snntorch"] = lambda: snntorch_loop(leaky, lin(x))
         except ImportError:  # pragma: no cover - interop extra not installed
             pass
         if real_gpu:

@@ -32,6 +32,7 @@ import statistics
 import sys
 import traceback
 import warnings
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -39,6 +40,7 @@ from torch import nn
 
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _peers import snntorch_loop, spikingjelly_lif  # noqa: E402  (benchmarks/, beside this)
 from _timing import cuda_event_ms, round_robin  # noqa: E402  (benchmarks/, beside this)
 
 
@@ -151,7 +153,7 @@ def open_neuromorphic(dev, sizes, T, B, reps) -> list[dict]:
             import snntorch as snn
 
             leaky = snn.Leaky(beta=0.9).to(dev)
-            impls["snnTorch Leaky"] = lambda c: _snn_loop(leaky, c)
+            impls["snnTorch Leaky"] = partial(snntorch_loop, leaky)
         except Exception:
             pass
         try:
@@ -161,18 +163,9 @@ def open_neuromorphic(dev, sizes, T, B, reps) -> list[dict]:
             impls["Norse LIF"] = lambda c: nlif(c)[0]
         except Exception:
             pass
-        try:
-            from spikingjelly.activation_based import neuron as sjn
-
-            sj = sjn.LIFNode(tau=2.0, step_mode="m", detach_reset=True).to(dev)
-
-            def sj_fn(c):
-                sj.reset()
-                return sj(c)
-
-            impls["SpikingJelly LIFNode (m, auto)"] = sj_fn
-        except Exception:
-            pass
+        sj = spikingjelly_lif(dev)
+        if sj is not None:
+            impls["SpikingJelly LIFNode (m, auto)"] = sj
         for mode in ("fp32", "tf32", "bf16"):
             set_precision(mode)
             fast = {n: step(f, mode) for n, f in impls.items()
@@ -194,15 +187,6 @@ def open_neuromorphic(dev, sizes, T, B, reps) -> list[dict]:
         set_precision("fp32")
         torch.cuda.empty_cache()
     return rows
-
-
-def _snn_loop(leaky, c):
-    mem = leaky.init_leaky()
-    out = []
-    for t in range(c.shape[0]):
-        s, mem = leaky(c[t], mem)
-        out.append(s)
-    return torch.stack(out)
 
 
 class ConvSNN(nn.Module):
@@ -251,7 +235,7 @@ def conv_snn(dev, reps, T=100, B=32) -> list[dict]:
                 self.leaky = snn.Leaky(beta=0.9)
 
             def forward(self, c):
-                return _snn_loop(self.leaky, c)
+                return snntorch_loop(self.leaky, c)
 
         makers["snnTorch Leaky"] = SnnNeuron
     except Exception:

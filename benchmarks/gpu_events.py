@@ -22,6 +22,7 @@ and a wall clock replaces CUDA events). Writes JSON to ``--out`` and prints a ta
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -92,6 +93,32 @@ def add_graphs(fns: dict) -> dict:
             print(f"graph capture of {k} failed: {type(e).__name__}: {e}", flush=True)
             out[f"{k} graph"] = _raiser(f"{type(e).__name__}: {e}")
     return out
+
+
+def net_step(layers, lifs, states, sx: torch.Tensor, tf32: bool) -> torch.Tensor:
+    """One time step of a stack of (layer, ``ns.LIF``) pairs on the static input ``sx``;
+    the LIF states are updated in place, so a CUDA graph of it replays the recurrence."""
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    h = sx
+    for lin, lif, st in zip(layers, lifs, states):
+        z, new = lif.step(lin(h), st)
+        for a, c in zip(st, new):
+            a.copy_(c)
+        h = z
+    return h
+
+
+def streaming(fn, sx, seq: torch.Tensor, counter: dict):
+    """One streaming call: copy the next step of ``seq`` into the net's static input
+    ``sx``, then run ``fn`` (one step of the net, or the replay of its CUDA graph)."""
+
+    def call():
+        counter["t"] = (counter["t"] + 1) % seq.shape[0]
+        sx.copy_(seq[counter["t"]])
+        return fn()
+
+    return call
 
 
 def _raiser(msg):
@@ -209,16 +236,7 @@ def lif_net(n: int, batch_list, rate: float, steps: int, seq_t: int, seq_b: int,
                       for lif in lifs]  # fmt: skip
             tf32 = kind == "dense tf32"
 
-            def step(ls=ls, lifs=lifs, states=states, static_x=static_x, tf32=tf32):
-                torch.backends.cuda.matmul.allow_tf32 = tf32
-                h = static_x
-                for lin, lif, st in zip(ls, lifs, states):
-                    z, new = lif.step(lin(h), st)
-                    for a, c in zip(st, new):
-                        a.copy_(c)
-                    h = z
-                return h
-
+            step = functools.partial(net_step, ls, lifs, states, static_x, tf32)
             fns[f"ns {kind}"] = (step, static_x, dt)
         for prec in ("tf32", "bf16"):
             dt = torch.bfloat16 if prec == "bf16" else torch.float32
@@ -239,28 +257,14 @@ def lif_net(n: int, batch_list, rate: float, steps: int, seq_t: int, seq_b: int,
         calls = {}
         counter = {"t": 0}
         for name, (fn, sx, dt) in fns.items():
-            xs_dt = xs.to(dt)
-
-            def call(fn=fn, sx=sx, xs_dt=xs_dt):
-                counter["t"] = (counter["t"] + 1) % steps
-                sx.copy_(xs_dt[counter["t"]])
-                return fn()
-
-            calls[name] = call
+            calls[name] = streaming(fn, sx, xs.to(dt), counter)
         with torch.no_grad():
             graphs = {}
             if GPU:
                 for name, (fn, sx, dt) in fns.items():
                     try:
-                        rep = cuda_graph(fn)
-                        xs_dt = xs.to(dt)
-
-                        def gcall(rep=rep, sx=sx, xs_dt=xs_dt):
-                            counter["t"] = (counter["t"] + 1) % steps
-                            sx.copy_(xs_dt[counter["t"]])
-                            rep()
-
-                        graphs[f"{name} graph"] = gcall
+                        graphs[f"{name} graph"] = streaming(cuda_graph(fn), sx, xs.to(dt),
+                                                            counter)  # fmt: skip
                     except Exception as e:
                         graphs[f"{name} graph"] = _raiser(f"{type(e).__name__}: {e}")
             res = round_robin({**calls, **graphs}, reps, steps)
@@ -375,33 +379,11 @@ def conv_net(frames: torch.Tensor, reps: int) -> dict:
         tf32 = kind == "dense tf32"
         fd = frames.to(dt)
 
-        def step(ls=ls, lifs=lifs, states=states, sx=sx, tf32=tf32):
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-            torch.backends.cudnn.allow_tf32 = tf32
-            hcur = sx
-            for lin, lif, st in zip(ls, lifs, states):
-                z, new = lif.step(lin(hcur), st)
-                for a, b in zip(st, new):
-                    a.copy_(b)
-                hcur = z
-            return hcur
-
-        def call(step=step, sx=sx, fd=fd):
-            counter["t"] = (counter["t"] + 1) % t_steps
-            sx.copy_(fd[counter["t"]])
-            return step()
-
-        calls[f"ns {kind}"] = call
+        step = functools.partial(net_step, ls, lifs, states, sx, tf32)
+        calls[f"ns {kind}"] = streaming(step, sx, fd, counter)
         if GPU:
             try:
-                rep = cuda_graph(step)
-
-                def gcall(rep=rep, sx=sx, fd=fd):
-                    counter["t"] = (counter["t"] + 1) % t_steps
-                    sx.copy_(fd[counter["t"]])
-                    rep()
-
-                calls[f"ns {kind} graph"] = gcall
+                calls[f"ns {kind} graph"] = streaming(cuda_graph(step), sx, fd, counter)
             except Exception as e:
                 calls[f"ns {kind} graph"] = _raiser(f"{type(e).__name__}: {e}")
     for prec in ("tf32", "bf16"):

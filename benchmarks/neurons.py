@@ -21,9 +21,11 @@ import statistics
 import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import torch
+from _peers import snntorch_loop  # benchmarks/, beside this
 from _timing import hardware, round_robin  # benchmarks/, beside this
 from torch import nn
 
@@ -66,17 +68,7 @@ def make_steps(T: int, B: int, N: int, rate: float):
     try:
         import snntorch as snn
 
-        leaky = snn.Leaky(beta=0.9)
-
-        def snn_fn(cur):
-            mem = leaky.init_leaky()
-            out = []
-            for t in range(cur.shape[0]):
-                s, mem = leaky(cur[t], mem)
-                out.append(s)
-            return torch.stack(out)
-
-        steps["snnTorch Leaky"] = run(snn_fn)
+        steps["snnTorch Leaky"] = run(partial(snntorch_loop, snn.Leaky(beta=0.9)))
     except ImportError:
         pass
     try:

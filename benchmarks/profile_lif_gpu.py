@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _peers import spikingjelly_lif  # noqa: E402  (benchmarks/, beside this script)
 from gpu import cuda_time  # noqa: E402  (benchmarks/gpu.py, beside this script)
 
 
@@ -47,18 +48,9 @@ def kernel_table(x, lif, dev) -> None:
     lin = nn.Linear(x.shape[-1], x.shape[-1], device=dev)
     w_out = torch.randn_like(x)
     neurons = {"neurosparse": lambda c: lif(c)[0]}
-    try:
-        from spikingjelly.activation_based import neuron as sjn
-
-        sj = sjn.LIFNode(tau=2.0, step_mode="m", detach_reset=True).to(dev)
-
-        def sj_fn(c):
-            sj.reset()
-            return sj(c)
-
-        neurons["SpikingJelly"] = sj_fn
-    except ImportError:
-        pass
+    sj = spikingjelly_lif(dev)
+    if sj is not None:
+        neurons["SpikingJelly"] = sj
     for name, fn in neurons.items():
         def step():
             lin.zero_grad(set_to_none=True)

@@ -41,6 +41,50 @@ def is_wrap(before, old, new, bits):
     return old >= 3 * quarter and new < quarter and (before < 0 or before >= 3 * quarter)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def unwrap(before, last, new, wraps, bits):
+    """One step of a ``bits``-bit wrapping counter: ``(wraps, before, last)`` after ``new``.
+
+    ``wraps`` grows by one where :func:`is_wrap` says the counter wrapped between ``last``
+    and ``new``; any other fall is left alone (the reader reports time going backwards).
+    """
+    if new < last and is_wrap(before, last, new, bits):
+        wraps += 1
+    return wraps, last, new
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def count_bad(stat, word):
+    """Count one corrupt word at ``word`` (its index in the data section)."""
+    if stat[FIRST_BAD] < 0:
+        stat[FIRST_BAD] = word
+    stat[BAD] += 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def count_outside(stat, word):
+    """Count one event outside the sensor, from the word at ``word``."""
+    if stat[FIRST_OUT] < 0:
+        stat[FIRST_OUT] = word
+    stat[OUTSIDE] += 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def put_event(out, k, t, x, y, p, width, height, word, stat):
+    """Write event ``(t, x, y, p)`` at ``out[k]`` and return ``k + 1``; if it lies outside a
+    ``width`` x ``height`` sensor (``width`` > 0), count it instead and return ``k``."""
+    # as unsigned, a negative x or y (AEDAT 4's int16 fields) is huge: one compare each
+    if width > 0 and (np.uint64(x) >= np.uint64(width) or np.uint64(y) >= np.uint64(height)):
+        count_outside(stat, word)
+        return k
+    e = out[np.uint64(k)]  # unsigned: Numba adds no negative-index fix-up (k >= 0)
+    e.t = t
+    e.x = x
+    e.y = y
+    e.p = p
+    return k + 1
+
+
 @numba.njit(cache=True, nogil=True)
 def first_backward(t, prev):
     """Index of the first ``t[i]`` below ``prev`` or an earlier ``t``; -1 if in order.

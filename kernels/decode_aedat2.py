@@ -1,6 +1,6 @@
 """AEDAT 2.0 (jAER) event words: decode and encode kernels.
 
-Each word is 8 bytes big-endian: uint32 address, uint32 timestamp (µs, wraps at 2**32).
+Each event is 8 bytes big-endian: uint32 address, uint32 timestamp (µs, wraps at 2**32).
 Address layouts (raw jAER fields; no axis flips):
 
 - ``LAYOUT_DVS128``: p = a & 1, x = (a >> 1) & 0x7F, y = (a >> 8) & 0x7F.
@@ -18,67 +18,44 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import FIRST_OUT, OTHER, OUTSIDE, is_wrap
+from ._decode_common import OTHER, put_event, unwrap
 
 LAYOUT_DVS128 = 0
 LAYOUT_DAVIS = 1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _be32(buf, j):
-    return (
-        (np.int64(buf[j]) << 24)
-        | (np.int64(buf[j + 1]) << 16)
-        | (np.int64(buf[j + 2]) << 8)
-        | np.int64(buf[j + 3])
-    )
+def _be(v):
+    """Byte-swap a big-endian uint32 read as ``<u4`` (Numba takes native order only).
+
+    LLVM compiles the shifts into one ``bswap`` instruction.
+    """
+    v = np.int64(v)
+    return ((v & 0xFF) << 24) | ((v & 0xFF00) << 8) | ((v >> 8) & 0xFF00) | (v >> 24)
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_aedat2(buf, word0, layout, state, width, height, out, stat):
-    """Decode ``len(buf) // 8`` words into ``out``; return the number of events.
+def decode_aedat2(words, word0, layout, state, width, height, out, stat):
+    """Decode (address, timestamp) pairs of big-endian uint32 ``words`` (viewed as ``<u4``).
 
-    ``state``: ``new_wrap_state()`` = (last raw timestamp, wraps, the one before), carried
-    across blocks.
+    Returns the number of events. ``state``: ``new_wrap_state()`` = (last raw timestamp,
+    wraps, the one before), carried across blocks.
     """
-    n = buf.shape[0] // 8
+    last, wraps, before = state[0], state[1], state[2]
     k = 0
-    last = state[0]
-    wraps = state[1]
-    before = state[2]
-    check = width > 0
-    for i in range(n):
-        a = _be32(buf, 8 * i)
-        ts = _be32(buf, 8 * i + 4)
-        if ts < last and is_wrap(before, last, ts, 32):
-            wraps += 1
-        before = last
-        last = ts
+    for i in range(words.shape[0] // 2):
+        a = _be(words[2 * i])
+        ts = _be(words[2 * i + 1])
+        wraps, before, last = unwrap(before, last, ts, wraps, 32)
         if layout == LAYOUT_DVS128:
-            x = (a >> 1) & 0x7F
-            y = (a >> 8) & 0x7F
-            p = a & 1
-        else:
-            if (a >> 31) & 1 or (a >> 10) & 1:
-                stat[OTHER] += 1
-                continue
-            x = (a >> 12) & 0x3FF
-            y = (a >> 22) & 0x1FF
-            p = (a >> 11) & 1
-        if check and (x >= width or y >= height):
-            if stat[FIRST_OUT] < 0:
-                stat[FIRST_OUT] = word0 + i
-            stat[OUTSIDE] += 1
+            x, y, p = (a >> 1) & 0x7F, (a >> 8) & 0x7F, a & 1
+        elif (a >> 31) & 1 or (a >> 10) & 1:
+            stat[OTHER] += 1
             continue
-        e = out[k]
-        e.t = ts + (wraps << 32)
-        e.x = x
-        e.y = y
-        e.p = p
-        k += 1
-    state[0] = last
-    state[1] = wraps
-    state[2] = before
+        else:
+            x, y, p = (a >> 12) & 0x3FF, (a >> 22) & 0x1FF, (a >> 11) & 1
+        k = put_event(out, k, ts + (wraps << 32), x, y, p, width, height, word0 + i, stat)
+    state[0], state[1], state[2] = last, wraps, before
     return k
 
 

@@ -12,39 +12,24 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import BAD, FIRST_BAD, FIRST_OUT, OTHER, OUTSIDE
+from ._decode_common import OTHER, count_bad, put_event
 
 
 @numba.njit(cache=True, nogil=True)
 def decode_aedat3_polarity(words, n_events, ts_overflow, word0, width, height, out, stat):
     """Decode ``n_events`` (data, t) uint32 pairs; return the number written to ``out``."""
-    k = 0
-    check = width > 0
     base = np.int64(ts_overflow) << 31
+    k = 0
     for i in range(n_events):
         d = np.int64(words[2 * i])
+        tw = np.int64(words[2 * i + 1])
         if (d & 1) == 0:
             stat[OTHER] += 1
-            continue
-        tw = np.int64(words[2 * i + 1])
-        if tw >> 31:
-            if stat[FIRST_BAD] < 0:
-                stat[FIRST_BAD] = word0 + i
-            stat[BAD] += 1
-            continue
-        x = (d >> 17) & 0x7FFF
-        y = (d >> 2) & 0x7FFF
-        if check and (x >= width or y >= height):
-            if stat[FIRST_OUT] < 0:
-                stat[FIRST_OUT] = word0 + i
-            stat[OUTSIDE] += 1
-            continue
-        e = out[k]
-        e.t = base | tw
-        e.x = x
-        e.y = y
-        e.p = (d >> 1) & 1
-        k += 1
+        elif tw >> 31:
+            count_bad(stat, word0 + i)
+        else:
+            x, y, p = (d >> 17) & 0x7FFF, (d >> 2) & 0x7FFF, (d >> 1) & 1
+            k = put_event(out, k, base | tw, x, y, p, width, height, word0 + i, stat)
     return k
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import BAD, FIRST_BAD, FIRST_OUT, OUTSIDE
+from ._decode_common import count_bad, put_event
 
 
 @numba.njit(cache=True, nogil=True)
@@ -21,26 +21,12 @@ def convert_aedat4(structs, word0, width, height, out, stat):
     event (``stat[BAD]``), not ON.
     """
     k = 0
-    check = width > 0
     for i in range(structs.shape[0]):
         s = structs[i]
         on = np.int64(s.on)
         if on > 1:
-            if stat[FIRST_BAD] < 0:
-                stat[FIRST_BAD] = word0 + i
-            stat[BAD] += 1
-            continue
-        x = np.int64(s.x)
-        y = np.int64(s.y)
-        if check and (x < 0 or y < 0 or x >= width or y >= height):
-            if stat[FIRST_OUT] < 0:
-                stat[FIRST_OUT] = word0 + i
-            stat[OUTSIDE] += 1
-            continue
-        e = out[k]
-        e.t = s.t
-        e.x = x
-        e.y = y
-        e.p = on
-        k += 1
+            count_bad(stat, word0 + i)
+        else:
+            k = put_event(out, k, s.t, np.int64(s.x), np.int64(s.y), on, width, height,
+                          word0 + i, stat)
     return k

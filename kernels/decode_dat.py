@@ -10,39 +10,19 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import FIRST_OUT, OUTSIDE, is_wrap
+from ._decode_common import put_event, unwrap
 
 
 @numba.njit(cache=True, nogil=True)
 def decode_dat(words, word0, state, width, height, out, stat):
     """Decode uint32 pairs ``words[2i], words[2i+1]``; ``state`` = ``new_wrap_state()``."""
-    n = words.shape[0] // 2
+    last, wraps, before = state[0], state[1], state[2]
     k = 0
-    last = state[0]
-    wraps = state[1]
-    before = state[2]
-    check = width > 0
-    for i in range(n):
+    for i in range(words.shape[0] // 2):
         ts = np.int64(words[2 * i])
         w = np.int64(words[2 * i + 1])
-        if ts < last and is_wrap(before, last, ts, 32):
-            wraps += 1
-        before = last
-        last = ts
-        x = w & 0x3FFF
-        y = (w >> 14) & 0x3FFF
-        if check and (x >= width or y >= height):
-            if stat[FIRST_OUT] < 0:
-                stat[FIRST_OUT] = word0 + i
-            stat[OUTSIDE] += 1
-            continue
-        e = out[k]
-        e.t = ts + (wraps << 32)
-        e.x = x
-        e.y = y
-        e.p = (w >> 28) & 1
-        k += 1
-    state[0] = last
-    state[1] = wraps
-    state[2] = before
+        wraps, before, last = unwrap(before, last, ts, wraps, 32)
+        x, y, p = w & 0x3FFF, (w >> 14) & 0x3FFF, (w >> 28) & 1
+        k = put_event(out, k, ts + (wraps << 32), x, y, p, width, height, word0 + i, stat)
+    state[0], state[1], state[2] = last, wraps, before
     return k

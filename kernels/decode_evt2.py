@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import BAD, FIRST_BAD, FIRST_OUT, OTHER, OUTSIDE, is_wrap
+from ._decode_common import OTHER, count_bad, put_event, unwrap
 
 CD_OFF, CD_ON, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED = 0x0, 0x1, 0x8, 0xA, 0xE, 0xF
 
@@ -22,44 +22,24 @@ CD_OFF, CD_ON, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED = 0x0, 0x1, 0x8, 0xA, 0
 @numba.njit(cache=True, nogil=True)
 def decode_evt2(words, word0, state, width, height, out, stat):
     """Decode uint32 ``words`` into ``out``; ``state`` = (time_high, wraps, previous time_high)."""
+    th, wraps, before = state[0], state[1], state[2]
     k = 0
-    th = state[0]
-    wraps = state[1]
-    before = state[2]
-    check = width > 0
     for i in range(words.shape[0]):
         w = np.int64(words[i])
         typ = w >> 28
         if typ <= CD_ON:
-            x = (w >> 11) & 0x7FF
-            y = w & 0x7FF
-            if check and (x >= width or y >= height):
-                if stat[FIRST_OUT] < 0:
-                    stat[FIRST_OUT] = word0 + i
-                stat[OUTSIDE] += 1
-                continue
-            e = out[k]
-            e.t = (wraps << 34) | (th << 6) | ((w >> 22) & 0x3F)
-            e.x = x
-            e.y = y
-            e.p = typ
-            k += 1
+            t = (wraps << 34) | (th << 6) | ((w >> 22) & 0x3F)
+            k = put_event(out, k, t, (w >> 11) & 0x7FF, w & 0x7FF, typ, width, height,
+                          word0 + i, stat)
         elif typ == TIME_HIGH:
             new = w & 0xFFFFFFF
-            if new < th and is_wrap(before, th, new, 28):
-                wraps += 1
-            if new != th:
-                before = th
-            th = new
+            if new != th:  # TIME_HIGH repeats (every 64 µs): only a change is a step
+                wraps, before, th = unwrap(before, th, new, wraps, 28)
         elif typ == EXT_TRIGGER or typ == OTHERS or typ == CONTINUED:
             stat[OTHER] += 1
         else:
-            if stat[FIRST_BAD] < 0:
-                stat[FIRST_BAD] = word0 + i
-            stat[BAD] += 1
-    state[0] = th
-    state[1] = wraps
-    state[2] = before
+            count_bad(stat, word0 + i)
+    state[0], state[1], state[2] = th, wraps, before
     return k
 
 

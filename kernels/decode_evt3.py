@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
-from ._decode_common import BAD, FIRST_BAD, FIRST_OUT, OTHER, OUTSIDE
+from ._decode_common import OTHER, count_bad, put_event
 
 ADDR_Y, ADDR_X, VECT_BASE_X, VECT_12, VECT_8 = 0x0, 0x2, 0x3, 0x4, 0x5
 TIME_LOW, CONTINUED_4, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED_12 = 0x6, 0x7, 0x8, 0xA, 0xE, 0xF
@@ -39,21 +40,6 @@ def new_state() -> np.ndarray:
     return np.zeros(N_STATE, dtype=np.int64)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _put(out, k, t, x, y, p, width, height, word, stat):
-    if width > 0 and (x >= width or y >= height):
-        if stat[FIRST_OUT] < 0:
-            stat[FIRST_OUT] = word
-        stat[OUTSIDE] += 1
-        return k
-    e = out[k]
-    e.t = t
-    e.x = x
-    e.y = y
-    e.p = p
-    return k + 1
-
-
 @numba.njit(cache=True, nogil=True)
 def decode_evt3(words, start, word0, state, width, height, out, k, stat):
     """Decode ``words[start:]`` into ``out[k:]`` until the words or the room run out.
@@ -61,14 +47,8 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
     Stops before a word that could overflow ``out`` (a vector word writes up to 12
     events), so a caller can grow ``out`` and resume. Returns ``(next_word, k)``.
     """
-    y = state[S_Y]
-    bx = state[S_BASE_X]
-    pol = state[S_POL]
-    tl = state[S_TIME_LOW]
-    th = state[S_TIME_HIGH]
-    wraps = state[S_WRAPS]
+    y, bx, pol, tl, th, wraps = state  # slots S_Y .. S_WRAPS
     t = (wraps << 24) | (th << 12) | tl
-    check = width > 0
     cap = out.shape[0]
     i = start
     n = words.shape[0]
@@ -78,42 +58,23 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
         if stop == i:
             break
         while i < stop:
-            w = np.int64(words[i])
+            w = np.int64(words[np.uint64(i)])  # unsigned: no negative-index fix-up
             typ = w >> 12
-            # ADDR_X and ADDR_Y are ~85 % of real words, in an unpredictable mix: handle them
-            # without branching on the type (write a candidate event, keep it only for ADDR_X).
-            x = w & 0x7FF
-            e = out[k]
-            e.t = t
-            e.x = x
-            e.y = y
-            e.p = (w >> 11) & 1
-            keep = typ == ADDR_X
-            if keep and check and (x >= width or y >= height):
-                keep = False
-                if stat[FIRST_OUT] < 0:
-                    stat[FIRST_OUT] = word0 + i
-                stat[OUTSIDE] += 1
-            k += keep
-            y = x if typ == ADDR_Y else y
-            if typ > ADDR_X:
+            # Plain branches on the type (ADDR_X 64 %, ADDR_Y 19 % of real words): writing a
+            # candidate event for both and selecting y without a branch measured 20 % slower.
+            if typ == ADDR_X:
+                k = put_event(out, k, t, w & 0x7FF, y, (w >> 11) & 1, width, height, word0 + i,
+                              stat)
+            elif typ == ADDR_Y:
+                y = w & 0x7FF
+            elif typ > ADDR_X:
                 if typ == VECT_12 or typ == VECT_8:
                     nbits = 12 if typ == VECT_12 else 8
                     mask = w & ((1 << nbits) - 1)
-                    if check and (bx + nbits > width or y >= height):
-                        for b in range(nbits):  # near the sensor edge: check each event
-                            if (mask >> b) & 1:
-                                k = _put(out, k, t, bx + b, y, pol, width, height, word0 + i, stat)
-                    else:
-                        # Branch-free: write all slots, advance only over set bits (the mask
-                        # bits are unpredictable, so this beats testing each one).
-                        for b in range(nbits):
-                            e = out[k]
-                            e.t = t
-                            e.x = bx + b
-                            e.y = y
-                            e.p = pol
-                            k += (mask >> b) & 1
+                    while mask:  # ~0.8 bits set per word: visit only those
+                        k = put_event(out, k, t, bx + trailing_zeros(mask), y, pol, width, height,
+                                      word0 + i, stat)
+                        mask &= mask - 1
                     bx += nbits
                 elif typ == VECT_BASE_X:
                     pol = (w >> 11) & 1
@@ -126,29 +87,19 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
                     if th - new >= WRAP_DROP:
                         wraps += 1
                     elif th - new > TH_JITTER:
-                        if stat[FIRST_BAD] < 0:
-                            stat[FIRST_BAD] = word0 + i
-                        stat[BAD] += 1
+                        count_bad(stat, word0 + i)
                     th = new
                     t = (wraps << 24) | (th << 12) | tl
                 elif (typ == CONTINUED_4 or typ == CONTINUED_12 or typ == EXT_TRIGGER
                       or typ == OTHERS):
                     stat[OTHER] += 1
                 else:
-                    if stat[FIRST_BAD] < 0:
-                        stat[FIRST_BAD] = word0 + i
-                    stat[BAD] += 1
+                    count_bad(stat, word0 + i)
             elif typ == 1:  # the only undefined type below ADDR_X
-                if stat[FIRST_BAD] < 0:
-                    stat[FIRST_BAD] = word0 + i
-                stat[BAD] += 1
+                count_bad(stat, word0 + i)
             i += 1
-    state[S_Y] = y
-    state[S_BASE_X] = bx
-    state[S_POL] = pol
-    state[S_TIME_LOW] = tl
-    state[S_TIME_HIGH] = th
-    state[S_WRAPS] = wraps
+    state[S_Y], state[S_BASE_X], state[S_POL] = y, bx, pol
+    state[S_TIME_LOW], state[S_TIME_HIGH], state[S_WRAPS] = tl, th, wraps
     return i, k
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._decode_common import FIRST_OUT, OTHER, OUTSIDE
+from ._decode_common import OTHER, put_event
 
 OVERFLOW_Y = 240
 OVERFLOW_STEP = 1 << 13
@@ -24,29 +24,16 @@ def decode_nmnist(buf, word0, t_offset, width, height, out, stat):
     ``word0``: index of the first record in the file (for error positions);
     ``t_offset``: overflow offset carried from earlier blocks.
     """
-    n = buf.shape[0] // 5
     k = 0
-    check = width > 0
-    for i in range(n):
+    for i in range(buf.shape[0] // 5):
         j = 5 * i
-        y = np.int64(buf[j + 1])
+        x, y, b2 = np.int64(buf[j]), np.int64(buf[j + 1]), np.int64(buf[j + 2])
         if y == OVERFLOW_Y:
             t_offset += OVERFLOW_STEP
             stat[OTHER] += 1
             continue
-        x = np.int64(buf[j])
-        if check and (x >= width or y >= height):
-            if stat[FIRST_OUT] < 0:
-                stat[FIRST_OUT] = word0 + i
-            stat[OUTSIDE] += 1
-            continue
-        b2 = np.int64(buf[j + 2])
-        e = out[k]
-        e.t = (((b2 & 0x7F) << 16) | (np.int64(buf[j + 3]) << 8) | np.int64(buf[j + 4])) + t_offset
-        e.x = x
-        e.y = y
-        e.p = b2 >> 7
-        k += 1
+        t = (((b2 & 0x7F) << 16) | (np.int64(buf[j + 3]) << 8) | np.int64(buf[j + 4])) + t_offset
+        k = put_event(out, k, t, x, y, b2 >> 7, width, height, word0 + i, stat)
     return k, t_offset
 
 

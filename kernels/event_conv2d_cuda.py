@@ -22,6 +22,14 @@ from . import _launch
 from .event_index_cuda import TPB, build_ell, grid_1d
 
 
+@cuda.jit(device=True, inline=True)
+def _unravel(i, d0, d1, d2):
+    """``(i0, i1, i2, rest)`` of a flat index ``i`` whose fastest axes are ``d0, d1, d2``."""
+    rest = i // d0
+    rest2 = rest // d1
+    return i - rest * d0, rest - rest2 * d1, rest2 % d2, rest2 // d2
+
+
 @cuda.jit
 def conv_forward(boff, idx, val, weight, bias, has_bias, out, c_in, h, w, sh, sw, ph, pw):
     """``out[N, O, Ho, Wo]``; ``weight`` is the nn.Conv2d weight ``[O, C/groups, kh, kw]``."""
@@ -31,12 +39,7 @@ def conv_forward(boff, idx, val, weight, bias, has_bias, out, c_in, h, w, sh, sw
     i = cuda.grid(1)
     if i >= n_img * o_all * ho * wo:
         return
-    ox = i % wo
-    rest = i // wo
-    oy = rest % ho
-    rest //= ho
-    o = rest % o_all
-    b = rest // o_all
+    ox, oy, o, b = _unravel(i, wo, ho, o_all)
     c_lo = (o // og) * cg  # first input channel of o's group
     acc = bias[o] if has_bias else float32(0)
     x0 = ox * sw - pw
@@ -69,12 +72,7 @@ def conv_grad_weight(start, cnt, idx, val, g, c_in, w, sh, sw, ph, pw, partial):
     i = cuda.grid(1)
     if i >= n_img * c_in * kh * kw * og:
         return
-    jo = i % og
-    rest = i // og
-    kx = rest % kw
-    rest //= kw
-    ky = rest % kh
-    rest //= kh
+    jo, kx, ky, rest = _unravel(i, og, kw, kh)
     c = rest % c_in
     b = rest // c_in
     o = (c // cg) * og + jo

@@ -38,6 +38,7 @@ import numpy as np
 from numba import config, cuda, float32, int16, int32, int64
 
 from . import _launch
+from .event_index_cuda import _block_exclusive_scan
 
 SIM = bool(config.ENABLE_CUDASIM)
 TPB = 64 if SIM else 256  # threads per block
@@ -82,9 +83,43 @@ def _as_f32(v):
 
 
 @functools.cache
+def _chunk_loader(bf16: bool):
+    load = _bf16_to_f32 if bf16 else _as_f32
+
+    @cuda.jit(device=True, inline=True)
+    def load_chunk(x, row, k0, t, vals):
+        """Inputs ``k0 + t + e * TPB`` (``e < EPT``) of ``x[row]`` into ``vals``; returns
+        ``(mask, events, ±1 events, NaN/inf seen)``, bit e of mask set for an event. All
+        loads are issued before any is tested (testing each as it arrived serialised
+        them: ~16 L2 latencies)."""
+        n_in = x.shape[1]
+        for e in range(EPT):
+            k = k0 + t + e * TPB
+            vals[e] = load(x[row, k]) if k < n_in else float32(0)
+        mask = 0
+        n_ev = 0
+        n_unit = 0
+        bad = 0
+        for e in range(EPT):
+            v = vals[e]
+            if v != 0:
+                mask |= 1 << e
+                n_ev += 1
+                a = abs(v)
+                if a == 1:
+                    n_unit += 1
+                elif not a < np.inf:
+                    bad = 1
+        return mask, n_ev, n_unit, bad
+
+    return load_chunk
+
+
+@functools.cache
 def _kernel(bf16: bool):
     """The gather kernel for float32 (``bf16=False``) or bfloat16-bit operands."""
     load = _bf16_to_f32 if bf16 else _as_f32
+    load_chunk = _chunk_loader(bf16)
 
     @cuda.jit(device=True, inline=True)
     def xval(x, r, nr, i, k):
@@ -115,39 +150,18 @@ def _kernel(bf16: bool):
         stats = cuda.blockIdx.y == 0
         vals = cuda.local.array(EPT, float32)
         for k0 in range(0, n_in, CH):
-            # 1. union of the chunk's active inputs over the tile's rows. A row's EPT
-            # values are loaded before any is tested, so the loads are in flight
-            # together (testing each as it arrives serialised them: ~16 L2 latencies)
+            # 1. union of the chunk's active inputs over the tile's rows
             mask = 0  # bit e: input k0 + t + e*TPB is active in some row
             for i in range(RT):
                 if i < nr:
-                    for e in range(EPT):
-                        k = k0 + t + e * TPB
-                        vals[e] = load(x[r0 + i, k]) if k < n_in else float32(0)
-                    for e in range(EPT):
-                        v = vals[e]
-                        if v != 0:
-                            mask |= 1 << e
-                            if stats:
-                                n_ev += 1
-                                a = abs(v)
-                                if a == 1:
-                                    n_unit += 1
-                                elif not a < np.inf:
-                                    bad = 1
+                    m, ne, nu, nb = load_chunk(x, r0 + i, k0, t, vals)
+                    mask |= m
+                    if stats:
+                        n_ev += ne
+                        n_unit += nu
+                        bad |= nb
             n_mine = cuda.popc(mask)
-            # Hillis-Steele exclusive scan of n_mine over the block
-            scan_s[t] = n_mine
-            cuda.syncthreads()
-            off = 1
-            while off < TPB:
-                add = scan_s[t - off] if t >= off else 0
-                cuda.syncthreads()
-                scan_s[t] += add
-                cuda.syncthreads()
-                off *= 2
-            pos = scan_s[t] - n_mine
-            total = scan_s[TPB - 1]
+            pos, total = _block_exclusive_scan(scan_s, t, n_mine)
             for e in range(EPT):
                 if mask & (1 << e):
                     idx_s[pos] = k0 + t + e * TPB
@@ -222,6 +236,158 @@ def _kernel(bf16: bool):
     return gather_dense
 
 
+# -- many rows: an event list per row, then a gather per (row, 512 columns) -------------
+# The row tile above re-scans the inputs once per 32-column tile and shares a weight read
+# between its 4 rows only where their events coincide (rarely, at low activity): at 256
+# rows it reads each weight row ~100 times from L2 through one warp per event. With 8 or
+# more rows two kernels do better (H200, 256 rows at 1 %: 346 -> ~35 µs in a graph).
+SPLIT_ROWS = 8  # rows from which launch_gather takes the two-kernel path
+GT = 32 if SIM else 128  # threads of a gather block
+GC = 4  # columns per thread, GT apart (each load instruction is one coalesced line)
+GCOLS = GT * GC  # columns per gather block
+GE = 4  # events per pass of the gather: GE * GC weight loads in flight per thread
+
+
+@functools.cache
+def _compact_kernel(bf16: bool):
+    load_chunk = _chunk_loader(bf16)
+
+    @cuda.jit
+    def compact_rows(x, idx, val, cnt, tally):
+        """Row ``blockIdx.x`` of ``x [M, K]`` -> its events ``idx/val [r, :cnt[r]]``
+        (float32 values), in a fixed order (thread-major per chunk); the row's events,
+        ±1 events and a NaN/inf flag are added to ``tally``."""
+        r = cuda.blockIdx.x
+        t = cuda.threadIdx.x
+        n_in = x.shape[1]
+        s = cuda.shared.array(TPB, int32)
+        st = cuda.shared.array(2, int32)
+        if t < 2:
+            st[t] = 0
+        vals = cuda.local.array(EPT, float32)
+        n_ev = 0
+        n_unit = 0
+        bad = 0
+        base = 0
+        for k0 in range(0, n_in, CH):
+            mask, ne, nu, nb = load_chunk(x, r, k0, t, vals)
+            n_ev += ne
+            n_unit += nu
+            bad |= nb
+            excl, total = _block_exclusive_scan(s, t, cuda.popc(mask))
+            pos = base + excl
+            for e in range(EPT):
+                if mask & (1 << e):
+                    idx[r, pos] = k0 + t + e * TPB
+                    val[r, pos] = vals[e]
+                    pos += 1
+            base += total
+        cuda.atomic.add(st, 0, n_ev)
+        cuda.atomic.add(st, 1, n_unit)
+        any_bad = cuda.syncthreads_or(bad)
+        if t == 0:
+            cnt[r] = base
+            cuda.atomic.add(tally, 0, int64(st[0]))
+            cuda.atomic.add(tally, 1, int64(st[1]))
+            if any_bad:
+                cuda.atomic.add(tally, 2, int64(1))
+
+    return compact_rows
+
+
+@functools.cache
+def _rows_kernel(bf16: bool):
+    load = _bf16_to_f32 if bf16 else _as_f32
+
+    @cuda.jit(device=True, inline=True)
+    def _store(out, bias, has_bias, r, c, n, acc):
+        if c < n:
+            if has_bias:
+                acc += load(bias[c])
+            if bf16:
+                out[r, c] = _f32_to_bf16(acc)
+            else:
+                out[r, c] = acc
+
+    @cuda.jit
+    def gather_rows(idx, val, cnt, wt, bias, has_bias, out):
+        """``out[r, cols] = bias + Σ_j val[r, j] · wt[idx[r, j], cols]`` for row
+        ``blockIdx.x`` and the ``GCOLS`` columns of ``blockIdx.y``.
+
+        The row's events are staged in shared memory ``GT`` at a time; each thread owns
+        ``GC`` columns ``GT`` apart and takes ``GE`` events per pass, so ``GE * GC``
+        independent weight loads are in flight before the first is used (the kernel is
+        bound by L2 latency, not bandwidth, at low activity). Columns past ``N`` are
+        clamped for the loads and not stored, so no load is predicated."""
+        r = cuda.blockIdx.x
+        t = cuda.threadIdx.x
+        n = out.shape[1]
+        cbase = cuda.blockIdx.y * GCOLS + t
+        c0 = min(cbase, n - 1)
+        c1 = min(cbase + GT, n - 1)
+        c2 = min(cbase + 2 * GT, n - 1)
+        c3 = min(cbase + 3 * GT, n - 1)
+        k_s = cuda.shared.array(GT, int32)
+        v_s = cuda.shared.array(GT, float32)
+        a0 = float32(0)
+        a1 = float32(0)
+        a2 = float32(0)
+        a3 = float32(0)
+        total = cnt[r]
+        for j0 in range(0, total, GT):
+            m = min(GT, total - j0)
+            if t < m:
+                k_s[t] = idx[r, j0 + t]
+                v_s[t] = val[r, j0 + t]
+            cuda.syncthreads()
+            j = 0
+            while j + GE <= m:
+                ka = k_s[j]
+                kb = k_s[j + 1]
+                kc = k_s[j + 2]
+                kd = k_s[j + 3]
+                wa0 = load(wt[ka, c0])
+                wa1 = load(wt[ka, c1])
+                wa2 = load(wt[ka, c2])
+                wa3 = load(wt[ka, c3])
+                wb0 = load(wt[kb, c0])
+                wb1 = load(wt[kb, c1])
+                wb2 = load(wt[kb, c2])
+                wb3 = load(wt[kb, c3])
+                wc0 = load(wt[kc, c0])
+                wc1 = load(wt[kc, c1])
+                wc2 = load(wt[kc, c2])
+                wc3 = load(wt[kc, c3])
+                wd0 = load(wt[kd, c0])
+                wd1 = load(wt[kd, c1])
+                wd2 = load(wt[kd, c2])
+                wd3 = load(wt[kd, c3])
+                va = v_s[j]
+                vb = v_s[j + 1]
+                vc = v_s[j + 2]
+                vd = v_s[j + 3]
+                a0 += (va * wa0 + vb * wb0) + (vc * wc0 + vd * wd0)
+                a1 += (va * wa1 + vb * wb1) + (vc * wc1 + vd * wd1)
+                a2 += (va * wa2 + vb * wb2) + (vc * wc2 + vd * wd2)
+                a3 += (va * wa3 + vb * wb3) + (vc * wc3 + vd * wd3)
+                j += GE
+            while j < m:
+                ka = k_s[j]
+                va = v_s[j]
+                a0 += va * load(wt[ka, c0])
+                a1 += va * load(wt[ka, c1])
+                a2 += va * load(wt[ka, c2])
+                a3 += va * load(wt[ka, c3])
+                j += 1
+            cuda.syncthreads()  # the next pass overwrites the staged events
+        _store(out, bias, has_bias, r, cbase, n, a0)
+        _store(out, bias, has_bias, r, cbase + GT, n, a1)
+        _store(out, bias, has_bias, r, cbase + 2 * GT, n, a2)
+        _store(out, bias, has_bias, r, cbase + 3 * GT, n, a3)
+
+    return gather_rows
+
+
 @functools.cache
 def _count_kernel(bf16: bool):
     load = _bf16_to_f32 if bf16 else _as_f32
@@ -266,14 +432,29 @@ def launch_count(x, tally, stream, bf16: bool = False) -> None:
     _launch.launch(_count_kernel(bf16), blocks, TPB, stream, flat, tally)
 
 
-def launch_gather(x, wt, bias, out, tally, stream, bf16: bool = False) -> None:
-    """Launch the gather: ``x [M, K]``, ``wt [K, N]`` (any strides), ``bias [N]`` or None,
-    ``out [M, N]``, ``tally [3]`` int64 (added to: events, ±1 events, rows with NaN/inf
-    counted per row tile). bf16 operands are passed as int16 views (``bf16=True``)."""
+def launch_gather(x, wt, bias, out, tally, stream, bf16: bool = False, lists=None) -> None:
+    """Launch the forward: ``x [M, K]``, ``wt [K, N]`` (any strides), ``bias [N]`` or
+    None, ``out [M, N]``, ``tally [3]`` int64 (added to: events, ±1 events, rows with
+    NaN/inf). bf16 operands are passed as int16 views (``bf16=True``).
+
+    ``lists``: ``(idx, val, cnt)`` scratch of shapes ``[M, K]`` int32, ``[M, K]`` float32
+    and ``[M]`` int32 (see :func:`wants_lists`); given, the two-kernel path runs
+    (compact each row, then gather), else the one-kernel row tile."""
     n_rows, n = out.shape
     if n_rows == 0 or n == 0:
         return
-    grid = ((n_rows + RT - 1) // RT, (n + TN - 1) // TN)
     has_bias = bias is not None
-    _launch.launch(_kernel(bf16), grid, TPB, stream, x, wt, bias if has_bias else out[0],
-                   has_bias, out, tally)  # fmt: skip
+    b = bias if has_bias else out[0]
+    if lists is not None:
+        idx, val, cnt = lists
+        _launch.launch(_compact_kernel(bf16), n_rows, TPB, stream, x, idx, val, cnt, tally)
+        _launch.launch(_rows_kernel(bf16), (n_rows, (n + GCOLS - 1) // GCOLS), GT, stream,
+                       idx, val, cnt, wt, b, has_bias, out)  # fmt: skip
+        return
+    grid = ((n_rows + RT - 1) // RT, (n + TN - 1) // TN)
+    _launch.launch(_kernel(bf16), grid, TPB, stream, x, wt, b, has_bias, out, tally)
+
+
+def wants_lists(n_rows: int) -> bool:
+    """Whether a call of ``n_rows`` rows should take the two-kernel path (event lists)."""
+    return n_rows >= SPLIT_ROWS

@@ -37,6 +37,14 @@ def events(n, w, h, seed=0):
     return nd.make_events(t, rng.integers(0, w, n), rng.integers(0, h, n), rng.integers(0, 2, n))
 
 
+def split_raw(path: Path, dtype: str) -> tuple[bytes, np.ndarray]:
+    """Header bytes and a writable copy of the data words of a Prophesee ``.raw`` file;
+    write it back with ``path.write_bytes(header + words.tobytes())``."""
+    raw = path.read_bytes()
+    head = raw.index(b"% end\n") + 6
+    return raw[:head], np.frombuffer(raw[head:], dtype).copy()
+
+
 def read_skip(path, **kw):
     with pytest.warns(CorruptDataWarning) as rec:
         ev = nd.read_events(path, errors="skip", **kw)
@@ -100,13 +108,11 @@ def test_truncated_files(tmp_path, writer, kw, suffix, cut, word):
 def test_evt2_corrupt_word_in_the_middle(tmp_path):
     ev = events(300, 64, 64, seed=1)
     path = Path(nd.write_evt2(tmp_path / "a.raw", ev, sensor_size=(64, 64)))
-    raw = bytearray(path.read_bytes())
-    header = raw.index(b"% end\n") + 6
-    words = np.frombuffer(bytes(raw[header:]), "<u4").copy()
+    header, words = split_raw(path, "<u4")
     cd = np.nonzero((words >> 28) <= 1)[0]
     victim = cd[len(cd) // 2]
     words[victim] = (0x3 << 28) | (words[victim] & 0xFFFFFFF)  # type 0x3 does not exist
-    path.write_bytes(bytes(raw[:header]) + words.tobytes())
+    path.write_bytes(header + words.tobytes())
     with pytest.raises(EventFileError, match=f"first at word {victim}"):
         nd.read_events(path)
     got, msg = read_skip(path)
@@ -117,11 +123,9 @@ def test_evt2_corrupt_word_in_the_middle(tmp_path):
 def test_evt3_corrupt_word_is_counted(tmp_path):
     ev = events(300, 64, 64, seed=2)
     path = Path(nd.write_evt3(tmp_path / "a.raw", ev, sensor_size=(64, 64)))
-    raw = path.read_bytes()
-    head = raw.index(b"% end\n") + 6
-    words = np.frombuffer(raw[head:], "<u2").copy()
+    header, words = split_raw(path, "<u2")
     words = np.insert(words, len(words) // 2, [0x9000, 0xB123])  # two words of no type
-    path.write_bytes(raw[:head] + words.tobytes())
+    path.write_bytes(header + words.tobytes())
     with pytest.raises(EventFileError, match="2 corrupt word"):
         nd.read_events(path)
     got, msg = read_skip(path)
@@ -291,13 +295,11 @@ def test_time_order_is_checked_the_same_when_streaming(tmp_path):
 
     ev = events(1000, 64, 64, seed=9)
     path = Path(nd.write_evt2(tmp_path / "a.raw", ev, sensor_size=(64, 64)))
-    raw = bytearray(path.read_bytes())
-    head = raw.index(b"% end\n") + 6
-    words = np.frombuffer(bytes(raw[head:]), "<u4").copy()
+    header, words = split_raw(path, "<u4")
     highs = np.nonzero((words >> 28) == 0x8)[0]
     victim = highs[len(highs) // 2]
     words[victim] = (0x8 << 28) | max(0, int(words[victim] & 0xFFFFFFF) - 5000)  # 0.3 s back
-    path.write_bytes(bytes(raw[:head]) + words.tobytes())
+    path.write_bytes(header + words.tobytes())
     with pytest.raises(TimestampOrderError, match="timestamps go backwards"):
         nd.read_events(path)
     with pytest.raises(TimestampOrderError):

@@ -4,19 +4,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_delta_linear import quantise  # the x̂ oracle (tests/ is on sys.path)
 
 from neurosparse.errors import ParameterError, ShapeError
 from neurosparse.layers.delta_conv2d import DeltaConv2d, DeltaConv2dState, footprint
 from neurosparse.ops.delta_encode import reference_encode
-
-
-def quantise(x, thr):
-    ref = torch.zeros_like(x[0])
-    out = []
-    for t in range(x.shape[0]):
-        ref = torch.where((x[t] - ref).abs() > thr, x[t], ref)
-        out.append(ref)
-    return torch.stack(out)
 
 
 def frames(shape, dtype=torch.float32, seed=0):

@@ -16,6 +16,7 @@ from neurosparse.ops.delta_encode import reference_encode
 
 
 def quantise(x, thr):
+    """``x̂``: each unit holds the last value it sent (the oracle of every delta layer)."""
     ref = torch.zeros_like(x[0])
     out = []
     for t in range(x.shape[0]):

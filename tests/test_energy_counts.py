@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _step_loop import StepLoop  # tests/, beside this
 from torch import nn
 
 from neurosparse._counters import OpCounter
@@ -98,20 +99,11 @@ def test_layouts_agree_on_counts():
     torch.manual_seed(3)
     fc = nn.Linear(6, 5)
     x = (torch.rand(4, 3, 6) < 0.4).float()  # T=4, B=3
-
-    class Loop(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = fc
-
-        def forward(self, s):
-            return torch.stack([self.fc(s[t]) for t in range(s.shape[0])])
-
     results = []
     with Meter(fc, layout="TB") as m:  # one call on [T, B, N]
         fc(x)
     results.append(_one(m))
-    loop = Loop()
+    loop = StepLoop(fc)
     with Meter(loop) as m:  # T calls on [B, N]
         loop(x)
     results.append(_one(m))
@@ -192,6 +184,55 @@ def test_recurrent_cell_counts():
     assert c.totals["synops"] == 2 * 3 + 2 * 3  # x nnz × H + h nnz × H
     assert c.totals["dense_macs"] == 3 * (4 + 3)
     assert c.totals["neuron_updates"] == 3
+
+
+def _norse_recurrent_weights(layer):
+    """Input weights with column fan-outs (2, 0, 2), recurrent weights (no autapses, as
+    Norse builds them) with column fan-outs (2, 2, 1)."""
+    with torch.no_grad():
+        layer.input_weights.copy_(torch.tensor([[1.0, 0, 2], [3, 0, 0], [0, 0, 1]]))
+        layer.recurrent_weights.copy_(torch.tensor([[0.0, 1, 1], [1, 0, 0], [1, 1, 0]]))
+    return layer
+
+
+def test_norse_recurrent_cell_hand_count():
+    norse = pytest.importorskip("norse.torch", reason="norse is in the [interop] extra")
+    from norse.torch.functional.lif import LIFState
+
+    cell = _norse_recurrent_weights(norse.LIFRecurrentCell(3, 3))
+    # previous spikes on units 0 and 2; their potentials 1.5 decay to 1.35 > v_th = 1
+    state = LIFState(z=torch.tensor([[1.0, 0, 1]]), v=torch.tensor([[1.5, 0, 1.5]]),
+                     i=torch.zeros(1, 3))
+    with Meter(cell, layout="B") as m:
+        z, _ = cell(torch.ones(1, 3), state)
+    c = _one(m)
+    assert z.tolist() == [[1.0, 0.0, 1.0]]
+    # input: all three inputs on, fan-outs 2 + 0 + 2; recurrent: z_prev (1, 0, 1) -> 2 + 1
+    assert c.totals["synops"] == 4 + 3 and c.totals["macs"] == 0
+    assert c.totals["dense_synops"] == 3 * (3 + 3)
+    assert c.totals["neuron_updates"] == 3 and c.totals["spikes"] == 2
+    assert c.totals["events_in"] == 3 and c.totals["inputs_in"] == 3
+    assert c.totals["weight_bytes_read"] == 7 * 4
+    assert c.totals["state_bytes_rw"] == 3 * 3 * 2 * 4  # units x (z, v, i) x read+write x fp32
+    assert c.totals["activation_bytes"] == (3 + 3) * 4
+
+
+def test_norse_recurrent_sequence_counts_previous_spikes():
+    """LIFRecurrent over [T, B, N]: step t's recurrent work is the spikes of step t - 1
+    (none before the first step) times their fan-outs."""
+    norse = pytest.importorskip("norse.torch", reason="norse is in the [interop] extra")
+    layer = _norse_recurrent_weights(norse.LIFRecurrent(3, 3))
+    with torch.no_grad():
+        layer.input_weights.mul_(4)  # currents that make some units spike
+    x = (torch.rand(6, 2, 3, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    with Meter(layer, layout="TB") as m:
+        z, _ = layer(x)
+    fan_in, fan_rec = torch.tensor([2.0, 0, 2]), torch.tensor([2.0, 2, 1])
+    expected = float((x @ fan_in).sum() + (z[:-1] @ fan_rec).sum())
+    c = _one(m)
+    assert 0 < z.sum() < z.numel()
+    assert c.totals["synops"] == expected
+    assert c.totals["spikes"] == z.sum() and c.totals["neuron_updates"] == 6 * 2 * 3
 
 
 def test_single_layer_rnn_matches_cell_loop():

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_event_linear import assert_f32_close, spikes  # tests/ is on sys.path (pytest)
+from test_event_linear import _compare as compare_with_dense  # tests/ is on sys.path
+from test_event_linear import assert_f32_close, spikes
 from torch import nn
 
 from neurosparse.kernels import event_conv2d as kc
@@ -34,19 +35,7 @@ def kernels(request, monkeypatch):
 
 
 def _compare(layer: EventConv2d, x: torch.Tensor) -> None:
-    ref = layer.to_dense()
-    xa = x.clone().requires_grad_()
-    xb = x.clone().requires_grad_()
-    y = layer(xa)
-    y_ref = ref(xb.flatten(0, 1)).unflatten(0, x.shape[:2]) if x.dim() == 5 else ref(xb)
-    assert_f32_close(y, y_ref)
-    g = torch.randn_like(y_ref)
-    params = [p for p in (layer.weight, layer.bias) if p is not None]
-    params_ref = [p for p in (ref.weight, ref.bias) if p is not None]
-    grads = torch.autograd.grad(y, [xa, *params], g)
-    grads_ref = torch.autograd.grad(y_ref, [xb, *params_ref], g)
-    for got, want in zip(grads, grads_ref):
-        assert_f32_close(got, want)
+    compare_with_dense(layer, x, per_step=x.dim() == 5)
 
 
 @pytest.mark.parametrize("geom", GEOMETRIES, ids=str)

@@ -41,12 +41,15 @@ def kernels(request, monkeypatch):
     return request.param
 
 
-def _compare(layer: EventLinear, x: torch.Tensor) -> None:
+def _compare(layer: torch.nn.Module, x: torch.Tensor, per_step: bool = False) -> None:
+    """``layer`` (an event Linear or Conv2d) against its ``to_dense()`` twin: output and
+    the gradients of input, weight and bias. ``per_step``: ``x`` is ``[T, B, ...]`` and
+    the dense layer takes ``[B, ...]`` (nn.Conv2d), so it runs on the flattened steps."""
     ref = layer.to_dense()
     xa = x.clone().requires_grad_()
     xb = x.clone().requires_grad_()
     y = layer(xa)
-    y_ref = ref(xb)
+    y_ref = ref(xb.flatten(0, 1)).unflatten(0, x.shape[:2]) if per_step else ref(xb)
     assert_f32_close(y, y_ref)
     g = torch.randn_like(y_ref)
     params = [p for p in (layer.weight, layer.bias) if p is not None]
@@ -215,7 +218,7 @@ def test_reference_and_kernel_share_the_index_contract():
     assert scan.nnz == int((x != 0).sum()) and scan.unit == 0
     idx_k = ops.index_linear(x, scan)
     idx_t = ops.index_linear(x, ops.LinearScan(4, 25, scan.nnz, 0, "torch"))
-    assert_f32_close(ops._forward(idx_k, w, None), ops.reference_forward(idx_t, w, None))
+    assert_f32_close(ops._forward(x, w, None, idx_k), ops.reference_forward(idx_t, w, None))
 
 
 @pytest.mark.parametrize("n_out", [300, 4100])

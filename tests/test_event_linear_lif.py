@@ -12,18 +12,23 @@ from neurosparse.kernels import event_linear_lif as kel
 from neurosparse.layers.event_linear_lif import event_linear_lif
 
 
-@pytest.fixture
-def kernel_calls(monkeypatch):
-    """Counts calls of the CPU fused kernel."""
+def count_calls(monkeypatch, owner, name: str) -> list:
+    """Wraps ``owner.name`` so that each call appends 1 to the returned list."""
     calls = []
-    real = kel.gather_lif
+    real = getattr(owner, name)
 
     def counting(*args):
         calls.append(1)
         return real(*args)
 
-    monkeypatch.setattr(kel, "gather_lif", counting)
+    monkeypatch.setattr(owner, name, counting)
     return calls
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Counts calls of the CPU fused kernel."""
+    return count_calls(monkeypatch, kel, "gather_lif")
 
 
 def spikes(shape, rate, seed, graded=False):
@@ -198,14 +203,7 @@ def test_errors_match_unfused():
 
 
 def test_sequential_fuses_under_no_grad(monkeypatch, kernel_calls):
-    fused_calls = []
-    real = seq_mod.event_linear_lif
-
-    def counting(*args):
-        fused_calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(seq_mod, "event_linear_lif", counting)
+    fused_calls = count_calls(monkeypatch, seq_mod, "event_linear_lif")
     torch.manual_seed(0)
     net = ns.Sequential(layer(40, 60, seed=1), ns.LIF(beta=0.9, threshold=0.5),
                         layer(60, 25, seed=2), ns.ALIF(threshold=0.3))  # fmt: skip

@@ -9,8 +9,10 @@ gives the same bits as numba-cuda's own launch.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,9 @@ import torch
 import neurosparse as ns
 from neurosparse.errors import DeviceError, KernelUnavailableError
 from neurosparse.neurons import surrogate as sg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _timing import cuda_ms  # noqa: E402  (the benchmarks' CUDA-event timer, ms per call)
 
 # NEUROSPARSE_TEST_DEVICE=cpu runs the same comparisons on the CPU kernels (a dry run of
 # this file's logic where there is no GPU)
@@ -330,17 +335,6 @@ def test_weight_data_writes_are_seen_on_the_gpu():
 
 
 # -- mode="auto" is never slower than the best dense path --------------------------------
-def _per_call_us(fn, n=30):
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    a.record()
-    for _ in range(n):
-        fn()
-    b.record()
-    torch.cuda.synchronize()
-    return a.elapsed_time(b) * 1e3 / n
-
-
 def _paired_best_us(f, g, rounds=9):
     """Best of ``rounds`` for ``f`` and ``g``, timed alternately. Eager calls here are
     host-bound and the host's time per call wanders by 20-50 % between batches of calls
@@ -351,8 +345,8 @@ def _paired_best_us(f, g, rounds=9):
         g()
     tf, tg = [], []
     for _ in range(rounds):
-        tf.append(_per_call_us(f))
-        tg.append(_per_call_us(g))
+        tf.append(cuda_ms(f, 30) * 1e3)
+        tg.append(cuda_ms(g, 30) * 1e3)
     return min(tf), min(tg)
 
 

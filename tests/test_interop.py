@@ -99,12 +99,13 @@ def test_snntorch_tutorial5_mlp_converts_exactly():
     assert torch.equal(out, ref_spk)
 
 
-def _step_norse(net, x):
+def _step_norse(net, x, with_state=False):
+    """Step a net called as ``net(x_t, state) -> (z, state)`` over ``x [T, ...]``."""
     state, out = None, []
     for t in range(x.shape[0]):
         z, state = net(x[t], state)
         out.append(z)
-    return torch.stack(out)
+    return (torch.stack(out), state) if with_state else torch.stack(out)
 
 
 def test_norse_conv_converts_exactly():
@@ -185,11 +186,7 @@ def test_norse_sequential_converts_exactly():
     net = norse.SequentialState(nn.Linear(20, 30), norse.LIFCell(), nn.Linear(30, 5),
                                 norse.LIFCell(norse.LIFParameters(v_th=torch.tensor(0.3))))
     x = torch.rand(T, B, 20) * 8
-    state, out = None, []
-    for t in range(T):
-        z, state = net(x[t], state)
-        out.append(z)
-    ref = torch.stack(out)
+    ref, state = _step_norse(net, x, with_state=True)
     ours = from_norse(net)
     got, states = ours(x)
     assert ref.sum() > 20
@@ -281,11 +278,7 @@ def test_foreign_nir_graph_runs_like_snntorch_imports_it():
     graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
     peer = import_from_nir(graph)
     x = torch.rand(T, B, 12) * 2
-    state, out = None, []
-    for t in range(T):
-        z, state = peer(x[t], state)
-        out.append(z)
-    ref = torch.stack(out)
+    ref = _step_norse(peer, x)  # snnTorch's NIR import steps as Norse does: (z, state)
     got, _ = from_nir(graph, dt=dt)(x)
     assert ref.sum() > 20
     assert torch.equal(got, ref)

@@ -34,6 +34,17 @@ def _pick(n, a, mark, out):
 
 
 @numba.njit(cache=False)
+def _overlap_of_random_pattern(n, a, syn, mark, buf):
+    # a fresh random pattern of a bits: how many of them carry a synapse (marks cleared)
+    _pick(n, a, mark, buf)
+    c = 0
+    for i in range(a):
+        c += syn[buf[i]]
+        mark[buf[i]] = False
+    return c
+
+
+@numba.njit(cache=False)
 def _mc_false_match(n, a, s, theta, draws, seed):
     np.random.seed(seed)
     mark = np.zeros(n, np.bool_)
@@ -42,12 +53,7 @@ def _mc_false_match(n, a, s, theta, draws, seed):
     _pick(n, s, syn, buf)  # the segment: s synapses on random bits
     hits = 0
     for _ in range(draws):
-        _pick(n, a, mark, buf)
-        c = 0
-        for i in range(a):
-            c += syn[buf[i]]
-            mark[buf[i]] = False
-        hits += c >= theta
+        hits += _overlap_of_random_pattern(n, a, syn, mark, buf) >= theta
     return hits
 
 
@@ -97,12 +103,7 @@ def _mc_union(n, a, s, theta, m, draws, seed):
             for i in range(s):
                 sub[i] = pat[idx[i]]
                 syn[sub[i]] = True
-        _pick(n, a, mark, pat)
-        c = 0
-        for i in range(a):
-            c += syn[pat[i]]
-            mark[pat[i]] = False
-        hits += c >= theta
+        hits += _overlap_of_random_pattern(n, a, syn, mark, pat) >= theta
     return hits
 
 

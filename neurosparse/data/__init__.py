@@ -2,81 +2,24 @@
 
 Readers return :class:`EventArray`, a Tonic-compatible structured array (fields t, x, y,
 p) that also carries ``sensor_size`` and ``meta``.
+
+Each submodule's ``__all__`` is its public API; this package re-exports all of them (the
+names live in one list, the submodule's); of the private ``_source`` only
+:data:`MAX_SIDE`.
 """
 
 from __future__ import annotations
 
-from ._source import MAX_SIDE
-from .collate import pack_time, pad_time
-from .datasets import (
-    CIFAR10DVS,
-    NMNIST,
-    POKERDVS,
-    SHD,
-    CachedDataset,
-    DVSGesture,
-    EventFolder,
-    NCaltech101,
-    TonicDataset,
-)
-from .events import EVENT_DTYPE, EventArray, make_events
-from .io import FORMATS, detect_format, iter_events, open_events, read_events
-from .samples import load_sample
-from .synthetic import SyntheticDVS
-from .transforms import (
-    Crop,
-    Denoise,
-    Downsample,
-    TimeWindow,
-    ToFrame,
-    ToSpikeTensor,
-    ToTimeSurface,
-    ToVoxelGrid,
-)
-from .writers import (
-    write_aedat2,
-    write_aedat3,
-    write_evt2,
-    write_evt3,
-    write_hdf5,
-    write_nmnist,
-)
+from . import _source, collate, datasets, events, io, samples, synthetic, transforms, writers
+from ._source import *  # noqa: F403
+from .collate import *  # noqa: F403
+from .datasets import *  # noqa: F403
+from .events import *  # noqa: F403
+from .io import *  # noqa: F403
+from .samples import *  # noqa: F403
+from .synthetic import *  # noqa: F403
+from .transforms import *  # noqa: F403
+from .writers import *  # noqa: F403
 
-__all__ = [
-    "load_sample",
-    "SyntheticDVS",
-    "EVENT_DTYPE",
-    "EventArray",
-    "make_events",
-    "FORMATS",
-    "MAX_SIDE",
-    "detect_format",
-    "open_events",
-    "read_events",
-    "iter_events",
-    "write_nmnist",
-    "write_aedat2",
-    "write_aedat3",
-    "write_evt2",
-    "write_evt3",
-    "write_hdf5",
-    "ToSpikeTensor",
-    "ToFrame",
-    "ToVoxelGrid",
-    "ToTimeSurface",
-    "Denoise",
-    "Downsample",
-    "Crop",
-    "TimeWindow",
-    "pad_time",
-    "pack_time",
-    "EventFolder",
-    "NMNIST",
-    "NCaltech101",
-    "TonicDataset",
-    "DVSGesture",
-    "SHD",
-    "CIFAR10DVS",
-    "POKERDVS",
-    "CachedDataset",
-]
+_SUBMODULES = (_source, collate, datasets, events, io, samples, synthetic, transforms, writers)
+__all__ = sorted(set().union(*(m.__all__ for m in _SUBMODULES)))

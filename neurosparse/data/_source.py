@@ -193,3 +193,6 @@ def opts_left(opts: dict[str, Any], fmt: str) -> None:
 
     if opts:
         raise ParameterError(f"format {fmt!r} takes no option(s) {sorted(opts)}")
+
+
+__all__ = ["MAX_SIDE"]  # what neurosparse.data re-exports; the rest serves the readers

@@ -104,3 +104,6 @@ def sensor_size_of(events: Any, sensor_size: tuple[int, ...] | None) -> tuple[in
         return (int(arr["x"].max()) + 1, int(arr["y"].max()) + 1, 2)
     s = tuple(int(v) for v in sensor_size)
     return s if len(s) == 3 else (s[0], s[1], 2)
+
+
+__all__ = ["EVENT_DTYPE", "EventArray", "make_events"]

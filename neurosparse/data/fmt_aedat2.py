@@ -46,7 +46,8 @@ class AEDAT2Source(WordSource):
     def decode(self, buf: np.ndarray, word0: int) -> np.ndarray:
         out = alloc(buf.shape[0] // 8)
         w, h = self.width_height
-        k = decode_aedat2(buf, word0, self.layout, self.state, w, h, out, self.report.stat)
+        words = buf.view("<u4")  # big-endian on disk: the kernel swaps the bytes
+        k = decode_aedat2(words, word0, self.layout, self.state, w, h, out, self.report.stat)
         return out[:k]
 
     def read(self) -> np.ndarray:

@@ -68,34 +68,31 @@ def raw_version(keys: dict[str, str]) -> str | None:
     return evt or fmt
 
 
-class DATSource(WordSource):
-    fmt = "dat"
-    word_size = 8
-    ordered = True  # N-CARS / Gen1 DAT files are in time order
+class WrapWordSource(WordSource):
+    """DAT and EVT 2.0: a uint32-word kernel whose state is a wrapping time counter."""
+
+    ordered = True  # both are written in time order: events going backwards are corrupt
 
     def reset(self) -> None:
         self.state = new_wrap_state()
 
     def decode(self, buf, word0):
-        out = alloc(buf.shape[0] // 8)
+        out = alloc(buf.shape[0] // self.word_size)  # at most one event per word
         w, h = self.width_height
-        k = decode_dat(buf.view("<u4"), word0, self.state, w, h, out, self.report.stat)
+        k = self.kernel(buf.view("<u4"), word0, self.state, w, h, out, self.report.stat)
         return out[:k]
 
 
-class EVT2Source(WordSource):
+class DATSource(WrapWordSource):
+    fmt = "dat"
+    word_size = 8  # (t, w) uint32 pairs
+    kernel = staticmethod(decode_dat)
+
+
+class EVT2Source(WrapWordSource):
     fmt = "evt2"
     word_size = 4
-    ordered = True  # CD events follow the TIME_HIGH base; the real sample never steps back
-
-    def reset(self) -> None:
-        self.state = new_wrap_state()
-
-    def decode(self, buf, word0):
-        out = alloc(buf.shape[0] // 4)
-        w, h = self.width_height
-        k = decode_evt2(buf.view("<u4"), word0, self.state, w, h, out, self.report.stat)
-        return out[:k]
+    kernel = staticmethod(decode_evt2)
 
 
 class EVT3Source(WordSource):

@@ -227,3 +227,6 @@ def _iterate(src: Source, chunk_events: int) -> Iterator[EventArray]:
                     yield EventArray(block, src.sensor_size, src.meta)
     finally:  # also when the caller stops early: what was dropped so far is reported
         src.report.finish()
+
+
+__all__ = ["FORMATS", "detect_format", "open_events", "read_events", "iter_events"]

@@ -47,3 +47,6 @@ def load_sample(name: str) -> torch.Tensor:
     raise ParameterError(
         f"unknown sample {name!r}: use 'synthetic-dvs[:B]' or 'nmnist:ROOT[:B]'"
     )
+
+
+__all__ = ["load_sample"]

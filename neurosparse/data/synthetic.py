@@ -172,3 +172,6 @@ def _render_bar(
     ev["y"] = np.concatenate(chunks_y)[order]
     ev["p"] = np.concatenate(chunks_p)[order]
     return EventArray(ev, sensor_size, {"format": "synthetic", "label": label})
+
+
+__all__ = ["SyntheticDVS"]

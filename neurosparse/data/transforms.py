@@ -365,5 +365,4 @@ __all__ = [
     "Downsample",
     "Crop",
     "TimeWindow",
-    "spikes_reference",
-]
+]  # spikes_reference, ToSpikeTensor's plain-NumPy oracle, is imported from here by name

@@ -18,6 +18,7 @@ the counting runs once per sequence, on all its steps stacked, with one pass of
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -370,14 +371,8 @@ class Meter:
         if self._depth > 0 or self.layout == "auto":
             return None
         ctx = self._ctx
-        with tt.shared_work():
-            for label, calls in self._pending.items():
-                rec = self._records[label]
-                rec.calls += len(calls)
-                if label in self._exact_modules:
-                    self._finish_exact(rec, calls, ctx)
-                else:
-                    self._finish_hooked(label, rec, calls, ctx)
+        self._count_calls(self._pending, partial(self._finish_exact, ctx=ctx),
+                          partial(self._finish_hooked, ctx=ctx))
         if ctx.layout == "B":
             self._step += 1
             self._seq_batch = ctx.B
@@ -388,6 +383,18 @@ class Meter:
         self._pending = {}
         self._ctx = None
         return None
+
+    def _count_calls(self, calls_by_label: dict, exact: Callable, hooked: Callable) -> None:
+        """Add each layer's buffered calls to its record: ``exact(rec, calls)`` for the
+        self-counting layers, ``hooked(label, rec, calls)`` for the hooked ones."""
+        with tt.shared_work():
+            for label, calls in calls_by_label.items():
+                rec = self._records[label]
+                rec.calls += len(calls)
+                if label in self._exact_modules:
+                    exact(rec, calls)
+                else:
+                    hooked(label, rec, calls)
 
     # Hooks only keep references to their tensors; counting happens once per model call,
     # on all time steps of a layer at once, which keeps the per-step cost of a Python loop
@@ -531,14 +538,8 @@ class Meter:
         B = self._batch_override or B
         for s in self._scratch.values():
             s.pop("prev", None)
-        with tt.shared_work():
-            for label, calls in seq.calls.items():
-                rec = self._records[label]
-                rec.calls += len(calls)
-                if label in self._exact_modules:
-                    self._close_exact(rec, calls, T)
-                else:
-                    self._close_hooked(label, rec, calls, T, B)
+        self._count_calls(seq.calls, partial(self._close_exact, T=T),
+                          partial(self._close_hooked, T=T, B=B))
         self._samples += B
         self._steps = max(self._steps, T)
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from . import _tensors as tt
 from .fanout import module_linear_fanout
+from .recurrent import recurrent_counts
 from .synaptic import params_bytes
 
 ACTIVATION_TYPES = (
@@ -143,18 +144,5 @@ def _count_norse_recurrent(module, x, args, output, spikes, ctx, rec):
     rec.params_bytes = params_bytes(module, recurse=False)
     rec.units = max(rec.units, H)
     n_in = module.input_size
-    elem = x.element_size()
-    dense = H * (n_in + H)
-    return {
-        "synops" if tt.is_ternary(x) else "macs": eff,
-        "dense_macs": tt.full_lead(x, 1, dense),
-        "dense_synops": tt.full_lead(x, 1, dense),
-        "neuron_updates": tt.full_lead(x, 1, H),
-        "spikes": tt.nonzero_lead(spikes, 1),
-        "events_in": tt.nonzero_lead(x, 1),
-        "inputs_in": tt.full_lead(x, 1, n_in),
-        "weight_bytes_read": eff * module.input_weights.element_size(),
-        "state_bytes_rw": tt.full_lead(x, 1, H * rec.state_vars * 2 * elem),
-        "dense_weight_bytes_read": tt.full_lead(x, 1, rec.params_bytes),
-        "activation_bytes": tt.full_lead(x, 1, (n_in + H) * elem),
-    }
+    return recurrent_counts(x, eff, H * (n_in + H), H, n_in, tt.nonzero_lead(spikes, 1),
+                            module.input_weights, rec, n_in + H)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from . import _tensors as tt
+from .counts import LayerCounts
 from .fanout import module_linear_fanout
 from .synaptic import delta_counts, params_bytes
 
@@ -22,6 +23,48 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
 def _dense_fan_sum(module: nn.Module, weight: torch.Tensor) -> float:
     fan, _ = module_linear_fanout(module, weight)
     return float(fan.sum())
+
+
+def recurrent_counts(x: torch.Tensor, eff: tt.Lead, dense: float, units: int, n_in: int,
+                     spikes: tt.Lead, weight: torch.Tensor, rec: LayerCounts,
+                     activation_width: int) -> dict[str, tt.Lead]:
+    """The counts every recurrent layer reports, per leading element of ``x [..., n_in]``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        The layer's input; ternary inputs make its work synaptic operations (ACs).
+    eff : Lead
+        Effective input-to-hidden plus hidden-to-hidden operations.
+    dense : float
+        Operations per step of the dense layer (every input and hidden unit non-zero).
+    units : int
+        Hidden units updated per step (one neuron update each).
+    n_in : int
+        Input features per step.
+    spikes : Lead
+        Non-zero outputs.
+    weight : torch.Tensor
+        A weight of the layer: its element size prices one effective operation's read.
+    rec : LayerCounts
+        The layer's record, its ``state_vars`` and ``params_bytes`` already set.
+    activation_width : int
+        Values read or written per step outside the weights (input, hidden states).
+    """
+    elem = x.element_size()
+    return {
+        "synops" if tt.is_ternary(x) else "macs": eff,
+        "dense_macs": tt.full_lead(x, 1, dense),
+        "dense_synops": tt.full_lead(x, 1, dense),
+        "neuron_updates": tt.full_lead(x, 1, units),
+        "spikes": spikes,
+        "events_in": tt.nonzero_lead(x, 1),
+        "inputs_in": tt.full_lead(x, 1, n_in),
+        "weight_bytes_read": eff * weight.element_size(),
+        "state_bytes_rw": tt.full_lead(x, 1, units * rec.state_vars * 2 * elem),
+        "dense_weight_bytes_read": tt.full_lead(x, 1, rec.params_bytes),
+        "activation_bytes": tt.full_lead(x, 1, activation_width * elem),
+    }
 
 
 def count_rnn_cell(module: nn.RNNCellBase, args, out, ctx, rec, scratch):
@@ -40,21 +83,11 @@ def count_rnn_cell(module: nn.RNNCellBase, args, out, ctx, rec, scratch):
     rec.state_vars = 2 if is_lstm else 1
     rec.units = max(rec.units, H)
     G = module.weight_ih.shape[0] // H
-    dense = G * H * (module.input_size + H)
-    elem = x.element_size()
+    n_in = module.input_size
     return {
-        "synops" if tt.is_ternary(x) else "macs": eff,
-        "dense_macs": tt.full_lead(x, 1, dense),
-        "dense_synops": tt.full_lead(x, 1, dense),
-        "neuron_updates": tt.full_lead(x, 1, H),
-        "spikes": tt.nonzero_lead(h_out, 1),
-        "events_in": tt.nonzero_lead(x, 1),
-        "inputs_in": tt.full_lead(x, 1, module.input_size),
-        "weight_bytes_read": eff * module.weight_ih.element_size(),
-        "state_bytes_rw": tt.full_lead(x, 1, H * rec.state_vars * 2 * elem),
-        "dense_weight_bytes_read": tt.full_lead(x, 1, rec.params_bytes),
-        "activation_bytes": tt.full_lead(x, 1, (module.input_size + 2 * H) * elem),
-        **delta_counts(x, 1, ctx, scratch, module.input_size),
+        **recurrent_counts(x, eff, G * H * (n_in + H), H, n_in, tt.nonzero_lead(h_out, 1),
+                           module.weight_ih, rec, n_in + 2 * H),
+        **delta_counts(x, 1, ctx, scratch, n_in),
     }
 
 
@@ -97,21 +130,11 @@ def count_rnn(module: nn.RNNBase, args, out, ctx, rec, scratch):
     rec.params_bytes = params_bytes(module)
     rec.state_vars = 2 if module.mode == "LSTM" else 1
     rec.units = max(rec.units, L * D * H)
-    elem = x.element_size()
     n_in = module.input_size
     spikes = tt.nonzero_lead(y, 1) + (L - 1) * D * H_out
     return {
-        "synops" if tt.is_ternary(x) else "macs": eff,
-        "dense_macs": tt.full_lead(x, 1, dense),
-        "dense_synops": tt.full_lead(x, 1, dense),
-        "neuron_updates": tt.full_lead(x, 1, L * D * H),
-        "spikes": spikes,
-        "events_in": tt.nonzero_lead(x, 1),
-        "inputs_in": tt.full_lead(x, 1, n_in),
-        "weight_bytes_read": eff * module.weight_ih_l0.element_size(),
-        "state_bytes_rw": tt.full_lead(x, 1, L * D * H * rec.state_vars * 2 * elem),
-        "dense_weight_bytes_read": tt.full_lead(x, 1, rec.params_bytes),
-        "activation_bytes": tt.full_lead(x, 1, (n_in + D * H_out) * elem),
+        **recurrent_counts(x, eff, dense, L * D * H, n_in, spikes, module.weight_ih_l0, rec,
+                           n_in + D * H_out),
         **delta_counts(x, 1, ctx, scratch, n_in),
     }
 
@@ -129,4 +152,4 @@ def _hidden_ops(module, w_hh, y, hx, time_major: bool) -> tt.Lead:
     return tt.fanout_dot(prev, fan, uni, 1)
 
 
-__all__ = ["count_rnn", "count_rnn_cell"]
+__all__ = ["count_rnn", "count_rnn_cell", "recurrent_counts"]

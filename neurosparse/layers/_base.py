@@ -1,21 +1,40 @@
-"""Bases of the layers that stand in for ``nn.Linear`` and ``nn.Conv2d``.
+"""Bases of the event and delta layers: what a new layer does not have to write again.
 
 Event and delta layers differ in how they compute, not in what they hold: sizes,
-``weight``/``bias`` parameters in torch's layout and initialisation, a ``mode``, and
-conversions from and to the torch layer. :class:`LinearTwin` and :class:`Conv2dTwin`
-hold those once, so a new layer is its ``forward`` plus a constructor that calls
-``_setup`` and adds what is its own (a threshold, ...).
+parameters in torch's layout and initialisation, a ``mode``, conversions from and to the
+torch layer, and one constructor. The constructor's parameters are declared once, in two
+parts: the *geometry's* (:class:`LinearTwin`: ``in_features, out_features, bias``;
+:class:`Conv2dTwin`: ``nn.Conv2d``'s; the recurrent cells': ``input_size, hidden_size,
+bias``) and the *kind's* (:class:`EventTwin`: ``mode, device, dtype``; :class:`DeltaTwin`:
+the delta thresholds before those). ``inspect.signature`` and ``help()`` show the joined
+signature, so ``DeltaLinear(8, 4, True, 0.1)`` binds as it always did.
+
+A new layer is then a class with a docstring, its kind and geometry as bases, and its
+computation: ``_events`` (event layers) or ``_run`` (delta layers).
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
-from .._checks import check_choice
+from .._checks import check_choice, check_float_tensor, check_rank, unwrap
+from .._counters import OpCounter
+from .._state import StepState
 from ..errors import ParameterError
 from ._init import init_like_torch
+from .delta_encoder import DeltaModule, init_threshold
 from .dispatch import MODES
+
+_P = inspect.Parameter
+
+
+def params(*spec: tuple) -> tuple[inspect.Parameter, ...]:
+    """Constructor parameters from ``(name, annotation[, default])`` tuples, in order."""
+    return tuple(_P(s[0], _P.POSITIONAL_OR_KEYWORD, annotation=s[1],
+                    default=s[2] if len(s) > 2 else _P.empty) for s in spec)  # fmt: skip
 
 
 def positive_int(name: str, v: object) -> int:
@@ -35,16 +54,52 @@ def pair(name: str, v: object, lo: int) -> tuple[int, int]:
     return int(t[0]), int(t[1])
 
 
+class _ClassSignature:
+    """``inspect.signature`` of a layer class: its geometry's parameters, then its kind's.
+
+    Read on the class only: an instance's call is ``forward``, not the constructor.
+    """
+
+    def __get__(self, obj, cls) -> inspect.Signature:
+        if obj is not None:
+            raise AttributeError("__signature__")
+        return inspect.Signature(cls._size_params + cls._option_params)
+
+
 class _Twin(nn.Module):
     weight: nn.Parameter
     bias: nn.Parameter | None
+    # the constructor: the geometry's parameters (set by LinearTwin, Conv2dTwin, ...), then
+    # the kind's (EventTwin, DeltaTwin); _make_parameters and _init_options receive them
+    _size_params: tuple[inspect.Parameter, ...] = ()
+    _option_params = params(("mode", "str", "auto"),
+                            ("device", "torch.device | str | None", None),
+                            ("dtype", "torch.dtype | None", None))  # fmt: skip
+    __signature__ = _ClassSignature()
     # A 2-D weight kept in-major in memory (a transposed view with the torch layer's
     # shape): the event kernels then read Wᵀ rows in place, with no packed copy that a
     # write through ``weight.data`` could leave stale.
     _weight_in_major = False
 
-    def _parameters_like_torch(self, shape, n_out: int, bias: bool, mode: str, kw) -> None:
-        self.mode = check_choice("mode", mode, MODES)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__()
+        bound = type(self).__signature__.bind(*args, **kwargs)  # TypeError as any call
+        bound.apply_defaults()
+        a = bound.arguments
+        self.mode = check_choice("mode", a.pop("mode"), MODES)
+        kw = {"device": a.pop("device"), "dtype": a.pop("dtype")}
+        self.last_path: str | None = None
+        self._make_parameters(kw, **{p.name: a.pop(p.name) for p in self._size_params})
+        self.reset_parameters()
+        self._init_options(kw, **a)
+
+    def _make_parameters(self, kw: dict, **sizes) -> None:
+        raise NotImplementedError
+
+    def _init_options(self, kw: dict, **options) -> None:
+        """What the kind adds after the parameters (``kw``: device and dtype)."""
+
+    def _new_parameters(self, shape, n_out: int, bias: bool, kw: dict) -> None:
         if self._weight_in_major and len(shape) == 2:
             self.weight = nn.Parameter(torch.empty(shape[::-1], **kw).t())
         else:
@@ -53,8 +108,6 @@ class _Twin(nn.Module):
             self.bias = nn.Parameter(torch.empty(n_out, **kw))
         else:
             self.register_parameter("bias", None)
-        self.last_path: str | None = None
-        self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """The torch layer's initialisation (Kaiming-uniform weight, uniform bias)."""
@@ -67,15 +120,84 @@ class _Twin(nn.Module):
                 self.bias.copy_(dense.bias)
         return self
 
+    def _options_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+    def extra_repr(self) -> str:
+        return f"{self._sizes_repr()}, {self._options_repr()}"
+
+
+class EventTwin(OpCounter, _Twin):
+    """Base of the event layers: ``forward`` is the layer's ``_events(x)``, which returns
+    the output and the path it took (kept in ``last_path``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, self.last_path = self._events(x)
+        return y
+
+
+def threshold_repr(th: torch.Tensor) -> str:
+    return f"{float(th):g}" if th.dim() == 0 else f"[{th.numel()}]"
+
+
+class DeltaTwin(OpCounter, DeltaModule, StepState, _Twin):
+    """Base of the delta layers: thresholds, sequence and step modes.
+
+    A subclass sets ``_in_units`` (the attribute holding the number of input channels,
+    one threshold each when ``per_channel``), ``_step_layout`` (one step's input axes)
+    and implements ``_run(x [T, B, ...], state) -> (out [T, B, ...], new state)``.
+    """
+
+    _option_params = (*params(("threshold", "float | torch.Tensor", 0.0),
+                              ("per_channel", "bool", False),
+                              ("learn_threshold", "bool", False),
+                              ("grad_width", "float | None", None)),
+                      *_Twin._option_params)  # fmt: skip
+    _in_units: str
+    _step_layout: str
+
+    def _init_options(self, kw, threshold, per_channel, learn_threshold, grad_width) -> None:
+        init_threshold(self, threshold, getattr(self, self._in_units), per_channel,
+                       learn_threshold, grad_width, **kw)  # fmt: skip
+        self.state = None
+
+    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        """Sequence mode ``[T, B, ...]``, from rest unless ``state`` is passed; the output
+        (``(out, state)`` with ``return_state=True``)."""
+        z, new = self._run(x, state)
+        return (z, new) if return_state else z
+
+    def step(self, x: torch.Tensor, state=None, return_state: bool = False):
+        """One step ``[B, ...]`` (``(out, state)`` with ``return_state=True``).
+
+        Without ``state`` it continues from the state kept by the previous step and keeps
+        the new one (:meth:`reset` forgets it); an explicit ``state`` leaves it alone.
+        """
+        x = check_float_tensor("step input", unwrap(x))
+        check_rank("step input", x, (self._step_layout.count(",") + 1,),
+                   f"{self._step_layout}, one time step")  # fmt: skip
+        z, new = self._step(lambda s: self._run(x[None], s), state)
+        return (z[0], new) if return_state else z[0]
+
+    def _options_repr(self) -> str:
+        return f"threshold={threshold_repr(self.threshold)}, mode={self.mode!r}"
+
 
 class LinearTwin(_Twin):
-    """``in_features``, ``out_features``, ``weight [out, in]``, ``bias [out]``, ``mode``."""
+    """Geometry of ``nn.Linear``: ``in_features``, ``out_features``, ``weight [out, in]``,
+    ``bias [out]``."""
 
-    def _setup(self, in_features, out_features, bias, mode, device, dtype) -> None:
+    _size_params = params(("in_features", "int"), ("out_features", "int"), ("bias", "bool", True))
+    _in_units = "in_features"
+
+    def _make_parameters(self, kw, in_features, out_features, bias) -> None:
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
-        self._parameters_like_torch((out_features, in_features), out_features, bias, mode,
-                                    {"device": device, "dtype": dtype})  # fmt: skip
+        self._new_parameters((out_features, in_features), out_features, bias, kw)
+
+    def _sizes_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")  # fmt: skip
 
     @classmethod
     def from_dense(cls, linear: nn.Linear, *args, **kw):
@@ -100,10 +222,17 @@ class LinearTwin(_Twin):
 
 
 class Conv2dTwin(_Twin):
-    """``nn.Conv2d``'s sizes (dilation 1, zero padding), weight, bias, and ``mode``."""
+    """Geometry of ``nn.Conv2d`` (dilation 1, zero padding): sizes, weight, bias."""
 
-    def _setup(self, in_channels, out_channels, kernel_size, stride, padding, groups, bias, mode,
-               device, dtype) -> None:  # fmt: skip
+    _size_params = params(("in_channels", "int"), ("out_channels", "int"),
+                          ("kernel_size", "int | tuple[int, int]"),
+                          ("stride", "int | tuple[int, int]", 1),
+                          ("padding", "int | tuple[int, int]", 0), ("groups", "int", 1),
+                          ("bias", "bool", True))  # fmt: skip
+    _in_units = "in_channels"
+
+    def _make_parameters(self, kw, in_channels, out_channels, kernel_size, stride, padding,
+                         groups, bias) -> None:  # fmt: skip
         self.in_channels = positive_int("in_channels", in_channels)
         self.out_channels = positive_int("out_channels", out_channels)
         self.groups = positive_int("groups", groups)
@@ -116,8 +245,12 @@ class Conv2dTwin(_Twin):
         self.stride = pair("stride", stride, 1)
         self.padding = pair("padding", padding, 0)
         shape = (out_channels, in_channels // groups, *self.kernel_size)
-        self._parameters_like_torch(shape, out_channels, bias, mode,
-                                    {"device": device, "dtype": dtype})  # fmt: skip
+        self._new_parameters(shape, out_channels, bias, kw)
+
+    def _sizes_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
+                f"bias={self.bias is not None}")  # fmt: skip
 
     @classmethod
     def from_dense(cls, conv: nn.Conv2d, *args, **kw):

@@ -19,20 +19,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_module_device, unwrap
-from .._counters import OpCounter
-from .._state import StepState
+from .._checks import check_module_device, check_sequence, check_state_tensor, unwrap
 from ..errors import ShapeError
 from ..ops import event_conv2d as ec
 from ..ops.delta_accumulate import accumulate
 from ..ops.delta_encode import delta_encode_op
-from ._base import Conv2dTwin
+from ._base import Conv2dTwin, DeltaTwin
 from .delta_encoder import (
-    DeltaModule,
     DeltaStream,
-    check_sequence,
-    check_state_tensor,
-    init_threshold,
     unit_thresholds,
 )
 from .dispatch import choose_path
@@ -52,15 +46,13 @@ def footprint(n_in: int, k: int, s: int, p: int, n_out: int) -> np.ndarray:
     return ((tap >= 0) & (tap < k)).sum(1)
 
 
-class DeltaConv2d(OpCounter, DeltaModule, StepState, Conv2dTwin):
+class DeltaConv2d(DeltaTwin, Conv2dTwin):
     """Conv2d driven by input deltas: ``[T, B, C, H, W] -> [T, B, O, Ho, Wo]``.
 
     Parameters
     ----------
-    in_channels, out_channels : int
-    kernel_size, stride, padding : int or (int, int)
-    groups : int
-    bias : bool
+    in_channels, out_channels, kernel_size, stride, padding, groups, bias
+        As ``nn.Conv2d`` (ints, or pairs of ints for the kernel size, stride and padding).
     threshold : float or torch.Tensor
         Delta threshold θ ≥ 0 of the input pixels (scalar, or one per input channel).
     per_channel : bool
@@ -71,6 +63,8 @@ class DeltaConv2d(OpCounter, DeltaModule, StepState, Conv2dTwin):
         Half-width of that surrogate (default ``max(θ, 0.01)``).
     mode : {"auto", "event", "dense"}
         How ``W ⊛ Δ`` is computed; every path gives the same result.
+    device, dtype
+        Where and in which dtype the parameters are made (as ``nn.Conv2d``).
 
     Notes
     -----
@@ -85,29 +79,7 @@ class DeltaConv2d(OpCounter, DeltaModule, StepState, Conv2dTwin):
     op, ``state_bytes_rw`` = references and output-map traffic.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
-        groups: int = 1,
-        bias: bool = True,
-        threshold: float | torch.Tensor = 0.0,
-        per_channel: bool = False,
-        learn_threshold: bool = False,
-        grad_width: float | None = None,
-        mode: str = "auto",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        self._setup(in_channels, out_channels, kernel_size, stride, padding, groups, bias, mode,
-                    device, dtype)  # fmt: skip
-        init_threshold(self, threshold, in_channels, per_channel, learn_threshold, grad_width,
-                       device=device, dtype=dtype)  # fmt: skip
-        self.state: DeltaConv2dState | None = None
+    _step_layout = "[B, C, H, W]"
 
     def _geometry(self, n: int, h: int, w: int) -> ec.ConvGeometry:
         return ec.ConvGeometry(n, self.in_channels, h, w, self.out_channels, *self.kernel_size,
@@ -168,31 +140,3 @@ class DeltaConv2d(OpCounter, DeltaModule, StepState, Conv2dTwin):
         )
         self.last_path = path
         return z, DeltaConv2dState(ref.reshape(x.shape[1:]), z[-1])
-
-    def forward(
-        self, x: torch.Tensor, state: DeltaConv2dState | None = None, return_state: bool = False
-    ):
-        """Sequence mode: ``[T, B, C, H, W] -> [T, B, O, Ho, Wo]``."""
-        z, new = self._run(x, state)
-        return (z, new) if return_state else z
-
-    def step(
-        self, x: torch.Tensor, state: DeltaConv2dState | None = None, return_state: bool = False
-    ):
-        """One step ``[B, C, H, W] -> [B, O, Ho, Wo]`` (``(z, state)`` with ``return_state``).
-
-        Without ``state`` it continues from the kept state and keeps the new one.
-        """
-        x = unwrap(x)
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ShapeError(f"step input must be [B, C, H, W], got {got}")
-        z, new = self._step(lambda s: self._run(x[None], s), state)
-        return (z[0], new) if return_state else z[0]
-
-    def extra_repr(self) -> str:
-        th = self.threshold
-        t = f"{float(th):g}" if th.dim() == 0 else f"[{th.numel()}]"
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
-                f"threshold={t}, mode={self.mode!r}")  # fmt: skip

@@ -36,12 +36,13 @@ from .._checks import (
     check_module_device,
     check_range,
     check_rank,
-    check_same_device,
+    check_sequence,
+    check_state_tensor,
     unwrap,
 )
 from .._counters import OpCounter
 from .._state import StepState
-from ..errors import DTypeError, ParameterError, ShapeError
+from ..errors import ParameterError, ShapeError
 from ..ops.delta_encode import EncodeStats, delta_encode_op
 
 OUTPUTS = ("delta", "reference")
@@ -200,31 +201,6 @@ class DeltaModule:
         if isinstance(kept, tuple):
             state["state"] = type(kept)(*(t.detach() for t in kept))
         return state
-
-
-def check_sequence(x: object, min_rank: int, layout: str) -> torch.Tensor:
-    """A finite floating tensor ``[T, B, ...]`` of at least ``min_rank`` dimensions."""
-    x = check_float_tensor("input", x)
-    check_rank("input", x, tuple(range(min_rank, 9)), layout)
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ShapeError(f"input must have at least one time step and one sample, got shape "
-                         f"{tuple(x.shape)}")  # fmt: skip
-    return x
-
-
-def check_state_tensor(name: str, s: object, shape: tuple[int, ...], like: torch.Tensor):
-    """A state tensor of one step's ``shape``, on ``like``'s device and dtype."""
-    s = check_float_tensor(name, s)
-    if tuple(s.shape) != tuple(shape):
-        raise ShapeError(
-            f"{name} has shape {tuple(s.shape)} but this input needs {tuple(shape)}; pass the "
-            f"state returned for an input of this batch size, or None to start from rest"
-        )
-    check_same_device(name, s, like, "the input")
-    if s.dtype != like.dtype:
-        raise DTypeError(f"{name} has dtype {s.dtype} but the input has dtype {like.dtype}")
-    check_finite(name, s)
-    return s
 
 
 # -- the stand-alone encoder -------------------------------------------------------------

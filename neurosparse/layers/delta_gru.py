@@ -50,6 +50,8 @@ class DeltaGRU(DeltaRNNBase):
         Half-width of that surrogate.
     mode : {"auto", "event", "dense"}
         Path of the input products ``W_ih·Δx`` (same result on every path).
+    device, dtype
+        Where and in which dtype the parameters are made (as ``nn.GRU``).
 
     Notes
     -----

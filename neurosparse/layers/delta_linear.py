@@ -23,25 +23,21 @@ import torch.nn.functional as F
 
 from .._checks import (
     check_choice,
-    check_float_tensor,
     check_range,
-    check_rank,
     check_same_device,
+    check_sequence,
+    check_state_tensor,
     unwrap,
 )
 from .._counters import OpCounter
-from .._state import StepState
 from ..errors import DTypeError, ShapeError
 from ..ops import event_linear as el
 from ..ops.delta_accumulate import accumulate
 from ..ops.delta_encode import EncodeStats, delta_encode_op
-from ._base import LinearTwin
+from ._base import DeltaTwin, LinearTwin
 from .delta_encoder import (
     DeltaModule,
     DeltaStream,
-    check_sequence,
-    check_state_tensor,
-    init_threshold,
     unit_thresholds,
 )
 from .dispatch import MODES, choose_path
@@ -122,10 +118,10 @@ class _Functional(DeltaModule):
                                      else max(float(th.detach().max()), 1e-2))  # fmt: skip
 
     def run(self, x, state):
-        return _run(self, x, state, None)
+        return _sequence(self, x, state, None)
 
 
-def _run(layer, x, state, counter: OpCounter | None):
+def _sequence(layer, x, state, counter: OpCounter | None):
     x = check_sequence(unwrap(x), 3, "[T, B, in_features], time first")
     weight, bias = layer.weight, layer.bias
     n_out, n_in = weight.shape
@@ -169,7 +165,7 @@ def _run(layer, x, state, counter: OpCounter | None):
     return z, DeltaLinearState(ref, z[-1])
 
 
-class DeltaLinear(OpCounter, DeltaModule, StepState, LinearTwin):
+class DeltaLinear(DeltaTwin, LinearTwin):
     """Linear layer driven by input deltas: output ``W·x̂_t + b`` for ``x [T, B, in]``.
 
     Parameters
@@ -187,6 +183,8 @@ class DeltaLinear(OpCounter, DeltaModule, StepState, LinearTwin):
         Half-width of that surrogate (default ``max(θ, 0.01)``).
     mode : {"auto", "event", "dense"}
         How ``W·Δ`` is computed; every path gives the same result.
+    device, dtype
+        Where and in which dtype the parameters are made (as ``nn.Linear``).
 
     Notes
     -----
@@ -202,47 +200,7 @@ class DeltaLinear(OpCounter, DeltaModule, StepState, LinearTwin):
     deltas × out × bytes per weight; ``state_bytes_rw`` = references and ``z`` traffic.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool = True,
-        threshold: float | torch.Tensor = 0.0,
-        per_channel: bool = False,
-        learn_threshold: bool = False,
-        grad_width: float | None = None,
-        mode: str = "auto",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        self._setup(in_features, out_features, bias, mode, device, dtype)
-        init_threshold(self, threshold, in_features, per_channel, learn_threshold, grad_width,
-                       device=device, dtype=dtype)  # fmt: skip
-        self.state: DeltaLinearState | None = None
+    _step_layout = "[B, in_features]"
 
-    def forward(
-        self, x: torch.Tensor, state: DeltaLinearState | None = None, return_state: bool = False
-    ):
-        """Sequence mode: ``[T, B, in] -> [T, B, out]``."""
-        z, new = _run(self, x, state, self)
-        return (z, new) if return_state else z
-
-    def step(
-        self, x: torch.Tensor, state: DeltaLinearState | None = None, return_state: bool = False
-    ):
-        """One step ``[B, in] -> [B, out]`` (``(z, state)`` with ``return_state=True``).
-
-        Without ``state`` it continues from the state kept by the previous step and keeps
-        the new one (:meth:`reset` forgets it); an explicit ``state`` leaves it alone.
-        """
-        x = check_float_tensor("input", unwrap(x))
-        check_rank("input", x, (2,), "[B, in_features], one time step")
-        z, new = self._step(lambda s: _run(self, x[None], s, self), state)
-        return (z[0], new) if return_state else z[0]
-
-    def extra_repr(self) -> str:
-        th = self.threshold
-        t = f"{float(th):g}" if th.dim() == 0 else f"[{th.numel()}]"
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}, threshold={t}, mode={self.mode!r}")  # fmt: skip
+    def _run(self, x, state):
+        return _sequence(self, x, state, self)

@@ -23,27 +23,21 @@ import math
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_module_device, unwrap
-from .._counters import OpCounter
-from .._state import StepState
+from .._checks import check_module_device, check_sequence, check_state_tensor, unwrap
 from ..errors import ParameterError, ShapeError
 from ..ops.delta_accumulate import accumulate
 from ..ops.delta_encode import delta_encode_op
 from ..ops.delta_rnn import GATES, RecurrentState, recurrent_sequence
-from ._base import positive_int
+from ._base import DeltaTwin, params, positive_int, threshold_repr
 from .delta_encoder import (
-    DeltaModule,
     DeltaStream,
-    check_sequence,
-    check_state_tensor,
     init_threshold,
     unit_thresholds,
 )
 from .delta_linear import delta_matmul
-from .dispatch import MODES
 
 
-class DeltaRNNBase(OpCounter, DeltaModule, StepState):
+class DeltaRNNBase(DeltaTwin):
     """Common constructor, state handling and forward of the delta recurrent cells.
 
     Subclasses set ``cell`` (``ops.delta_rnn.GRU``/``LSTM``) and ``state_type`` (a
@@ -52,27 +46,17 @@ class DeltaRNNBase(OpCounter, DeltaModule, StepState):
 
     cell: int
     state_type: type
+    _size_params = params(("input_size", "int"), ("hidden_size", "int"), ("bias", "bool", True))
+    _option_params = (DeltaTwin._option_params[0],
+                      *params(("hidden_threshold", "float | torch.Tensor | None", None)),
+                      *DeltaTwin._option_params[1:])  # fmt: skip
+    _in_units = "input_size"
+    _step_layout = "[B, input_size]"
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        threshold: float | torch.Tensor = 0.0,
-        hidden_threshold: float | torch.Tensor | None = None,
-        per_channel: bool = False,
-        learn_threshold: bool = False,
-        grad_width: float | None = None,
-        mode: str = "auto",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
+    def _make_parameters(self, kw, input_size, hidden_size, bias) -> None:
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
-        self.mode = check_choice("mode", mode, MODES)
         gh = GATES[self.cell] * hidden_size
-        kw = {"device": device, "dtype": dtype}
         self.weight_ih_l0 = nn.Parameter(torch.empty(gh, input_size, **kw))
         self.weight_hh_l0 = nn.Parameter(torch.empty(gh, hidden_size, **kw))
         if bias:
@@ -81,15 +65,14 @@ class DeltaRNNBase(OpCounter, DeltaModule, StepState):
         else:
             self.register_parameter("bias_ih_l0", None)
             self.register_parameter("bias_hh_l0", None)
+
+    def _init_options(self, kw, threshold, hidden_threshold, **delta) -> None:
+        super()._init_options(kw, threshold, **delta)
         if hidden_threshold is None:
             hidden_threshold = threshold if torch.as_tensor(threshold).numel() == 1 else 0.0
-        init_threshold(self, threshold, input_size, per_channel, learn_threshold, grad_width,
-                       **kw)
-        init_threshold(self, hidden_threshold, hidden_size, per_channel, learn_threshold,
-                       grad_width, name="hidden_threshold", **kw)  # fmt: skip
-        self.state = None
-        self.last_path: str | None = None
-        self.reset_parameters()
+        init_threshold(self, hidden_threshold, self.hidden_size, delta["per_channel"],
+                       delta["learn_threshold"], delta["grad_width"], name="hidden_threshold",
+                       **kw)  # fmt: skip
 
     def reset_parameters(self) -> None:
         """``nn.GRU``/``nn.LSTM`` initialisation: uniform(±1/√H)."""
@@ -210,17 +193,11 @@ class DeltaRNNBase(OpCounter, DeltaModule, StepState):
     def step(self, x: torch.Tensor, state=None):
         """One step ``x [B, input_size]`` -> ``(h [B, hidden_size], state)``; keeps the
         state in the module unless ``state`` is passed."""
-        x = unwrap(x)
-        if not isinstance(x, torch.Tensor) or x.dim() != 2:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ShapeError(f"step input must be [B, {self.input_size}], got {got}")
-        h, new = self._step(lambda s: self._run(x[None], s), state)
-        return h[0], new
+        return super().step(x, state, return_state=True)
 
-    def extra_repr(self) -> str:
-        def fmt(th):
-            return f"{float(th):g}" if th.dim() == 0 else f"[{th.numel()}]"
+    def _sizes_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih_l0 is not None}"
 
-        return (f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih_l0 is not None}, "
-                f"threshold={fmt(self.threshold)}, "
-                f"hidden_threshold={fmt(self.hidden_threshold)}")  # fmt: skip
+    def _options_repr(self) -> str:
+        return (f"threshold={threshold_repr(self.threshold)}, "
+                f"hidden_threshold={threshold_repr(self.hidden_threshold)}")  # fmt: skip

@@ -10,13 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice, check_float_tensor, check_rank, unwrap
 from .._counters import OpCounter
 from ..errors import ParameterError, ShapeError
 from ..ops.event_conv2d import ConvGeometry, event_conv2d_apply, index_conv2d, scan_conv2d
-from ._base import Conv2dTwin, pair
-from .dispatch import MODES, choose_conv_path
-from .event_linear import check_weight
+from ._base import Conv2dTwin, EventTwin, pair
+from .dispatch import choose_conv_path
+from .event_linear import event_input
 
 
 def _event_conv2d(
@@ -29,10 +28,8 @@ def _event_conv2d(
     mode: str,
     counter: OpCounter | None,
 ) -> tuple[torch.Tensor, str]:
-    check_choice("mode", mode, MODES)
-    x = check_float_tensor("input", unwrap(x))
-    check_rank("input", x, (4, 5), "[T, B, C, H, W] or [B, C, H, W]")
-    check_weight(weight, bias, x, 4, "[out_channels, in_channels/groups, kh, kw]")
+    x = event_input(x, weight, bias, mode, (4, 5), "[T, B, C, H, W] or [B, C, H, W]",
+                    "[out_channels, in_channels/groups, kh, kw]")  # fmt: skip
     if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
         raise ParameterError(
             f"groups must be a positive int dividing out_channels={weight.shape[0]}, "
@@ -106,17 +103,20 @@ def event_conv2d(
                          pair("padding", padding, 0), groups, mode, None)[0]  # fmt: skip
 
 
-class EventConv2d(OpCounter, Conv2dTwin):
+class EventConv2d(EventTwin, Conv2dTwin):
     """Drop-in ``nn.Conv2d`` for event inputs (stride, zero padding, groups; dilation 1).
 
     Parameters
     ----------
-    in_channels, out_channels : int
-    kernel_size, stride, padding : int or (int, int)
-    groups : int
-    bias : bool
+    in_channels, out_channels, kernel_size, stride, padding, groups, bias
+        As ``nn.Conv2d`` (ints, or pairs of ints for the kernel size, stride and padding).
     mode : {"auto", "event", "dense"}
+        Path per call (``neurosparse/layers/dispatch.py``).
+    device, dtype
+        Where and in which dtype the parameters are made (as ``nn.Conv2d``).
 
+    Notes
+    -----
     Input ``[T, B, C, H, W]`` (time first) or ``[B, C, H, W]``; output as ``nn.Conv2d``
     per step. Parameters keep the ``nn.Conv2d`` layout, so state dicts interchange.
 
@@ -126,31 +126,6 @@ class EventConv2d(OpCounter, Conv2dTwin):
     tap of every output, padding included), ``weight_bytes_read`` (one weight per op).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
-        groups: int = 1,
-        bias: bool = True,
-        mode: str = "auto",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        self._setup(in_channels, out_channels, kernel_size, stride, padding, groups, bias, mode,
-                    device, dtype)  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y, self.last_path = _event_conv2d(x, self.weight, self.bias, self.stride, self.padding,
-                                          self.groups, self.mode, self)  # fmt: skip
-        return y
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
-            f"bias={self.bias is not None}, mode={self.mode!r}"
-        )
+    def _events(self, x: torch.Tensor) -> tuple[torch.Tensor, str]:
+        return _event_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups,
+                             self.mode, self)  # fmt: skip

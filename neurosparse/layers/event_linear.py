@@ -16,7 +16,7 @@ from .._checks import check_choice, check_float_tensor, check_rank, check_same_d
 from .._counters import OpCounter
 from ..errors import DTypeError, ShapeError
 from ..ops.event_linear import backend, event_linear_apply, index_linear, scan_linear
-from ._base import LinearTwin
+from ._base import EventTwin, LinearTwin
 from .dispatch import MODES, choose_path, run_cuda_linear
 
 
@@ -50,6 +50,29 @@ def check_weight(
             raise DTypeError(f"bias has dtype {bias.dtype} but input has dtype {x.dtype}")
 
 
+def event_input(
+    x: object, weight: object, bias: object, mode: str, ranks: tuple[int, ...], layout: str,
+    weight_layout: str,
+) -> torch.Tensor:
+    """The checks every event layer makes of a call: the mode, the input (a neuron's
+    ``(spikes, state)`` gives its spikes; ``layout`` names the axes of ``ranks``) and the
+    weight and bias against it. Returns the input tensor."""
+    check_choice("mode", mode, MODES)
+    x = check_float_tensor("input", unwrap(x))
+    check_rank("input", x, ranks, layout)
+    check_weight(weight, bias, x, len(weight_layout.split(",")), weight_layout)
+    return x
+
+
+def check_features(x: torch.Tensor, n_in: int) -> None:
+    """The last axis of a Linear's input holds ``n_in`` features."""
+    if x.shape[-1] != n_in:
+        raise ShapeError(
+            f"input has {x.shape[-1]} features in its last dimension (shape "
+            f"{tuple(x.shape)}) but the layer expects in_features={n_in}"
+        )
+
+
 def count_linear(counter: OpCounter, scan, x2d: torch.Tensor, weight: torch.Tensor) -> None:
     """Record what an event Linear does for ``x2d [M, in]``, from its scan (whichever
     path then runs: the counts describe the input)."""
@@ -73,16 +96,10 @@ def _event_linear(
     mode: str,
     counter: OpCounter | None,
 ) -> tuple[torch.Tensor, str]:
-    check_choice("mode", mode, MODES)
-    x = check_float_tensor("input", unwrap(x))
-    check_rank("input", x, (2, 3), "[T, B, in_features] or [B, in_features]")
-    check_weight(weight, bias, x, 2, "[out_features, in_features]")
+    x = event_input(x, weight, bias, mode, (2, 3), "[T, B, in_features] or [B, in_features]",
+                    "[out_features, in_features]")  # fmt: skip
     n_out, n_in = weight.shape
-    if x.shape[-1] != n_in:
-        raise ShapeError(
-            f"input has {x.shape[-1]} features in its last dimension (shape "
-            f"{tuple(x.shape)}) but the layer expects in_features={n_in}"
-        )
+    check_features(x, n_in)
     x2d = x.reshape(-1, n_in).contiguous()
     if backend(x2d) == "cuda":  # no count pass: it would synchronise (dispatch.py)
         y2d, path = run_cuda_linear(mode, x2d, weight, bias, counter)
@@ -129,7 +146,7 @@ def event_linear(
     return _event_linear(x, weight, bias, mode, None)[0]
 
 
-class EventLinear(OpCounter, LinearTwin):
+class EventLinear(EventTwin, LinearTwin):
     """Drop-in ``nn.Linear`` for spike inputs: cost follows the number of events.
 
     Parameters
@@ -139,6 +156,8 @@ class EventLinear(OpCounter, LinearTwin):
     mode : {"auto", "event", "dense"}
         Path per call; ``"auto"`` compares the call's measured activity with the
         crossover measured for the shape (``neurosparse/layers/dispatch.py``).
+    device, dtype
+        Where and in which dtype the parameters are made (as ``nn.Linear``).
 
     Notes
     -----
@@ -157,24 +176,5 @@ class EventLinear(OpCounter, LinearTwin):
 
     _weight_in_major = True  # see _base._Twin
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool = True,
-        mode: str = "auto",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        self._setup(in_features, out_features, bias, mode, device, dtype)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y, self.last_path = _event_linear(x, self.weight, self.bias, self.mode, self)
-        return y
-
-    def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}, mode={self.mode!r}"
-        )
+    def _events(self, x: torch.Tensor) -> tuple[torch.Tensor, str]:
+        return _event_linear(x, self.weight, self.bias, self.mode, self)

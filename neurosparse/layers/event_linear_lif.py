@@ -38,8 +38,6 @@ from __future__ import annotations
 import torch
 from torch.nn.modules import module as _nn_module
 
-from .._checks import check_float_tensor, check_rank
-from ..errors import ShapeError
 from ..neurons.base import SpikingNeuron
 from ..neurons.functional import NeuronState
 from ..ops import event_linear as ops_lin
@@ -47,7 +45,7 @@ from ..ops import lif_sequence as ops_lif
 from ..ops import registry
 from ..ops.event_linear_lif import fused_event_linear_lif
 from .dispatch import choose_path
-from .event_linear import EventLinear, check_weight, count_linear
+from .event_linear import EventLinear, check_features, count_linear, event_input
 
 
 def _needs_grad(x: torch.Tensor, linear, neuron, state) -> bool:
@@ -163,16 +161,11 @@ def event_linear_lif(
     """
     if not fusable(x, linear, neuron) or _needs_grad(x, linear, neuron, state):
         return neuron(linear(x), state)
-    x = check_float_tensor("input", x)
-    check_rank("input", x, (3,), "[T, B, in_features]")
     weight, bias = linear.weight, linear.bias
-    check_weight(weight, bias, x, 2, "[out_features, in_features]")
+    x = event_input(x, weight, bias, linear.mode, (3,), "[T, B, in_features]",
+                    "[out_features, in_features]")  # fmt: skip
     n_out, n_in = weight.shape
-    if x.shape[-1] != n_in:
-        raise ShapeError(
-            f"input has {x.shape[-1]} features in its last dimension (shape "
-            f"{tuple(x.shape)}) but the layer expects in_features={n_in}"
-        )
+    check_features(x, n_in)
     T, B = x.shape[:2]
     x2d = x.reshape(-1, n_in).contiguous()
     bk = ops_lin.backend(x2d)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._checks import finite_checks_on_gpu
 from ..errors import InputValueError
 from . import registry
 
@@ -44,12 +45,22 @@ def implementation(x: torch.Tensor) -> str:
 
 @dataclass
 class EncodeStats:
-    """Counts of one encoding call (exact Python ints): deltas sent, of them those of
-    magnitude 1, and units compared."""
+    """Counts of one encoding call: deltas sent, of them those of magnitude 1 (exact
+    Python ints, or int64 device tensors on CUDA: see :func:`delta_counts`), and units
+    compared (an int)."""
 
-    nnz: int = 0
-    unit: int = 0
+    nnz: int | torch.Tensor = 0
+    unit: int | torch.Tensor = 0
     total: int = 0
+
+
+def delta_counts(delta: torch.Tensor) -> tuple[int | torch.Tensor, int | torch.Tensor]:
+    """``(deltas sent, of them those of magnitude 1)``: ints, or on CUDA int64 device
+    tensors (reading them to the host would synchronise with the GPU on every call;
+    ``OpCounter`` sums them on the device)."""
+    d = delta.detach()
+    nnz, unit = torch.count_nonzero(d), torch.count_nonzero(d.abs() == 1)
+    return (nnz, unit) if d.is_cuda else (int(nnz), int(unit))
 
 
 def surrogate(u: torch.Tensor, width: float) -> torch.Tensor:
@@ -118,20 +129,18 @@ def _encode_cuda(x3, ref0, thr, stats):
     bad = torch.zeros(1, dtype=torch.int32, device=x3.device)
     kc.launch_encode(env.view(x3), env.view(ref0), env.view(thr), env.view(delta),
                      env.view(ref), env.view(bad), env.stream)  # fmt: skip
-    if int(bad.item()):
+    if finite_checks_on_gpu() and int(bad.item()):  # opt-in: reading it synchronises
         _raise_bad()
-    stats.nnz = int(torch.count_nonzero(delta))
-    stats.unit = int(torch.count_nonzero(delta.abs() == 1))
+    stats.nnz, stats.unit = delta_counts(delta)
     return delta, ref
 
 
 def _encode_torch(x3, ref0, thr, stats):
-    if not bool(torch.isfinite(x3).all()):
+    if (not x3.is_cuda or finite_checks_on_gpu()) and not bool(torch.isfinite(x3).all()):
         _raise_bad()
     with torch.no_grad():
         delta, ref = reference_encode(x3, ref0, thr, 1.0)
-    stats.nnz = int(torch.count_nonzero(delta))
-    stats.unit = int(torch.count_nonzero(delta.abs() == 1))
+    stats.nnz, stats.unit = delta_counts(delta)
     return delta, ref
 
 

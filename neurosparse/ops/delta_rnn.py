@@ -26,7 +26,7 @@ from typing import NamedTuple
 import torch
 
 from . import registry
-from .delta_encode import reference_encode
+from .delta_encode import delta_counts, reference_encode
 
 OP = "delta_rnn"
 registry.register(OP, "cpu", "cuda", covers="float32 (inference; training runs the reference)")
@@ -48,8 +48,8 @@ class RecurrentResult(NamedTuple):
     h_seq: torch.Tensor  # [T, B, H]
     dh: torch.Tensor  # [T, B, H], hidden deltas sent (autograd graph in the torch path)
     state: RecurrentState
-    nnz: int
-    unit: int
+    nnz: int | torch.Tensor  # hidden deltas sent (an int64 device tensor on CUDA)
+    unit: int | torch.Tensor  # of them those of magnitude 1
 
 
 def backend(x: torch.Tensor, need_grad: bool, n_hidden: int) -> str:
@@ -101,11 +101,13 @@ def reference_sequence(
         h, c = gates(mx[t], mh64.to(mx.dtype), h, c, cell)
         hs.append(h)
         dhs.append(dh)
-    dh_all = torch.stack(dhs)
-    nnz = int(torch.count_nonzero(dh_all))
-    unit = int(torch.count_nonzero(dh_all.abs() == 1))
-    final = RecurrentState(h, c, href, mh64.to(mx.dtype))
-    return RecurrentResult(torch.stack(hs), dh_all, final, nnz, unit)
+    return _result(torch.stack(hs), torch.stack(dhs), c, href, mh64.to(mx.dtype))
+
+
+def _result(h_seq, dh, c, href, mh) -> RecurrentResult:
+    # counted where dh lives: on CUDA they stay device tensors (no synchronisation)
+    nnz, unit = delta_counts(dh)
+    return RecurrentResult(h_seq, dh, RecurrentState(h_seq[-1], c, href, mh), nnz, unit)
 
 
 def _kernel_sequence(mx, w_hh, thr, state, cell, dev) -> RecurrentResult:
@@ -136,10 +138,7 @@ def _kernel_sequence(mx, w_hh, thr, state, cell, dev) -> RecurrentResult:
         v = env.view
         kc.launch(v(mx), v(wt), v(thr), v(h0), v(c0), v(href0), v(mh0), cell, v(h_seq), v(dh),
                   v(c_out), v(href_out), v(mh_out), v(counts), env.stream)  # fmt: skip
-    nnz = int(torch.count_nonzero(dh))
-    unit = int(torch.count_nonzero(dh.abs() == 1))
-    final = RecurrentState(h_seq[-1], c_out, href_out, mh_out)
-    return RecurrentResult(h_seq, dh, final, nnz, unit)
+    return _result(h_seq, dh, c_out, href_out, mh_out)
 
 
 def recurrent_sequence(

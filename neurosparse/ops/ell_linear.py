@@ -2,7 +2,7 @@
 
 The op of :class:`neurosparse.layers.SparseEventLinear`: its registration, the per-input
 transpose of ``indices`` (built once per version of ``indices`` and kept in the
-module's cache dict), the CPU autograd Function over ``kernels/sparse_event_linear.py``,
+module's cache dict), the CPU event op over ``kernels/sparse_event_linear.py``,
 the CUDA path of ``ops/sparse_event_linear.py`` and the pure-torch reference (the dense
 matrix scattered from the ELL storage, then a matmul), chosen by the registry.
 """
@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 from .._checks import check_finite, check_float_tensor, check_rank, check_same_device
 from ..errors import InputValueError, ShapeError
 from . import registry
 from . import sparse_event_linear as fast
+from .event_autograd import EventOp, apply_event_op
 
 OP = "sparse_event_linear"
 registry.register(OP, "cpu", "cuda", covers="float32")
@@ -69,34 +69,30 @@ def ell_index(indices: torch.Tensor, in_features: int, cache: dict | None = None
     return index
 
 
-class _SparseEventLinearFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x2d, values, bias, indices, index, cache):  # type: ignore[override]
-        y = fast.cpu_forward(x2d, values, bias, indices, index, cache, GATHER_RATE)
-        ctx.transpose = index
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(x2d, values, indices)
-        return y
+# the CPU kernels as an event op (ops/event_autograd.py); its index is
+# ``(indices, per-input transpose, cache)``
+def _cpu_forward(x2d, values, bias, ix):
+    indices, transpose, cache = ix
+    return fast.cpu_forward(x2d, values, bias, indices, transpose, cache, GATHER_RATE)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gy):  # type: ignore[override]
-        from ..kernels import sparse_event_linear as k
 
-        x2d, values, indices = ctx.saved_tensors
-        gyn = gy.contiguous().numpy()
-        gx = gv = gb = None
-        if ctx.needs_input_grad[0]:
-            gxn = np.empty(x2d.shape, np.float32)
-            k.grad_input(gyn, indices.numpy(), values.detach().numpy(), gxn)
-            gx = torch.from_numpy(gxn)
-        if ctx.needs_input_grad[1]:
-            gvn = np.empty(values.shape, np.float32)
-            k.grad_values(x2d.detach().numpy(), gyn, *ctx.transpose, gvn)
-            gv = torch.from_numpy(gvn)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = gy.sum(0)
-        return gx, gv, gb, None, None, None
+def _cpu_grad_input(gy, x2d, values, ix):
+    from ..kernels import sparse_event_linear as k
+
+    gx = np.empty(x2d.shape, np.float32)
+    k.grad_input(gy.numpy(), ix[0].numpy(), values.detach().numpy(), gx)
+    return torch.from_numpy(gx)
+
+
+def _cpu_grad_values(gy, x2d, values, ix):
+    from ..kernels import sparse_event_linear as k
+
+    gv = np.empty(values.shape, np.float32)
+    k.grad_values(x2d.detach().numpy(), gy.numpy(), *ix[1], gv)
+    return torch.from_numpy(gv)
+
+
+ELL_LINEAR_CPU = EventOp(_cpu_forward, _cpu_grad_input, _cpu_grad_values, saves_input=True)
 
 
 def _use_kernel(x2d: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None) -> bool:
@@ -162,12 +158,8 @@ def sparse_event_linear(
         indices = indices.contiguous()
         if x2d.device.type == "cuda":
             y2d = fast.sparse_event_linear_cuda(x2d, indices, values, bias, index, cache)
-        elif torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in (x2d, values, bias)
-        ):
-            y2d = _SparseEventLinearFn.apply(x2d, values, bias, indices, index, cache)
-        else:  # inference: the kernels without autograd's bookkeeping
-            y2d = fast.cpu_forward(x2d, values, bias, indices, index, cache, GATHER_RATE)
+        else:
+            y2d = apply_event_op(ELL_LINEAR_CPU, x2d, values, bias, (indices, index, cache))
     else:
         y2d = reference_sparse_event_linear(x2d, indices, values, bias, in_features)
     return y2d.reshape(*x.shape[:-1], values.shape[0])

@@ -26,11 +26,11 @@ from typing import Any
 import numba
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from ..errors import InputValueError
 from . import event_linear as _lin
 from . import registry
+from .event_autograd import EventOp, apply_event_op
 from .event_linear import backend, cuda_read, empty_cpu
 
 OP = "event_conv2d"
@@ -315,43 +315,27 @@ def _grad_weight_cuda(index: ConvIndex, gy: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(partial, device=index.device).sum(0)
 
 
-def _forward(index, weight, bias):
+def _forward(x, weight, bias, index):
     run = {"cpu": _forward_cpu, "cuda": _forward_cuda, "torch": reference_forward}
     return run[index.backend](index, weight, bias)
 
 
-def _grad_weight(index, gy):
+def _grad_input(gy, x, weight, index):
+    g = index.geom
+    return torch.nn.grad.conv2d_input((g.n, g.c_in, g.h, g.w), weight, gy, (g.sh, g.sw),
+                                      (g.ph, g.pw), 1, g.groups)  # fmt: skip
+
+
+def _grad_weight(gy, x, weight, index):
     run = {"cpu": _grad_weight_cpu, "cuda": _grad_weight_cuda, "torch": reference_grad_weight}
     return run[index.backend](index, gy)
 
 
-class _EventConv2dFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, bias, index):  # type: ignore[override]
-        ctx.index = index
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(weight)
-        return _forward(index, weight, bias)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gy):  # type: ignore[override]
-        (weight,) = ctx.saved_tensors
-        g = ctx.index.geom
-        gy = gy.contiguous()
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = torch.nn.grad.conv2d_input((g.n, g.c_in, g.h, g.w), weight, gy,
-                                            (g.sh, g.sw), (g.ph, g.pw), 1, g.groups)  # fmt: skip
-        if ctx.needs_input_grad[1]:
-            gw = _grad_weight(ctx.index, gy)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = gy.sum((0, 2, 3))
-        return gx, gw, gb, None
+EVENT_CONV2D = EventOp(_forward, _grad_input, _grad_weight, bias_dims=(0, 2, 3))
 
 
 def event_conv2d_apply(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, index: ConvIndex
 ) -> torch.Tensor:
     """Autograd op ``x [N, C, H, W] -> [N, O, Ho, Wo]`` over a prebuilt :class:`ConvIndex`."""
-    return _EventConv2dFn.apply(x, weight, bias, index)
+    return apply_event_op(EVENT_CONV2D, x, weight, bias, index)

@@ -23,9 +23,11 @@ No weight copies are cached: the CPU kernel and the CUDA kernel read ``Wᵀ`` in
 (:func:`weight_t`; ``EventLinear`` stores its weight transposed, so that is a view), so
 every write to the weight, ``weight.data`` included, is seen by the next call.
 
-On CUDA there is no index: one kernel compacts the dense input per block and gathers
-(``kernels/event_linear_cuda.py``), so the forward has no host synchronisation and can
-be captured in a CUDA graph; the backward is two cuBLAS products. Exact counts (and the
+On CUDA there is no host-built index: up to 7 rows, one kernel compacts the dense input
+per row tile and gathers; from 8 rows, one kernel writes each row's event list into a
+fixed-capacity buffer and a second gathers weight rows per row
+(``kernels/event_linear_cuda.py``). Either way the forward has no host synchronisation
+and can be captured in a CUDA graph; the backward is two cuBLAS products. Exact counts (and the
 NaN check) cost one device->host read; ``scan_linear(..., exact=False)`` skips it. The
 op counters of ``EventLinear`` read the kernel's own on-device tally instead
 (``layers/dispatch.py``).
@@ -38,11 +40,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from ..errors import InputValueError
 from . import registry
 from .cuda_env import CudaEnv
+from .event_autograd import EventOp, apply_event_op
 
 OP = "event_linear"
 registry.register(OP, "cpu", "cuda")
@@ -352,8 +354,15 @@ def _forward_cuda(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor |
         b = None if b is None else b.view(torch.int16)
     else:
         y_k = y
+    lists = None
+    if kc.wants_lists(index.rows):
+        # one allocation for the event lists: idx and val are its two [M, K] planes
+        m, k = x.shape
+        ws = torch.empty((2, m, k), dtype=torch.int32, device=index.device)
+        cnt = torch.empty(m, dtype=torch.int32, device=index.device)
+        lists = (env.arg(ws[0]), env.arg(ws[1].view(torch.float32)), env.arg(cnt))
     kc.launch_gather(env.arg(x), env.arg(wt), None if b is None else env.arg(b), env.arg(y_k),
-                     env.arg(tally), env.stream, bf16)  # fmt: skip
+                     env.arg(tally), env.stream, bf16, lists)  # fmt: skip
     return y
 
 
@@ -376,37 +385,21 @@ def _grad_weight_cuda(index: LinearIndex, gy: torch.Tensor, n_out: int) -> torch
     return gy.t() @ x
 
 
-def _forward(index, weight, bias):
+def _forward(x2d, weight, bias, index):
     run = {"cpu": _forward_cpu, "cuda": _forward_cuda, "torch": reference_forward}
     return run[index.backend](index, weight, bias)
 
 
-def _grad_weight(index, gy, n_out):
+def _grad_input(gy, x2d, weight, index):
+    return gy @ weight  # dense: the surrogate gradient upstream needs every input
+
+
+def _grad_weight(gy, x2d, weight, index):
     run = {"cpu": _grad_weight_cpu, "cuda": _grad_weight_cuda, "torch": reference_grad_weight}
-    return run[index.backend](index, gy, n_out)
+    return run[index.backend](index, gy, weight.shape[0])
 
 
-class _EventLinearFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x2d, weight, bias, index):  # type: ignore[override]
-        ctx.index = index
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(weight)
-        return _forward(index, weight, bias)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gy):  # type: ignore[override]
-        (weight,) = ctx.saved_tensors
-        gy = gy.contiguous()
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = gy @ weight  # dense: the surrogate gradient upstream needs every input
-        if ctx.needs_input_grad[1]:
-            gw = _grad_weight(ctx.index, gy, weight.shape[0])
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = gy.sum(0)
-        return gx, gw, gb, None
+EVENT_LINEAR = EventOp(_forward, _grad_input, _grad_weight)
 
 
 def event_linear_apply(
@@ -417,8 +410,4 @@ def event_linear_apply(
     ``x2d`` is passed only so autograd can route its gradient; its values are those in
     ``index``. Arguments are assumed checked (see ``neurosparse.layers.event_linear``).
     """
-    if not torch.is_grad_enabled() or not (
-        x2d.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
-    ):  # inference: skip autograd's Function machinery (~10 µs of host time a call)
-        return _forward(index, weight, bias)
-    return _EventLinearFn.apply(x2d, weight, bias, index)
+    return apply_event_op(EVENT_LINEAR, x2d, weight, bias, index)

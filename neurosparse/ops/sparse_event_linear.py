@@ -13,7 +13,7 @@ CPU: cached derived copies of the ELL storage that cut the bytes a call reads
 Both live in the layer's index ``cache`` dict beside the transpose and are rebuilt
 when ``indices`` (resp. ``values``) changes storage or version counter.
 
-CUDA: :class:`_SparseEventLinearCudaFn`, the autograd op over the kernels of
+CUDA: :data:`ELL_LINEAR_CUDA`, the event op (``ops/event_autograd.py``) over the kernels of
 ``kernels/sparse_event_linear_cuda.py`` (gather forward, dense input gradient over the
 transpose, value gradient of the existing synapses only), launched on torch's current
 stream through :meth:`CudaEnv.launch`. The per-input transpose is built on the host
@@ -27,9 +27,9 @@ from typing import Any
 import numba
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from .cuda_env import CudaEnv
+from .event_autograd import EventOp, apply_event_op
 
 _U16 = 1 << 16
 
@@ -205,43 +205,37 @@ def _gather(env: Any, ptr, cols, wpos, vflat, src, bias, out) -> None:
                bias if has_bias else vflat, has_bias, out)  # fmt: skip
 
 
-class _SparseEventLinearCudaFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x2d, values, bias, indices, dev_index):  # type: ignore[override]
-        env = CudaEnv(x2d.device)
-        vflat = values.detach().reshape(-1)
-        y = torch.empty(x2d.shape[0], values.shape[0], dtype=torch.float32,
-                        device=x2d.device)  # fmt: skip
-        _gather(env, dev_index["ell_ptr"], indices.reshape(-1), None, vflat, x2d.detach(),
-                None if bias is None else bias.detach(), y)  # fmt: skip
-        ctx.dev_index = dev_index
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(x2d, values, indices)
-        return y
+# the CUDA kernels as an event op (ops/event_autograd.py); its index is
+# ``(indices, device index)``
+def _cuda_forward(x2d, values, bias, ix):
+    indices, d = ix
+    y = torch.empty(x2d.shape[0], values.shape[0], dtype=torch.float32, device=x2d.device)
+    _gather(CudaEnv(x2d.device), d["ell_ptr"], indices.reshape(-1), None,
+            values.detach().reshape(-1), x2d.detach(), None if bias is None else bias.detach(),
+            y)  # fmt: skip
+    return y
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gy):  # type: ignore[override]
-        from ..kernels import sparse_event_linear_cuda as kc
 
-        x2d, values, indices = ctx.saved_tensors
-        gy = gy.contiguous()
-        env = CudaEnv(gy.device)
-        gx = gv = gb = None
-        if ctx.needs_input_grad[0]:
-            d = ctx.dev_index
-            gx = torch.empty(x2d.shape, dtype=torch.float32, device=gy.device)
-            _gather(env, d["ptr"], d["t_out"], d["t_flat"], values.detach().reshape(-1), gy,
-                    None, gx)  # fmt: skip
-        if ctx.needs_input_grad[1]:
-            gv = torch.empty(values.shape, dtype=torch.float32, device=gy.device)
-            if gv.numel():
-                n = gv.numel()
-                env.launch(kc.grad_values, (n + kc.THREADS_GV - 1) // kc.THREADS_GV,
-                           kc.THREADS_GV, x2d.detach(), gy, indices, gv)  # fmt: skip
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = gy.sum(0)
-        return gx, gv, gb, None, None
+def _cuda_grad_input(gy, x2d, values, ix):
+    d = ix[1]
+    gx = torch.empty(x2d.shape, dtype=torch.float32, device=gy.device)
+    _gather(CudaEnv(gy.device), d["ptr"], d["t_out"], d["t_flat"], values.detach().reshape(-1),
+            gy, None, gx)  # fmt: skip
+    return gx
+
+
+def _cuda_grad_values(gy, x2d, values, ix):
+    from ..kernels import sparse_event_linear_cuda as kc
+
+    gv = torch.empty(values.shape, dtype=torch.float32, device=gy.device)
+    if gv.numel():
+        n = gv.numel()
+        CudaEnv(gy.device).launch(kc.grad_values, (n + kc.THREADS_GV - 1) // kc.THREADS_GV,
+                                  kc.THREADS_GV, x2d.detach(), gy, ix[0], gv)  # fmt: skip
+    return gv
+
+
+ELL_LINEAR_CUDA = EventOp(_cuda_forward, _cuda_grad_input, _cuda_grad_values, saves_input=True)
 
 
 def sparse_event_linear_cuda(x2d: torch.Tensor, indices: torch.Tensor, values: torch.Tensor,
@@ -252,4 +246,4 @@ def sparse_event_linear_cuda(x2d: torch.Tensor, indices: torch.Tensor, values: t
     indices = indices.contiguous()
     values_c = values if values.is_contiguous() else values.contiguous()
     d = device_index(indices, index, cache)
-    return _SparseEventLinearCudaFn.apply(x2d, values_c, bias, indices, d)
+    return apply_event_op(ELL_LINEAR_CUDA, x2d, values_c, bias, (indices, d))

@@ -13,24 +13,11 @@ resumable filling of the on-disk cache), ``loop`` (the training loop).
 
 from __future__ import annotations
 
-from .checkpoint import atomic_save, load_checkpoint
-from .config import Config, DataConfig, ModelConfig, OptimConfig, load_config
-from .loop import Trainer, TrainResult, param_checksum, train
-from .models import ConvSNN, SpikingMLP, build_model
+from . import checkpoint, config, loop, models
+from .checkpoint import *  # noqa: F403
+from .config import *  # noqa: F403
+from .loop import *  # noqa: F403
+from .models import *  # noqa: F403
 
-__all__ = [
-    "Config",
-    "DataConfig",
-    "ModelConfig",
-    "OptimConfig",
-    "load_config",
-    "train",
-    "Trainer",
-    "TrainResult",
-    "param_checksum",
-    "build_model",
-    "SpikingMLP",
-    "ConvSNN",
-    "atomic_save",
-    "load_checkpoint",
-]
+# each submodule's __all__ is its public API: the names live in one list, the submodule's
+__all__ = sorted({*checkpoint.__all__, *config.__all__, *loop.__all__, *models.__all__})

@@ -349,7 +349,5 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "load_config",
-    "config_from_dict",
-    "apply_overrides",
-    "validate",
-]
+]  # public API (re-exported by neurosparse.train); the steps of load_config
+# (config_from_dict, apply_overrides, validate) are imported from here by name

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
+from ..demo import spike_count_loss
 from ..errors import ParameterError
 from ..ops import registry
 from .checkpoint import FORMAT, atomic_save, load_checkpoint
@@ -41,7 +42,7 @@ from .distributed import (
     set_rng_state,
     shutdown,
 )
-from .models import build_model, spike_count_loss
+from .models import build_model
 from .sampler import GlobalBatchSampler
 
 
@@ -432,4 +433,5 @@ def train(cfg: Config, on_step: Callable[[int], None] | None = None) -> TrainRes
         shutdown(info)
 
 
-__all__ = ["train", "Trainer", "TrainResult", "param_checksum", "write_json"]
+# public API (re-exported by neurosparse.train); write_json is the CLI's, imported by name
+__all__ = ["train", "Trainer", "TrainResult", "param_checksum"]

@@ -18,7 +18,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..demo import spike_count_loss
 from ..errors import ParameterError
 from ..neurons import LIF
 from ..neurons.surrogate import FastSigmoid
@@ -113,4 +112,6 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) 
     return ConvSNN(input_shape[0], channels, cfg.pool, n_classes, make_neuron, cfg.layer)
 
 
-__all__ = ["build_model", "SpikingMLP", "ConvSNN", "spike_count_loss", "per_step"]
+# public API (re-exported by neurosparse.train); per_step, the models' own
+# helper, is importable by name
+__all__ = ["build_model", "SpikingMLP", "ConvSNN"]

@@ -120,16 +120,22 @@ def test_linear_cuda_kernels_match_nn_linear(rate, graded, bias):
     assert CALLS == {"event_linear_forward_cuda": 1, "event_linear_grad_weight_cuda": 1}
 
 
-def test_linear_cuda_counts_equal_cpu_counts(monkeypatch):
-    x = spikes((3, 40), 0.3, False, seed=4)
-    x[0, :5] = 0.25  # a few graded events
-    layer = EventLinear(40, 7, mode="event")
+def counts_on_cuda_and_cpu(layer, x, monkeypatch) -> dict:
+    """The layer's op counts of one call on the CUDA kernels, checked equal to those of the
+    same call routed to the CPU kernels (through ``kernel_device``)."""
     layer(x)
     cuda_counts = layer.op_counts()
     monkeypatch.setattr(ops_lin, "kernel_device", lambda t: t.device.type)
     layer.reset_counters()
     layer(x)
     assert layer.op_counts() == cuda_counts
+    return cuda_counts
+
+
+def test_linear_cuda_counts_equal_cpu_counts(monkeypatch):
+    x = spikes((3, 40), 0.3, False, seed=4)
+    x[0, :5] = 0.25  # a few graded events
+    cuda_counts = counts_on_cuda_and_cpu(EventLinear(40, 7, mode="event"), x, monkeypatch)
     assert cuda_counts["events_in"] == int((x != 0).sum())
 
 
@@ -146,12 +152,13 @@ def test_linear_cuda_nan_propagates_or_is_reported(monkeypatch):
         layer(x)
 
 
-@pytest.mark.parametrize("rate", [0.05, 1.0])
-def test_linear_cuda_bf16_weights(rate):
-    # bf16 operands travel as int16 bits; sums in float32, output rounded to bf16
+@pytest.mark.parametrize("rate,rows", [(0.05, 3), (1.0, 3), (0.3, 9)])
+def test_linear_cuda_bf16_weights(rate, rows):
+    # bf16 operands travel as int16 bits; sums in float32, output rounded to bf16 (3
+    # rows: the row-tile kernel, 9: the event lists + gather)
     torch.manual_seed(2)
     layer = EventLinear(70, 140, mode="event", dtype=torch.bfloat16)
-    x = spikes((3, 70), rate, graded=True, seed=7).bfloat16()
+    x = spikes((rows, 70), rate, graded=True, seed=7).bfloat16()
     with torch.no_grad():
         y = layer(x)
         ref = torch.nn.functional.linear(x.double(), layer.weight.double(),
@@ -172,14 +179,25 @@ def test_linear_cuda_reads_any_weight_layout():
     assert CALLS == {"event_linear_forward_cuda": 1}
 
 
-def test_linear_cuda_rows_tiles_and_chunks():
-    # more rows than one tile (4), inputs over several chunks, a ragged column tile
+@pytest.mark.parametrize("rows", [7, 9, 11])
+def test_linear_cuda_rows_tiles_and_chunks(rows):
+    # 7 rows: the row-tile kernel (more rows than one tile of 4); 9 and 11: the event
+    # lists + gather pair (a row with no event, one with every input active: a list as
+    # long as the row). Inputs over several chunks, ragged column tiles for both kernels.
     from neurosparse.kernels import event_linear_cuda as kc
 
+    assert kc.wants_lists(rows) == (rows >= 8)
     torch.manual_seed(4)
-    layer = EventLinear(kc.CH * 2 + 5, 130, mode="event")
-    x = spikes((7, kc.CH * 2 + 5), 0.2, graded=True, seed=9)
+    n_in = kc.CH * 2 + 5
+    layer = EventLinear(n_in, kc.GCOLS + 2, mode="event")
+    x = spikes((rows, n_in), 0.2, graded=True, seed=9 + rows)
+    x[1] = 0
+    x[2] = torch.randn(n_in)
+    x[3, :5] = 1.0  # a few spikes at the start of a chunk
     assert_f32_close(layer(x), layer.to_dense()(x))
+    layer.reset_counters()
+    layer(x)
+    assert layer.op_counts()["events_in"] == int((x != 0).sum())
 
 
 @pytest.mark.parametrize(
@@ -202,10 +220,5 @@ def test_conv_cuda_counts_equal_cpu_counts(monkeypatch):
     x = spikes((2, 2, 7, 6), 0.2, False, seed=5)
     x[0, 0, 0, :3] = -0.5
     layer = EventConv2d(2, 4, 3, stride=(1, 2), padding=1, mode="event")
-    layer(x)
-    cuda_counts = layer.op_counts()
-    monkeypatch.setattr(ops_lin, "kernel_device", lambda t: t.device.type)
-    layer.reset_counters()
-    layer(x)
-    assert layer.op_counts() == cuda_counts
+    cuda_counts = counts_on_cuda_and_cpu(layer, x, monkeypatch)
     assert cuda_counts["macs"] > 0 and cuda_counts["synops"] > 0

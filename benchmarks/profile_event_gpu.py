@@ -1,0 +1,131 @@
+"""Where the GPU event Linear spends its time: the kernels in a CUDA graph, the host eager.
+
+1. The op alone, 4096 -> 4096, in a CUDA graph, per row count and input rate: the
+   row-tile kernel (``tile``), the event lists + gather pair (``lists``), and dense
+   TF32 / bf16, round-robin, µs per call (medians with min-max).
+2. The host: ``cProfile`` of eager ``EventLinear(mode="event")`` calls at batch 1 (the
+   functions that cost the most own time), and the eager per-call time of the event
+   layer, the dense layer and plain ``F.linear``.
+
+    python3 benchmarks/profile_event_gpu.py --out $OUT/profile_event_gpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import math
+import pstats
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import cuda_graph, cuda_ms, hardware, round_robin  # noqa: E402
+
+import neurosparse as ns  # noqa: E402
+from neurosparse.kernels import event_linear_cuda as kc  # noqa: E402
+from neurosparse.layers.event_linear import event_linear  # noqa: E402
+
+
+def _stats(xs: list[float]) -> dict:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def kernels_in_graphs(n: int, rows_list, rates, reps: int) -> list[dict]:
+    g = torch.Generator(device="cuda").manual_seed(0)
+    w = torch.randn(n, n, device="cuda", generator=g) / math.sqrt(n)
+    w_t = torch.empty(n, n, device="cuda").t()
+    w_t.copy_(w)  # EventLinear's storage: Wᵀ contiguous
+    wb = w.bfloat16()
+    wb_t = torch.empty(n, n, device="cuda", dtype=torch.bfloat16).t()
+    wb_t.copy_(wb)
+    b, bb = torch.zeros(n, device="cuda"), torch.zeros(n, device="cuda", dtype=torch.bfloat16)
+    out = []
+    split = kc.SPLIT_ROWS
+    for rows in rows_list:
+        for rate in rates:
+            x = (torch.rand(rows, n, device="cuda", generator=g) < rate).float()
+            xb = x.bfloat16()
+            fns = {}
+            with torch.no_grad():
+                for path, at in (("tile", 1 << 30), ("lists", 1)):
+                    kc.SPLIT_ROWS = at  # fixed at capture
+                    fns[f"{path} fp32"] = cuda_graph(lambda: event_linear(x, w_t, b, mode="event"))
+                    fns[f"{path} bf16"] = cuda_graph(lambda: event_linear(xb, wb_t, bb,
+                                                                          mode="event"))
+                kc.SPLIT_ROWS = split
+                torch.backends.cuda.matmul.allow_tf32 = True
+                fns["dense tf32"] = cuda_graph(lambda: F.linear(x, w, b))
+                torch.backends.cuda.matmul.allow_tf32 = False
+                fns["dense bf16"] = cuda_graph(lambda: F.linear(xb, wb, bb))
+                ref = F.linear(x.double(), w.double(), b.double())
+                errs = {}
+                for path, at in (("tile", 1 << 30), ("lists", 1)):
+                    kc.SPLIT_ROWS = at
+                    y = event_linear(x, w_t, b, mode="event").double()
+                    yb = event_linear(xb, wb_t, bb, mode="event").double()
+                    errs[f"{path} fp32"] = float((y - ref).norm() / ref.norm().clamp_min(1e-30))
+                    errs[f"{path} bf16"] = float((yb - ref).norm() / ref.norm().clamp_min(1e-30))
+                kc.SPLIT_ROWS = split
+            fns = {k: f for k, f in fns.items() if f is not None}  # None: capture failed
+            res = round_robin(fns, reps, timer=lambda f: cuda_ms(f, 20) * 1e3)
+            row = {"rows": rows, "rate": rate, "us": {k: _stats(v) for k, v in res.items()},
+                   "rel_err": errs}  # fmt: skip
+            out.append(row)
+            print(f"rows={rows:4d} rate={rate:.3f} " + "  ".join(
+                f"{k}={v['median']:.1f}" for k, v in row["us"].items()), flush=True)
+    return out
+
+
+def host_profile(n: int, calls: int) -> dict:
+    torch.manual_seed(0)
+    layer = ns.EventLinear(n, n, mode="event", device="cuda")
+    dense = ns.EventLinear(n, n, mode="dense", device="cuda")
+    x = (torch.rand(1, n, device="cuda") < 0.01).float()
+    w, b = dense.weight.detach(), dense.bias.detach()
+    with torch.no_grad():
+        fns = {"EventLinear event": lambda: layer(x), "EventLinear dense": lambda: dense(x),
+               "F.linear": lambda: F.linear(x, w, b)}  # fmt: skip
+        res = round_robin(fns, 9, warmup=5, timer=lambda f: cuda_ms(f, 50) * 1e3)
+        prof = cProfile.Profile()
+        torch.cuda.synchronize()
+        prof.enable()
+        for _ in range(calls):
+            layer(x)
+        prof.disable()
+        torch.cuda.synchronize()
+    text = io.StringIO()
+    st = pstats.Stats(prof, stream=text)
+    st.sort_stats("tottime").print_stats(30)
+    st.sort_stats("cumulative").print_stats(30)
+    print(text.getvalue())
+    return {"eager_us": {k: _stats(v) for k, v in res.items()}, "calls": calls,
+            "cprofile": text.getvalue()}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="profile_event_gpu.json")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--sections", default="graphs,host")
+    args = ap.parse_args()
+    res: dict = {"hardware": hardware()}
+    if "host" in args.sections:
+        res["host"] = host_profile(4096, 300)
+        Path(args.out).write_text(json.dumps(res, indent=1))
+    if "graphs" in args.sections:
+        res["graphs"] = kernels_in_graphs(4096, (1, 8, 16, 64, 256), (0.001, 0.01, 0.1),
+                                          args.reps)  # fmt: skip
+    Path(args.out).write_text(json.dumps(res, indent=1))
+    for k, v in res.get("host", {}).get("eager_us", {}).items():
+        print(f"eager {k}: {v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f}) µs")
+
+
+if __name__ == "__main__":
+    main()
