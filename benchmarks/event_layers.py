@@ -3,8 +3,8 @@
 CPU (default):
 
 1. Linear 4096 -> 4096 over M = T·B = 3200 rows (T=100, B=32), binary input spikes at
-   0.1 % .. 50 %, inference: EventLinear (event path: count pass + index + gather, the
-   weight's packed copy cached as in any repeated use) vs the dense matmul
+   0.1 % .. 50 %, inference: EventLinear (event path: count pass + index + gather over a
+   column-tiled copy of Wᵀ made each call) vs the dense matmul
    (``torch.addmm``), vs stock ``torch.sparse`` (``x.to_sparse_csr() @ Wᵀ``, conversion
    included; MKL), and at 1 % the whole Linear+LIF layer vs snnTorch (``nn.Linear`` over
    the sequence + ``snn.Leaky`` stepped over T, its fastest documented use) and vs
@@ -21,6 +21,9 @@ CPU (default):
    ``nn.Linear`` + our LIF vs snnTorch; the table also counts spikes that differ
    between fused and unfused (expected 0). With ``--gpu --sections fused`` the same on
    CUDA plus TF32 / bf16 dense + our LIF, and the CUPTI kernel time of both of ours.
+5. ``--sections auto``: ``EventLinear(mode="auto")`` vs ``nn.Linear``, 2048 -> 2048, 8 and
+   512 rows, 1 .. 50 % input, the crossover measured afresh by the layer itself (issue
+   22's goal: auto never more than 1.15x nn.Linear).
 
 Crossovers (activity where the event path becomes as slow as the dense one) are
 interpolated in log-activity between the two measured rates around the change; they
@@ -52,7 +55,11 @@ import warnings
 from functools import partial
 from pathlib import Path
 
-import torch
+# before torch loads libgomp, which reads the policy once: spinning OpenMP workers
+# starve the other library's threads on few cores (neurosparse/__init__.py says why)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,9 +80,10 @@ def med(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
-def spread(samples: list[float]) -> str:
-    """``median (min-max)`` of timing samples, one decimal."""
-    return f"{statistics.median(samples):.1f} ({min(samples):.1f}-{max(samples):.1f})"
+def spread(samples: list[float], digits: int = 1) -> str:
+    """``median (min-max)`` of timing samples, ``digits`` decimals."""
+    return (f"{statistics.median(samples):.{digits}f} "
+            f"({min(samples):.{digits}f}-{max(samples):.{digits}f})")  # fmt: skip
 
 
 def crossover(rates: list[float], ours: list[float], dense: list[float]) -> float | None:
@@ -225,6 +233,54 @@ def bench_linear_crossovers(shapes, rates, reps):
             "crossover": crossover(rates, ours, dense)}  # fmt: skip
         print(f"  crossover linear M={m} {n_in}->{n_out}: "
               f"{out[f'linear {m}x{n_in}->{n_out}']['crossover']}", flush=True)
+    return out
+
+
+# -- mode="auto" against nn.Linear (issue 22) -------------------------------------------------
+AUTO_ROWS = [8, 512]
+AUTO_RATES = [0.01, 0.05, 0.1, 0.2, 0.5]
+
+
+def bench_auto(rows, rates, n, reps):
+    """``EventLinear(mode="auto")`` vs ``nn.Linear`` (same weights, nn.Linear's own layout)
+    at each (rows, rate): the ratio a user switching to auto pays. The crossover is
+    measured afresh for this run (a temporary cache folder) on first use, as a new
+    machine would; each sample repeats a call for >= 5 ms so small shapes time fairly."""
+    import tempfile
+
+    from neurosparse.layers import dispatch
+
+    os.environ["NEUROSPARSE_CACHE_DIR"] = tempfile.mkdtemp(prefix="ns-crossover-")
+    dispatch._MEASURED = None
+    torch.manual_seed(0)
+    layer = EventLinear(n, n, mode="auto")
+    lin = layer.to_dense()
+
+    def repeated(fn, calls):
+        def run():
+            for _ in range(calls):
+                fn()
+        return run
+
+    out = []
+    for m in rows:
+        for rate in rates:
+            x = spikes((m, n), rate, seed=int(rate * 1e4) + m)
+            with torch.no_grad():
+                layer(x)  # measures the crossover of this size class the first time
+                one = min(wall_ms(lambda: lin(x)) for _ in range(3))
+                calls = max(1, math.ceil(5.0 / max(one, 1e-3)))
+                t = round_robin({"auto": repeated(lambda: layer(x), calls),
+                                 "nn_linear": repeated(lambda: lin(x), calls)}, reps)  # fmt: skip
+            t = {k: [v / calls for v in vs] for k, vs in t.items()}
+            shape = (m, n, n)
+            row = {"rows": m, "rate": rate, "path": layer.last_path, "calls_per_sample": calls,
+                   "crossover": dispatch.crossover("linear", "cpu", shape),
+                   "auto_ms": med(t["auto"]), "nn_linear_ms": med(t["nn_linear"]),
+                   "samples_ms": t}  # fmt: skip
+            out.append(row)
+            print(f"  auto M={m} rate {rate:.2f}: {row['path']:5s} "
+                  f"{row['auto_ms'] / row['nn_linear_ms']:.2f}x nn.Linear", flush=True)
     return out
 
 
@@ -557,6 +613,17 @@ def markdown(res: dict) -> str:
         for k, v in r.items():
             if k.endswith("_ms") and k != "samples_ms":
                 out.append(f"| {k[:-3]} | {v:.1f} |")
+    if res.get("auto"):
+        rr = res["auto"]
+        out += ["", f"### EventLinear(mode=\"auto\") vs nn.Linear, {res['config']['auto_n']}² "
+                "(ms per call)", "",
+                "| rows | rate | path | auto | nn.Linear | auto / nn.Linear | crossover |",
+                "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+        for r in rr:
+            out.append(f"| {r['rows']} | {r['rate']:.0%} | {r['path']} | "
+                       f"{spread(r['samples_ms']['auto'], 2)} | "
+                       f"{spread(r['samples_ms']['nn_linear'], 2)} | "
+                       f"{r['auto_ms'] / r['nn_linear_ms']:.2f}x | {r['crossover']:.1%} |")
     if res.get("crossovers"):
         out += ["", "### Crossovers (activity where the event path stops being faster)", ""]
         out += [f"- {k}: {v if v is None else f'{v:.1%}'}" for k, v in res["crossovers"].items()]
@@ -609,7 +676,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--rows", type=int, nargs="*", default=None, help="--gpu: override M")
     ap.add_argument("--sections", default="linear,conv",
                     help="comma list; --gpu: linear,conv,fused; CPU: linear,lif,conv,training,"
-                         "shapes,fused (the default runs all of them on the CPU, linear,conv "
+                         "shapes,fused,auto (the default runs all of them on the CPU, linear,conv "
                          "on the GPU)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--md", type=Path, default=None, help="also write the tables as Markdown")
@@ -658,7 +725,7 @@ def main(argv=None) -> dict:
         rates = args.rates or ([0.01, 0.1] if q else RATES)
         res["config"] = {"linear_n": n, "linear_rows": T * B, "reps": reps}
         sec = set(args.sections.split(",")) if args.sections != "linear,conv" else \
-            {"linear", "lif", "conv", "training", "shapes", "fused"}  # fmt: skip
+            {"linear", "lif", "conv", "training", "shapes", "fused", "auto"}  # fmt: skip
         cx = {}
         if "linear" in sec:
             print("Linear sweep", flush=True)
@@ -692,6 +759,11 @@ def main(argv=None) -> dict:
                 more, [0.01, 0.05, 0.2] if q else [0.01, 0.02, 0.05, 0.1, 0.2, 0.4], reps)
             for k, v in res["linear_shapes"].items():
                 cx[k] = v["crossover"]
+        if "auto" in sec:
+            print('mode="auto" vs nn.Linear', flush=True)
+            an = 256 if q else 2048
+            res["config"]["auto_n"] = an
+            res["auto"] = bench_auto(AUTO_ROWS, [0.01, 0.5] if q else AUTO_RATES, an, reps)
         if "fused" in sec:
             print("Fused EventLinear + LIF (inference)", flush=True)
             res["fused"] = bench_fused(args.rates or ([0.01, 0.05] if q else FUSED_RATES),

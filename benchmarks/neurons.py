@@ -24,8 +24,12 @@ import warnings
 from functools import partial
 from pathlib import Path
 
-import torch
-from _peers import snntorch_loop  # benchmarks/, beside this
+# before torch loads libgomp, which reads the policy once: spinning OpenMP workers
+# starve the other library's threads on few cores (neurosparse/__init__.py says why)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+from _peers import snntorch_loop  # noqa: E402  (benchmarks/, beside this)
 from _timing import hardware, round_robin  # benchmarks/, beside this
 from torch import nn
 

@@ -43,6 +43,17 @@ def footprint_counts(n_in, pad, k, s, n_out):
     return out
 
 
+@numba.njit(cache=True, inline="always")
+def _event(idx, val, j, w, cg, og, pw, kw, sw, wo):
+    """Event ``j`` of an input row: its channel ``c``, column ``x``, value, first output
+    channel of its group, and the output columns ``lo..hi`` its kernel row reaches."""
+    col = idx[j]
+    c = col // w
+    x = col - c * w
+    lo, hi = _span(x, pw, kw, sw, wo)
+    return c, x, val[j], (c // cg) * og, lo, hi
+
+
 @numba.njit(parallel=True, cache=True)
 def conv_forward(rowptr, idx, val, wp, bias, out, h, w, sh, sw, ph, pw, n_chunks):
     """``out[N, O, Ho, Wo]`` (fully written) from the events and packed weight.
@@ -69,12 +80,7 @@ def conv_forward(rowptr, idx, val, wp, bias, out, h, w, sh, sw, ph, pw, n_chunks
                     continue
                 r = b * h + y
                 for j in range(rowptr[r], rowptr[r + 1]):
-                    col = idx[j]
-                    c = col // w
-                    x = col - c * w
-                    v = val[j]
-                    o0 = (c // cg) * og
-                    lo, hi = _span(x, pw, kw, sw, wo)
+                    c, x, v, o0, lo, hi = _event(idx, val, j, w, cg, og, pw, kw, sw, wo)
                     for ox in range(lo, hi + 1):
                         wrow = wp[c, ky, x + pw - ox * sw]
                         a = acc[ox, o0 : o0 + og]
@@ -104,12 +110,7 @@ def conv_grad_weight(rowptr, idx, val, g, h, w, sh, sw, ph, pw, partial):
             y = r - b * h
             ylo, yhi = _span(y, ph, kh, sh, ho)
             for j in range(rowptr[r], rowptr[r + 1]):
-                col = idx[j]
-                c = col // w
-                x = col - c * w
-                v = val[j]
-                o0 = (c // cg) * og
-                xlo, xhi = _span(x, pw, kw, sw, wo)
+                c, x, v, o0, xlo, xhi = _event(idx, val, j, w, cg, og, pw, kw, sw, wo)
                 for oy in range(ylo, yhi + 1):
                     ky = y + ph - oy * sh
                     for ox in range(xlo, xhi + 1):

@@ -12,7 +12,9 @@ vectorises). The same builder serves
   rows above it.
 
 A count pass (:func:`scan_rows`: counts, ±1 events, NaN/inf) comes first, so a caller can
-pick the dense path from the measured activity before paying for the fill pass.
+pick the dense path from the measured activity before paying for the fill pass. Where
+``A = 1`` (the Linear) the count pass runs over ``[P*Q, B]`` rows as 1-D views
+(:func:`flat_counts`: 2x faster than the 4-D loop at 3200 x 4096, loaded 2-core VM).
 
 :func:`csr_transpose` turns rows into columns (CSC) for the weight gradient, where the
 accumulation is parallel over input features and must not race.
@@ -77,6 +79,27 @@ def row_fill(x, rowptr, idx, val):
                     pos += 1
 
 
+@numba.njit(parallel=True, cache=True)
+def flat_counts(x, counts, wunit, bad):
+    """:func:`row_counts` for the common case ``A = 1`` without column weights, over
+    ``x[R, B]`` (the event Linear's ``[M, K]``): each row is one contiguous 1-D view
+    indexed from 0, so the loop has no 4-D index arithmetic and vectorises fully.
+    ``wunit`` receives the ±1 events; graded = counts - wunit."""
+    for r in prange(x.shape[0]):
+        xr = x[r]
+        n = np.int32(0)
+        u = np.int32(0)
+        nf = np.int32(0)
+        for b in range(xr.shape[0]):
+            v = abs(xr[b])
+            n += np.int32(v != 0)
+            u += np.int32(v == 1)
+            nf += np.int32(not v < np.inf)
+        counts[r] = n
+        wunit[r] = u
+        bad[r] = nf != 0
+
+
 @numba.njit(cache=True)
 def exclusive_scan(counts, rowptr):
     total = 0
@@ -91,6 +114,8 @@ def exclusive_scan(counts, rowptr):
 # VM (measured: an 8-element scan took 200 µs), more than a serial pass over this many
 # elements.
 row_counts_serial = numba.njit(cache=True)(row_counts.py_func)
+flat_counts_serial = numba.njit(cache=True)(flat_counts.py_func)
+row_fill_serial = numba.njit(cache=True)(row_fill.py_func)
 _SERIAL_BELOW = 1 << 17
 
 
@@ -108,14 +133,20 @@ def scan_rows(x: np.ndarray, colw: np.ndarray | None = None) -> tuple[np.ndarray
         First row holding a NaN or inf, -1 if none (the caller raises).
     """
     n_rows = x.shape[0] * x.shape[2]
-    if colw is None:
-        colw = np.ones(x.shape[3], np.int32)
     counts = np.empty(n_rows, np.int32)
     wunit = np.empty(n_rows, np.int64)
-    wgraded = np.empty(n_rows, np.int64)
     bad = np.empty(n_rows, np.bool_)
-    kernel = row_counts_serial if x.size < _SERIAL_BELOW else row_counts
-    kernel(x, colw.astype(np.int32), counts, wunit, wgraded, bad)
+    serial = x.size < _SERIAL_BELOW
+    if colw is None and x.shape[1] == 1:  # rows are contiguous: [P*Q, B]
+        kernel = flat_counts_serial if serial else flat_counts
+        kernel(x.reshape(n_rows, x.shape[3]), counts, wunit, bad)
+        wgraded = counts - wunit
+    else:
+        if colw is None:
+            colw = np.ones(x.shape[3], np.int32)
+        wgraded = np.empty(n_rows, np.int64)
+        kernel = row_counts_serial if serial else row_counts
+        kernel(x, colw.astype(np.int32), counts, wunit, wgraded, bad)
     hits = np.flatnonzero(bad)
     return counts, wunit, wgraded, int(hits[0]) if hits.size else -1
 
@@ -132,7 +163,8 @@ def csr_from_counts(
     nnz = exclusive_scan(counts, rowptr)
     idx = np.empty(nnz, np.int32)
     val = np.empty(nnz, x.dtype)
-    row_fill(x, rowptr, idx, val)
+    # (a 1-D-view twin of the fill measured no faster: it is bound by the branch)
+    (row_fill_serial if x.size < _SERIAL_BELOW else row_fill)(x, rowptr, idx, val)
     return rowptr, idx, val
 
 

@@ -19,10 +19,12 @@ import numba
 import numpy as np
 from numba import prange
 
-# One source tile: up to 4 MiB. Measured on a Zen 5 core (2 MiB L2, 4096 source rows):
-# 256-wide tiles (4 MiB, served partly from L3) beat 128 (2 MiB) and 64 (1 MiB) because the
-# per-event overhead (index load, loop) is spread over more columns.
-_TILE_BYTES = 1 << 22
+# One source tile: up to 2 MiB. On the 2-core Intel Xeon VM (2 MiB L2; 3200 x 4096 rows at
+# 1 %, 4096² weight, same process, 15 alternating runs under load): 128-wide tiles (2 MiB)
+# 87.8 ms, 256-wide (4 MiB) 95.8 ms, 64-wide (1 MiB) 115.9 ms. (On the earlier AMD EPYC VM
+# 256-wide tiles had won: the best width follows the core's L2; outputs do not depend on
+# it, each column's sum runs over the same events in the same order.)
+_TILE_BYTES = 1 << 21
 _MAX_TW = 256
 _ROW_BLOCK = 512  # rows of one parallel work item (keeps work items many on few tiles)
 
@@ -89,6 +91,16 @@ def _accumulate(o, tile, idx, val, j0, j1):
     _accumulate_at(o, tile, 0, idx, val, j0, j1)
 
 
+@numba.njit(cache=True, inline="always")
+def column_tile(src, tw, n, t):
+    """Work item ``t``'s columns of a source as :func:`gather_rows` takes it: ``(c0, w,
+    tile, cs)`` -- output columns ``c0 : c0 + w``, read from ``tile[:, cs : cs + w]``."""
+    w_src = src.shape[2]
+    c0 = t * tw
+    s = c0 // w_src
+    return c0, min(tw, n - c0), src[s], c0 - s * w_src
+
+
 @numba.njit(parallel=True, cache=True)
 def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
     """``out[r, n] = bias[n] + Σ_j val[j] · src[idx[j], n]`` over row ``r``'s events.
@@ -105,7 +117,6 @@ def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
     bias : float32 ``[>= N]`` (zeros for none).
     out : float32 ``[n_rows, N]``, or ``[N, n_rows]`` when ``transpose_out``.
     """
-    w_src = src.shape[2]
     n_rows = rowptr.shape[0] - 1
     n = out.shape[0] if transpose_out else out.shape[1]
     n_t = (n + tw - 1) // tw
@@ -113,11 +124,7 @@ def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
     for item in prange(n_t * n_rb):
         t = item // n_rb
         rb = item - t * n_rb
-        c0 = t * tw
-        w = min(tw, n - c0)
-        s = c0 // w_src
-        tile = src[s]
-        cs = c0 - s * w_src
+        c0, w, tile, cs = column_tile(src, tw, n, t)
         buf = np.empty(w, np.float32)
         for r in range(rb * _ROW_BLOCK, min((rb + 1) * _ROW_BLOCK, n_rows)):
             # accumulate straight into the output row when it is contiguous
@@ -130,15 +137,33 @@ def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
                     out[c0 + c, r] = o[c]
 
 
+# The same gather without threads, for calls too small to pay for a parallel region
+# (~0.2 ms to start on the 2-core VM when quiet, several ms when its cores are busy with
+# other work: the region waits until every worker is scheduled).
+gather_rows_serial = numba.njit(cache=True)(gather_rows.py_func)
+SERIAL_BELOW_MACS = 1 << 20
+
+
+def gather(rowptr, idx, val, src, tw, bias, out, transpose_out) -> None:
+    """:func:`gather_rows`, single-threaded when the call has fewer than
+    :data:`SERIAL_BELOW_MACS` multiply-adds (events x output columns)."""
+    n = out.shape[0] if transpose_out else out.shape[1]
+    small = int(rowptr[-1]) * n < SERIAL_BELOW_MACS
+    (gather_rows_serial if small else gather_rows)(rowptr, idx, val, src, tw, bias, out,
+                                                   transpose_out)  # fmt: skip
+
+
 def packed_shape(n_src_rows: int, n_cols: int) -> tuple[int, int, int]:
     tw = tile_width(n_src_rows, n_cols)
     return (-(-n_cols // tw), n_src_rows, tw)
 
 
-def pack_rows(src: np.ndarray) -> np.ndarray:
-    """Tiles of a row-major ``[R, N]`` source (the output gradient)."""
+def pack_rows(src: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Tiles of a row-major ``[R, N]`` source (``Wᵀ``, the output gradient), written
+    into ``out`` (float32 of :func:`packed_shape`) when given."""
     n_r, n = src.shape
-    out = np.empty(packed_shape(n_r, n), np.float32)
+    if out is None:
+        out = np.empty(packed_shape(n_r, n), np.float32)
     pack_tiles(src, out.shape[2], out)
     return out
 

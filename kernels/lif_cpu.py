@@ -29,6 +29,43 @@ _backward = _jit(lif_step.step_backward)
 _membrane_before = _jit(lif_step.membrane_before)
 
 
+@_jit
+def block_of(job, n_blocks, n_feat):
+    """``(n0, n1, k0, k1)`` of work item ``job``: features ``n0:n1`` of one batch element,
+    at flat neuron ids ``k0:k1`` (``k = b * n_feat + n``)."""
+    base = (job // n_blocks) * n_feat
+    n0 = (job % n_blocks) * BLOCK
+    n1 = min(n0 + BLOCK, n_feat)
+    return n0, n1, base + n0, base + n1
+
+
+@_jit
+def param_views(params, n0, n1):
+    """The eight parameter rows of ``params [8, N]`` over features ``n0:n1``: contiguous 1-D
+    views indexed from 0, so the loops over them need no index arithmetic or wrap-around
+    checks and vectorise."""
+    return (params[0, n0:n1], params[1, n0:n1], params[2, n0:n1], params[3, n0:n1],
+            params[4, n0:n1], params[5, n0:n1], params[6, n0:n1], params[7, n0:n1])  # fmt: skip
+
+
+@_jit
+def step_at(q, xq, sv, si, sa, sc, p, reset, delay, synaptic, euler, adaptive, refractory):
+    """Step neuron ``q`` of a block on input ``xq``: its state ``sv, si, sa, sc`` (1-D
+    views) is updated in place; returns ``(s, h, th, blocked)`` of
+    ``lif_step.step_forward``. ``p`` is :func:`param_views`' tuple. Shared by
+    :func:`lif_forward` and the fused ``kernels/event_linear_lif.py``."""
+    s, u, th, blocked, v, i, a, c = _forward(
+        xq, sv[q], si[q], sa[q], sc[q],
+        p[0][q], p[1][q], p[2][q], p[3][q], p[4][q], p[5][q], p[6][q], p[7][q],
+        reset, delay, synaptic, euler, adaptive, refractory,
+    )  # fmt: skip
+    sv[q] = v
+    si[q] = i
+    sa[q] = a
+    sc[q] = c
+    return s, u, th, blocked
+
+
 @functools.cache
 def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg):
     """``(forward, backward)`` specialised on one neuron's flags.
@@ -74,32 +111,18 @@ def lif_forward(
     T, K = x.shape
     n_feat = params.shape[1]
     n_blocks = (n_feat + BLOCK - 1) // BLOCK
-    beta, gain, leak, theta = params[0], params[1], params[2], params[3]
-    alpha, vreset, adapt, rho = params[4], params[5], params[6], params[7]
     for job in prange((K // n_feat) * n_blocks):
-        base = (job // n_blocks) * n_feat
-        n0 = (job % n_blocks) * BLOCK
-        n1 = min(n0 + BLOCK, n_feat)
-        k0, k1 = base + n0, base + n1
-        # contiguous 1-D views indexed from 0: the inner loop needs no index arithmetic
-        # or wrap-around checks, so it vectorises
+        n0, n1, k0, k1 = block_of(job, n_blocks, n_feat)
+        # contiguous 1-D views indexed from 0 (see param_views): the inner loop vectorises
         sv, si, sa, sc = state[0, k0:k1], state[1, k0:k1], state[2, k0:k1], state[3, k0:k1]
-        pb, pg, pl, pt = beta[n0:n1], gain[n0:n1], leak[n0:n1], theta[n0:n1]
-        pa, pv, pd, pr = alpha[n0:n1], vreset[n0:n1], adapt[n0:n1], rho[n0:n1]
+        p = param_views(params, n0, n1)
         for r in range(4):
             state[r, k0:k1] = state0[r, k0:k1]
         for t in range(T):
             xt, zt, ht = x[t, k0:k1], z[t, k0:k1], h[t, k0:k1]
             for q in range(k1 - k0):
-                s, u, th, blocked, v, i, a, c = _forward(
-                    xt[q], sv[q], si[q], sa[q], sc[q],
-                    pb[q], pg[q], pl[q], pt[q], pa[q], pv[q], pd[q], pr[q],
-                    reset, delay, synaptic, euler, adaptive, refractory,
-                )  # fmt: skip
-                sv[q] = v
-                si[q] = i
-                sa[q] = a
-                sc[q] = c
+                s, u, th, blocked = step_at(q, xt[q], sv, si, sa, sc, p, reset, delay,
+                                            synaptic, euler, adaptive, refractory)  # fmt: skip
                 zt[q] = s
                 ht[q] = u
                 if adaptive:
@@ -127,17 +150,11 @@ def lif_backward(
     n_blocks = (n_feat + BLOCK - 1) // BLOCK
     zero = np.float32(0.0)
     one = np.float32(1.0)
-    beta, gain, theta, alpha = params[0], params[1], params[3], params[4]
-    vreset, adapt = params[5], params[6]
     for job in prange((K // n_feat) * n_blocks):
-        base = (job // n_blocks) * n_feat
-        n0 = (job % n_blocks) * BLOCK
-        n1 = min(n0 + BLOCK, n_feat)
-        k0, k1 = base + n0, base + n1
+        n0, n1, k0, k1 = block_of(job, n_blocks, n_feat)
         # contiguous 1-D views indexed from 0, as in lif_forward (vectorisable inner loop)
         g_v, g_i, g_b, g_t = gout[0, k0:k1], gout[1, k0:k1], gout[2, k0:k1], gout[3, k0:k1]
-        pb, pg, pt, pa = beta[n0:n1], gain[n0:n1], theta[n0:n1], alpha[n0:n1]
-        pv, pd = vreset[n0:n1], adapt[n0:n1]
+        pb, pg, _, pt, pa, pv, pd, _ = param_views(params, n0, n1)
         v0, a0 = state0[0, k0:k1], state0[2, k0:k1]
         for q in range(k1 - k0):
             g_v[q] = gstate[0, k0 + q]

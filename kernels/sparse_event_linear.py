@@ -57,23 +57,30 @@ def ell_transpose(indices, n_in):
     return ptr, t_out, t_slot
 
 
+@numba.njit(cache=True, inline="always")
+def _event_walk(x, ptr, t_out, t_slot, values, t_val, bias, y, per_input):
+    # the event walk of forward / forward_csc: a weight is t_val[j] (per-input copy) or
+    # values[o, t_slot[j]]; per_input is a literal at each call site, so the branch
+    # folds away after inlining
+    n_rows, n_in = x.shape
+    for m in range(n_rows):
+        yr = y[m]
+        yr[:] = bias
+        for i in range(n_in):
+            v = x[m, i]
+            if v != 0:
+                for j in range(ptr[i], ptr[i + 1]):
+                    o = t_out[j]
+                    yr[o] += v * (t_val[j] if per_input else values[o, t_slot[j]])
+
+
 @numba.njit(cache=True)
 def forward(x, ptr, t_out, t_slot, values, bias, y):
     """``y[m, o] = bias[o] + Σ_s values[o, s] · x[m, indices[o, s]]`` from the events of x.
 
     x ``[M, n_in]``, values ``[out, k]``, bias ``[out]`` (zeros for none), y ``[M, out]``.
     """
-    n_rows, n_in = x.shape
-    n_out = y.shape[1]
-    for m in range(n_rows):
-        for o in range(n_out):
-            y[m, o] = bias[o]
-        for i in range(n_in):
-            v = x[m, i]
-            if v != 0:
-                for j in range(ptr[i], ptr[i + 1]):
-                    o = t_out[j]
-                    y[m, o] += v * values[o, t_slot[j]]
+    _event_walk(x, ptr, t_out, t_slot, values, bias, bias, y, False)  # bias: unread t_val
 
 
 @numba.njit(cache=True)
@@ -158,16 +165,7 @@ def forward_csc(x, ptr, t_out, t_val, bias, y):
     """:func:`forward` over a per-input copy of the weights (``t_val`` of
     :func:`csc_values`): each event reads its fan-out list ``(t_out, t_val)`` in order
     instead of ``values[o, t_slot]`` scattered over the whole weight array."""
-    n_rows, n_in = x.shape
-    n_out = y.shape[1]
-    for m in range(n_rows):
-        for o in range(n_out):
-            y[m, o] = bias[o]
-        for i in range(n_in):
-            v = x[m, i]
-            if v != 0:
-                for j in range(ptr[i], ptr[i + 1]):
-                    y[m, t_out[j]] += v * t_val[j]
+    _event_walk(x, ptr, t_out, t_out, y, t_val, bias, y, True)  # t_out, y: unread slots
 
 
 @numba.njit(cache=True, fastmath=_FM)

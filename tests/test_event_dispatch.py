@@ -62,11 +62,60 @@ def test_cpu_crossover_is_measured_once_and_cached(monkeypatch, tmp_path):
     assert len(calls) == 1
 
 
-def test_measurement_picks_a_rate_where_events_were_not_slower(monkeypatch):
-    # the real measurement on a shape just big enough to be measured; whatever it finds
-    # is one of the probed rates (or 0) and is what auto then uses
+def test_measurement_runs_and_gives_a_rate_in_range(monkeypatch):
+    # the real measurement on a small shape (its timings are not asserted): it returns a
+    # crossover between 0 and the highest probed rate
+    monkeypatch.setattr(dispatch, "_SAMPLE_S", 1e-4)
     rate = dispatch.measure_linear_cpu((64, 256, 256), reps=1)
-    assert rate == 0.0 or rate in dispatch._RATES
+    assert 0.0 <= rate <= max(dispatch._RATES)
+
+
+def test_crossover_from_ratios_interpolates_where_the_ratio_passes_one():
+    rates = (0.01, 0.1, 1.0)
+    # ratio 0.5 at 1 %, 2 at 10 %: in log space the ratio passes 1 halfway -> sqrt(0.001)
+    assert dispatch.crossover_from_ratios(rates, [0.5, 2.0]) == pytest.approx(0.1**1.5)
+    # exactly 1 counts as a win (the event path was not slower)
+    assert dispatch.crossover_from_ratios(rates, [1.0, 1.0, 3.0]) == pytest.approx(0.1)
+    # lost at the lowest rate: dense for every input but the all-zero one
+    assert dispatch.crossover_from_ratios(rates, [1.3]) == 0.0
+    # never lost: the highest rate measured (a lower bound)
+    assert dispatch.crossover_from_ratios(rates, [0.1, 0.2, 0.9]) == 1.0
+    # a win after the first loss is not trusted; measurement cut short: last win
+    assert dispatch.crossover_from_ratios(rates, [0.5, float("inf"), 0.1]) == 0.01
+    assert dispatch.crossover_from_ratios(rates, [0.5]) == 0.01
+    assert dispatch.crossover_from_ratios(rates, [float("nan")]) == 0.0
+
+
+def test_measurement_stops_at_the_first_loss_and_auto_follows_it(monkeypatch):
+    # a model machine: the event path costs rate / 0.07 of the dense one (crossover 7 %)
+    probed = []
+
+    def model_ratio(event, dense, rounds):
+        x = event.__defaults__[0]
+        rate = float(x.mean())
+        probed.append(rate)
+        return max(rate, 1e-4) / 0.07
+
+    monkeypatch.setattr(dispatch, "_alternating_ratio", model_ratio)
+    got = dispatch.measure_linear_cpu((64, 512, 64))
+    assert len(probed) == dispatch._RATES.index(0.1) + 1  # stopped at 10 %, the first loss
+    assert 0.05 < got < 0.1 and got == pytest.approx(0.07, rel=0.15)
+    monkeypatch.setattr(dispatch, "measure_linear_cpu", lambda shape, reps=5: got)
+    shape = (512, 2048, 2048)
+    assert dispatch.choose_path("auto", "linear", "cpu", shape, 0.06) == "event"
+    assert dispatch.choose_path("auto", "linear", "cpu", shape, 0.08) == "dense"
+    monkeypatch.setenv("NEUROSPARSE_EVENT_CROSSOVER", "0.5")  # the documented override
+    assert dispatch.choose_path("auto", "linear", "cpu", shape, 0.08) == "event"
+
+
+def test_alternating_ratio_interleaves_and_takes_the_median(monkeypatch):
+    order = []
+    clock = iter(range(10**6))
+    monkeypatch.setattr(dispatch.time, "perf_counter", lambda: next(clock) * 1e-3)
+    monkeypatch.setattr(dispatch, "_SAMPLE_S", 1e-3)  # one call per sample at 1 ms a tick
+    ratio = dispatch._alternating_ratio(lambda: order.append("e"), lambda: order.append("d"), 3)
+    assert order[4:] == ["e", "d"] * 3  # after warm-up and calibration: e d e d e d
+    assert ratio == pytest.approx(1.0)  # every sample one tick long
 
 
 def test_overrides(monkeypatch):

@@ -202,6 +202,46 @@ def test_errors_match_unfused():
             event_linear_lif(torch.ones(4, 2, 30), lin, nrn)
 
 
+@pytest.mark.parametrize("where", ["weight", "bias"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_nonfinite_currents_raise_as_unfused(where, value, kernel_calls):
+    # the kernel tests the currents it forms; a read NaN/inf weight row or bias makes the
+    # call raise as the unfused neuron does, and nothing is counted for the failed call
+    x = spikes((4, 2, 30), 0.0, seed=3)
+    x[2, 1, 7] = 1.0  # one event: only weight column 7 is read
+    lin = layer(30, 20)
+    nrn = ns.LIF()
+    with torch.no_grad():
+        if where == "weight":
+            lin.weight.data[5, 7] = value  # through .data: no version bump to rely on
+        else:
+            lin.bias.data[5] = value
+        with pytest.raises(InputValueError, match="NaN or infinite") as unfused:
+            nrn(lin(x))
+        lin.reset_counters()
+        with pytest.raises(InputValueError) as fused:
+            event_linear_lif(x, lin, nrn)
+    assert str(fused.value) == str(unfused.value)
+    assert kernel_calls == [1]  # the kernel ran and flagged the currents itself
+    want = lin.op_counts()  # the fused attempt counted as one unfused call, no more
+    lin.reset_counters()
+    with torch.no_grad(), pytest.raises(InputValueError):
+        nrn(lin(x))
+    assert lin.op_counts() == want
+
+
+def test_nonfinite_weight_row_no_event_reads_is_ignored_as_unfused(kernel_calls):
+    # the unfused event gather never reads an inactive input's weight row, so a NaN there
+    # changes nothing; the fused pass agrees (no fallback, no error)
+    x = spikes((5, 3, 30), 0.3, seed=4)
+    x[..., 11] = 0.0
+    lin = layer(30, 20)
+    nrn = ns.LIF(beta=0.9, threshold=0.5)
+    lin.weight.data[:, 11] = float("nan")
+    assert_same(*run_both(x, lin, nrn))
+    assert kernel_calls == [1]
+
+
 def test_sequential_fuses_under_no_grad(monkeypatch, kernel_calls):
     fused_calls = count_calls(monkeypatch, seq_mod, "event_linear_lif")
     torch.manual_seed(0)

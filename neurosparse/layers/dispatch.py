@@ -6,10 +6,13 @@ rate) and loses above it. ``mode="event"`` / ``"dense"`` force a path; ``"auto"`
 compares the activity of the call with the crossover of its shape and device:
 
 - **Linear on the CPU**: the crossover is *measured on the machine it runs on*, the
-  first time a shape of at least :data:`MEASURE_MIN_MACS` multiply-adds is called (event
-  op and ``F.linear`` timed at a few rates on random spikes, about a second), and cached
-  in ``$NEUROSPARSE_CACHE_DIR`` (default ``~/.cache/neurosparse``)
-  ``/crossover-<host>.json``. Smaller shapes and other ops use the tables below.
+  first time a shape of at least :data:`MEASURE_MIN_MACS` multiply-adds is called, and
+  cached in ``$NEUROSPARSE_CACHE_DIR`` (default ``~/.cache/neurosparse``)
+  ``/crossover-v2-<host>-<threads>t.json`` (:func:`measure_linear_cpu`: event op and
+  ``F.linear`` alternate on random spikes at rising rates, each sample long enough to
+  time, until the event path is slower; the crossover is interpolated where the median
+  time ratio passes 1, :func:`crossover_from_ratios`; a few seconds once). Smaller
+  shapes and other ops use the tables below.
 - **Linear on CUDA** (:func:`cuda_linear_path`): dense. No rate is read (reading it
   would synchronise the host with the GPU and cannot happen inside graph capture), and
   without it the event kernel is not guaranteed to win (measured, see the function).
@@ -84,7 +87,13 @@ _TABLES = {
 # Shapes of at least this many multiply-adds get a crossover measured on this machine
 # (CPU linear); below it the whole call is cheap and the table's guess is good enough.
 MEASURE_MIN_MACS = 1 << 24
-_RATES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+_RATES = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+# One timed sample runs a path this long at least (calls repeated): a single call of a
+# small shape (8 rows: ~0.1-1 ms) is at the mercy of one scheduler tick on a shared VM.
+_SAMPLE_S = 0.003
+# Past this much measuring, rates not yet reached count as losses (dense): a huge shape
+# then gets a lower, safe crossover instead of a minute of timing.
+_BUDGET_S = 6.0
 _FIXED: dict[tuple[str, str], float] = {}
 _MEASURED: dict[tuple[int, int, int], float] | None = None
 
@@ -98,8 +107,11 @@ def set_crossover(op: str, device: str, rate: float | None) -> None:
 
 
 def _cache_file() -> Path:
+    # v2: alternating, interpolated measurement (v1 files held grid rates); the thread
+    # count is part of the key because the dense product scales with it and the gather less
     root = os.environ.get("NEUROSPARSE_CACHE_DIR") or Path.home() / ".cache" / "neurosparse"
-    return Path(root) / f"crossover-{platform.node() or 'host'}.json"
+    host = platform.node() or "host"
+    return Path(root) / f"crossover-v2-{host}-{torch.get_num_threads()}t.json"
 
 
 def _bucket(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -118,26 +130,64 @@ def _load_measured() -> dict:
     return _MEASURED
 
 
-def measure_linear_cpu(shape: tuple[int, int, int], reps: int = 3) -> float:
+def crossover_from_ratios(rates, ratios) -> float:
+    """The crossover rate from median time ratios ``event / dense`` measured at rising
+    ``rates``.
+
+    The event path's time grows with the rate and the dense path's does not, so the
+    crossover is where the ratio passes 1: log-interpolated between the last rate with
+    a ratio <= 1 and the first with a ratio > 1 (the first loss ends the search: a noisy
+    win above it is not trusted). 0.0 when the event path already lost at the lowest
+    rate (dense, except for all-zero input); the highest rate when it never lost (a
+    lower bound: nothing above it was measured). ``ratios`` may be shorter than
+    ``rates`` (measurement stopped): unmeasured rates count as losses.
+    """
+    last_win = None
+    for i, rate in enumerate(rates):
+        if i >= len(ratios) or not ratios[i] <= 1.0:  # NaN counts as a loss
+            if last_win is None or i >= len(ratios) or not math.isfinite(ratios[i]):
+                return 0.0 if last_win is None else rates[last_win]
+            r0, r1 = rates[last_win], rate
+            q0, q1 = max(ratios[last_win], 1e-9), ratios[i]
+            frac = -math.log(q0) / (math.log(q1) - math.log(q0))
+            return math.exp(math.log(r0) + frac * (math.log(r1) - math.log(r0)))
+        last_win = i
+    return rates[-1]
+
+
+def _alternating_ratio(event, dense, rounds: int) -> float:
+    """Median over ``rounds`` of (event sample) / (dense sample), the two sampled one right
+    after the other (a load change between rounds falls on both); each sample repeats its
+    path until :data:`_SAMPLE_S` has passed, and is the time per call."""
+
+    def sample(fn, calls: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter() - t0) / calls
+
+    event()
+    dense()  # warm: first calls pay compilation and allocation
+    calls_e = max(1, int(_SAMPLE_S / max(sample(event, 1), 1e-7)))
+    calls_d = max(1, int(_SAMPLE_S / max(sample(dense, 1), 1e-7)))
+    ratios = sorted(sample(event, calls_e) / sample(dense, calls_d) for _ in range(rounds))
+    return ratios[len(ratios) // 2]
+
+
+def measure_linear_cpu(shape: tuple[int, int, int], reps: int = 5) -> float:
     """Crossover of the event Linear against ``F.linear`` on this CPU for ``(rows, in,
-    out)``: the highest of a few rates at which the whole event call (count pass, index,
-    gather) was not slower than the dense product (medians of ``reps``), 0 if none."""
+    out)``: event call (count pass, index, gather) and dense product alternate ``reps``
+    rounds at each rate of :data:`_RATES` in turn, until the event path is slower or
+    :data:`_BUDGET_S` is spent; :func:`crossover_from_ratios` turns the median ratios
+    into the crossover."""
     from ..ops.event_linear import event_linear_apply, index_linear, scan_linear
 
     m, k, n = shape
     g = torch.Generator().manual_seed(0)
     w = torch.randn(k, n, generator=g).t()  # stored as EventLinear stores it
     b = torch.randn(n, generator=g)
-    best = 0.0
-
-    def median(fn) -> float:
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        return sorted(ts)[len(ts) // 2]
-
+    ratios: list[float] = []
+    start = time.perf_counter()
     with torch.no_grad():
         for rate in _RATES:
             x = (torch.rand(m, k, generator=g) < rate).float()
@@ -145,11 +195,11 @@ def measure_linear_cpu(shape: tuple[int, int, int], reps: int = 3) -> float:
             def event(x=x):
                 return event_linear_apply(x, w, b, index_linear(x, scan_linear(x)))
 
-            event()  # compiles the kernels on first use
-            if median(event) > median(lambda x=x: torch.nn.functional.linear(x, w, b)):
+            ratios.append(_alternating_ratio(
+                event, lambda x=x: torch.nn.functional.linear(x, w, b), reps))  # fmt: skip
+            if ratios[-1] > 1.0 or time.perf_counter() - start > _BUDGET_S:
                 break
-            best = rate
-    return best
+    return crossover_from_ratios(_RATES, ratios)
 
 
 def _measured_cpu(shape: tuple[int, ...]) -> float | None:

@@ -25,9 +25,12 @@ their result, so the function can be called anywhere:
   ``forward``);
 - either module has forward hooks or pre-hooks (the energy meter, user hooks), or
   global module hooks are set: hooks must see both calls;
-- the weight or the bias holds NaN/inf (the unfused neuron then reports the non-finite
-  currents). Checked on every call (one reduction: a cached answer would miss writes
-  through ``weight.data``).
+- an input current comes out NaN or inf (a NaN/inf weight row that an event reads, or
+  bias): the kernel tests every current it forms, and the unfused pair then runs and
+  reports the non-finite currents as it would have. A NaN weight row that no event
+  reads changes nothing, as in the unfused pair. (No per-call check of the weight: it
+  would cost a reduction over the whole weight, and a cached answer misses writes
+  through ``weight.data``.)
 
 The linear layer's op counters and ``last_path`` are updated exactly as its own call
 would (they describe the input, not the path), so energy reports do not change.
@@ -81,17 +84,6 @@ def _meter_hooks(linear, neuron, x, state, out) -> None:
         hook(neuron, (cur, state), {})
     for hook in list(neuron._forward_hooks.values()):
         hook(neuron, (cur, state), out)
-
-
-def _finite_params(linear: EventLinear) -> bool:
-    """Weight and bias hold no NaN/inf (a NaN or inf anywhere makes the sum non-finite;
-    a finite overflow of the sum takes the exact check)."""
-    for p in (linear.weight, linear.bias):
-        if p is not None:
-            w = p.detach()
-            if not bool(torch.isfinite(w.sum())) and not bool(torch.isfinite(w).all()):
-                return False
-    return True
 
 
 # Devices where the fused pass exists and was measured faster: CPU (2-core VM,
@@ -174,7 +166,6 @@ def event_linear_lif(
         or T == 0
         or bk != "cpu"
         or not registry.use_kernel(ops_lif.OP, bk)
-        or not _finite_params(linear)
     ):
         return neuron(linear(x), state)
     like = x.new_empty((B, n_out))  # shape of one step of the currents, for the checks
@@ -185,15 +176,17 @@ def event_linear_lif(
                        scan.rate)  # fmt: skip
     if path == "dense":
         return neuron(linear(x), state)
-    count_linear(linear, scan, x2d, weight)  # what EventLinear would record for this call
-    linear.last_path = "event"
     index = ops_lin.index_linear(x2d, scan)
     params = torch.stack([q.to(device=x.device, dtype=torch.float32).expand(n_out)
                           for q in neuron.params()]).contiguous()  # fmt: skip
     state0 = ops_lif._pack_state(state, neuron.v_init, B, (n_out,), n_out, like)
     flags = ops_lif.flags_of(neuron.spec)
     kflags = (flags[0], flags[1], flags[3], flags[4], flags[5], flags[6])
-    z, st = fused_event_linear_lif(bk, index, weight, bias, T, B, params, state0, kflags)
+    z, st, bad = fused_event_linear_lif(bk, index, weight, bias, T, B, params, state0, kflags)
+    if bad:  # NaN/inf currents: the unfused pair raises as it would have (nothing counted yet)
+        return neuron(linear(x), state)
+    count_linear(linear, scan, x2d, weight)  # what EventLinear would record for this call
+    linear.last_path = "event"
     out = z.view(T, B, n_out), NeuronState(*(s.view(B, n_out) for s in st.unbind(0)))
     _meter_hooks(linear, neuron, x, state, out)
     return out

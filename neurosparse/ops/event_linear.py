@@ -35,6 +35,8 @@ op counters of ``EventLinear`` read the kernel's own on-device tally instead
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,6 +221,35 @@ def empty_cpu(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(np.empty(shape, np.float32))
 
 
+# The tiled copies (Wᵀ for a forward, the output gradient for a weight gradient) live for
+# one kernel call. Each thread reuses one scratch buffer for them instead of a fresh
+# multi-MB allocation per call (page faults and zeroing by the kernel: ~2 ms per 64 MB on
+# the 2-core VM). It holds no state across calls -- every call overwrites what it reads
+# -- so nothing can go stale; copies larger than the cap are allocated per call, so a
+# thread keeps at most this much.
+SCRATCH_CAP_BYTES = 64 << 20
+_SCRATCH = threading.local()
+
+
+def scratch_f32(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float32 array of ``shape`` for use within one call: a view of
+    this thread's scratch buffer (grown on demand up to :data:`SCRATCH_CAP_BYTES`), or a
+    fresh array when larger."""
+    n = math.prod(shape)
+    if 4 * n > SCRATCH_CAP_BYTES:
+        return np.empty(shape, np.float32)
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < n:
+        buf = _SCRATCH.buf = np.empty(n, np.float32)
+    return buf[:n].reshape(shape)
+
+
+def _packed(src: np.ndarray) -> np.ndarray:
+    from ..kernels import event_linear as kl
+
+    return kl.pack_rows(src, scratch_f32(kl.packed_shape(*src.shape)))
+
+
 # Gathers per weight row above which the CPU gathers read a column-tiled copy of Wᵀ made
 # for the call instead of Wᵀ in place. In place, one tile's row segments lie a whole
 # row apart (16 KiB at 4096 outputs): they share a few cache sets and need a TLB entry
@@ -238,7 +269,7 @@ def cpu_source(weight: torch.Tensor, bias: torch.Tensor | None, events: int = 0)
     n_in, n_out = wt.shape
     b = np.zeros(n_out, np.float32) if bias is None else bias.detach().numpy()
     if events >= PACK_REUSE * n_in:
-        tiles = kl.pack_rows(wt)
+        tiles = _packed(wt)
         return tiles, tiles.shape[2], b
     return wt.reshape(1, n_in, n_out), kl.tile_width(n_in, n_out), b
 
@@ -248,7 +279,7 @@ def _forward_cpu(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor | 
 
     src, tw, b = cpu_source(weight, bias, int(index.arrays[0][-1]))
     y = empty_cpu((index.rows, weight.shape[0]))
-    kl.gather_rows(*index.arrays, src, tw, b, y.numpy(), False)
+    kl.gather(*index.arrays, src, tw, b, y.numpy(), False)
     return y
 
 
@@ -256,10 +287,10 @@ def _grad_weight_cpu(index: LinearIndex, gy: torch.Tensor, n_out: int) -> torch.
     from ..kernels import event_linear as kl
 
     colptr, rows, vals = index.transposed()
-    tiles = kl.pack_rows(gy.numpy())
+    tiles = _packed(gy.numpy())
     gw = empty_cpu((n_out, index.n_in))
-    kl.gather_rows(colptr, rows, vals, tiles, tiles.shape[2], kl.padded_bias(None, tiles),
-                   gw.numpy(), True)  # fmt: skip
+    kl.gather(colptr, rows, vals, tiles, tiles.shape[2], kl.padded_bias(None, tiles),
+              gw.numpy(), True)  # fmt: skip
     return gw
 
 

@@ -83,6 +83,15 @@ def _kernels(spec: NeuronSpec, device: torch.device):
     return tuple(on_gpu(k) for k in lif_cuda.get_kernels(*flags))
 
 
+def _empty(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """An uninitialised float32 buffer for the kernels; on the CPU allocated by NumPy, which asks
+    for transparent huge pages (a fresh multi-MB ``torch.empty`` is faulted in 4 KiB at a
+    time: ``ops.event_linear.empty_cpu``)."""
+    if device.type == "cpu":
+        return torch.from_numpy(np.empty(shape, np.float32))
+    return torch.empty(shape, dtype=torch.float32, device=device)
+
+
 class _LIFSequence(torch.autograd.Function):
     """``x [T, K]``, ``state0 [4, K]`` (v, i, a, c), ``params [8, P]`` -> ``z [T, K]``, state.
 
@@ -93,17 +102,17 @@ class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, state0, params, spec: NeuronSpec):  # type: ignore[override]
         T, K = x.shape
-        f32 = {"dtype": torch.float32, "device": x.device}
-        z = torch.empty(T, K, **f32)
+        dev = x.device
+        z = _empty((T, K), dev)
         # the membrane each spike was tested on: all the backward keeps (it recomputes
         # the spikes), so the spikes themselves are freed as soon as the caller drops them
-        h = torch.empty(T, K, **f32)
-        th = torch.empty((T, K) if spec.adaptive else (1, 1), **f32)
+        h = _empty((T, K), dev)
+        th = _empty((T, K) if spec.adaptive else (1, 1), dev)
         # the uint8 trace is read only where the neuron has a refractory period
         rm = (torch.zeros if spec.refractory else torch.empty)(
-            (T, K) if spec.refractory else (1, 1), dtype=torch.uint8, device=x.device
+            (T, K) if spec.refractory else (1, 1), dtype=torch.uint8, device=dev
         )
-        state = torch.empty(4, K, **f32)
+        state = _empty((4, K), dev)
         forward, _ = _kernels(spec, x.device)
         forward(K, x, state0, params, z, h, th, rm, state)
         ctx.save_for_backward(h, th, rm, state0, params)
@@ -119,8 +128,8 @@ class _LIFSequence(torch.autograd.Function):
         f32 = {"dtype": torch.float32, "device": h.device}
         gz = torch.zeros(T, K, **f32) if gz is None else gz.contiguous()
         gstate = torch.zeros(2, K, **f32) if gstate is None else gstate[:2].contiguous()
-        gx = torch.empty(T, K, **f32)
-        gout = torch.empty(4, K, **f32)
+        gx = _empty((T, K), h.device)
+        gout = _empty((4, K), h.device)
         _, backward = _kernels(spec, h.device)
         backward(K, gz, gstate, h, th, rm, state0, params, np.float32(spec.surrogate.slope),
                  gx, gout)  # fmt: skip

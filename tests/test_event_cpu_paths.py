@@ -1,0 +1,101 @@
+"""CPU-path internals of the event Linear: the count pass's 1-D-view twin used for Linear
+inputs (``A = 1``) gives what the general 4-D pass and NumPy give; the per-thread scratch
+buffer of the tiled copies never carries a value from one call into the next."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from neurosparse.kernels import event_index as ei
+from neurosparse.ops import event_linear as ops
+
+
+def _events(rows: int, cols: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = (rng.random((rows, cols)) < 0.2) * rng.standard_normal((rows, cols))
+    spikes = rng.random((rows, cols)) < 0.1
+    x[spikes] = rng.choice([-1.0, 1.0], size=int(spikes.sum()))  # ±1 events
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(13, 70), (700, 257)])  # serial and parallel kernels
+@pytest.mark.parametrize("poison", [None, np.nan, np.inf, -np.inf])
+def test_flat_count_pass_equals_the_4d_pass_and_numpy(shape, poison):
+    rows, cols = shape
+    x = _events(rows, cols, seed=rows)
+    if poison is not None:
+        x[rows // 2, 3] = poison
+        x[rows - 1, cols - 1] = poison
+    flat = ei.scan_rows(x.reshape(rows, 1, 1, cols))  # the 1-D view path
+    general = ei.scan_rows(x.reshape(rows, 1, 1, cols), np.ones(cols, np.int32))  # 4-D
+    for a, b in zip(flat[:3], general[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert flat[3] == general[3] == (-1 if poison is None else rows // 2)
+    counts, unit, graded, _ = flat
+    np.testing.assert_array_equal(counts, (x != 0).sum(1))
+    np.testing.assert_array_equal(unit, (np.abs(x) == 1).sum(1))
+    np.testing.assert_array_equal(graded, ((x != 0) & (np.abs(x) != 1)).sum(1))
+
+
+def _event_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return ops.event_linear_apply(x, weight, bias, ops.index_linear(x, ops.scan_linear(x)))
+
+
+def test_tiled_copy_in_scratch_sees_every_weight_and_write():
+    # enough events per weight row that the forward packs Wᵀ into the scratch buffer
+    gen = torch.Generator().manual_seed(5)
+    x = (torch.rand(600, 48, generator=gen) < 0.9).float()
+    assert int(x.sum()) >= ops.PACK_REUSE * 48
+    w1, w2 = torch.randn(70, 48, generator=gen), torch.randn(70, 48, generator=gen)
+    b = torch.randn(70, generator=gen)
+    for w in (w1, w2, w1):  # each call packs its own weight over the last one's copy
+        torch.testing.assert_close(_event_forward(x, w, b), torch.nn.functional.linear(x, w, b),
+                                   rtol=1e-5, atol=1e-4)  # fmt: skip
+    w1.data[:, 3] += 100.0  # a write the version counter does not see
+    torch.testing.assert_close(_event_forward(x, w1, b), torch.nn.functional.linear(x, w1, b),
+                               rtol=1e-5, atol=1e-3)  # fmt: skip
+
+
+def test_scratch_is_per_thread_and_capped(monkeypatch):
+    here = ops.scratch_f32((8, 16))
+    assert np.shares_memory(here, ops.scratch_f32((4, 4)))  # one buffer per thread, reused
+    there = []
+    t = threading.Thread(target=lambda: there.append(ops.scratch_f32((8, 16))))
+    t.start()
+    t.join()
+    assert not np.shares_memory(here, there[0])
+    monkeypatch.setattr(ops, "SCRATCH_CAP_BYTES", 4 * 100)
+    big = ops.scratch_f32((11, 10))  # over the cap: a fresh array, the buffer not grown
+    assert big.shape == (11, 10) and not np.shares_memory(big, ops.scratch_f32((5, 5)))
+
+
+def test_serial_twins_of_small_calls_give_the_same_bits():
+    # small calls run single-threaded kernels (no parallel-region start-up); they are the
+    # same code, so the outputs must match the parallel kernels bit for bit
+    from neurosparse.kernels import event_linear as kl
+
+    x = _events(9, 300, seed=2)
+    counts = (x != 0).sum(1).astype(np.int32)
+    rowptr = np.empty(10, np.int64)
+    ei.exclusive_scan(counts, rowptr)
+    serial = [np.empty(rowptr[-1], np.int32), np.empty(rowptr[-1], np.float32)]
+    parallel = [np.empty(rowptr[-1], np.int32), np.empty(rowptr[-1], np.float32)]
+    ei.row_fill_serial(x.reshape(9, 1, 1, 300), rowptr, *serial)
+    ei.row_fill(x.reshape(9, 1, 1, 300), rowptr, *parallel)
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+    src = np.random.default_rng(3).standard_normal((1, 300, 130)).astype(np.float32)
+    bias = np.random.default_rng(4).standard_normal(130).astype(np.float32)
+    for transpose in (False, True):
+        shape = (130, 9) if transpose else (9, 130)
+        y_s, y_p = np.empty(shape, np.float32), np.empty(shape, np.float32)
+        kl.gather_rows_serial(rowptr, *serial, src, 32, bias, y_s, transpose)
+        kl.gather_rows(rowptr, *serial, src, 32, bias, y_p, transpose)
+        np.testing.assert_array_equal(y_s, y_p)
+        want = x @ src[0] + bias
+        np.testing.assert_allclose(y_s.T if transpose else y_s, want, rtol=1e-5, atol=1e-4)
