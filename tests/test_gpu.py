@@ -318,6 +318,8 @@ def test_sparse_event_linear_forward_and_backward_replay_in_a_cuda_graph(kernels
     _capture_and_compare(layer, None, make_x, ["values", "bias"], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.skipif(DEV != "cuda",
+                    reason="bf16 runs in the CUDA kernel only (the CPU kernels take float32)")
 def test_event_linear_bf16_weights_equal_dense_bf16(kernels_mode):
     kernels_mode("numba")
     torch.manual_seed(0)
