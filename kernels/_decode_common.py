@@ -12,6 +12,12 @@ file can be decoded in blocks (streaming) with the same counts as in one call:
 
 ``width = height = 0`` disables the bounds check. The Python readers turn ``BAD`` and
 ``OUTSIDE`` into an error, or, with ``errors="skip"``, into a warning with the counts.
+The decoders write through :func:`put_event` (bounds check, counting, the record write),
+count corrupt words with :func:`count_bad` and step wrapping counters with :func:`unwrap`,
+so these rules live here once.
+
+Numba's on-disk cache checks only the file of the function it compiled: after editing a
+helper here, clear ``kernels/__pycache__`` (or touch the decoders) so they recompile.
 
 Time counters that wrap (AEDAT 2 / DAT 32-bit µs, EVT 2.0 TIME_HIGH) count a wrap only
 when the counter falls from its top quarter to its bottom quarter *and* the value before

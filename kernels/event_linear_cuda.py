@@ -1,7 +1,15 @@
-"""Event Linear forward on the GPU with no index: one kernel, no host round trip.
+"""Event Linear forward on the GPU with no host-built index and no host round trip.
 
 ``out[r, n] = bias[n] + Σ_{k: x[r, k] ≠ 0} x[r, k] · W[n, k]`` for ``x [M, K]`` dense
 (binary or graded spikes), read straight from torch memory (numba.cuda; torch-free).
+Two designs, picked by the row count (:func:`wants_lists`):
+
+- from ``SPLIT_ROWS`` (16) rows, two kernels: ``compact_rows`` writes each row's events
+  into a fixed-capacity list (``K`` slots per row, one block per row, a block scan), and
+  ``gather_rows`` sums the weight rows of a row's events, one block per (row, ``GCOLS``
+  columns) (see the section "many rows" below);
+- below that, the one-kernel row tile described next (at batch 1 a 4096-wide layer still
+  spreads over 128 blocks, and no second launch is paid).
 
 One block owns a tile of ``RT`` rows and ``TN = 32`` output columns (grid: row tiles ×
 column tiles; a 4096-wide layer gives 128 blocks for one row, enough to spread a
@@ -236,16 +244,19 @@ def _kernel(bf16: bool):
     return gather_dense
 
 
-# -- many rows: an event list per row, then a gather per (row, 512 columns) -------------
+# -- many rows: an event list per row, then a gather per (row, 128 columns) -------------
 # The row tile above re-scans the inputs once per 32-column tile and shares a weight read
 # between its 4 rows only where their events coincide (rarely, at low activity): at 256
-# rows it reads each weight row ~100 times from L2 through one warp per event. With 8 or
-# more rows two kernels do better (H200, 256 rows at 1 %: 346 -> ~35 µs in a graph).
-SPLIT_ROWS = 8  # rows from which launch_gather takes the two-kernel path
-GT = 32 if SIM else 128  # threads of a gather block
-GC = 4  # columns per thread, GT apart (each load instruction is one coalesced line)
-GCOLS = GT * GC  # columns per gather block
-GE = 4  # events per pass of the gather: GE * GC weight loads in flight per thread
+# rows it reads each weight row ~100 times from L2 through one warp per event. From 16
+# rows two kernels do better (H100 in a graph, 1 % input: 16 rows 27.5 -> 19.4 µs, 256
+# rows 344 -> 53 µs with one warp per (row, 512 columns); at 8 rows the tile still won).
+SPLIT_ROWS = 16  # rows from which launch_gather takes the two-kernel path (measured)
+GL = 8 if SIM else 32  # lanes of a gather warp (the simulator takes any width)
+GW = 4  # warps of a gather block: they split the row's events
+GT = GL * GW  # threads of a gather block
+GC = 4  # columns per lane, GL apart (each load instruction is one coalesced line)
+GCOLS = GL * GC  # columns per gather block
+GE = 4  # events per pass of a warp: GE * GC weight loads in flight per thread
 
 
 @functools.cache
@@ -299,36 +310,32 @@ def _compact_kernel(bf16: bool):
 def _rows_kernel(bf16: bool):
     load = _bf16_to_f32 if bf16 else _as_f32
 
-    @cuda.jit(device=True, inline=True)
-    def _store(out, bias, has_bias, r, c, n, acc):
-        if c < n:
-            if has_bias:
-                acc += load(bias[c])
-            if bf16:
-                out[r, c] = _f32_to_bf16(acc)
-            else:
-                out[r, c] = acc
-
     @cuda.jit
     def gather_rows(idx, val, cnt, wt, bias, has_bias, out):
         """``out[r, cols] = bias + Σ_j val[r, j] · wt[idx[r, j], cols]`` for row
         ``blockIdx.x`` and the ``GCOLS`` columns of ``blockIdx.y``.
 
-        The row's events are staged in shared memory ``GT`` at a time; each thread owns
-        ``GC`` columns ``GT`` apart and takes ``GE`` events per pass, so ``GE * GC``
-        independent weight loads are in flight before the first is used (the kernel is
-        bound by L2 latency, not bandwidth, at low activity). Columns past ``N`` are
-        clamped for the loads and not stored, so no load is predicated."""
+        The row's events are staged in shared memory ``GT`` at a time; the ``GW`` warps
+        split them (warp w takes events w, w + GW, ...), a lane owns ``GC`` columns ``GL``
+        apart and takes ``GE`` events per pass, so ``GE * GC`` independent weight loads
+        are in flight before the first is used: the kernel is bound by the latency of
+        those loads, not by bandwidth, until rows hold hundreds of events (one warp
+        walking a whole row of 400 events took 91 µs on the H100, against 14 µs for the
+        row tile). The warps' sums are added in shared memory in warp order. Columns past
+        ``N`` are clamped for the loads and not stored, so no load is predicated."""
         r = cuda.blockIdx.x
         t = cuda.threadIdx.x
+        lane = t % GL
+        warp = t // GL
         n = out.shape[1]
-        cbase = cuda.blockIdx.y * GCOLS + t
+        cbase = cuda.blockIdx.y * GCOLS + lane
         c0 = min(cbase, n - 1)
-        c1 = min(cbase + GT, n - 1)
-        c2 = min(cbase + 2 * GT, n - 1)
-        c3 = min(cbase + 3 * GT, n - 1)
+        c1 = min(cbase + GL, n - 1)
+        c2 = min(cbase + 2 * GL, n - 1)
+        c3 = min(cbase + 3 * GL, n - 1)
         k_s = cuda.shared.array(GT, int32)
         v_s = cuda.shared.array(GT, float32)
+        red = cuda.shared.array((GW, GCOLS), float32)
         a0 = float32(0)
         a1 = float32(0)
         a2 = float32(0)
@@ -340,12 +347,12 @@ def _rows_kernel(bf16: bool):
                 k_s[t] = idx[r, j0 + t]
                 v_s[t] = val[r, j0 + t]
             cuda.syncthreads()
-            j = 0
-            while j + GE <= m:
+            j = warp
+            while j + (GE - 1) * GW < m:
                 ka = k_s[j]
-                kb = k_s[j + 1]
-                kc = k_s[j + 2]
-                kd = k_s[j + 3]
+                kb = k_s[j + GW]
+                kc = k_s[j + 2 * GW]
+                kd = k_s[j + 3 * GW]
                 wa0 = load(wt[ka, c0])
                 wa1 = load(wt[ka, c1])
                 wa2 = load(wt[ka, c2])
@@ -363,14 +370,14 @@ def _rows_kernel(bf16: bool):
                 wd2 = load(wt[kd, c2])
                 wd3 = load(wt[kd, c3])
                 va = v_s[j]
-                vb = v_s[j + 1]
-                vc = v_s[j + 2]
-                vd = v_s[j + 3]
+                vb = v_s[j + GW]
+                vc = v_s[j + 2 * GW]
+                vd = v_s[j + 3 * GW]
                 a0 += (va * wa0 + vb * wb0) + (vc * wc0 + vd * wd0)
                 a1 += (va * wa1 + vb * wb1) + (vc * wc1 + vd * wd1)
                 a2 += (va * wa2 + vb * wb2) + (vc * wc2 + vd * wd2)
                 a3 += (va * wa3 + vb * wb3) + (vc * wc3 + vd * wd3)
-                j += GE
+                j += GE * GW
             while j < m:
                 ka = k_s[j]
                 va = v_s[j]
@@ -378,12 +385,25 @@ def _rows_kernel(bf16: bool):
                 a1 += va * load(wt[ka, c1])
                 a2 += va * load(wt[ka, c2])
                 a3 += va * load(wt[ka, c3])
-                j += 1
+                j += GW
             cuda.syncthreads()  # the next pass overwrites the staged events
-        _store(out, bias, has_bias, r, cbase, n, a0)
-        _store(out, bias, has_bias, r, cbase + GT, n, a1)
-        _store(out, bias, has_bias, r, cbase + 2 * GT, n, a2)
-        _store(out, bias, has_bias, r, cbase + 3 * GT, n, a3)
+        red[warp, lane] = a0
+        red[warp, lane + GL] = a1
+        red[warp, lane + 2 * GL] = a2
+        red[warp, lane + 3 * GL] = a3
+        cuda.syncthreads()
+        for p in range(t, GCOLS, GT):
+            c = cuda.blockIdx.y * GCOLS + p
+            if c < n:
+                acc = red[0, p]
+                for w in range(1, GW):
+                    acc += red[w, p]
+                if has_bias:
+                    acc += load(bias[c])
+                if bf16:
+                    out[r, c] = _f32_to_bf16(acc)
+                else:
+                    out[r, c] = acc
 
     return gather_rows
 

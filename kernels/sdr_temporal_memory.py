@@ -224,14 +224,33 @@ def perm_slot(st, syn):
 
 
 @_kernel
+def _acquire(free, meta, n_free, high_water, n_live, n_created):
+    """A synapse or segment id: the last freed one, else a new one at the high-water mark
+    (the meta slots named by the arguments say which kind); counted live and created."""
+    if meta[n_free] > 0:
+        meta[n_free] -= 1
+        i = free[meta[n_free]]
+    else:
+        i = meta[high_water]
+        meta[high_water] += 1
+    meta[n_live] += 1
+    meta[n_created] += 1
+    return i
+
+
+@_kernel
+def _release(free, meta, i, n_free, n_live, n_destroyed):
+    """Give id ``i`` back to its free stack; counted destroyed."""
+    free[meta[n_free]] = i
+    meta[n_free] += 1
+    meta[n_live] -= 1
+    meta[n_destroyed] += 1
+
+
+@_kernel
 def _create_synapse(st, seg, presyn, perm, conn_f):
     syn_i32, syn_free, seg_i32, seg_i64, _, _, seg_data, _, _, _, _, _, meta = st
-    if meta[SYN_NFREE] > 0:
-        meta[SYN_NFREE] -= 1
-        syn = syn_free[meta[SYN_NFREE]]
-    else:
-        syn = meta[SYN_HW]
-        meta[SYN_HW] += 1
+    syn = _acquire(syn_free, meta, SYN_NFREE, SYN_HW, N_SYN_LIVE, SYN_CREATED)
     n = seg_i32[seg, S_LEN]
     seg_data[seg_i64[seg, S_START] + n] = syn
     seg_i32[seg, S_LEN] = n + 1
@@ -239,8 +258,6 @@ def _create_synapse(st, seg, presyn, perm, conn_f):
     syn_i32[syn, Y_SEG] = seg
     syn_i32[syn, Y_PSEG] = n
     syn_i32[syn, Y_POUT] = _out_append(st, presyn, syn, seg, perm, conn_f)
-    meta[N_SYN_LIVE] += 1
-    meta[SYN_CREATED] += 1
 
 
 @_kernel
@@ -268,10 +285,7 @@ def _destroy_synapse(st, syn):
     syn_i32[omoved, Y_POUT] = syn_i32[syn, Y_POUT]
     cell_i32[pre, C_OLEN] -= 1
     syn_i32[syn, Y_SEG] = -1
-    syn_free[meta[SYN_NFREE]] = syn
-    meta[SYN_NFREE] += 1
-    meta[N_SYN_LIVE] -= 1
-    meta[SYN_DESTROYED] += 1
+    _release(syn_free, meta, syn, SYN_NFREE, N_SYN_LIVE, SYN_DESTROYED)
 
 
 @_kernel
@@ -291,10 +305,7 @@ def _destroy_segment(st, seg):
     meta[SEGPOOL_WASTE] += seg_i32[seg, S_CAP]
     seg_i32[seg, S_CAP] = 0
     seg_i32[seg, S_CELL] = -1
-    seg_free[meta[SEG_NFREE]] = seg
-    meta[SEG_NFREE] += 1
-    meta[N_SEG_LIVE] -= 1
-    meta[SEG_DESTROYED] += 1
+    _release(seg_free, meta, seg, SEG_NFREE, N_SEG_LIVE, SEG_DESTROYED)
 
 
 @_kernel
@@ -313,12 +324,7 @@ def _create_segment(st, cell, max_segments):
                 best = s
             s = seg_i32[s, S_NEXT]
         _destroy_segment(st, best)
-    if meta[SEG_NFREE] > 0:
-        meta[SEG_NFREE] -= 1
-        seg = seg_free[meta[SEG_NFREE]]
-    else:
-        seg = meta[SEG_HW]
-        meta[SEG_HW] += 1
+    seg = _acquire(seg_free, meta, SEG_NFREE, SEG_HW, N_SEG_LIVE, SEG_CREATED)
     head = cell_i32[cell, C_HEAD]
     seg_i32[seg, S_CELL] = cell
     seg_i32[seg, S_PREV] = -1
@@ -332,8 +338,6 @@ def _create_segment(st, cell, max_segments):
     seg_cnt[seg] = 0
     seg_i64[seg, S_START] = 0
     seg_i64[seg, S_LAST] = meta[ITER]
-    meta[N_SEG_LIVE] += 1
-    meta[SEG_CREATED] += 1
     return seg
 
 
@@ -519,12 +523,9 @@ def tm_step(active_cols, learn, params_i, params_f, st,
         prev_active[i] = active_cells[i]
     for i in range(n_win):
         prev_winners[i] = winner_cells[i]
-    meta[N_ACTIVE] = n_active
-    meta[N_WINNER] = n_win
-    meta[N_ACTSEG] = n_as
-    meta[N_MATCHSEG] = n_ms
+    meta[N_ACTIVE], meta[N_WINNER] = n_active, n_win
+    meta[N_ACTSEG], meta[N_MATCHSEG], meta[N_PREDICTIVE] = n_as, n_ms, n_pred
     meta[N_TOUCHED] = n_touch
-    meta[N_PREDICTIVE] = n_pred
     if learn:
         meta[ITER] += 1
     return OK

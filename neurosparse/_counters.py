@@ -49,18 +49,25 @@ class OpCounter:
     def count_ops(self, **amounts: int | torch.Tensor) -> None:
         """Add ``amounts`` (keys of :data:`COUNT_KEYS`) to the module's counters.
 
-        Values may be ints or integer tensors. A CUDA tensor stays on its device and is
-        summed there until :meth:`op_counts` reads it: turning it into an int here
-        would synchronise the GPU on every forward call.
+        Values may be ints or integer tensors. A tensor stays on its device and is
+        summed there, in place into one int64 tensor per key, until :meth:`op_counts`
+        reads it: turning it into an int here would synchronise the GPU on every
+        forward call (and could not be captured in a CUDA graph).
         """
         c = self._counts()
         for key, value in amounts.items():
             if key not in COUNT_KEYS:
                 raise KeyError(f"unknown counter {key!r}; expected one of {COUNT_KEYS}")
-            if isinstance(value, torch.Tensor) and value.is_cuda:
-                c[key] = c.get(key, 0) + value.detach().to(torch.int64)
+            held = c.get(key, 0)
+            if isinstance(value, torch.Tensor):  # counted on the GPU (CPU paths count ints)
+                if isinstance(held, torch.Tensor) and held.device == value.device:
+                    held.add_(value.detach())
+                else:  # the first device count of this key: a tensor of its own
+                    c[key] = value.detach().to(torch.int64, copy=True) + held
+            elif isinstance(held, torch.Tensor):
+                held.add_(int(value))
             else:
-                c[key] += int(value)
+                c[key] = held + int(value)
 
     def op_counts(self) -> dict[str, int]:
         """Counters accumulated since the last :meth:`reset_counters` (all keys present)."""

@@ -37,10 +37,10 @@ SUBMODULES = {
 BY_NAME = {
     "neurosparse.data.transforms": ["spikes_reference"],
     "neurosparse.data.datasets": ["cache_key"],
-    "neurosparse.train.checkpoint": ["safe_load", "to_plain", "FORMAT"],
+    "neurosparse.train.checkpoint": ["safe_load", "to_plain", "from_plain", "FORMAT"],
     "neurosparse.train.config": ["config_from_dict", "apply_overrides", "validate"],
     "neurosparse.train.loop": ["write_json"],
-    "neurosparse.train.models": ["per_step"],
+    "neurosparse.train.models": ["per_step", "spike_count_loss"],
 }
 
 

@@ -563,3 +563,29 @@ def test_sequential_batch_first_on_the_gpu_equals_the_cpu():
     torch.testing.assert_close(out_dev.cpu(), out_cpu, rtol=0, atol=1e-6)
     torch.testing.assert_close(states_dev[1].v.cpu(), states_cpu[1].v, rtol=1e-5, atol=1e-5)
     assert 0 < float(out_cpu.sum()) < out_cpu.numel()
+
+
+@pytest.mark.skipif(DEV != "cuda", reason="CUDA graphs exist only on the GPU")
+@pytest.mark.parametrize("mode", ["event", "auto"])
+@pytest.mark.parametrize("kind", ["linear", "conv2d"])
+def test_delta_layer_forward_and_backward_replay_in_a_cuda_graph(kernels_mode, kind, mode):
+    # issue 23 item 2: the delta layers read nothing back on CUDA (counts stay on the
+    # device, auto takes dense without reading the rate, NaN checks are opt-in), so a
+    # training step captures and its replay equals an eager call
+    kernels_mode("numba")
+    torch.manual_seed(0)
+    if kind == "linear":
+        layer = ns.DeltaLinear(256, 96, threshold=0.1, mode=mode, device=DEV)
+        shape = (6, 4, 256)
+    else:
+        layer = ns.DeltaConv2d(2, 8, 3, padding=1, threshold=0.1, mode=mode, device=DEV)
+        shape = (4, 2, 2, 16, 16)
+
+    def make_x():
+        return (torch.randn(shape, device=DEV) * 0.2).cumsum(0)
+
+    _capture_and_compare(layer, None, make_x, ["weight", "bias"], rtol=1e-5, atol=1e-5)
+    assert layer.last_path == ("dense" if mode == "auto" else "event")
+    # counts summed on the device in place during warm-up, capture, replay and eager call
+    assert layer.op_counts()["events_in"] > 0
+    assert layer.delta_streams()["input"].nnz > 0

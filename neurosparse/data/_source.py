@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImplausibleHeaderError, TruncatedFileError
+from ..errors import ImplausibleHeaderError, ParameterError, TruncatedFileError
 from ._report import Report
 from .events import EVENT_DTYPE
 
@@ -168,6 +168,9 @@ def alloc(n: int) -> np.ndarray:
     return np.empty(n, dtype=EVENT_DTYPE)
 
 
+_HEADER_READ = 1 << 14
+
+
 def header_lines(path: str, prefix: bytes, stop: bytes | None = None) -> tuple[list[bytes], int]:
     """Read the leading lines that start with ``prefix``; return them and the data offset.
 
@@ -175,22 +178,28 @@ def header_lines(path: str, prefix: bytes, stop: bytes | None = None) -> tuple[l
     not start with ``prefix``. A last header line without a newline ends the file.
     """
     lines = []
+    pos = 0
     with open(path, "rb") as f:
-        pos = 0
+        buf = f.read(_HEADER_READ)  # one read holds a typical header (< 2 KB): no readline
         while True:
-            line = f.readline()
+            end = buf.find(b"\n", pos)
+            if end < 0:
+                more = f.read(_HEADER_READ)
+                if more:  # a line longer than what was read so far
+                    buf += more
+                    continue
+                end = len(buf) - 1  # the last line, without a newline, ends the file
+            line = buf[pos : end + 1]
             if not line.startswith(prefix):
                 break
             lines.append(line.rstrip(b"\r\n"))
-            pos += len(line)
-            if stop is not None and line.rstrip(b"\r\n") == stop:
+            pos = end + 1
+            if stop is not None and lines[-1] == stop:
                 break
     return lines, pos
 
 
 def opts_left(opts: dict[str, Any], fmt: str) -> None:
-    from ..errors import ParameterError
-
     if opts:
         raise ParameterError(f"format {fmt!r} takes no option(s) {sorted(opts)}")
 

@@ -117,9 +117,12 @@ class EVT3Source(WordSource):
             out = bigger
 
 
-def open_dat(path, report, sensor_size, **opts) -> DATSource:
+# ``_header``: the ``parse_header`` result when format detection already parsed it.
+
+
+def open_dat(path, report, sensor_size, _header=None, **opts) -> DATSource:
     opts_left(opts, "dat")
-    keys, offset = parse_header(path)
+    keys, offset = _header or parse_header(path)
     with open(path, "rb") as f:
         f.seek(offset)
         ts = f.read(2)
@@ -140,9 +143,9 @@ def open_dat(path, report, sensor_size, **opts) -> DATSource:
     return DATSource(path, report, sensor_size, meta, offset + 2)
 
 
-def open_raw(path, report, sensor_size, **opts) -> WordSource:
+def open_raw(path, report, sensor_size, _header=None, **opts) -> WordSource:
     opts_left(opts, "raw")
-    keys, offset = parse_header(path)
+    keys, offset = _header or parse_header(path)
     version = raw_version(keys)
     if version is None:
         raise UnknownFormatError(

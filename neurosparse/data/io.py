@@ -38,6 +38,10 @@ _OPENERS = {
 }
 FORMATS = tuple(_OPENERS)
 
+# the arguments every entry point shares (path, then format=, errors=, sensor_size=)
+PathArg = str | os.PathLike
+SizeArg = tuple[int, ...] | None
+
 _MAGIC = (
     (b"#!AER-DAT2.0", "aedat2"),
     (b"#!AER-DAT3.1", "aedat3"),
@@ -88,15 +92,16 @@ def _check_path(path: str | os.PathLike) -> str:
 
 def detect_format(path: str | os.PathLike) -> str:
     """Name of the format of ``path`` (one of :data:`FORMATS`), from magic bytes, then extension."""
-    return _detect(_check_path(path))
+    return _detect(_check_path(path))[0]
 
 
-def _detect(p: str) -> str:
+def _detect(p: str) -> tuple[str, tuple | None]:
+    """The format, and the Prophesee header where detecting it parsed one (else None)."""
     with open(p, "rb") as f:
         head = f.read(4096)
     for magic, fmt in _MAGIC:
         if head.startswith(magic):
-            return fmt
+            return fmt, None
     if head.startswith(b"#!AER-DAT"):
         raise UnknownFormatError(
             f"{p}: AEDAT version {head[9:12].decode('latin-1')!r} is not supported "
@@ -105,38 +110,34 @@ def _detect(p: str) -> str:
     ext = os.path.splitext(p)[1].lower()
     if head.startswith(b"%"):
         if ext == ".dat":
-            return "dat"
-        keys, _ = fmt_prophesee.parse_header(p)
+            return "dat", None
+        header = fmt_prophesee.parse_header(p)
+        keys = header[0]
         version = fmt_prophesee.raw_version(keys)
         if version:
-            return version
+            return version, header
         if "evt" in keys:
             raise UnknownFormatError(
                 f"{p}: Prophesee RAW encoding 'evt {keys['evt']}' is not supported (EVT 2.0 "
                 "and 3.0 are; EVT 2.1 is another encoding)"
             )
         if "version" in keys:  # DAT files write '% Version 2', RAW files '% evt ...'
-            return "dat"
+            return "dat", header
     if ext in _EXT:
-        return _EXT[ext]
+        return _EXT[ext], None
     raise UnknownFormatError(
         f"cannot tell the event format of {p!r} from its first bytes {head[:16]!r} or its "
         f"extension {ext!r}; pass format= one of {list(FORMATS)}"
     )
 
 
-def open_events(
-    path: str | os.PathLike,
-    format: str | None = None,
-    errors: str = "raise",
-    sensor_size: tuple[int, ...] | None = None,
-    **options: Any,
-) -> Source:
+def open_events(path: PathArg, format: str | None = None, errors: str = "raise",
+                sensor_size: SizeArg = None, **options: Any) -> Source:
     """Parse the header of ``path`` and return its :class:`~._source.Source` (advanced use)."""
     check_errors(errors)
     p = _check_path(path)
     with _only_our_errors(p, format or "an event file"):
-        fmt = _detect(p) if format is None else format
+        fmt, header = _detect(p) if format is None else (format, None)
     if fmt not in _OPENERS:
         raise UnknownFormatError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
     if sensor_size is not None:
@@ -146,17 +147,14 @@ def open_events(
         if len(sensor_size) != 3 or min(sensor_size) < 1:
             raise ParameterError(f"sensor_size must be (W, H[, P]) >= 1, got {sensor_size}")
     report = Report(p, errors)
+    if header is not None:  # parsed while detecting: the opener need not read it again
+        options = {**options, "_header": header}
     with _only_our_errors(p, fmt):
         return _OPENERS[fmt](p, report, sensor_size, **options)
 
 
-def read_events(
-    path: str | os.PathLike,
-    format: str | None = None,
-    errors: str = "raise",
-    sensor_size: tuple[int, ...] | None = None,
-    **options: Any,
-) -> EventArray:
+def read_events(path: PathArg, format: str | None = None, errors: str = "raise",
+                sensor_size: SizeArg = None, **options: Any) -> EventArray:
     """Read every event of an event-camera recording.
 
     Parameters
@@ -197,14 +195,9 @@ def read_events(
     return EventArray(ev, src.sensor_size, src.meta)
 
 
-def iter_events(
-    path: str | os.PathLike,
-    chunk_events: int = 1_000_000,
-    format: str | None = None,
-    errors: str = "raise",
-    sensor_size: tuple[int, ...] | None = None,
-    **options: Any,
-) -> Iterator[EventArray]:
+def iter_events(path: PathArg, chunk_events: int = 1_000_000, format: str | None = None,
+                errors: str = "raise", sensor_size: SizeArg = None,
+                **options: Any) -> Iterator[EventArray]:
     """Yield the events of ``path`` in chunks of at most ``chunk_events``, in bounded memory.
 
     Same arguments and the same events (concatenated) as :func:`read_events`; the file is

@@ -14,6 +14,7 @@ to the rest of neurosparse; the others keep Tonic's NumPy outputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -42,6 +43,16 @@ def _raise_outside(ev: np.ndarray, index: int, sensor_size: tuple[int, int, int]
 def _check_positive(name: str, value: float | None) -> None:
     if value is not None and not value > 0:
         raise ParameterError(f"{name} must be > 0, got {value!r}")
+
+
+class _Checked:
+    """Base of the transforms: the fields named in ``_positive`` must be > 0 (or None)."""
+
+    _positive: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name in self._positive:
+            _check_positive(name, getattr(self, name))
 
 
 def _rewrap(events: object, out: np.ndarray, sensor_size: tuple | None = None) -> np.ndarray:
@@ -80,7 +91,7 @@ def spikes_reference(
 
 
 @dataclass(frozen=True)
-class ToSpikeTensor:
+class ToSpikeTensor(_Checked):
     """Events -> float32 spike tensor ``[T, C, H, W]`` (C: OFF=0 / ON=1, H: y rows, W: x cols).
 
     Parameters
@@ -108,14 +119,15 @@ class ToSpikeTensor:
     binary: bool = True
     start_time: int | None = None
 
+    _positive = ("dt_us", "n_time_bins")
+
     def __post_init__(self) -> None:
         if self.dt_us is None and self.n_time_bins is None:
             raise ParameterError(
                 "ToSpikeTensor needs dt_us (bin width in µs) or n_time_bins (number of bins); "
                 "got neither"
             )
-        _check_positive("dt_us", self.dt_us)
-        _check_positive("n_time_bins", self.n_time_bins)
+        super().__post_init__()
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
         ev = as_event_array(events)
@@ -207,7 +219,7 @@ class ToFrame:
 
 
 @dataclass(frozen=True)
-class ToVoxelGrid:
+class ToVoxelGrid(_Checked):
     """Events -> voxel grid ``[n_time_bins, 1, H, W]`` (float64), as Tonic's ToVoxelGrid.
 
     Bilinear in time over ``n_time_bins * (t - t_first) / (t_last - t_first)``, polarity 0
@@ -217,8 +229,7 @@ class ToVoxelGrid:
     sensor_size: tuple[int, int, int]
     n_time_bins: int
 
-    def __post_init__(self) -> None:
-        _check_positive("n_time_bins", self.n_time_bins)
+    _positive = ("n_time_bins",)
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         ev = as_event_array(events)
@@ -229,7 +240,7 @@ class ToVoxelGrid:
 
 
 @dataclass(frozen=True)
-class ToTimeSurface:
+class ToTimeSurface(_Checked):
     """Events -> global time surfaces ``[S, P, H, W]`` every ``dt``, as Tonic's ToTimesurface.
 
     Surface ``k`` is ``exp(-(t_k - last_t) / tau)`` at ``t_k = t_first + (k + 1) * dt`` for
@@ -240,9 +251,7 @@ class ToTimeSurface:
     dt: float
     tau: float
 
-    def __post_init__(self) -> None:
-        _check_positive("dt", self.dt)
-        _check_positive("tau", self.tau)
+    _positive = ("dt", "tau")
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         from tonic import slicers
@@ -267,13 +276,12 @@ class ToTimeSurface:
 
 
 @dataclass(frozen=True)
-class Denoise:
+class Denoise(_Checked):
     """Drop events with no 4-neighbour event within ``filter_time`` before them (Tonic's rule)."""
 
     filter_time: float
 
-    def __post_init__(self) -> None:
-        _check_positive("filter_time", self.filter_time)
+    _positive = ("filter_time",)
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         ev = as_event_array(events)
@@ -313,7 +321,7 @@ class Downsample:
 
 
 @dataclass(frozen=True)
-class Crop:
+class Crop(_Checked):
     """Keep events inside the box ``[x0, x0 + width) x [y0, y0 + height)``, shifted to 0."""
 
     x0: int
@@ -321,9 +329,7 @@ class Crop:
     width: int
     height: int
 
-    def __post_init__(self) -> None:
-        _check_positive("width", self.width)
-        _check_positive("height", self.height)
+    _positive = ("width", "height")
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         ev = as_event_array(events)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -23,7 +22,7 @@ from .._checks import check_module_device, check_sequence, check_state_tensor, u
 from ..errors import ShapeError
 from ..ops import event_conv2d as ec
 from ..ops.delta_accumulate import accumulate
-from ..ops.delta_encode import delta_encode_op
+from ..ops.delta_encode import delta_encode_op, on_gpu
 from ._base import Conv2dTwin, DeltaTwin
 from .delta_encoder import (
     DeltaStream,
@@ -39,10 +38,12 @@ class DeltaConv2dState(NamedTuple):
     z: torch.Tensor
 
 
-def footprint(n_in: int, k: int, s: int, p: int, n_out: int) -> np.ndarray:
-    """Outputs along one axis that each of ``n_in`` input positions reaches (borders clip)."""
-    o = np.arange(n_out)
-    tap = np.arange(n_in)[:, None] + p - o[None, :] * s  # kernel tap hit by (input, output)
+def footprint(n_in: int, k: int, s: int, p: int, n_out: int, device=None) -> torch.Tensor:
+    """Outputs along one axis that each of ``n_in`` input positions reaches (borders clip).
+
+    Built on ``device`` (no host->device copy, which would block the host)."""
+    o = torch.arange(n_out, device=device)
+    tap = torch.arange(n_in, device=device)[:, None] + p - o[None, :] * s  # (input, output)
     return ((tap >= 0) & (tap < k)).sum(1)
 
 
@@ -114,28 +115,33 @@ class DeltaConv2d(DeltaTwin, Conv2dTwin):
                                          ref0.reshape(n_b, -1).contiguous(), thr,
                                          self.threshold_grad_width)  # fmt: skip
         delta4 = d3.reshape(n_t * n_b, c, h, w)
-        path = choose_path(self.mode, "conv2d", x.device.type,
-                           (g.n, c, self.out_channels, g.kh * g.kw, g.ho * g.wo),
-                           stats.nnz / max(1, stats.total))  # fmt: skip
-        scan = ec.scan_conv2d(delta4, g)
+        gpu = on_gpu(x)
+        scan = ec.scan_conv2d(delta4, g, exact=not gpu)  # CUDA: counts stay on the device
+        if gpu:  # no rate read: it would synchronise (as DeltaLinear)
+            path = "dense" if self.mode == "auto" else self.mode
+        else:
+            path = choose_path(self.mode, "conv2d", x.device.type,
+                               (g.n, c, self.out_channels, g.kh * g.kw, g.ho * g.wo),
+                               stats.nnz / max(1, stats.total))  # fmt: skip
         if path == "dense":
             inc = F.conv2d(delta4, self.weight, None, self.stride, self.padding, 1, self.groups)
         else:
             inc = ec.event_conv2d_apply(delta4, self.weight, None, ec.index_conv2d(delta4, scan))
         z = accumulate(inc.reshape(n_t, *out_shape), z0, inplace=True)
-        fy = footprint(h, g.kh, g.sh, g.ph, g.ho)
-        fx = footprint(w, g.kw, g.sw, g.pw, g.wo)
-        fan = torch.from_numpy(np.outer(fy, fx) * g.og).to(x.device, x.dtype)
-        self._record("input", DeltaStream(d3.reshape(x.shape), stats.nnz, stats.total, fan))
+        fan = footprint(h, g.kh, g.sh, g.ph, g.ho, x.device)[:, None] * footprint(
+            w, g.kw, g.sw, g.pw, g.wo, x.device)[None, :] * g.og  # fmt: skip
+        self._record("input", DeltaStream(d3.reshape(x.shape), stats.nnz, stats.total,
+                                          fan.to(x.dtype)))  # fmt: skip
+        unit_ops, graded_ops, _ = scan.op_counts()
         nb = x.element_size()
         self.count_ops(
-            synops=scan.unit_ops,
-            macs=scan.graded_ops,
+            synops=unit_ops,
+            macs=graded_ops,
             dense_macs=g.dense_macs,
             events_in=stats.nnz,
             inputs_in=stats.total,
             neuron_updates=stats.total,
-            weight_bytes_read=(scan.unit_ops + scan.graded_ops) * self.weight.element_size(),
+            weight_bytes_read=(unit_ops + graded_ops) * self.weight.element_size(),
             state_bytes_rw=(stats.total + stats.nnz) * nb + 2 * z.numel() * nb,
         )
         self.last_path = path

@@ -161,15 +161,21 @@ class DeltaStream:
     """The deltas one stream of a layer transmitted in its last call.
 
     ``delta`` (``[T, B, ...]``) keeps its autograd graph, so ``delta_penalty`` can train on
-    it; ``fan_out`` is the number of synapses each delta drives (a float, or a tensor
-    broadcastable to one step of one sample, e.g. a convolution's border-clipped
-    footprints).
+    it; ``count`` is the number of deltas sent, as the layer counted it (an int, or an
+    int64 device tensor on CUDA, so that the call did not wait for the GPU); ``fan_out``
+    is the number of synapses each delta drives (a float, or a tensor broadcastable to
+    one step of one sample, e.g. a convolution's border-clipped footprints).
     """
 
     delta: torch.Tensor
-    nnz: int
+    count: int | torch.Tensor
     total: int
     fan_out: float | torch.Tensor = 1.0
+
+    @property
+    def nnz(self) -> int:
+        """Deltas sent (reading a CUDA count waits for the GPU: read it after the step)."""
+        return int(self.count)
 
     @property
     def sparsity(self) -> float:

@@ -33,14 +33,14 @@ from .._counters import OpCounter
 from ..errors import DTypeError, ShapeError
 from ..ops import event_linear as el
 from ..ops.delta_accumulate import accumulate
-from ..ops.delta_encode import EncodeStats, delta_encode_op
+from ..ops.delta_encode import EncodeStats, delta_encode_op, on_gpu
 from ._base import DeltaTwin, LinearTwin
 from .delta_encoder import (
     DeltaModule,
     DeltaStream,
     unit_thresholds,
 )
-from .dispatch import MODES, choose_path
+from .dispatch import MODES, choose_path, cuda_linear_path
 
 
 class DeltaLinearState(NamedTuple):
@@ -55,12 +55,17 @@ def delta_matmul(
 ) -> tuple[torch.Tensor, str, int]:
     """``delta2d @ weightᵀ`` over the non-zero deltas only (or dense, per ``mode``).
 
-    Returns the product, the path taken and the number of deltas of magnitude 1.
+    Returns the product, the path taken and the number of deltas of magnitude 1. On
+    CUDA nothing is read to the host: ``"auto"`` takes the dense product (as the event
+    Linear does, ``layers/dispatch.py``) and the counts stay device tensors.
     """
     m, k = delta2d.shape
     n = weight.shape[0]
-    rate = stats.nnz / max(1, m * k)
-    path = choose_path(mode, "linear", delta2d.device.type, (m, k, n), rate)
+    if on_gpu(delta2d):  # no rate read: it would synchronise (dispatch.cuda_linear_path)
+        path = cuda_linear_path(mode, m, k, n, delta2d.dtype)
+    else:
+        path = choose_path(mode, "linear", delta2d.device.type, (m, k, n),
+                           stats.nnz / max(1, m * k))  # fmt: skip
     if path == "dense":
         return F.linear(delta2d, weight), path, stats.unit
     scan = el.scan_linear(delta2d, exact=False)  # stats already counted the deltas

@@ -394,6 +394,5 @@ def run_cuda_linear(mode: str, x2d: torch.Tensor, weight: torch.Tensor,
         if tally is not None:
             ops.count_cuda(x2d, tally)
         return torch.nn.functional.linear(x2d, weight, bias), path
-    index = ops.index_linear(x2d, ops.scan_linear(x2d, exact=False))
-    index.tally = tally
+    index = ops.cuda_index(x2d, tally)  # no scan: the kernel compacts and counts
     return ops.event_linear_apply(x2d, weight, bias, index), path

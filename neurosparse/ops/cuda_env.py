@@ -30,18 +30,24 @@ _NP_TO_TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.int32): torch.i
                 np.dtype(np.int64): torch.int64}  # fmt: skip
 
 
+_SIM: list[bool] = []  # numba's simulator flag, read once (an import per launch costs µs)
+
+
 def fast_launch_enabled() -> bool:
     """Whether :meth:`CudaEnv.launch` may bypass numba's dispatcher (real GPU only)."""
     if os.environ.get("NEUROSPARSE_CUDA_FAST_LAUNCH", "1") in ("0", "false", "no"):
         return False
-    from numba.cuda import config
+    if not _SIM:
+        from numba.cuda import config
 
-    return not config.ENABLE_CUDASIM
+        _SIM.append(bool(config.ENABLE_CUDASIM))
+    return not _SIM[0]
 
 
 def _arg_kind(a: Any) -> tuple:
     if isinstance(a, torch.Tensor):
-        return ("t", a.dtype, a.dim(), a.is_contiguous(), a.device.index)
+        # get_device(): an int, no torch.device object made (this runs per argument)
+        return ("t", a.dtype, a.dim(), a.is_contiguous(), a.get_device())
     if getattr(a, "__cuda_ndarray__", False):  # a numba device array: its exact type
         return ("n", a._numba_type_)
     if isinstance(a, (int, float, bool, np.number)):
@@ -80,7 +86,7 @@ def _pack_array(a) -> list:
     # numba's array ABI: meminfo, parent, nitems, itemsize, data, shape, strides (bytes)
     if isinstance(a, torch.Tensor):
         item = a.element_size()
-        return [0, 0, a.numel(), item, a.data_ptr(), *a.shape, *(s * item for s in a.stride())]
+        return [0, 0, a.numel(), item, a.data_ptr(), *a.shape, *[s * item for s in a.stride()]]
     return [0, 0, a.size, a.dtype.itemsize, a.device_ctypes_pointer.value or 0, *a.shape,
             *a.strides]  # fmt: skip
 
@@ -156,10 +162,16 @@ def _view(t: torch.Tensor):
     return cuda.as_cuda_array(t.detach(), sync=False)
 
 
-def _fast(packed: _Packed, grid, block, stream, args) -> None:
-    from cuda.core import LaunchConfig
-    from cuda.core import launch as core_launch
+_CORE: list = []  # (LaunchConfig, launch) of cuda.core, imported on first use
 
+
+def _fast(packed: _Packed, grid, block, stream, args) -> None:
+    if not _CORE:
+        from cuda.core import LaunchConfig
+        from cuda.core import launch as core_launch
+
+        _CORE.extend((LaunchConfig, core_launch))
+    LaunchConfig, core_launch = _CORE
     _ensure_context(packed.device)
     core = _core_streams.get(stream)
     if core is None:

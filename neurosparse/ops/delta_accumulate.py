@@ -16,6 +16,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from . import registry
+from .delta_encode import on_gpu
 
 OP = "delta_accumulate"
 registry.register(OP, "cpu", "cuda", covers="float32")
@@ -42,7 +43,7 @@ def _run(inc2: torch.Tensor, z0: torch.Tensor, reverse: bool, inplace: bool = Fa
     if implementation(inc2) == "torch":
         return reference_accumulate(inc2, z0, reverse)
     out = inc2 if inplace else torch.empty_like(inc2)
-    if inc2.device.type == "cuda":
+    if on_gpu(inc2):
         from ..kernels import delta_accumulate_cuda as kc
         from .cuda_env import CudaEnv
 

@@ -31,6 +31,7 @@ from torch.autograd.function import once_differentiable
 
 from .._checks import finite_checks_on_gpu
 from ..errors import InputValueError
+from . import event_linear as _el
 from . import registry
 
 OP = "delta_encode"
@@ -60,7 +61,13 @@ def delta_counts(delta: torch.Tensor) -> tuple[int | torch.Tensor, int | torch.T
     ``OpCounter`` sums them on the device)."""
     d = delta.detach()
     nnz, unit = torch.count_nonzero(d), torch.count_nonzero(d.abs() == 1)
-    return (nnz, unit) if d.is_cuda else (int(nnz), int(unit))
+    return (nnz, unit) if on_gpu(d) else (int(nnz), int(unit))
+
+
+def on_gpu(x: torch.Tensor) -> bool:
+    """Whether ``x`` is GPU memory, so that reading it on the host would synchronise (the
+    simulator tests route CPU tensors here through ``event_linear.kernel_device``)."""
+    return _el.kernel_device(x) == "cuda"
 
 
 def surrogate(u: torch.Tensor, width: float) -> torch.Tensor:
@@ -136,7 +143,7 @@ def _encode_cuda(x3, ref0, thr, stats):
 
 
 def _encode_torch(x3, ref0, thr, stats):
-    if (not x3.is_cuda or finite_checks_on_gpu()) and not bool(torch.isfinite(x3).all()):
+    if (not on_gpu(x3) or finite_checks_on_gpu()) and not bool(torch.isfinite(x3).all()):
         _raise_bad()
     with torch.no_grad():
         delta, ref = reference_encode(x3, ref0, thr, 1.0)
@@ -161,7 +168,7 @@ class _DeltaEncodeFn(torch.autograd.Function):
         th = thr.detach().contiguous()
         if impl == "torch":
             delta, ref = _encode_torch(x3c, r0, th, stats)
-        elif x3.device.type == "cuda":
+        elif on_gpu(x3):
             delta, ref = _encode_cuda(x3c, r0, th, stats)
         else:
             delta, ref = _encode_cpu(x3c, r0, th, stats)

@@ -82,15 +82,11 @@ def gates(m: torch.Tensor, mh: torch.Tensor, h: torch.Tensor, c: torch.Tensor, c
     return o * torch.tanh(c), c
 
 
-def reference_sequence(
-    mx: torch.Tensor,
-    w_hh: torch.Tensor,
-    thr: torch.Tensor,
-    state: RecurrentState,
-    cell: int,
-    width: float,
-) -> RecurrentResult:
-    """The recurrent loop in plain torch, differentiable (see the module docstring)."""
+def reference_sequence(mx: torch.Tensor, w_hh: torch.Tensor, thr: torch.Tensor,
+                       state: RecurrentState, cell: int,
+                       width: float) -> RecurrentResult:  # fmt: skip
+    """The recurrent loop in plain torch, differentiable (arguments as for
+    :func:`recurrent_sequence`; see the module docstring)."""
     h, c, href, mh = state
     mh64 = mh.double()
     hs, dhs = [], []

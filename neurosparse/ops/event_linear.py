@@ -23,8 +23,8 @@ No weight copies are cached: the CPU kernel and the CUDA kernel read ``Wᵀ`` in
 (:func:`weight_t`; ``EventLinear`` stores its weight transposed, so that is a view), so
 every write to the weight, ``weight.data`` included, is seen by the next call.
 
-On CUDA there is no host-built index: up to 7 rows, one kernel compacts the dense input
-per row tile and gathers; from 8 rows, one kernel writes each row's event list into a
+On CUDA there is no host-built index: up to 15 rows, one kernel compacts the dense input
+per row tile and gathers; from 16 rows, one kernel writes each row's event list into a
 fixed-capacity buffer and a second gathers weight rows per row
 (``kernels/event_linear_cuda.py``). Either way the forward has no host synchronisation
 and can be captured in a CUDA graph; the backward is two cuBLAS products. Exact counts (and the
@@ -167,7 +167,7 @@ def scan_linear(x2d: torch.Tensor, name: str = "input", exact: bool = True) -> L
         u = int(unit.sum())
         return LinearScan(m, k, u + int(graded.sum()), u, bk, counts=counts)
     if bk == "cuda":
-        index = _cuda_index(x2d)
+        index = cuda_index(x2d)
         if not exact:
             return LinearScan(m, k, None, None, bk, index=index)
         nnz, unit = _cuda_exact(x2d, name)
@@ -351,11 +351,12 @@ def scratch_tally(device: torch.device) -> torch.Tensor:
     return t
 
 
-def _cuda_index(x2d: torch.Tensor) -> LinearIndex:
-    # no index on CUDA: the kernel compacts the dense input itself (see
-    # kernels/event_linear_cuda.py); the "index" carries the input
+def cuda_index(x2d: torch.Tensor, tally: torch.Tensor | None = None) -> LinearIndex:
+    """The "index" of a CUDA input: the input itself (the kernels compact it on the
+    device, ``kernels/event_linear_cuda.py``), and the device ``tally`` its statistics
+    are added to (None: a scratch tally nobody reads)."""
     m, k = x2d.shape
-    return LinearIndex("cuda", x2d.device, m, k, (x2d.detach(),))
+    return LinearIndex("cuda", x2d.device, m, k, (x2d.detach(),), tally=tally)
 
 
 def _cuda_exact(x2d: torch.Tensor, name: str) -> tuple[int, int]:

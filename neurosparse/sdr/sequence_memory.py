@@ -96,6 +96,9 @@ class SequenceMemory(OpCounter):
     # compaction; everything grows on demand, tests shrink these to exercise growth.
     _INITIAL = (1 << 14, 1 << 10, 1 << 15)
     _COMPACT_MIN = 1 << 16
+    # Storage grows 4x at a time: the copy of the rows in use is the cost of a growth,
+    # and the untouched tail of np.empty costs address space, not memory.
+    _GROWTH = 4
 
     def __init__(
         self,
@@ -208,33 +211,34 @@ class SequenceMemory(OpCounter):
         return self._st
 
     @staticmethod
-    def _grown(arr: np.ndarray, rows: int) -> np.ndarray:
-        # The new tail is left uninitialised on purpose: every slot is written when it is
-        # first allocated, and untouched memory costs no page faults.
+    def _grown(arr: np.ndarray, rows: int, live: int) -> np.ndarray:
+        # Only the ``live`` prefix is copied and the rest is left uninitialised on purpose:
+        # every slot is written when it is first allocated, and memory never touched
+        # costs no page faults (the free lists and segment lists use a sliver of theirs).
         out = np.empty((rows,) + arr.shape[1:], arr.dtype)
-        out[: arr.shape[0]] = arr
+        out[:live] = arr[:live]
         return out
 
     def _grow(self) -> None:
+        k, m, need = _kernels(), self._meta, self._need
         self._st = None
-        need = self._need
+        grow = []  # (array name, new rows, rows in use)
         if need[0] > self._syn_i32.shape[0]:
-            rows = max(int(need[0]), self._syn_i32.shape[0] * 2)
-            self._syn_i32 = self._grown(self._syn_i32, rows)
-            self._syn_free = self._grown(self._syn_free, rows)
+            rows = max(int(need[0]), self._syn_i32.shape[0] * self._GROWTH)
+            grow += [("syn_i32", rows, m[k.SYN_HW]), ("syn_free", rows, m[k.SYN_NFREE])]
         if need[1] > self._seg_i32.shape[0]:
-            rows = max(int(need[1]), self._seg_i32.shape[0] * 2)
-            self._seg_i32 = self._grown(self._seg_i32, rows)
-            for name in ("seg_i64", "seg_cnt", "seg_free", "active_segs", "matching_segs",
-                         "sort_keys"):  # fmt: skip
-                setattr(self, "_" + name, self._grown(getattr(self, "_" + name), rows))
+            rows, hw = max(int(need[1]), self._seg_i32.shape[0] * self._GROWTH), m[k.SEG_HW]
+            grow += [(name, rows, hw) for name in ("seg_i32", "seg_i64", "seg_cnt")]
+            grow += [("seg_free", rows, m[k.SEG_NFREE]), ("active_segs", rows, m[k.N_ACTSEG]),
+                     ("matching_segs", rows, m[k.N_MATCHSEG]), ("sort_keys", rows, 0)]  # fmt: skip
         if need[2] > self._seg_data.shape[0]:
-            rows = max(int(need[2]), self._seg_data.shape[0] * 2)
-            self._seg_data = self._grown(self._seg_data, rows)
+            rows = max(int(need[2]), self._seg_data.shape[0] * self._GROWTH)
+            grow += [("seg_data", rows, m[k.SEGPOOL_USED])]
         if need[3] > self._out_syn.shape[0]:
-            rows = max(int(need[3]), self._out_syn.shape[0] * 2)
-            for name in ("out_syn", "out_seg", "out_perm"):
-                setattr(self, "_" + name, self._grown(getattr(self, "_" + name), rows))
+            rows = max(int(need[3]), self._out_syn.shape[0] * self._GROWTH)
+            grow += [(name, rows, m[k.OUTPOOL_USED]) for name in ("out_syn", "out_seg", "out_perm")]
+        for name, rows, live in grow:
+            setattr(self, "_" + name, self._grown(getattr(self, "_" + name), rows, int(live)))
 
     def _maybe_compact(self) -> None:
         # Relocated blocks leave holes; rebuild a pool once holes outnumber live entries.
@@ -359,7 +363,11 @@ class SequenceMemory(OpCounter):
         return int(self._meta[_kernels().ITER])
 
     def stats(self) -> dict[str, int]:
-        """Counters: live/created/destroyed segments and synapses, pool sizes."""
+        """Counters: live/created/destroyed segments and synapses, pool sizes.
+
+        ``state_bytes`` is the size of the state arrays as allocated; the part of each
+        array never written yet (room for growth) takes address space, not memory.
+        """
         k, m = _kernels(), self._meta
         return {
             "segments": int(m[k.N_SEG_LIVE]),

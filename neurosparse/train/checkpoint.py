@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .._serialize import safe_load, to_plain
+from .._serialize import from_plain, safe_load, to_plain  # noqa: F401 - importable here, as before
 from ..errors import CheckpointError
 
 FORMAT = 1
@@ -79,5 +79,5 @@ def load_checkpoint(path: str | os.PathLike, trusted: bool = False) -> dict[str,
 
 
 # public API (re-exported by neurosparse.train); FORMAT (and safe_load /
-# to_plain from .._serialize) serve the package's own code, imported from here by name
+# to_plain / from_plain from .._serialize) serve the package's own code, imported from here by name
 __all__ = ["atomic_save", "load_checkpoint"]

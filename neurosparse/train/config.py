@@ -127,30 +127,15 @@ CHOICES = {
 
 # (lowest allowed, highest allowed); None = unbounded
 RANGES = {
-    "threads": (0, None),
-    "data.n_train": (1, None),
-    "data.n_test": (1, None),
+    **dict.fromkeys(("threads", "data.num_workers", "train.max_steps", "train.warmup_steps",
+                     "train.checkpoint_every"), (0, None)),
+    **dict.fromkeys(("data.n_train", "data.n_test", "data.time_bins", "data.dt_us",
+                     "data.pool_size", "data.batch_size", "model.hidden", "model.pool",
+                     "train.epochs", "train.log_every"), (1, None)),
     "data.n_classes": (2, None),
-    "data.time_bins": (1, None),
-    "data.dt_us": (1, None),
-    "data.spike_rate": (0.0, 1.0),
-    "data.pool_size": (1, None),
-    "data.batch_size": (1, None),
-    "data.num_workers": (0, None),
-    "model.hidden": (1, None),
-    "model.pool": (1, None),
-    "model.beta": (0.0, 1.0),
-    "model.threshold": (0.0, None),
-    "model.surrogate_slope": (0.0, None),
-    "train.epochs": (1, None),
-    "train.max_steps": (0, None),
-    "train.lr": (0.0, None),
-    "train.momentum": (0.0, 1.0),
-    "train.weight_decay": (0.0, None),
-    "train.grad_clip": (0.0, None),
-    "train.warmup_steps": (0, None),
-    "train.log_every": (1, None),
-    "train.checkpoint_every": (0, None),
+    **dict.fromkeys(("data.spike_rate", "model.beta", "train.momentum"), (0.0, 1.0)),
+    **dict.fromkeys(("model.threshold", "model.surrogate_slope", "train.lr",
+                     "train.weight_decay", "train.grad_clip"), (0.0, None)),
 }
 
 

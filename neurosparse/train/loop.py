@@ -26,7 +26,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from ..demo import spike_count_loss
 from ..errors import ParameterError
 from ..ops import registry
 from .checkpoint import FORMAT, atomic_save, load_checkpoint
@@ -42,7 +41,7 @@ from .distributed import (
     set_rng_state,
     shutdown,
 )
-from .models import build_model
+from .models import build_model, spike_count_loss
 from .sampler import GlobalBatchSampler
 
 

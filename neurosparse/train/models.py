@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..demo import spike_count_loss  # noqa: F401 - the loop imports it from here
 from ..errors import ParameterError
 from ..neurons import LIF
 from ..neurons.surrogate import FastSigmoid
@@ -112,6 +113,6 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) 
     return ConvSNN(input_shape[0], channels, cfg.pool, n_classes, make_neuron, cfg.layer)
 
 
-# public API (re-exported by neurosparse.train); per_step, the models' own
-# helper, is importable by name
+# public API (re-exported by neurosparse.train); per_step and spike_count_loss
+# (neurosparse.demo's, for the loop) are imported from here by name
 __all__ = ["build_model", "SpikingMLP", "ConvSNN"]

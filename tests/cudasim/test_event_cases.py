@@ -152,10 +152,10 @@ def test_linear_cuda_nan_propagates_or_is_reported(monkeypatch):
         layer(x)
 
 
-@pytest.mark.parametrize("rate,rows", [(0.05, 3), (1.0, 3), (0.3, 9)])
+@pytest.mark.parametrize("rate,rows", [(0.05, 3), (1.0, 3), (0.3, 17)])
 def test_linear_cuda_bf16_weights(rate, rows):
     # bf16 operands travel as int16 bits; sums in float32, output rounded to bf16 (3
-    # rows: the row-tile kernel, 9: the event lists + gather)
+    # rows: the row-tile kernel, 17: the event lists + gather)
     torch.manual_seed(2)
     layer = EventLinear(70, 140, mode="event", dtype=torch.bfloat16)
     x = spikes((rows, 70), rate, graded=True, seed=7).bfloat16()
@@ -179,14 +179,14 @@ def test_linear_cuda_reads_any_weight_layout():
     assert CALLS == {"event_linear_forward_cuda": 1}
 
 
-@pytest.mark.parametrize("rows", [7, 9, 11])
+@pytest.mark.parametrize("rows", [7, 17])
 def test_linear_cuda_rows_tiles_and_chunks(rows):
-    # 7 rows: the row-tile kernel (more rows than one tile of 4); 9 and 11: the event
-    # lists + gather pair (a row with no event, one with every input active: a list as
-    # long as the row). Inputs over several chunks, ragged column tiles for both kernels.
+    # 7 rows: the row-tile kernel (more rows than one tile of 4); 17: the event lists +
+    # gather pair (a row with no event, one with every input active: a list as long as
+    # the row). Inputs over several chunks, ragged column tiles for both kernels.
     from neurosparse.kernels import event_linear_cuda as kc
 
-    assert kc.wants_lists(rows) == (rows >= 8)
+    assert kc.wants_lists(rows) == (rows >= 16)
     torch.manual_seed(4)
     n_in = kc.CH * 2 + 5
     layer = EventLinear(n_in, kc.GCOLS + 2, mode="event")
