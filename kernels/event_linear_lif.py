@@ -15,6 +15,8 @@ No traces for a backward pass are kept: this is an inference kernel.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 from numba import prange
@@ -23,8 +25,37 @@ from .event_linear import _accumulate_at, column_tile
 from .lif_cpu import param_views, step_at
 
 
-@numba.njit(parallel=True, cache=True)
 def gather_lif(
+    rowptr, idx, val, src, tw, bias, T, B, params, state0,
+    reset, delay, synaptic, euler, adaptive, refractory,
+    spikes, state, bad,
+) -> None:  # fmt: skip
+    """Spikes of ``neuron(bias + x Wᵀ)`` over ``T`` steps of ``B`` samples: runs the
+    kernel specialised on the neuron's flags (:func:`get_kernel`; arguments as in
+    :func:`_gather_lif`)."""
+    get_kernel(reset, delay, synaptic, euler, adaptive, refractory)(
+        rowptr, idx, val, src, tw, bias, T, B, params, state0, spikes, state, bad)
+
+
+@functools.cache
+def get_kernel(reset, delay, synaptic, euler, adaptive, refractory):
+    """:func:`_gather_lif` compiled with the neuron's flags as closure constants, so the
+    branches the neuron does not take are compiled away and the neuron loop vectorises
+    (as ``kernels/lif_cpu.get_kernels`` does; each flag set compiles once per machine,
+    cached on disk). With the flags as run-time arguments the fused kernel took 195 ms at
+    0.1 % input (T = 100, B = 32, 4096 -> 4096), about twice the LIF sequence kernel's
+    time for the same neuron steps."""
+
+    @numba.njit(parallel=True, cache=True)
+    def kernel(rowptr, idx, val, src, tw, bias, T, B, params, state0, spikes, state, bad):
+        _gather_lif(rowptr, idx, val, src, tw, bias, T, B, params, state0, reset, delay,
+                    synaptic, euler, adaptive, refractory, spikes, state, bad)  # fmt: skip
+
+    return kernel
+
+
+@numba.njit(parallel=True, inline="always", cache=True)
+def _gather_lif(
     rowptr, idx, val, src, tw, bias, T, B, params, state0,
     reset, delay, synaptic, euler, adaptive, refractory,
     spikes, state, bad,
@@ -44,9 +75,8 @@ def gather_lif(
         rho (``kernels/lif_cpu.py``'s layout).
     state0 : float32 ``[4, B*N]``, rows v, i, a, c of the initial state (``k = b*N + n``).
     reset, delay, synaptic, euler, adaptive, refractory : int
-        The neuron's flags (``ops.lif_sequence.flags_of``), run-time arguments: one
-        cached compilation serves every neuron (``kernels/lif_cpu.py`` specialises
-        instead; specialising this kernel too is not measured yet).
+        The neuron's flags (``ops.lif_sequence.flags_of``); :func:`get_kernel` makes
+        them compile-time constants.
     spikes : float32 ``[T*B, N]``, receives the spikes.
     state : float32 ``[4, B*N]``, receives the final state.
     bad : bool ``[n_tiles * B]``, receives per work item whether any current was NaN or
