@@ -240,7 +240,8 @@ def _capture_and_compare(layer, x_shape, make_x, param_names, rtol=1e-6, atol=1e
     """Capture forward + backward of ``layer`` in a CUDA graph, replay it on a new input
     and compare output, input gradient and parameter gradients with an eager call."""
     static_x = make_x().requires_grad_()
-    gw = torch.randn(layer(static_x).shape, device=DEV, dtype=static_x.dtype)
+    with torch.no_grad():  # an eager graph on the default stream must not outlive this line
+        gw = torch.randn(layer(static_x).shape, device=DEV, dtype=static_x.dtype)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -251,6 +252,11 @@ def _capture_and_compare(layer, x_shape, make_x, param_names, rtol=1e-6, atol=1e
     torch.cuda.current_stream().wait_stream(side)
     layer.zero_grad(set_to_none=True)
     static_x.grad = None
+    if hasattr(layer, "clear_deltas"):
+        # the delta layers keep their last call's deltas (and so its autograd graph, with
+        # the weights' gradient-accumulation nodes bound to that call's stream): drop them
+        # so the captured backward accumulates on the capture stream
+        layer.clear_deltas()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         static_y = layer(static_x)
