@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import importlib
 import importlib.util
+import inspect
 import os
 import re
 import subprocess
@@ -95,6 +96,20 @@ def test_generated_pages_carry_the_repository_content(site):
         assert f"from benchmarks/results/{md.name}" in bench
     quick = (site / "examples" / "01_quickstart" / "index.html").read_text()
     assert "ToSpikeTensor" in quick and "Quickstart" in quick
+
+
+def test_reference_shows_constructors_declared_as_data(site):
+    # the event/delta layers' __init__ is (*args, **kwargs); their parameters live in
+    # layers/_base.py and reach the page through docs/hooks/griffe_signatures.py
+    import neurosparse as ns
+
+    page = text(site / "reference" / "layers" / "index.html")
+    for cls in (ns.EventLinear, ns.EventConv2d, ns.DeltaLinear, ns.DeltaConv2d, ns.DeltaGRU):
+        shown = re.search(rf"{cls.__name__} ¶ {cls.__name__} \( (.*?) \)", page)
+        assert shown, cls
+        names = [part.split(" = ")[0].strip() for part in shown.group(1).split(",")]
+        assert [n for n in names if n] == list(inspect.signature(cls).parameters), cls
+    assert "** kwargs" not in page
 
 
 def test_formulas_are_marked_up_for_mathjax(site):

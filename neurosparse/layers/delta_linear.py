@@ -10,7 +10,8 @@ The ``W·Δ`` products of all steps are one graded-event matmul over the ``T·B`
 deltas, run by the event Linear's kernels (``neurosparse/ops/event_linear.py``: Numba CPU
 row gathers, Numba CUDA, torch reference); the running sum over time is
 ``ops/delta_accumulate.py`` (float64 sums). ``mode="auto"`` hands a call whose deltas are
-too dense to the dense matmul (``layers/dispatch.py``), with the same result.
+too dense to the dense matmul (``layers/dispatch.py``), with the same result; on CUDA it
+hands it every call (the activity is not read back to the host).
 """
 
 from __future__ import annotations

@@ -131,7 +131,8 @@ def event_linear(
     bias : torch.Tensor, optional
         ``[out]``.
     mode : {"auto", "event", "dense"}
-        ``"auto"`` picks the path from the measured activity (``layers/dispatch.py``).
+        ``"auto"`` picks the path from the measured activity on the CPU and takes the
+        dense product on CUDA (``layers/dispatch.py``).
 
     Returns
     -------
@@ -155,7 +156,8 @@ class EventLinear(EventTwin, LinearTwin):
     bias : bool
     mode : {"auto", "event", "dense"}
         Path per call; ``"auto"`` compares the call's measured activity with the
-        crossover measured for the shape (``neurosparse/layers/dispatch.py``).
+        crossover measured for the shape on the CPU, and takes the dense product on CUDA
+        (reading the activity back would synchronise; ``neurosparse/layers/dispatch.py``).
     device, dtype
         Where and in which dtype the parameters are made (as ``nn.Linear``).
 

@@ -160,8 +160,12 @@ class KSparseAutoencoder(nn.Module):
         Parameters
         ----------
         X : float tensor ``[n, in_features]``
-        epochs, batch_size, lr :
-            Passes over ``X``, samples per step, Adam learning rate.
+        epochs : int
+            Passes over ``X``.
+        batch_size : int
+            Samples per step.
+        lr : float
+            Adam learning rate.
         seed : int, optional
             Seeds the shuffling (the weights are initialised in the constructor: seed
             torch before building the model for a reproducible run).

@@ -168,15 +168,16 @@ class KWinners(_KWinnersBase):
     ----------
     n : int
         Units in the last dimension.
-    percent_on, k :
-        Winners per sample, as a fraction of ``n`` or a count (give one).
+    percent_on : float, optional
+        Winners per sample as a fraction of ``n`` (give this or ``k``).
+    k : int, optional
+        Winners per sample as a count (give this or ``percent_on``).
 
     Other Parameters
     ----------------
-    The boosting options, keyword-only:
-
     k_inference_factor : float, default 1.5
-        ``k`` is multiplied by this in ``eval()`` mode (capped at ``n``).
+        ``k`` is multiplied by this in ``eval()`` mode (capped at ``n``). This and the
+        other boosting options below are keyword-only.
     boost_strength : float, default 1.0
         ``β`` of the boost factor ``exp((k/n − duty)·β)``; 0 disables boosting.
     boost_strength_factor : float, default 0.9
@@ -234,11 +235,12 @@ class KWinners2d(_KWinnersBase):
     ----------
     channels : int
         ``C``.
-    percent_on, k :
-        Winners per sample, as a fraction or a count (give one): among the ``C·H·W``
-        units of a sample (``local=False``; with ``percent_on`` the count is fixed at
-        the first call, when ``H·W`` is known) or among the ``C`` channels at each
-        location (``local=True``).
+    percent_on : float, optional
+        Winners per sample as a fraction (give this or ``k``): of the ``C·H·W`` units
+        of a sample (``local=False``; the count is fixed at the first call, when ``H·W``
+        is known) or of the ``C`` channels at each location (``local=True``).
+    k : int, optional
+        Winners per sample as a count (give this or ``percent_on``), among the same units.
     local : bool
         Compete across channels at each location instead of over the whole map.
     k_inference_factor, boost_strength, boost_strength_factor, duty_cycle_period, break_ties :
