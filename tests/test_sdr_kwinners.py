@@ -139,3 +139,15 @@ def test_bad_arguments():
         KWinners(10)
     with pytest.raises(ParameterError, match=r"\[1, 10\]"):
         KWinners(10, k=11)
+
+
+def test_positional_options_bind_as_documented():
+    # the boosting options stay positional (no deprecation cycle announced for a change):
+    # each lands on the attribute the docstring names
+    kw = KWinners(8, None, 2, 2.0, 0.5, 0.8, 77, True)
+    assert (kw.k, kw.k_inference, kw.boost_strength) == (2, 4, 0.5)
+    assert (kw.boost_strength_factor, kw.duty_cycle_period, kw.break_ties) == (0.8, 77, True)
+    kw2 = KWinners2d(4, None, 1, True, 3.0, 0.25, 0.5, 9, True)
+    assert (kw2.k, kw2.boost_strength, kw2.duty_cycle_period, kw2.break_ties) == (1, 0.25, 9, True)
+    with pytest.raises(TypeError, match="KWinners.__init__"):
+        KWinners(8, k=2, boost=1.0)

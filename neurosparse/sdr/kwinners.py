@@ -20,8 +20,6 @@ are all treated as samples.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -176,8 +174,7 @@ class KWinners(_KWinnersBase):
     Other Parameters
     ----------------
     k_inference_factor : float, default 1.5
-        ``k`` is multiplied by this in ``eval()`` mode (capped at ``n``). This and the
-        other boosting options below are keyword-only.
+        ``k`` is multiplied by this in ``eval()`` mode (capped at ``n``).
     boost_strength : float, default 1.0
         ``β`` of the boost factor ``exp((k/n − duty)·β)``; 0 disables boosting.
     boost_strength_factor : float, default 0.9
@@ -203,9 +200,20 @@ class KWinners(_KWinnersBase):
         n: int,
         percent_on: float | None = None,
         k: int | None = None,
-        **options: Any,
+        k_inference_factor: float = 1.5,
+        boost_strength: float = 1.0,
+        boost_strength_factor: float = 0.9,
+        duty_cycle_period: int = 1000,
+        break_ties: bool = False,
     ) -> None:
-        super().__init__(int(n), **options)
+        super().__init__(
+            int(n),
+            k_inference_factor=k_inference_factor,
+            boost_strength=boost_strength,
+            boost_strength_factor=boost_strength_factor,
+            duty_cycle_period=duty_cycle_period,
+            break_ties=break_ties,
+        )
         self.n = int(n)
         self._set_k(_resolve_k(self.n, percent_on, k), self.n)
 
@@ -244,7 +252,7 @@ class KWinners2d(_KWinnersBase):
     local : bool
         Compete across channels at each location instead of over the whole map.
     k_inference_factor, boost_strength, boost_strength_factor, duty_cycle_period, break_ties :
-        Keyword-only, as in :class:`KWinners`. A channel's duty cycle is the fraction of its ``H·W``
+        As in :class:`KWinners`. A channel's duty cycle is the fraction of its ``H·W``
         positions that were positive, averaged over samples.
     """
 
@@ -254,9 +262,20 @@ class KWinners2d(_KWinnersBase):
         percent_on: float | None = None,
         k: int | None = None,
         local: bool = False,
-        **options: Any,
+        k_inference_factor: float = 1.5,
+        boost_strength: float = 1.0,
+        boost_strength_factor: float = 0.9,
+        duty_cycle_period: int = 1000,
+        break_ties: bool = False,
     ) -> None:
-        super().__init__(int(channels), **options)
+        super().__init__(
+            int(channels),
+            k_inference_factor=k_inference_factor,
+            boost_strength=boost_strength,
+            boost_strength_factor=boost_strength_factor,
+            duty_cycle_period=duty_cycle_period,
+            break_ties=break_ties,
+        )
         if (percent_on is None) == (k is None):
             raise ParameterError("give exactly one of percent_on (0..1) or k (number of winners)")
         if percent_on is not None:

@@ -61,7 +61,7 @@ class SequenceMemory(OpCounter):
     columns : int
         Number of columns (the size of the input SDR).
     cells_per_column : int
-        Cells per column ``K``. The parameters below are keyword-only.
+        Cells per column ``K``.
     activation_threshold : int
         Connected active synapses that make a segment active (predictive).
     initial_permanence : float
@@ -104,7 +104,6 @@ class SequenceMemory(OpCounter):
         self,
         columns: int,
         cells_per_column: int = 32,
-        *,
         activation_threshold: int = 13,
         initial_permanence: float = 0.21,
         connected_permanence: float = 0.50,
