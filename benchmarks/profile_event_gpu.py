@@ -20,6 +20,7 @@ import math
 import pstats
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -83,6 +84,18 @@ def kernels_in_graphs(n: int, rows_list, rates, reps: int) -> list[dict]:
     return out
 
 
+def host_us(f, n: int) -> float:
+    """Host time per call (µs): ``n`` calls with no synchronisation between them (the
+    device queue absorbs them), then one outside the clock."""
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        f()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return (t1 - t0) / n * 1e6
+
+
 def host_profile(n: int, calls: int) -> dict:
     torch.manual_seed(0)
     layer = ns.EventLinear(n, n, mode="event", device="cuda")
@@ -90,9 +103,12 @@ def host_profile(n: int, calls: int) -> dict:
     x = (torch.rand(1, n, device="cuda") < 0.01).float()
     w, b = dense.weight.detach(), dense.bias.detach()
     with torch.no_grad():
+        wb, bb, xb = w.bfloat16(), b.bfloat16(), x.bfloat16()
         fns = {"EventLinear event": lambda: layer(x), "EventLinear dense": lambda: dense(x),
-               "F.linear": lambda: F.linear(x, w, b)}  # fmt: skip
+               "F.linear": lambda: F.linear(x, w, b),
+               "F.linear bf16": lambda: F.linear(xb, wb, bb)}  # fmt: skip
         res = round_robin(fns, 9, warmup=5, timer=lambda f: cuda_ms(f, 50) * 1e3)
+        host = round_robin(fns, 9, warmup=5, timer=lambda f: host_us(f, 200))
         prof = cProfile.Profile()
         torch.cuda.synchronize()
         prof.enable()
@@ -105,7 +121,10 @@ def host_profile(n: int, calls: int) -> dict:
     st.sort_stats("tottime").print_stats(30)
     st.sort_stats("cumulative").print_stats(30)
     print(text.getvalue())
-    return {"eager_us": {k: _stats(v) for k, v in res.items()}, "calls": calls,
+    for k, v in host.items():
+        print(f"host {k}: {_stats(v)['median']:.1f} µs per call")
+    return {"eager_us": {k: _stats(v) for k, v in res.items()},
+            "host_us": {k: _stats(v) for k, v in host.items()}, "calls": calls,
             "cprofile": text.getvalue()}  # fmt: skip
 
 

@@ -70,6 +70,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print(f"{mod:<11} not installed")
     print(f"CUDA        torch: {torch.cuda.is_available()}  "
           f"numba.cuda: {registry.cuda_kernels_available()}")
+    if torch.cuda.is_available() and registry.cuda_kernels_available():
+        from .ops.cuda_env import launcher
+
+        print(f"CUDA launch {launcher()}")
     try:
         print(f"NEUROSPARSE_KERNELS={registry.kernel_mode()}")
     except NeurosparseError as exc:  # report it: info is where a user looks for it

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import neurosparse as ns
-from neurosparse.errors import DeviceError, KernelUnavailableError
+from neurosparse.errors import DeviceError, DTypeError, KernelUnavailableError, ShapeError
 from neurosparse.neurons import surrogate as sg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -140,6 +140,40 @@ def test_delta_linear_cuda_equals_cpu():
     for _ in range(2):
         y_gpu = gpu(x.to(DEV))
         torch.testing.assert_close(y_gpu.cpu(), y_cpu, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(DEV != "cuda", reason="the launch paths exist only on the GPU")
+def test_the_driver_launch_is_used_and_equals_numbas_own(monkeypatch, kernels_mode):
+    from neurosparse.ops.cuda_env import launcher
+
+    kernels_mode("numba")
+    torch.manual_seed(1)
+    layer = ns.EventLinear(300, 70, mode="event", device=DEV)
+    x = (torch.rand(5, 300, device=DEV) < 0.1).float()
+    layer(x)
+    assert launcher() == "cuLaunchKernel (ctypes)"
+    fast = layer(x)
+    monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "0")
+    assert torch.equal(fast, layer(x))
+
+
+def test_event_linear_eager_shortcut_checks_like_the_general_path(kernels_mode):
+    # a plain CUDA tensor takes the eager shortcut, a neuron's tuple the general path:
+    # same kernel, same bits; what the shortcut's guard refuses still gets its error
+    kernels_mode("numba")
+    torch.manual_seed(2)
+    layer = ns.EventLinear(64, 32, mode="event", device=DEV)
+    x = (torch.rand(4, 3, 64, device=DEV) < 0.2).float()
+    y = layer(x)
+    assert torch.equal(y, layer((x, None)))
+    torch.testing.assert_close(y, torch.nn.functional.linear(x, layer.weight, layer.bias))
+    assert layer.op_counts()["events_in"] == 2 * int(torch.count_nonzero(x))
+    with pytest.raises(ShapeError, match="in_features=64"):
+        layer(torch.zeros(3, 63, device=DEV))
+    with pytest.raises(DTypeError, match="dtype"):
+        layer(x.double())
+    with pytest.raises(ShapeError, match="dimensions"):
+        layer(x[None])
 
 
 def test_env_default_is_fast():

@@ -357,22 +357,25 @@ def device_tally(counter, x2d: torch.Tensor, weight: torch.Tensor) -> torch.Tens
     ``events_in`` / ``weight_bytes_read`` entries are :class:`LiveCount` views of the
     tally, made once (again after ``reset_counters`` or a change of device or weight)."""
     n_out, n_in = weight.shape
+    m = x2d.shape[0]
     key = (x2d.device, n_out, weight.element_size())
     c = counter._counts()
     held = counter.__dict__.get("_ns_tally")
-    if held is None or held[0] != key or not isinstance(c.get("events_in"), LiveCount) \
-            or c["events_in"].tally is not held[1]:  # fmt: skip
-        tally = torch.zeros(3, dtype=torch.int64, device=x2d.device)
-        held = counter.__dict__["_ns_tally"] = (key, tally)
-        for name, live in (("synops", LiveCount(tally, 1, n_out)),
-                           ("macs", LiveCount(tally, 0, n_out, minus=1)),
-                           ("events_in", LiveCount(tally, 0, 1)),
-                           ("weight_bytes_read", LiveCount(tally, 0,
-                                                           n_out * weight.element_size()))):
-            c[name] = live + int(c.get(name, 0)) if not isinstance(c.get(name), LiveCount) \
-                else live + int(c[name])  # fmt: skip
-    counter.count_ops(inputs_in=x2d.numel(), dense_macs=x2d.shape[0] * n_in * n_out)
-    return held[1]
+    if held is not None and held[0] == key and c.get("events_in") is held[2]:
+        # the usual call: the live views stand; add what the host knows (plain ints)
+        c["inputs_in"] = c.get("inputs_in", 0) + m * n_in
+        c["dense_macs"] = c.get("dense_macs", 0) + m * n_in * n_out
+        return held[1]
+    tally = torch.zeros(3, dtype=torch.int64, device=x2d.device)
+    for name, live in (("synops", LiveCount(tally, 1, n_out)),
+                       ("macs", LiveCount(tally, 0, n_out, minus=1)),
+                       ("events_in", LiveCount(tally, 0, 1)),
+                       ("weight_bytes_read", LiveCount(tally, 0,
+                                                       n_out * weight.element_size()))):
+        c[name] = live + int(c.get(name, 0))  # fmt: skip
+    counter.__dict__["_ns_tally"] = (key, tally, c["events_in"])
+    counter.count_ops(inputs_in=x2d.numel(), dense_macs=m * n_in * n_out)
+    return tally
 
 
 def run_cuda_linear(mode: str, x2d: torch.Tensor, weight: torch.Tensor,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 import threading
 from typing import Any
 
@@ -44,10 +45,21 @@ def fast_launch_enabled() -> bool:
     return not _SIM[0]
 
 
+def _layout(t: torch.Tensor) -> str:
+    """numba's layout letter for a tensor's view. It must be part of the key: numba
+    indexes "C" and "F" arrays from their shape alone, so an overload compiled for one
+    layout reads another's memory wrongly."""
+    if t.is_contiguous():
+        return "C"
+    if t.dim() > 1 and t.permute(*range(t.dim() - 1, -1, -1)).is_contiguous():
+        return "F"
+    return "A"
+
+
 def _arg_kind(a: Any) -> tuple:
     if isinstance(a, torch.Tensor):
         # get_device(): an int, no torch.device object made (this runs per argument)
-        return ("t", a.dtype, a.dim(), a.is_contiguous(), a.get_device())
+        return ("t", a.dtype, a.dim(), _layout(a), a.get_device())
     if getattr(a, "__cuda_ndarray__", False):  # a numba device array: its exact type
         return ("n", a._numba_type_)
     if isinstance(a, (int, float, bool, np.number)):
@@ -55,13 +67,72 @@ def _arg_kind(a: Any) -> tuple:
     return ("x", type(a))  # anything else always takes numba's own path
 
 
-class _Packed:
-    """A compiled overload of one kernel and how to pack each of its arguments."""
+def _array_values(a) -> tuple:
+    # numba's array ABI: meminfo, parent, nitems, itemsize, data, shape, strides (bytes)
+    if isinstance(a, torch.Tensor):
+        item = a.element_size()
+        return (0, 0, a.numel(), item, a.data_ptr(), *a.shape, *[s * item for s in a.stride()])
+    return (0, 0, a.size, a.dtype.itemsize, a.device_ctypes_pointer.value or 0, *a.shape,
+            *a.strides)  # fmt: skip
 
-    def __init__(self, kernel_obj, packers, device: int | None) -> None:
-        self.kernel = kernel_obj
-        self.packers = packers
+
+def _scalar_value(v):
+    return (v,)
+
+
+_INT_CODES = {"int8": "b7x", "int16": "h6x", "int32": "i4x", "int64": "q", "uint8": "B7x",
+              "uint16": "H6x", "uint32": "I4x", "uint64": "Q"}  # fmt: skip
+_SCALAR_CODES = {"float32": "f4x", "float64": "d", "bool": "?7x", **_INT_CODES}
+
+
+def _is_array(numba_type) -> bool:
+    # by shape of the type, not its class: numba-cuda and numba's own CUDA target have
+    # distinct type systems
+    return type(numba_type).__name__ == "Array" and hasattr(numba_type, "ndim")
+
+
+def _slot_formats(numba_type) -> str | None:
+    """``struct`` codes of the kernel parameters one argument becomes, one 8-byte slot
+    each (little-endian, padded), or None for a kind this launcher does not pack."""
+    if _is_array(numba_type):
+        return "q" * (5 + 2 * numba_type.ndim)
+    return _SCALAR_CODES.get(str(numba_type))
+
+
+class _Packed:
+    """A compiled overload of one kernel and how to write its parameters.
+
+    Every kernel parameter gets an 8-byte slot of one buffer (numba passes each field of
+    an array argument as a parameter of its own); one ``struct.pack_into`` fills them and
+    the driver copies them at launch, so the buffer is reused by the next call.
+    """
+
+    def __init__(self, handle: int, core_kernel, formats: list[str], arrays: list[bool],
+                 device: int | None) -> None:  # fmt: skip
+        self.handle = handle  # CUfunction / CUkernel for cuLaunchKernel (0: none)
+        self.core_kernel = core_kernel  # cuda.core's kernel object (the other launcher)
+        self.arrays = arrays
+        self.struct = struct.Struct("<" + "".join(formats))
+        # cuda.core takes Python ints for 8-byte integers, ctypes objects otherwise
+        ctors = {"f": ctypes.c_float, "d": ctypes.c_double, "?": bool, "b": ctypes.c_int8,
+                 "h": ctypes.c_int16, "i": ctypes.c_int32, "B": ctypes.c_uint8,
+                 "H": ctypes.c_uint16, "I": ctypes.c_uint32, "q": int, "Q": int}  # fmt: skip
+        self.ctors = [ctors[c] for f in formats for c in f if c in ctors]
+        n = self.struct.size // 8
+        self.buffer = ctypes.create_string_buffer(max(8, self.struct.size))
+        base = ctypes.addressof(self.buffer)
+        self.params = (ctypes.c_void_p * max(1, n))(*[base + 8 * i for i in range(n)])
+        self.lock = threading.Lock()
         self.device = device  # CUDA device of the tensor arguments (None: numba's current)
+
+    def values(self, args) -> list:
+        out: list = []
+        for is_array, a in zip(self.arrays, args):
+            if is_array:
+                out += _array_values(a)
+            else:
+                out.append(a)
+        return out
 
 
 _thread = threading.local()
@@ -82,51 +153,39 @@ def _ensure_context(device: int | None) -> None:
         done.add(device)
 
 
-def _pack_array(a) -> list:
-    # numba's array ABI: meminfo, parent, nitems, itemsize, data, shape, strides (bytes)
-    if isinstance(a, torch.Tensor):
-        item = a.element_size()
-        return [0, 0, a.numel(), item, a.data_ptr(), *a.shape, *[s * item for s in a.stride()]]
-    return [0, 0, a.size, a.dtype.itemsize, a.device_ctypes_pointer.value or 0, *a.shape,
-            *a.strides]  # fmt: skip
-
-
-def _packer(numba_type):
-    """A function ``value -> list of launch parameters`` for one argument, or None."""
-    from numba.cuda import types
-
-    if isinstance(numba_type, types.Array):
-        return _pack_array
-    if numba_type == types.float32:
-        return lambda v: [ctypes.c_float(v)]
-    if numba_type == types.float64:
-        return lambda v: [ctypes.c_double(v)]
-    if isinstance(numba_type, types.Integer):
-        ctype = getattr(ctypes, f"c_{numba_type}")
-        return lambda v: [ctype(v)]
-    if numba_type == types.boolean:
-        return lambda v: [bool(v)]
-    return None
+def _handle(cufunc) -> int:
+    """The driver handle of numba's compiled function, for ``cuLaunchKernel`` (0 when
+    this numba-cuda does not expose one)."""
+    for obj in (cufunc, getattr(cufunc, "kernel", None)):
+        h = getattr(obj, "handle", None)
+        if h is None:
+            continue
+        try:
+            return int(getattr(h, "value", h) or 0)
+        except (TypeError, ValueError):
+            continue
+    return 0
 
 
 def _compile_packed(dispatcher, views, device: int | None) -> _Packed | None:
-    """The overload the plain launch of ``views`` used, with its argument packers."""
+    """The overload the plain launch of ``views`` used, with how to pack its arguments."""
     try:
         argtypes = tuple(dispatcher.typeof_pyval(v) for v in views)
         kern = dispatcher.overloads.get(argtypes)
         if kern is None or kern.debug or kern.extensions or getattr(kern, "cooperative", False):
             return None
-        packers = [_packer(t) for t in kern.argument_types]
-        if any(p is None for p in packers):
+        formats = [_slot_formats(t) for t in kern.argument_types]
+        if any(f is None for f in formats):
             return None
-        return _Packed(kern._codelibrary.get_cufunc().kernel, packers, device)
+        cufunc = kern._codelibrary.get_cufunc()
+        arrays = [_is_array(t) for t in kern.argument_types]
+        return _Packed(_handle(cufunc), getattr(cufunc, "kernel", None), formats, arrays,
+                       device)  # fmt: skip
     except Exception:  # an unfamiliar numba-cuda: keep the plain path
         return None
 
 
 _packed: dict[tuple, _Packed | None] = {}  # (kernel, argument kinds) -> overload
-_core_streams: dict[Any, Any] = {}  # numba stream -> cuda.core stream
-_configs: dict[tuple, Any] = {}
 
 
 def launch(kernel, grid, block, stream, *args: Any) -> None:
@@ -162,31 +221,94 @@ def _view(t: torch.Tensor):
     return cuda.as_cuda_array(t.detach(), sync=False)
 
 
+class _Driver:
+    """``cuLaunchKernel`` of the CUDA driver through ctypes: the cheapest launch Python
+    has (one foreign call). ``launcher()`` says which launcher :func:`launch` uses."""
+
+    fn: Any = None
+    failed = False
+
+    @classmethod
+    def get(cls):
+        if cls.fn is None and not cls.failed:
+            try:
+                lib = ctypes.CDLL("libcuda.so.1")
+                fn = lib.cuLaunchKernel
+                fn.restype = ctypes.c_int
+                fn.argtypes = [ctypes.c_void_p, *[ctypes.c_uint] * 7, ctypes.c_void_p,
+                               ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
+                cls.fn = fn
+            except (OSError, AttributeError):
+                cls.failed = True
+        return cls.fn
+
+
+_stream_handles: dict[Any, int] = {}  # numba stream -> driver handle (CudaEnv keeps few)
+_core_streams: dict[Any, Any] = {}  # numba stream -> cuda.core stream
 _CORE: list = []  # (LaunchConfig, launch) of cuda.core, imported on first use
+_configs: dict[tuple, Any] = {}
+
+
+def _dims(d) -> tuple[int, int, int]:
+    if isinstance(d, int):
+        return d, 1, 1
+    d = tuple(d)
+    return (*d, *(1,) * (3 - len(d)))  # type: ignore[return-value]
+
+
+def _stream_handle(stream) -> int:
+    h = _stream_handles.get(stream)
+    if h is None:
+        raw = stream.handle
+        h = int(getattr(raw, "value", raw) or 0)
+        if len(_stream_handles) < 64:
+            _stream_handles[stream] = h
+    return h
 
 
 def _fast(packed: _Packed, grid, block, stream, args) -> None:
+    _ensure_context(packed.device)
+    fn = _Driver.get() if packed.handle else None
+    if fn is not None:
+        gx, gy, gz = _dims(grid)
+        bx, by, bz = _dims(block)
+        with packed.lock:  # the driver copies the parameters before returning
+            packed.struct.pack_into(packed.buffer, 0, *packed.values(args))
+            err = fn(packed.handle, gx, gy, gz, bx, by, bz, 0, _stream_handle(stream),
+                     packed.params, None)  # fmt: skip
+        if err:
+            raise RuntimeError(f"cuLaunchKernel failed with CUDA error {err}")
+        return
+    _core_launch(packed, grid, block, stream, args)
+
+
+def _core_launch(packed: _Packed, grid, block, stream, args) -> None:
+    """The same launch through ``cuda.core`` (when the driver handle is unavailable)."""
     if not _CORE:
         from cuda.core import LaunchConfig
         from cuda.core import launch as core_launch
 
         _CORE.extend((LaunchConfig, core_launch))
     LaunchConfig, core_launch = _CORE
-    _ensure_context(packed.device)
     core = _core_streams.get(stream)
     if core is None:
         from numba.cuda.cudadrv import driver
 
         core = driver._to_core_stream(stream)
-        if len(_core_streams) < 64:  # CudaEnv keeps one numba stream per torch stream
+        if len(_core_streams) < 64:
             _core_streams[stream] = core
     config = _configs.get((grid, block))
     if config is None:
         config = _configs[grid, block] = LaunchConfig(grid=grid, block=block, shmem_size=0)
-    params: list = []
-    for pack, a in zip(packed.packers, args):
-        params += pack(a)
-    core_launch(core, config, packed.kernel, *params)
+    params = [c(v) for c, v in zip(packed.ctors, packed.values(args))]
+    core_launch(core, config, packed.core_kernel, *params)
+
+
+def launcher() -> str:
+    """Which launch path :func:`launch` takes after a kernel's first call."""
+    if not fast_launch_enabled():
+        return "numba (NEUROSPARSE_CUDA_FAST_LAUNCH=0)"
+    return "cuLaunchKernel (ctypes)" if _Driver.get() is not None else "cuda.core"
 
 
 class CudaEnv:

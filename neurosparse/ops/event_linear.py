@@ -371,9 +371,19 @@ def _cuda_exact(x2d: torch.Tensor, name: str) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
-def _forward_cuda(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor | None):
-    from ..kernels import event_linear_cuda as kc
+_KC: list = []  # kernels.event_linear_cuda, imported on first use (numba-cuda loads slowly)
 
+
+def _cuda_kernels():
+    if not _KC:
+        from ..kernels import event_linear_cuda
+
+        _KC.append(event_linear_cuda)
+    return _KC[0]
+
+
+def _forward_cuda(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor | None):
+    kc = _cuda_kernels()
     (x,) = index.arrays
     env = CudaEnv(index.device)
     bf16 = x.dtype == torch.bfloat16

@@ -66,16 +66,19 @@ def register(op: str, *devices: str, covers: str = "", reference: bool = True) -
         entry.covers = covers
 
 
+_CUDA_OK: list[bool] = []  # read once: a process does not gain or lose its GPU driver
+
+
 def cuda_kernels_available() -> bool:
     """True when numba-cuda can launch kernels (a GPU, or the simulator in CI)."""
-    try:
-        from numba import cuda
-    except Exception:  # pragma: no cover - numba is a hard dependency
-        return False
-    try:
-        return bool(cuda.is_available())
-    except Exception:
-        return False
+    if not _CUDA_OK:
+        try:
+            from numba import cuda
+
+            _CUDA_OK.append(bool(cuda.is_available()))
+        except Exception:  # no numba-cuda, or no driver
+            _CUDA_OK.append(False)
+    return _CUDA_OK[0]
 
 
 def _device_reason(op: str, device_type: str) -> str | None:
