@@ -6,14 +6,17 @@ kernels and torch ops stay ordered without host synchronisation.
 
 :meth:`CudaEnv.launch` is the cheap way in. A plain ``kernel[grid, block, stream](...)``
 call on torch tensors costs 0.26-0.33 ms of host time on the H100 box (numba-cuda
-0.30.4, ``benchmarks/profile_lif_gpu.py``), 0.03-0.05 ms through ``launch``:
+0.30.4, ``benchmarks/profile_lif_gpu.py``), 0.03-0.05 ms through ``cuda.core.launch``:
 each tensor becomes a numba device array through ``__cuda_array_interface__``, every
 argument is typed again to pick the overload, and a new stream object is made. Once a
-kernel has run for one set of argument kinds (dtype, rank, contiguity of each tensor;
-type of each scalar), ``launch`` keeps the compiled overload and packs later calls'
+kernel has run for one set of argument kinds (dtype, rank, layout of each tensor;
+type of each scalar), ``launch`` keeps the compiled overload and writes later calls'
 arguments straight from the tensors (pointer, sizes, byte strides: numba's array ABI)
-into ``cuda.core.launch``. Anything it does not recognise takes the plain path.
-``NEUROSPARSE_CUDA_FAST_LAUNCH=0`` turns the shortcut off.
+into one parameter buffer with a single ``struct.pack_into``, then calls the driver's
+``cuLaunchKernel`` through ctypes (``cuda.core.launch`` where numba-cuda exposes no
+driver handle). Anything it does not recognise takes the plain path.
+``NEUROSPARSE_CUDA_FAST_LAUNCH=0`` turns the shortcut off; :func:`launcher` says which
+path runs.
 """
 
 from __future__ import annotations
