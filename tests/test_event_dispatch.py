@@ -4,6 +4,7 @@ is found (measured here and cached, tables, overrides) and the CUDA model."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -84,6 +85,11 @@ def test_crossover_from_ratios_interpolates_where_the_ratio_passes_one():
     assert dispatch.crossover_from_ratios(rates, [0.5, float("inf"), 0.1]) == 0.01
     assert dispatch.crossover_from_ratios(rates, [0.5]) == 0.01
     assert dispatch.crossover_from_ratios(rates, [float("nan")]) == 0.0
+    # a target below 1: where the event path takes half the dense time (log-midway here)
+    assert dispatch.crossover_from_ratios(rates, [0.25, 1.0], 0.5) == pytest.approx(0.1**1.5)
+    # 0.25 -> 0.6 passes 0.5 at log(2) / log(2.4) of the way from 1 % to 10 %
+    want = 0.01 * 10 ** (math.log(2) / math.log(2.4))
+    assert dispatch.crossover_from_ratios(rates, [0.25, 0.6, 3.0], 0.5) == pytest.approx(want)
 
 
 def test_measurement_stops_at_the_first_loss_and_auto_follows_it(monkeypatch):

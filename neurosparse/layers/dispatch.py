@@ -8,7 +8,7 @@ compares the activity of the call with the crossover of its shape and device:
 - **Linear on the CPU**: the crossover is *measured on the machine it runs on*, the
   first time a shape of at least :data:`MEASURE_MIN_MACS` multiply-adds is called, and
   cached in ``$NEUROSPARSE_CACHE_DIR`` (default ``~/.cache/neurosparse``)
-  ``/crossover-v2-<host>-<threads>t.json`` (:func:`measure_linear_cpu`: event op and
+  ``/crossover-v3-<host>-<threads>t.json`` (:func:`measure_linear_cpu`: event op and
   ``F.linear`` alternate on random spikes at rising rates, each sample long enough to
   time, until the event path is slower; the crossover is interpolated where the median
   time ratio passes 1, :func:`crossover_from_ratios`; a few seconds once). Smaller
@@ -94,6 +94,12 @@ _SAMPLE_S = 0.003
 # Past this much measuring, rates not yet reached count as losses (dense): a huge shape
 # then gets a lower, safe crossover instead of a minute of timing.
 _BUDGET_S = 6.0
+# The crossover is put where the event path takes this fraction of the dense time, not
+# where the two are equal: one measurement's median ratio near the crossover moved by
+# ±30 % between runs on the 2-core VM (0.67-1.27 at 512 x 2048², 5 %), and auto must
+# never be the slow choice, while just below the equal point the two paths cost about
+# the same, so giving those rates to dense loses little.
+SAFE_RATIO = 0.85
 _FIXED: dict[tuple[str, str], float] = {}
 _MEASURED: dict[tuple[int, int, int], float] | None = None
 
@@ -107,11 +113,11 @@ def set_crossover(op: str, device: str, rate: float | None) -> None:
 
 
 def _cache_file() -> Path:
-    # v2: alternating, interpolated measurement (v1 files held grid rates); the thread
+    # v3: the crossover at SAFE_RATIO (v2: at equal times; v1 files held grid rates); the thread
     # count is part of the key because the dense product scales with it and the gather less
     root = os.environ.get("NEUROSPARSE_CACHE_DIR") or Path.home() / ".cache" / "neurosparse"
     host = platform.node() or "host"
-    return Path(root) / f"crossover-v2-{host}-{torch.get_num_threads()}t.json"
+    return Path(root) / f"crossover-v3-{host}-{torch.get_num_threads()}t.json"
 
 
 def _bucket(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -130,26 +136,27 @@ def _load_measured() -> dict:
     return _MEASURED
 
 
-def crossover_from_ratios(rates, ratios) -> float:
+def crossover_from_ratios(rates, ratios, target: float = 1.0) -> float:
     """The crossover rate from median time ratios ``event / dense`` measured at rising
     ``rates``.
 
     The event path's time grows with the rate and the dense path's does not, so the
-    crossover is where the ratio passes 1: log-interpolated between the last rate with
-    a ratio <= 1 and the first with a ratio > 1 (the first loss ends the search: a noisy
-    win above it is not trusted). 0.0 when the event path already lost at the lowest
+    crossover is where the ratio passes ``target`` (1: equal times): log-interpolated
+    between the last rate with a ratio <= target and the first above it (the first loss
+    ends the search: a noisy win above it is not trusted). 0.0 when the event path
+    already lost at the lowest
     rate (dense, except for all-zero input); the highest rate when it never lost (a
     lower bound: nothing above it was measured). ``ratios`` may be shorter than
     ``rates`` (measurement stopped): unmeasured rates count as losses.
     """
     last_win = None
     for i, rate in enumerate(rates):
-        if i >= len(ratios) or not ratios[i] <= 1.0:  # NaN counts as a loss
+        if i >= len(ratios) or not ratios[i] <= target:  # NaN counts as a loss
             if last_win is None or i >= len(ratios) or not math.isfinite(ratios[i]):
                 return 0.0 if last_win is None else rates[last_win]
             r0, r1 = rates[last_win], rate
             q0, q1 = max(ratios[last_win], 1e-9), ratios[i]
-            frac = -math.log(q0) / (math.log(q1) - math.log(q0))
+            frac = (math.log(target) - math.log(q0)) / (math.log(q1) - math.log(q0))
             return math.exp(math.log(r0) + frac * (math.log(r1) - math.log(r0)))
         last_win = i
     return rates[-1]
@@ -197,9 +204,9 @@ def measure_linear_cpu(shape: tuple[int, int, int], reps: int = 5) -> float:
 
             ratios.append(_alternating_ratio(
                 event, lambda x=x: torch.nn.functional.linear(x, w, b), reps))  # fmt: skip
-            if ratios[-1] > 1.0 or time.perf_counter() - start > _BUDGET_S:
+            if ratios[-1] > SAFE_RATIO or time.perf_counter() - start > _BUDGET_S:
                 break
-    return crossover_from_ratios(_RATES, ratios)
+    return crossover_from_ratios(_RATES, ratios, SAFE_RATIO)
 
 
 def _measured_cpu(shape: tuple[int, ...]) -> float | None:
