@@ -126,6 +126,7 @@ class _Packed:
         base = ctypes.addressof(self.buffer)
         self.params = (ctypes.c_void_p * max(1, n))(*[base + 8 * i for i in range(n)])
         self.lock = threading.Lock()
+        self.verified = False  # a driver launch of it has succeeded
         self.device = device  # CUDA device of the tensor arguments (None: numba's current)
 
     def values(self, args) -> list:
@@ -230,6 +231,7 @@ class _Driver:
 
     fn: Any = None
     failed = False
+    refused: list[int] = []  # CUDA errors of first launches that fell back to cuda.core
 
     @classmethod
     def get(cls):
@@ -279,9 +281,15 @@ def _fast(packed: _Packed, grid, block, stream, args) -> None:
             packed.struct.pack_into(packed.buffer, 0, *packed.values(args))
             err = fn(packed.handle, gx, gy, gz, bx, by, bz, 0, _stream_handle(stream),
                      packed.params, None)  # fmt: skip
-        if err:
+        if not err:
+            packed.verified = True
+            return
+        if packed.verified:
             raise RuntimeError(f"cuLaunchKernel failed with CUDA error {err}")
-        return
+        # the first driver launch of this kernel failed (a handle this numba-cuda does
+        # not mean for cuLaunchKernel): it takes cuda.core from now on
+        packed.handle = 0
+        _Driver.refused.append(err)
     _core_launch(packed, grid, block, stream, args)
 
 
@@ -311,7 +319,11 @@ def launcher() -> str:
     """Which launch path :func:`launch` takes after a kernel's first call."""
     if not fast_launch_enabled():
         return "numba (NEUROSPARSE_CUDA_FAST_LAUNCH=0)"
-    return "cuLaunchKernel (ctypes)" if _Driver.get() is not None else "cuda.core"
+    if _Driver.get() is None:
+        return "cuda.core"
+    if _Driver.refused:
+        return f"cuLaunchKernel (ctypes), cuda.core for kernels it refused (errors {_Driver.refused})"
+    return "cuLaunchKernel (ctypes)"
 
 
 class CudaEnv:
