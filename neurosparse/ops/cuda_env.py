@@ -322,7 +322,7 @@ def launcher() -> str:
     if _Driver.get() is None:
         return "cuda.core"
     if _Driver.refused:
-        return f"cuLaunchKernel (ctypes), cuda.core for kernels it refused (errors {_Driver.refused})"
+        return f"cuLaunchKernel (ctypes); cuda.core where it refused (errors {_Driver.refused})"
     return "cuLaunchKernel (ctypes)"
 
 
