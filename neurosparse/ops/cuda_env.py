@@ -225,6 +225,11 @@ def _view(t: torch.Tensor):
     return cuda.as_cuda_array(t.detach(), sync=False)
 
 
+# "driver" (cuLaunchKernel through ctypes) or "core" (cuda.core.launch); the environment
+# variable NEUROSPARSE_CUDA_LAUNCHER picks one for a process
+DEFAULT_LAUNCHER = "driver"
+
+
 class _Driver:
     """``cuLaunchKernel`` of the CUDA driver through ctypes: the cheapest launch Python
     has (one foreign call). ``launcher()`` says which launcher :func:`launch` uses."""
@@ -235,6 +240,8 @@ class _Driver:
 
     @classmethod
     def get(cls):
+        if os.environ.get("NEUROSPARSE_CUDA_LAUNCHER", DEFAULT_LAUNCHER) == "core":
+            return None
         if cls.fn is None and not cls.failed:
             try:
                 lib = ctypes.CDLL("libcuda.so.1")
