@@ -143,7 +143,7 @@ def test_delta_linear_cuda_equals_cpu():
 
 
 @pytest.mark.skipif(DEV != "cuda", reason="the launch paths exist only on the GPU")
-def test_the_driver_launch_is_used_and_equals_numbas_own(monkeypatch, kernels_mode):
+def test_both_fast_launchers_equal_numbas_own_launch(monkeypatch, kernels_mode):
     from neurosparse.ops.cuda_env import launcher
 
     kernels_mode("numba")
@@ -151,10 +151,15 @@ def test_the_driver_launch_is_used_and_equals_numbas_own(monkeypatch, kernels_mo
     layer = ns.EventLinear(300, 70, mode="event", device=DEV)
     x = (torch.rand(5, 300, device=DEV) < 0.1).float()
     layer(x)
-    assert launcher() == "cuLaunchKernel (ctypes)"
-    fast = layer(x)
+    out = {}
+    for name in ("driver", "core"):
+        monkeypatch.setenv("NEUROSPARSE_CUDA_LAUNCHER", name)
+        layer(x)
+        assert launcher().startswith("cuLaunchKernel" if name == "driver" else "cuda.core")
+        out[name] = layer(x)
     monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "0")
-    assert torch.equal(fast, layer(x))
+    plain = layer(x)
+    assert torch.equal(out["driver"], plain) and torch.equal(out["core"], plain)
 
 
 def test_event_linear_eager_shortcut_checks_like_the_general_path(kernels_mode):
