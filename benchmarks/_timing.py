@@ -31,6 +31,19 @@ def cuda_ms(fn: Callable[[], object], inner: int = 20) -> float:
     return start.elapsed_time(end) / inner
 
 
+def host_ms(fn: Callable[[], object], reps: int = 50) -> float:
+    """Host time per call (ms): one warm call, then ``reps`` calls with no synchronisation
+    between them (the device queue absorbs them), synchronising outside the clock."""
+    fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return (t1 - t0) / reps * 1e3
+
+
 def cuda_event_ms(fn: Callable[[], object]) -> float:
     """CUDA-event ms of one call, synchronised after it (device time of that call)."""
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -20,14 +20,13 @@ import math
 import pstats
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import cuda_graph, cuda_ms, hardware, round_robin  # noqa: E402
+from _timing import cuda_graph, cuda_ms, hardware, host_ms, round_robin  # noqa: E402
 
 import neurosparse as ns  # noqa: E402
 from neurosparse.kernels import event_linear_cuda as kc  # noqa: E402
@@ -84,18 +83,6 @@ def kernels_in_graphs(n: int, rows_list, rates, reps: int) -> list[dict]:
     return out
 
 
-def host_us(f, n: int) -> float:
-    """Host time per call (µs): ``n`` calls with no synchronisation between them (the
-    device queue absorbs them), then one outside the clock."""
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        f()
-    t1 = time.perf_counter()
-    torch.cuda.synchronize()
-    return (t1 - t0) / n * 1e6
-
-
 def host_profile(n: int, calls: int) -> dict:
     torch.manual_seed(0)
     layer = ns.EventLinear(n, n, mode="event", device="cuda")
@@ -108,7 +95,7 @@ def host_profile(n: int, calls: int) -> dict:
                "F.linear": lambda: F.linear(x, w, b),
                "F.linear bf16": lambda: F.linear(xb, wb, bb)}  # fmt: skip
         res = round_robin(fns, 9, warmup=5, timer=lambda f: cuda_ms(f, 50) * 1e3)
-        host = round_robin(fns, 9, warmup=5, timer=lambda f: host_us(f, 200))
+        host = round_robin(fns, 9, warmup=5, timer=lambda f: host_ms(f, 200) * 1e3)
         prof = cProfile.Profile()
         torch.cuda.synchronize()
         prof.enable()

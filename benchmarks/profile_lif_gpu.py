@@ -15,29 +15,18 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _peers import spikingjelly_lif  # noqa: E402  (benchmarks/, beside this script)
+from _timing import host_ms  # noqa: E402  (benchmarks/_timing.py, beside this script)
 from gpu import cuda_time  # noqa: E402  (benchmarks/gpu.py, beside this script)
 
 
 def events_ms(fn, reps=20, warmup=3):
     return cuda_time(fn, reps, warmup)["median_ms"]
-
-
-def host_ms(fn, reps=50):
-    fn()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    t1 = time.perf_counter()
-    torch.cuda.synchronize()
-    return (t1 - t0) / reps * 1e3
 
 
 def kernel_table(x, lif, dev) -> None:
