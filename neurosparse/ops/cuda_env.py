@@ -226,9 +226,9 @@ def _view(t: torch.Tensor):
 
 
 # "driver" (cuLaunchKernel through ctypes) or "core" (cuda.core.launch); the environment
-# variable NEUROSPARSE_CUDA_LAUNCHER picks one. "core" stays the default until the driver
-# launcher has passed tests/test_gpu.py on a GPU (written 2026-12-05 when no GPU could be
-# had; the simulator does not reach either launcher).
+# variable NEUROSPARSE_CUDA_LAUNCHER picks one. Both pass tests/test_gpu.py on an H100;
+# "core" is the default because it measured faster there (48.8 vs 58.8 µs per eager
+# EventLinear call at batch 1, benchmarks/RESULTS.md).
 DEFAULT_LAUNCHER = "core"
 
 
