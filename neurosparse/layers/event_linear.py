@@ -89,7 +89,6 @@ def count_linear(counter: OpCounter, scan, x2d: torch.Tensor, weight: torch.Tens
     )
 
 
-
 def _cuda_call_ok(x: torch.Tensor, weight: object, bias: object, mode: str) -> bool:
     """True only when every check of :func:`event_input` and :func:`check_features`
     would pass and the call runs the CUDA kernel. An eager GPU call is bound by host

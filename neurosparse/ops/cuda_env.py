@@ -12,9 +12,9 @@ argument is typed again to pick the overload, and a new stream object is made. O
 kernel has run for one set of argument kinds (dtype, rank, layout of each tensor;
 type of each scalar), ``launch`` keeps the compiled overload and writes later calls'
 arguments straight from the tensors (pointer, sizes, byte strides: numba's array ABI)
-into one parameter buffer with a single ``struct.pack_into``, then calls the driver's
-``cuLaunchKernel`` through ctypes (``cuda.core.launch`` where numba-cuda exposes no
-driver handle). Anything it does not recognise takes the plain path.
+into ``cuda.core.launch``. Anything it does not recognise takes the plain path. (A
+direct ``cuLaunchKernel`` through ctypes was tried on an H100 on 2026-12-05 and was
+slower: 58.8 vs 48.8 µs per eager ``EventLinear`` call.)
 ``NEUROSPARSE_CUDA_FAST_LAUNCH=0`` turns the shortcut off; :func:`launcher` says which
 path runs.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import struct
 import threading
 from typing import Any
 
@@ -79,13 +78,11 @@ def _array_values(a) -> tuple:
             *a.strides)  # fmt: skip
 
 
-def _scalar_value(v):
-    return (v,)
-
-
-_INT_CODES = {"int8": "b7x", "int16": "h6x", "int32": "i4x", "int64": "q", "uint8": "B7x",
-              "uint16": "H6x", "uint32": "I4x", "uint64": "Q"}  # fmt: skip
-_SCALAR_CODES = {"float32": "f4x", "float64": "d", "bool": "?7x", **_INT_CODES}
+# cuda.core takes Python ints for 8-byte integers, ctypes objects for the other scalars
+_SCALAR_CTORS = {"float32": ctypes.c_float, "float64": ctypes.c_double, "bool": bool,
+                 "int8": ctypes.c_int8, "int16": ctypes.c_int16, "int32": ctypes.c_int32,
+                 "int64": int, "uint8": ctypes.c_uint8, "uint16": ctypes.c_uint16,
+                 "uint32": ctypes.c_uint32, "uint64": int}  # fmt: skip
 
 
 def _is_array(numba_type) -> bool:
@@ -94,49 +91,33 @@ def _is_array(numba_type) -> bool:
     return type(numba_type).__name__ == "Array" and hasattr(numba_type, "ndim")
 
 
-def _slot_formats(numba_type) -> str | None:
-    """``struct`` codes of the kernel parameters one argument becomes, one 8-byte slot
-    each (little-endian, padded), or None for a kind this launcher does not pack."""
+def _param_ctors(numba_type) -> list | None:
+    """How each kernel parameter one argument becomes is passed to ``cuda.core`` (numba
+    passes each field of an array argument as a parameter of its own), or None for a kind
+    this launcher does not pack."""
     if _is_array(numba_type):
-        return "q" * (5 + 2 * numba_type.ndim)
-    return _SCALAR_CODES.get(str(numba_type))
+        return [int] * (5 + 2 * numba_type.ndim)
+    ctor = _SCALAR_CTORS.get(str(numba_type))
+    return None if ctor is None else [ctor]
 
 
 class _Packed:
-    """A compiled overload of one kernel and how to write its parameters.
+    """A compiled overload of one kernel and how to pass its parameters."""
 
-    Every kernel parameter gets an 8-byte slot of one buffer (numba passes each field of
-    an array argument as a parameter of its own); one ``struct.pack_into`` fills them and
-    the driver copies them at launch, so the buffer is reused by the next call.
-    """
-
-    def __init__(self, handle: int, core_kernel, formats: list[str], arrays: list[bool],
-                 device: int | None) -> None:  # fmt: skip
-        self.handle = handle  # CUfunction / CUkernel for cuLaunchKernel (0: none)
-        self.core_kernel = core_kernel  # cuda.core's kernel object (the other launcher)
-        self.arrays = arrays
-        self.struct = struct.Struct("<" + "".join(formats))
-        # cuda.core takes Python ints for 8-byte integers, ctypes objects otherwise
-        ctors = {"f": ctypes.c_float, "d": ctypes.c_double, "?": bool, "b": ctypes.c_int8,
-                 "h": ctypes.c_int16, "i": ctypes.c_int32, "B": ctypes.c_uint8,
-                 "H": ctypes.c_uint16, "I": ctypes.c_uint32, "q": int, "Q": int}  # fmt: skip
-        self.ctors = [ctors[c] for f in formats for c in f if c in ctors]
-        n = self.struct.size // 8
-        self.buffer = ctypes.create_string_buffer(max(8, self.struct.size))
-        base = ctypes.addressof(self.buffer)
-        self.params = (ctypes.c_void_p * max(1, n))(*[base + 8 * i for i in range(n)])
-        self.lock = threading.Lock()
-        self.verified = False  # a driver launch of it has succeeded
+    def __init__(self, kernel, ctors: list, arrays: list[bool], device: int | None) -> None:
+        self.kernel = kernel  # cuda.core's kernel object
+        self.ctors = ctors  # one per kernel parameter
+        self.arrays = arrays  # per argument: an array (several parameters) or a scalar
         self.device = device  # CUDA device of the tensor arguments (None: numba's current)
 
-    def values(self, args) -> list:
+    def params(self, args) -> list:
         out: list = []
         for is_array, a in zip(self.arrays, args):
             if is_array:
                 out += _array_values(a)
             else:
                 out.append(a)
-        return out
+        return [c(v) for c, v in zip(self.ctors, out)]
 
 
 _thread = threading.local()
@@ -157,20 +138,6 @@ def _ensure_context(device: int | None) -> None:
         done.add(device)
 
 
-def _handle(cufunc) -> int:
-    """The driver handle of numba's compiled function, for ``cuLaunchKernel`` (0 when
-    this numba-cuda does not expose one)."""
-    for obj in (cufunc, getattr(cufunc, "kernel", None)):
-        h = getattr(obj, "handle", None)
-        if h is None:
-            continue
-        try:
-            return int(getattr(h, "value", h) or 0)
-        except (TypeError, ValueError):
-            continue
-    return 0
-
-
 def _compile_packed(dispatcher, views, device: int | None) -> _Packed | None:
     """The overload the plain launch of ``views`` used, with how to pack its arguments."""
     try:
@@ -178,13 +145,12 @@ def _compile_packed(dispatcher, views, device: int | None) -> _Packed | None:
         kern = dispatcher.overloads.get(argtypes)
         if kern is None or kern.debug or kern.extensions or getattr(kern, "cooperative", False):
             return None
-        formats = [_slot_formats(t) for t in kern.argument_types]
-        if any(f is None for f in formats):
+        ctors = [_param_ctors(t) for t in kern.argument_types]
+        if any(c is None for c in ctors):
             return None
-        cufunc = kern._codelibrary.get_cufunc()
         arrays = [_is_array(t) for t in kern.argument_types]
-        return _Packed(_handle(cufunc), getattr(cufunc, "kernel", None), formats, arrays,
-                       device)  # fmt: skip
+        return _Packed(kern._codelibrary.get_cufunc().kernel, [c for cs in ctors for c in cs],
+                       arrays, device)  # fmt: skip
     except Exception:  # an unfamiliar numba-cuda: keep the plain path
         return None
 
@@ -225,114 +191,35 @@ def _view(t: torch.Tensor):
     return cuda.as_cuda_array(t.detach(), sync=False)
 
 
-# "driver" (cuLaunchKernel through ctypes) or "core" (cuda.core.launch); the environment
-# variable NEUROSPARSE_CUDA_LAUNCHER picks one. Both pass tests/test_gpu.py on an H100;
-# "core" is the default because it measured faster there (48.8 vs 58.8 µs per eager
-# EventLinear call at batch 1, benchmarks/RESULTS.md).
-DEFAULT_LAUNCHER = "core"
-
-
-class _Driver:
-    """``cuLaunchKernel`` of the CUDA driver through ctypes: the cheapest launch Python
-    has (one foreign call). ``launcher()`` says which launcher :func:`launch` uses."""
-
-    fn: Any = None
-    failed = False
-    refused: list[int] = []  # CUDA errors of first launches that fell back to cuda.core
-
-    @classmethod
-    def get(cls):
-        if os.environ.get("NEUROSPARSE_CUDA_LAUNCHER", DEFAULT_LAUNCHER) == "core":
-            return None
-        if cls.fn is None and not cls.failed:
-            try:
-                lib = ctypes.CDLL("libcuda.so.1")
-                fn = lib.cuLaunchKernel
-                fn.restype = ctypes.c_int
-                fn.argtypes = [ctypes.c_void_p, *[ctypes.c_uint] * 7, ctypes.c_void_p,
-                               ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
-                cls.fn = fn
-            except (OSError, AttributeError):
-                cls.failed = True
-        return cls.fn
-
-
-_stream_handles: dict[Any, int] = {}  # numba stream -> driver handle (CudaEnv keeps few)
 _core_streams: dict[Any, Any] = {}  # numba stream -> cuda.core stream
 _CORE: list = []  # (LaunchConfig, launch) of cuda.core, imported on first use
 _configs: dict[tuple, Any] = {}
 
 
-def _dims(d) -> tuple[int, int, int]:
-    if isinstance(d, int):
-        return d, 1, 1
-    d = tuple(d)
-    return (*d, *(1,) * (3 - len(d)))  # type: ignore[return-value]
-
-
-def _stream_handle(stream) -> int:
-    h = _stream_handles.get(stream)
-    if h is None:
-        raw = stream.handle
-        h = int(getattr(raw, "value", raw) or 0)
-        if len(_stream_handles) < 64:
-            _stream_handles[stream] = h
-    return h
-
-
 def _fast(packed: _Packed, grid, block, stream, args) -> None:
-    _ensure_context(packed.device)
-    fn = _Driver.get() if packed.handle else None
-    if fn is not None:
-        gx, gy, gz = _dims(grid)
-        bx, by, bz = _dims(block)
-        with packed.lock:  # the driver copies the parameters before returning
-            packed.struct.pack_into(packed.buffer, 0, *packed.values(args))
-            err = fn(packed.handle, gx, gy, gz, bx, by, bz, 0, _stream_handle(stream),
-                     packed.params, None)  # fmt: skip
-        if not err:
-            packed.verified = True
-            return
-        if packed.verified:
-            raise RuntimeError(f"cuLaunchKernel failed with CUDA error {err}")
-        # the first driver launch of this kernel failed (a handle this numba-cuda does
-        # not mean for cuLaunchKernel): it takes cuda.core from now on
-        packed.handle = 0
-        _Driver.refused.append(err)
-    _core_launch(packed, grid, block, stream, args)
-
-
-def _core_launch(packed: _Packed, grid, block, stream, args) -> None:
-    """The same launch through ``cuda.core`` (when the driver handle is unavailable)."""
     if not _CORE:
         from cuda.core import LaunchConfig
         from cuda.core import launch as core_launch
 
         _CORE.extend((LaunchConfig, core_launch))
     LaunchConfig, core_launch = _CORE
+    _ensure_context(packed.device)
     core = _core_streams.get(stream)
     if core is None:
         from numba.cuda.cudadrv import driver
 
         core = driver._to_core_stream(stream)
-        if len(_core_streams) < 64:
+        if len(_core_streams) < 64:  # CudaEnv keeps one numba stream per torch stream
             _core_streams[stream] = core
     config = _configs.get((grid, block))
     if config is None:
         config = _configs[grid, block] = LaunchConfig(grid=grid, block=block, shmem_size=0)
-    params = [c(v) for c, v in zip(packed.ctors, packed.values(args))]
-    core_launch(core, config, packed.core_kernel, *params)
+    core_launch(core, config, packed.kernel, *packed.params(args))
 
 
 def launcher() -> str:
     """Which launch path :func:`launch` takes after a kernel's first call."""
-    if not fast_launch_enabled():
-        return "numba (NEUROSPARSE_CUDA_FAST_LAUNCH=0)"
-    if _Driver.get() is None:
-        return "cuda.core (NEUROSPARSE_CUDA_LAUNCHER=driver: cuLaunchKernel through ctypes)"
-    if _Driver.refused:
-        return f"cuLaunchKernel (ctypes); cuda.core where it refused (errors {_Driver.refused})"
-    return "cuLaunchKernel (ctypes)"
+    return "cuda.core" if fast_launch_enabled() else "numba (NEUROSPARSE_CUDA_FAST_LAUNCH=0)"
 
 
 class CudaEnv:
