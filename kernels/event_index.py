@@ -26,6 +26,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._serial import serial_twin
+
 
 @numba.njit(parallel=True, cache=True)
 def row_counts(x, colw, counts, wunit, wgraded, bad):
@@ -113,9 +115,9 @@ def exclusive_scan(counts, rowptr):
 # The same loop without threads: starting the parallel region costs ~0.2 ms on the 2-core
 # VM (measured: an 8-element scan took 200 µs), more than a serial pass over this many
 # elements.
-row_counts_serial = numba.njit(cache=True)(row_counts.py_func)
-flat_counts_serial = numba.njit(cache=True)(flat_counts.py_func)
-row_fill_serial = numba.njit(cache=True)(row_fill.py_func)
+row_counts_serial = serial_twin(row_counts)
+flat_counts_serial = serial_twin(flat_counts)
+row_fill_serial = serial_twin(row_fill)
 _SERIAL_BELOW = 1 << 17
 
 

@@ -19,6 +19,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._serial import serial_twin
+
 # One source tile: up to 2 MiB. On the 2-core Intel Xeon VM (2 MiB L2; 3200 x 4096 rows at
 # 1 %, 4096² weight, same process, 15 alternating runs under load): 128-wide tiles (2 MiB)
 # 87.8 ms, 256-wide (4 MiB) 95.8 ms, 64-wide (1 MiB) 115.9 ms. (On the earlier AMD EPYC VM
@@ -140,7 +142,7 @@ def gather_rows(rowptr, idx, val, src, tw, bias, out, transpose_out):
 # The same gather without threads, for calls too small to pay for a parallel region
 # (~0.2 ms to start on the 2-core VM when quiet, several ms when its cores are busy with
 # other work: the region waits until every worker is scheduled).
-gather_rows_serial = numba.njit(cache=True)(gather_rows.py_func)
+gather_rows_serial = serial_twin(gather_rows)
 SERIAL_BELOW_MACS = 1 << 20
 
 

@@ -99,3 +99,35 @@ def test_serial_twins_of_small_calls_give_the_same_bits():
         np.testing.assert_array_equal(y_s, y_p)
         want = x @ src[0] + bias
         np.testing.assert_allclose(y_s.T if transpose else y_s, want, rtol=1e-5, atol=1e-4)
+
+
+_TWIN_SCRIPT = """
+import numpy as np
+from neurosparse.kernels import event_index as ei
+x = np.ones((4, 1, 1, 8), np.float32)
+rowptr = np.arange(0, 33, 8, dtype=np.int64)
+idx, val = np.empty(32, np.int32), np.empty(32, np.float32)
+ei.row_fill_serial(x, rowptr, idx, val)  # compiled and cached first
+ei.row_fill(x, rowptr, idx, val)
+print(sum(ei.row_fill.stats.cache_hits.values()), sum(ei.row_fill.stats.cache_misses.values()))
+"""
+
+
+def test_serial_twins_have_their_own_cache_entries(tmp_path):
+    # Numba's on-disk cache does not record parallel=True: a twin cached under the
+    # kernel's name was loaded for the parallel kernel too, which then ran on one core
+    import os
+    import subprocess
+    import sys
+
+    from neurosparse.kernels import event_linear as kl
+
+    pairs = [(ei.row_counts, ei.row_counts_serial), (ei.flat_counts, ei.flat_counts_serial),
+             (ei.row_fill, ei.row_fill_serial), (kl.gather_rows, kl.gather_rows_serial)]
+    for kernel, twin in pairs:
+        names = [k._cache._cache_file._index_name for k in (kernel, twin)]
+        assert names[0] != names[1], names
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _TWIN_SCRIPT], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()  # fmt: skip
+    assert out == ["0", "1"]  # the parallel kernel compiled its own code, loaded nothing
