@@ -8,7 +8,7 @@ compares the activity of the call with the crossover of its shape and device:
 - **Linear on the CPU**: the crossover is *measured on the machine it runs on*, the
   first time a shape of at least :data:`MEASURE_MIN_MACS` multiply-adds is called, and
   cached in ``$NEUROSPARSE_CACHE_DIR`` (default ``~/.cache/neurosparse``)
-  ``/crossover-v3-<host>-<threads>t.json`` (:func:`measure_linear_cpu`: event op and
+  ``/crossover-v4-<host>-<threads>t.json`` (:func:`measure_linear_cpu`: event op and
   ``F.linear`` alternate on random spikes at rising rates, each sample long enough to
   time, until the event path is slower; the crossover is interpolated where the median
   time ratio passes 1, :func:`crossover_from_ratios`; a few seconds once). Smaller
@@ -113,11 +113,12 @@ def set_crossover(op: str, device: str, rate: float | None) -> None:
 
 
 def _cache_file() -> Path:
-    # v3: the crossover at SAFE_RATIO (v2: at equal times; v1 files held grid rates); the thread
+    # v4: measured with the parallel gather on all threads (v3 files could hold rates measured
+    # with the serial code loaded for it, see kernels/_serial.py); v3: at SAFE_RATIO; the thread
     # count is part of the key because the dense product scales with it and the gather less
     root = os.environ.get("NEUROSPARSE_CACHE_DIR") or Path.home() / ".cache" / "neurosparse"
     host = platform.node() or "host"
-    return Path(root) / f"crossover-v3-{host}-{torch.get_num_threads()}t.json"
+    return Path(root) / f"crossover-v4-{host}-{torch.get_num_threads()}t.json"
 
 
 def _bucket(shape: tuple[int, ...]) -> tuple[int, int, int]:
