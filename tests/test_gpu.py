@@ -20,6 +20,7 @@ import torch
 import neurosparse as ns
 from neurosparse.errors import DeviceError, DTypeError, KernelUnavailableError, ShapeError
 from neurosparse.neurons import surrogate as sg
+from neurosparse.neurons.functional import NeuronState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _timing import cuda_ms  # noqa: E402  (the benchmarks' CUDA-event timer, ms per call)
@@ -88,6 +89,71 @@ def test_lif_half_input_keeps_an_fp32_membrane(kernels_mode):
     zr, _ = lif(x.float())
     assert z.dtype == torch.bfloat16
     assert torch.equal(z.float(), zr)
+
+
+def _step_chain(neuron, x, v0):
+    xs = x.clone().requires_grad_()
+    v = v0.clone().requires_grad_()
+    st = neuron.initial_state(x[0])._replace(v=v)
+    zs, loss = [], 0.0
+    for t in range(x.shape[0]):
+        z, st = neuron.step(xs[t], st)
+        zs.append(z.detach())
+        loss = loss + (z * torch.linspace(-1, 1, z.numel(), device=DEV).view_as(z)).sum()
+    loss = loss + st.v.sum()
+    grads = torch.autograd.grad(loss, [xs, v, *neuron.parameters()])
+    return torch.stack(zs), st.v.detach(), grads
+
+
+@pytest.mark.parametrize("name", list(NEURONS))
+def test_neuron_steps_on_cuda_equal_the_reference_steps(name, kernels_mode):
+    # a CUDA step runs the fused kernel (T = 1); a chain of steps with gradients through
+    # the carried membrane equals the reference step's (ALIF keeps the reference step
+    # while autograd records)
+    torch.manual_seed(0)
+    neuron = NEURONS[name]().to(DEV)
+    x = torch.rand(12, 3, 97, device=DEV) * (6.0 if name == "CubaLIF" else 1.3)
+    v0 = torch.rand(3, 97, device=DEV) * 0.5
+    kernels_mode("numba")
+    k = _step_chain(neuron, x, v0)
+    kernels_mode("torch")
+    r = _step_chain(neuron, x, v0)
+    assert torch.equal(k[0], r[0])
+    assert 0.02 < float(r[0].mean()) < 0.98
+    torch.testing.assert_close(k[1], r[1], rtol=1e-5, atol=1e-5)
+    for a, b in zip(k[2], r[2]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(DEV != "cuda", reason="CUDA graphs exist only on the GPU")
+def test_recurrent_lif_step_replays_in_a_cuda_graph(kernels_mode):
+    # streaming: one captured step writing its new state into the static buffers
+    # (out=state), replayed step after step, equals the eager chain
+    kernels_mode("numba")
+    torch.manual_seed(0)
+    lif = ns.LIF(0.9, alpha=0.7).to(DEV)  # synaptic: two state fields evolve
+    xs = torch.rand(10, 2, 500, device=DEV) * 0.6
+    with torch.no_grad():
+        static_x = xs[0].clone()
+        state = NeuronState(*torch.zeros(4, 2, 500, device=DEV).unbind(0))
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                lif.step(static_x, state)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_z, _ = lif.step(static_x, state, out=state)
+        eager = lif.initial_state(static_x)
+        for t in range(xs.shape[0]):
+            static_x.copy_(xs[t])
+            graph.replay()
+            z, eager = lif.step(xs[t], eager)
+            assert torch.equal(static_z, z)
+            for a, b in zip(state, eager):
+                assert torch.equal(a, b)
+        assert 0.02 < float(z.mean()) < 0.98
 
 
 def test_fast_launch_off_is_the_same(monkeypatch, kernels_mode):

@@ -7,7 +7,8 @@ import torch
 
 import neurosparse as ns
 from neurosparse.neurons import surrogate as sg
-from neurosparse.ops import registry
+from neurosparse.neurons.functional import NeuronState
+from neurosparse.ops import lif_sequence, registry
 
 T, B, N = 40, 3, 37  # odd sizes: blocks do not divide evenly
 
@@ -145,3 +146,153 @@ def test_half_input_keeps_an_fp32_membrane(monkeypatch):
     monkeypatch.setenv("NEUROSPARSE_KERNELS", "torch")
     z_bf16_membrane, _ = lif(x)
     assert not torch.equal(z_bf16_membrane.float(), z32)
+
+
+def test_half_state_is_widened_for_the_kernel(monkeypatch):
+    # a bf16 state (what a step loop under autocast keeps) used to reach the float32
+    # kernel as bf16 and fail; it is widened, and the run equals the fp32 one
+    torch.manual_seed(1)
+    x = (torch.rand(12, 3, 16) * 1.5).bfloat16()
+    lif = ns.LIF(0.85)
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
+    st = lif.initial_state(x[0])._replace(v=(torch.rand(3, 16) * 0.5).bfloat16())
+    z, out = lif(x, st)
+    z32, out32 = lif(x.float(), NeuronState(*(s.float() for s in st)))
+    assert out.v.dtype == torch.float32
+    assert torch.equal(z.float(), z32)
+    assert torch.equal(out.v, out32.v)
+
+
+STEP_KINDS = ["lif", "lif_now", "if", "refractory", "cuba", "alif", "alif_now"]
+
+
+@pytest.mark.parametrize("kind", STEP_KINDS)
+@pytest.mark.parametrize("grad", [True, False], ids=["grad", "nograd"])
+def test_step_through_the_kernel_matches_the_reference_step(kind, grad, monkeypatch):
+    # the routing CUDA steps take (one fused kernel call per step, T = 1), run here on
+    # the CPU kernel: a chain of steps gives the reference step's spikes, states and
+    # gradients (through the membrane carried from step to step, the inputs, beta and
+    # the threshold)
+    monkeypatch.setattr(lif_sequence, "STEP_KERNEL_DEVICES", ("cpu", "cuda"))
+    torch.manual_seed(sum(map(ord, kind)))
+    neuron = _make(kind, "subtract" if kind != "cuba" else "zero", sg.ATan(2.0), learn=True)
+    scale = 6.0 if kind == "cuba" else 0.9
+    x = torch.rand(8, B, N) * scale - 0.1 * scale
+    w = torch.randn(8, B, N)
+    v0 = torch.rand(B, N) * 0.5
+    calls = []
+    real = lif_sequence._sequence_kernel
+    monkeypatch.setattr(lif_sequence, "_sequence_kernel",
+                        lambda *a: calls.append(1) or real(*a))  # fmt: skip
+
+    def chain(mode):
+        monkeypatch.setenv("NEUROSPARSE_KERNELS", mode)
+        with torch.set_grad_enabled(grad):
+            xs = x.clone().requires_grad_(grad)
+            v = v0.clone().requires_grad_(grad)
+            st = neuron.initial_state(x[0])._replace(v=v)
+            loss, zs = 0.0, []
+            for t in range(x.shape[0]):
+                z, st = neuron.step(xs[t], st)
+                zs.append(z.detach())
+                loss = loss + (z * w[t]).sum()
+            loss = loss + (st.v * w[0]).sum()
+            g = torch.autograd.grad(loss, [xs, v, *neuron.parameters()]) if grad else ()
+        return torch.stack(zs), st, g
+
+    z_k, s_k, g_k = chain("numba")
+    # adaptive neurons keep the reference step while autograd records (no kernel
+    # gradient for the adaptation state)
+    assert len(calls) == (0 if grad and kind.startswith("alif") else x.shape[0])
+    z_r, s_r, g_r = chain("torch")
+    assert 0 < z_r.sum() < z_r.numel()
+    assert torch.equal(z_k, z_r)
+    for a, b in zip(s_k, s_r):
+        assert torch.allclose(a, b, atol=1e-6)
+    for a, b in zip(g_k, g_r):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), (a - b).abs().max()
+
+
+def test_a_state_in_one_buffer_is_read_in_place_and_in_order():
+    # the kernel's own [4, K] state (and a static buffer.unbind(0)) is read without a
+    # stack; fields that are not its consecutive rows, or that autograd tracks, are
+    # stacked, in (v, i, a, c) order
+    x = torch.rand(2, 5)
+    buf = torch.rand(4, 2, 5)
+    packed = lif_sequence._pack_state(NeuronState(*buf.unbind(0)), 0.0, 2, (5,), 5, x, False)
+    assert packed.data_ptr() == buf.data_ptr() and torch.equal(packed, buf.view(4, 10))
+    shuffled = NeuronState(*buf[[0, 2, 1, 3]].unbind(0))
+    packed = lif_sequence._pack_state(shuffled, 0.0, 2, (5,), 5, x, False)
+    assert torch.equal(packed, buf[[0, 2, 1, 3]].reshape(4, 10))
+    packed = lif_sequence._pack_state(NeuronState(*buf.unbind(0)), 0.0, 2, (5,), 5, x, True)
+    assert packed.data_ptr() != buf.data_ptr() and torch.equal(packed, buf.view(4, 10))
+    tracked = NeuronState(*buf.clone().requires_grad_().unbind(0))
+    packed = lif_sequence._pack_state(tracked, 0.0, 2, (5,), 5, x, False)
+    assert packed.data_ptr() != buf.data_ptr() and torch.equal(packed, buf.view(4, 10))
+
+
+def test_placeholders_made_under_inference_mode_are_not_kept(monkeypatch):
+    # the kernel's unused-trace placeholders are saved for the backward: one made under
+    # inference_mode and kept would make the next training call fail
+    monkeypatch.setattr(lif_sequence, "_UNUSED", {})
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
+    lif = ns.LIF(0.9, learn_beta=True)
+    x = torch.rand(3, 2, 4) * 2
+    with torch.inference_mode():
+        z_inf, _ = lif(x)
+    z, _ = lif(x.clone().requires_grad_())
+    z.sum().backward()
+    assert torch.equal(z.detach(), z_inf) and lif.beta.grad is not None
+
+
+def test_constants_made_under_inference_mode_are_not_kept():
+    # an inference tensor kept for later would make a training step fail ("inference
+    # tensors cannot be saved for backward"); float64 gives this test its own key
+    lif = ns.LIF(0.9, learn_beta=True).double()
+    x = torch.rand(3, 2, 4, dtype=torch.float64) * 2
+    with torch.inference_mode():
+        z_inf, _ = lif(x)
+    xg = x.clone().requires_grad_()
+    z, _ = lif(xg)
+    z.sum().backward()
+    assert torch.equal(z.detach(), z_inf)
+    assert xg.grad is not None and lif.beta.grad is not None
+
+
+@pytest.mark.parametrize("route", ["kernel", "reference"])
+@pytest.mark.parametrize("layout", ["one buffer", "separate"])
+def test_step_out_writes_the_new_state_in_place(route, layout, monkeypatch):
+    # out=state replays a recurrence on static buffers (what a CUDA graph needs): the
+    # chain equals the chain of returned states, and out's tensors are the ones written
+    if route == "kernel":
+        monkeypatch.setattr(lif_sequence, "STEP_KERNEL_DEVICES", ("cpu", "cuda"))
+    torch.manual_seed(3)
+    lif = ns.LIF(0.85, 0.7, alpha=0.6)  # synaptic: two fields evolve
+    xs = torch.rand(9, 2, 33) * 1.2
+    if layout == "one buffer":
+        static = NeuronState(*torch.zeros(4, 2, 33).unbind(0))
+    else:
+        static = NeuronState(*(torch.zeros(2, 33) for _ in range(4)))
+    ptrs = [s.data_ptr() for s in static]
+    ref = lif.initial_state(xs[0])
+    with torch.no_grad():
+        for t in range(xs.shape[0]):
+            z, got = lif.step(xs[t], static, out=static)
+            z_ref, ref = lif.step(xs[t], ref)
+            assert got is static
+            assert torch.equal(z, z_ref)
+            for a, b in zip(static, ref):
+                assert torch.equal(a, b)
+    assert [s.data_ptr() for s in static] == ptrs
+    assert 0 < float(static.i.abs().sum()) and 0 < float(z_ref.sum()) < z_ref.numel()
+
+
+def test_step_out_refuses_autograd():
+    lif = ns.LIF(0.9)
+    x = torch.rand(2, 5, requires_grad=True)
+    st = lif.initial_state(x.detach())
+    with pytest.raises(ns.errors.ParameterError, match="no_grad"):
+        lif.step(x, st, out=st)
+    with torch.no_grad():
+        z, got = lif.step(x, st, out=st)
+    assert got is st and not z.requires_grad

@@ -179,7 +179,8 @@ def event_linear_lif(
     index = ops_lin.index_linear(x2d, scan)
     params = torch.stack([q.to(device=x.device, dtype=torch.float32).expand(n_out)
                           for q in neuron.params()]).contiguous()  # fmt: skip
-    state0 = ops_lif._pack_state(state, neuron.v_init, B, (n_out,), n_out, like)
+    # no autograd here (checked above), so a state in one buffer is read in place
+    state0 = ops_lif._pack_state(state, neuron.v_init, B, (n_out,), n_out, like, False)
     flags = ops_lif.flags_of(neuron.spec)
     kflags = (flags[0], flags[1], flags[3], flags[4], flags[5], flags[6])
     z, st, bad = fused_event_linear_lif(bk, index, weight, bias, T, B, params, state0, kflags)

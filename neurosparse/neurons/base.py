@@ -29,8 +29,28 @@ from .._checks import (
 )
 from .._state import StepState
 from ..errors import ShapeError
-from ..ops.lif_sequence import neuron_sequence_op
-from .functional import NeuronParams, NeuronSpec, NeuronState, initial_state, neuron_step
+from ..ops.lif_sequence import neuron_sequence_op, neuron_step_op
+from .functional import NeuronParams, NeuronSpec, NeuronState, initial_state
+
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def constant(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A shared, read-only 0-dim tensor ``value`` on ``like``'s device and dtype.
+
+    ``params()`` runs on every step; building its zeros and ones anew cost two kernels
+    per step on a GPU, a quarter of a 4096-neuron LIF step in a CUDA graph. Nothing made
+    under ``inference_mode`` (autograd could not save it later) or during a CUDA-graph
+    capture (its fill would run only on replay) is kept.
+    """
+    key = (value, like.device, like.dtype)
+    t = _CONSTANTS.get(key)
+    if t is None:
+        t = torch.full((), value, dtype=like.dtype, device=like.device)
+        if not (torch.is_inference_mode_enabled()
+                or (t.is_cuda and torch.cuda.is_current_stream_capturing())):  # fmt: skip
+            _CONSTANTS[key] = t
+    return t
 
 
 def _param(value, learn: bool, name: str, module: nn.Module) -> None:
@@ -123,13 +143,25 @@ class SpikingNeuron(StepState):
         return neuron_sequence_op(x, state, self.params(), self.spec, self.v_init)
 
     def step(
-        self, x: torch.Tensor, state: NeuronState | None = None
+        self, x: torch.Tensor, state: NeuronState | None = None, *,
+        out: NeuronState | None = None,
     ) -> tuple[torch.Tensor, NeuronState]:
-        """One time step: ``x [B, ...]`` -> spikes ``[B, ...]`` and the new state."""
+        """One time step: ``x [B, ...]`` -> spikes ``[B, ...]`` and the new state.
+
+        ``out`` (inference only) receives the new state in place, e.g. ``out=state`` to
+        replay a recurrence in a CUDA graph on static buffers; keep them as the rows of
+        one fp32 buffer, ``NeuronState(*torch.zeros(4, *x.shape, device=...).unbind(0))``,
+        and on CUDA the kernel writes them directly (no copy). See
+        ``docs/how-to/kernels.md``.
+        """
         x = self._check_input(x, tuple(range(1, 8)), "[B, ...], one time step")
+        if out is not None:
+            out = self._check_state(out, x)
+
         def run(s):
-            s = self._check_state(s if s is not None else self.initial_state(x), x)
-            return neuron_step(x, s, self.params(), self.spec)
+            if s is not None:
+                s = self._check_state(s, x)
+            return neuron_step_op(x, s, self.params(), self.spec, self.v_init, out)
 
         return self._step(run, state)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_range
-from .base import SpikingNeuron, _param, check_threshold
+from .base import SpikingNeuron, _param, check_threshold, constant
 from .functional import NeuronParams, NeuronSpec
 from .surrogate import SuperSpike, Surrogate
 
@@ -56,7 +56,7 @@ class CubaLIF(SpikingNeuron):
         _param(v_th, learn_threshold, "threshold", self)
 
     def params(self) -> NeuronParams:
-        z = self.threshold.new_zeros(())
+        z = constant(0.0, self.threshold)
         return NeuronParams(
             beta=1 - self.gain, gain=self.gain, leak=self.v_leak, threshold=self.threshold,
             alpha=self.alpha, v_reset=self.v_reset, adapt=z, rho=z,

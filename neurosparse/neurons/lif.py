@@ -8,7 +8,7 @@ import torch
 
 from .._checks import check_choice, check_range
 from ..errors import ParameterError
-from .base import SpikingNeuron, _param, check_beta, check_threshold
+from .base import SpikingNeuron, _param, check_beta, check_threshold, constant
 from .functional import RESETS, NeuronParams, NeuronSpec
 from .surrogate import ATan, FastSigmoid, Surrogate
 
@@ -135,9 +135,10 @@ class LIF(SpikingNeuron):
         return self.beta.clamp(0, 1) if isinstance(self.beta, torch.nn.Parameter) else self.beta
 
     def params(self) -> NeuronParams:
-        z = self.threshold.new_zeros(())
+        z = constant(0.0, self.threshold)
         return NeuronParams(
-            beta=self._beta(), gain=z + 1, leak=z, threshold=self.threshold, alpha=self.alpha,
+            beta=self._beta(), gain=constant(1.0, self.threshold), leak=z,
+            threshold=self.threshold, alpha=self.alpha,
             v_reset=z, adapt=z, rho=z,
         )  # fmt: skip
 

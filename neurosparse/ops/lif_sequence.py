@@ -9,9 +9,12 @@ when ``NEUROSPARSE_KERNELS=torch``. Both give the same spikes and gradients.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
+from ..errors import ParameterError
 from ..neurons.surrogate import kernel_id_of
 from . import registry
 from .lif_reference import (
@@ -20,12 +23,15 @@ from .lif_reference import (
     NeuronState,
     initial_state,
     neuron_sequence,
+    neuron_step,
 )
 
 OP = "lif_sequence"
 registry.register(OP, "cpu", "cuda", covers="float32/float16/bfloat16 input, built-in surrogates")
 
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
+# where a single step runs the fused kernel (see ``neuron_step_op``)
+STEP_KERNEL_DEVICES = ("cuda",)
 
 
 def flags_of(spec: NeuronSpec) -> tuple[int, ...]:
@@ -57,7 +63,20 @@ def _kernels(spec: NeuronSpec, device: torch.device):
     """``(forward, backward)`` callables on torch tensors for ``spec`` on ``device``.
 
     Each takes the number of neurons (threads) first, then the kernel's arguments.
+    Kept per (spec, device): a streaming step calls this once per step, and building the
+    closures anew was a measurable part of its host time.
     """
+    key = (spec, device)
+    runners = _RUNNERS.get(key)
+    if runners is None:
+        runners = _RUNNERS[key] = _make_runners(spec, device)
+    return runners
+
+
+_RUNNERS: dict = {}
+
+
+def _make_runners(spec: NeuronSpec, device: torch.device):
     flags = flags_of(spec)
     if device.type != "cuda":
         from ..kernels import lif_cpu
@@ -92,6 +111,23 @@ def _empty(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return torch.empty(shape, dtype=torch.float32, device=device)
 
 
+_UNUSED: dict = {}
+
+
+def _unused(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A ``(1, 1)`` placeholder for a trace the neuron's kernel neither writes nor reads
+    (compiled out by its flags); one per device and dtype instead of two allocations per
+    call. Not kept when made under ``inference_mode`` (autograd could not save it later)
+    or during a CUDA-graph capture (its memory is the graph's)."""
+    t = _UNUSED.get((device, dtype))
+    if t is None:
+        t = torch.empty((1, 1), dtype=dtype, device=device)
+        if not (torch.is_inference_mode_enabled()
+                or (t.is_cuda and torch.cuda.is_current_stream_capturing())):  # fmt: skip
+            _UNUSED[(device, dtype)] = t
+    return t
+
+
 class _LIFSequence(torch.autograd.Function):
     """``x [T, K]``, ``state0 [4, K]`` (v, i, a, c), ``params [8, P]`` -> ``z [T, K]``, state.
 
@@ -100,19 +136,21 @@ class _LIFSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, state0, params, spec: NeuronSpec):  # type: ignore[override]
+    def forward(ctx, x, state0, params, spec: NeuronSpec, out=None):  # type: ignore[override]
         T, K = x.shape
         dev = x.device
         z = _empty((T, K), dev)
         # the membrane each spike was tested on: all the backward keeps (it recomputes
         # the spikes), so the spikes themselves are freed as soon as the caller drops them
         h = _empty((T, K), dev)
-        th = _empty((T, K) if spec.adaptive else (1, 1), dev)
+        th = _empty((T, K), dev) if spec.adaptive else _unused(dev, torch.float32)
         # the uint8 trace is read only where the neuron has a refractory period
-        rm = (torch.zeros if spec.refractory else torch.empty)(
-            (T, K) if spec.refractory else (1, 1), dtype=torch.uint8, device=dev
-        )
-        state = _empty((4, K), dev)
+        rm = (torch.zeros((T, K), dtype=torch.uint8, device=dev) if spec.refractory
+              else _unused(dev, torch.uint8))  # fmt: skip
+        # ``out``: a caller's [4, K] buffer (step mode's ``out=``, never under autograd);
+        # the kernels read a neuron's state0 before they write its state, so it may be
+        # state0 itself
+        state = _empty((4, K), dev) if out is None else out
         forward, _ = _kernels(spec, x.device)
         forward(K, x, state0, params, z, h, th, rm, state)
         ctx.save_for_backward(h, th, rm, state0, params)
@@ -142,11 +180,12 @@ class _LIFSequence(torch.autograd.Function):
             g_params = torch.zeros_like(params)
             g_params[0] = gout[2].view(-1, n_par).sum(0)
             g_params[3] = gout[3].view(-1, n_par).sum(0)
-        return gx, g_state0, g_params, None
+        return gx, g_state0, g_params, None, None
 
 
 def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.Tensor):
-    qs = [q.to(device=x.device, dtype=torch.float32) for q in p]
+    dev, f32 = x.device, torch.float32
+    qs = [q if q.dtype is f32 and q.device == dev else q.to(device=dev, dtype=f32) for q in p]
     # scalars stay one column on CUDA: one small copy instead of eight expanded ones
     # (host time per call is what a GPU sequence op is short of; the CPU kernel blocks
     # work by feature and wants the full width)
@@ -155,9 +194,37 @@ def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.T
     return torch.stack([q.expand(feat).reshape(n_feat) for q in qs])
 
 
-def _pack_state(state: NeuronState | None, v_init, B: int, feat, n_feat: int, x):
+def _one_buffer(state: NeuronState, k: int) -> torch.Tensor | None:
+    """The ``[4, k]`` fp32 buffer whose consecutive rows the four fields already are, or None.
+
+    The state a kernel call returns is such a buffer, so a step loop that hands it back
+    (or keeps its static state as ``buf.unbind(0)``) skips the stack: one kernel fewer
+    per step. Only for a state that autograd does not track (a view reaching past ``v``
+    would route gradients into the wrong fields).
+    """
+    v = state.v
+    if v.dtype != torch.float32 or v.numel() != k or not v.is_contiguous():
+        return None
+    ptr, size, where = v.data_ptr(), 4 * k, v.untyped_storage().data_ptr()
+    for j, s in enumerate(state):
+        if (s.requires_grad or s.dtype != torch.float32 or s.numel() != k
+                or not s.is_contiguous() or s.data_ptr() != ptr + j * size
+                or s.untyped_storage().data_ptr() != where):  # fmt: skip
+            return None
+    return v.as_strided((4, k), (k, 1))
+
+
+def _pack_state(state: NeuronState | None, v_init, B: int, feat, n_feat: int, x,
+                tracked: bool):  # fmt: skip
     if state is not None:
-        return torch.stack([s.expand(B, *feat).reshape(B * n_feat) for s in state])
+        # a tracked call saves ``state0`` for the backward: a view of the caller's buffer
+        # would fail there if the caller wrote into it in between
+        whole = None if tracked else _one_buffer(state, B * n_feat)
+        if whole is not None:
+            return whole
+        # the kernels hold an fp32 state: a half-precision state (a step loop under
+        # autocast hands one back) is widened here, not handed to a float32 kernel
+        return torch.stack([s.expand(B, *feat).reshape(B * n_feat) for s in state]).float()
     state0 = x.new_zeros(4, B * n_feat)
     if not (isinstance(v_init, (int, float)) and v_init == 0):
         state0[0] = (
@@ -184,16 +251,76 @@ def neuron_sequence_op(
         if state is None:
             state = initial_state(x[0], v_init)
         return neuron_sequence(x, state, p, spec)
+    return _sequence_kernel(x, state, p, spec, v_init)
+
+
+def neuron_step_op(
+    x: torch.Tensor,
+    state: NeuronState | None,
+    p: NeuronParams,
+    spec: NeuronSpec,
+    v_init: torch.Tensor | float = 0.0,
+    out: NeuronState | None = None,
+) -> tuple[torch.Tensor, NeuronState]:
+    """One time step ``x [B, ...]`` -> spikes ``[B, ...]`` and the new state.
+
+    ``out``: write the new state into these tensors (shaped like ``x``; they may be the
+    ``state`` passed in) and return them, for a CUDA graph that replays a recurrence on
+    static buffers. Inference only: under autograd it raises, since the buffers would
+    be overwritten while the backward still needs them. Four rows of one fp32 buffer
+    (``NeuronState(*torch.zeros(4, *x.shape).unbind(0))``) are written by the kernel
+    itself; any other tensors get a copy per field.
+
+    On CUDA the fused kernel runs the step (``T = 1``): a streaming step is bound by
+    launches, and the reference step is ~16 elementwise kernels (a 4096-neuron step took
+    ~30 µs in a CUDA graph on an H100, the kernel a few). Elsewhere the reference step
+    runs: on the CPU its torch ops are the faster choice for a step (1 x 4096: 86 µs
+    against 210 µs through the kernel's packing; 32 x 1024: 232 against 282; 2-core VM).
+    Adaptive neurons keep the reference step while autograd records: the kernel returns
+    no gradient for the adaptation state, which a chain of steps needs.
+    The kernel keeps an fp32 membrane, so with half-precision input the returned state is
+    fp32, as in sequence mode; the spikes are in the input's dtype.
+    """
+    if out is not None and torch.is_grad_enabled() and (
+            x.requires_grad or any(q.requires_grad for q in (*p, *(state or ())))):  # fmt: skip
+        raise ParameterError(
+            "step(..., out=...) writes the new state into buffers the backward would still "
+            "need; call it under torch.no_grad() / inference_mode(), or drop out= and use "
+            "the returned state"
+        )
+    if (x.device.type in STEP_KERNEL_DEVICES and not (spec.adaptive and torch.is_grad_enabled())
+            and registry.use_kernel(OP, x.device.type, _unsupported(x, spec))):  # fmt: skip
+        z, st = _sequence_kernel(x.unsqueeze(0), state, p, spec, v_init, out)
+        return z[0], st
+    if state is None:
+        state = initial_state(x, v_init)
+    z, st = neuron_step(x, state, p, spec)
+    return z, st if out is None else _write(out, st)
+
+
+def _write(out: NeuronState, st: NeuronState) -> NeuronState:
+    for o, s in zip(out, st):
+        if o is not s:
+            o.copy_(s)
+    return out
+
+
+def _sequence_kernel(x, state, p, spec, v_init, out=None) -> tuple[torch.Tensor, NeuronState]:
     if x.dtype in (torch.bfloat16, torch.float16):
         # under autocast a conv/linear hands over half precision; the kernel keeps an fp32
         # membrane, and spikes (0/1) are exact in any float type
-        z, st = neuron_sequence_op(x.float(), state, p, spec, v_init)
+        z, st = _sequence_kernel(x.float(), state, p, spec, v_init, out)
         return z.to(x.dtype), st
     T, B = x.shape[:2]
     feat = x.shape[2:]
-    n_feat = int(np.prod(feat)) if len(feat) else 1
+    n_feat = math.prod(feat)
     params = _pack_params(p, feat, n_feat, x)
-    state0 = _pack_state(state, v_init, B, feat, n_feat, x)
-    z, st = _LIFSequence.apply(x.reshape(T, B * n_feat).contiguous(), state0, params, spec)
+    tracked = torch.is_grad_enabled() and (x.requires_grad or params.requires_grad)
+    state0 = _pack_state(state, v_init, B, feat, n_feat, x, tracked)
+    buf = None if out is None else _one_buffer(out, B * n_feat)
+    z, st = _LIFSequence.apply(x.reshape(T, B * n_feat).contiguous(), state0, params, spec, buf)
     shape = (B, *feat)
-    return z.view(T, *shape), NeuronState(*(s.view(shape) for s in st.unbind(0)))
+    if out is not None and buf is not None:
+        return z.view(T, *shape), out
+    new = NeuronState(*(s.view(shape) for s in st.unbind(0)))
+    return z.view(T, *shape), new if out is None else _write(out, new)
