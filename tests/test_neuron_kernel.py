@@ -296,3 +296,35 @@ def test_step_out_refuses_autograd():
     with torch.no_grad():
         z, got = lif.step(x, st, out=st)
     assert got is st and not z.requires_grad
+
+
+@pytest.mark.parametrize("mode", ["sequence", "step"])
+def test_gradient_reaches_a_state_that_alone_requires_it(mode, monkeypatch):
+    # input and parameters need no gradient, the initial membrane does: the kernel call
+    # must still record for autograd (an untracked fast path would drop this gradient)
+    monkeypatch.setattr(lif_sequence, "STEP_KERNEL_DEVICES", ("cpu", "cuda"))
+    torch.manual_seed(5)
+    lif = ns.LIF(0.8, 0.7)
+    x = torch.rand(6, 2, 9) * 0.9
+
+    def grad_v0(kernels):
+        monkeypatch.setenv("NEUROSPARSE_KERNELS", kernels)
+        v0 = (torch.rand(2, 9) * 0.5).requires_grad_()
+        st = lif.initial_state(x[0])._replace(v=v0)
+        if mode == "sequence":
+            z, st = lif(x, st)
+        else:
+            zs = []
+            for t in range(x.shape[0]):
+                z, st = lif.step(x[t], st)
+                zs.append(z)
+            z = torch.stack(zs)
+        ((z * torch.linspace(-1, 1, z.numel()).view_as(z)).sum() + st.v.sum()).backward()
+        return v0.grad
+
+    torch.manual_seed(6)
+    g_k = grad_v0("numba")
+    torch.manual_seed(6)
+    g_r = grad_v0("torch")
+    assert g_k is not None and g_k.abs().sum() > 0
+    assert torch.allclose(g_k, g_r, atol=1e-6)

@@ -128,6 +128,26 @@ def _unused(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return t
 
 
+def _forward(x, state0, params, spec: NeuronSpec, out=None):
+    """The forward kernel on fresh outputs: ``(z, state, h, th, rm)``."""
+    T, K = x.shape
+    dev = x.device
+    z = _empty((T, K), dev)
+    # the membrane each spike was tested on: all the backward keeps (it recomputes the
+    # spikes), so the spikes themselves are freed as soon as the caller drops them
+    h = _empty((T, K), dev)
+    th = _empty((T, K), dev) if spec.adaptive else _unused(dev, torch.float32)
+    # the uint8 trace is read only where the neuron has a refractory period
+    rm = (torch.zeros((T, K), dtype=torch.uint8, device=dev) if spec.refractory
+          else _unused(dev, torch.uint8))  # fmt: skip
+    # ``out``: a caller's [4, K] buffer (step mode's ``out=``, never under autograd); the
+    # kernels read a neuron's state0 before they write its state, so it may be state0
+    state = _empty((4, K), dev) if out is None else out
+    forward, _ = _kernels(spec, x.device)
+    forward(K, x, state0, params, z, h, th, rm, state)
+    return z, state, h, th, rm
+
+
 class _LIFSequence(torch.autograd.Function):
     """``x [T, K]``, ``state0 [4, K]`` (v, i, a, c), ``params [8, P]`` -> ``z [T, K]``, state.
 
@@ -137,22 +157,7 @@ class _LIFSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, state0, params, spec: NeuronSpec, out=None):  # type: ignore[override]
-        T, K = x.shape
-        dev = x.device
-        z = _empty((T, K), dev)
-        # the membrane each spike was tested on: all the backward keeps (it recomputes
-        # the spikes), so the spikes themselves are freed as soon as the caller drops them
-        h = _empty((T, K), dev)
-        th = _empty((T, K), dev) if spec.adaptive else _unused(dev, torch.float32)
-        # the uint8 trace is read only where the neuron has a refractory period
-        rm = (torch.zeros((T, K), dtype=torch.uint8, device=dev) if spec.refractory
-              else _unused(dev, torch.uint8))  # fmt: skip
-        # ``out``: a caller's [4, K] buffer (step mode's ``out=``, never under autograd);
-        # the kernels read a neuron's state0 before they write its state, so it may be
-        # state0 itself
-        state = _empty((4, K), dev) if out is None else out
-        forward, _ = _kernels(spec, x.device)
-        forward(K, x, state0, params, z, h, th, rm, state)
+        z, state, h, th, rm = _forward(x, state0, params, spec, out)
         ctx.save_for_backward(h, th, rm, state0, params)
         ctx.spec = spec
         return z, state
@@ -315,10 +320,16 @@ def _sequence_kernel(x, state, p, spec, v_init, out=None) -> tuple[torch.Tensor,
     feat = x.shape[2:]
     n_feat = math.prod(feat)
     params = _pack_params(p, feat, n_feat, x)
-    tracked = torch.is_grad_enabled() and (x.requires_grad or params.requires_grad)
+    tracked = torch.is_grad_enabled() and (
+        x.requires_grad or params.requires_grad
+        or (state is not None and any(s.requires_grad for s in state)))  # fmt: skip
     state0 = _pack_state(state, v_init, B, feat, n_feat, x, tracked)
     buf = None if out is None else _one_buffer(out, B * n_feat)
-    z, st = _LIFSequence.apply(x.reshape(T, B * n_feat).contiguous(), state0, params, spec, buf)
+    x2 = x.reshape(T, B * n_feat).contiguous()
+    if tracked:
+        z, st = _LIFSequence.apply(x2, state0, params, spec, buf)
+    else:  # nothing to differentiate: the Function's bookkeeping is host time per step
+        z, st = _forward(x2, state0, params, spec, buf)[:2]
     shape = (B, *feat)
     if out is not None and buf is not None:
         return z.view(T, *shape), out
