@@ -6,6 +6,8 @@
 2. The host: ``cProfile`` of eager ``EventLinear(mode="event")`` calls at batch 1 (the
    functions that cost the most own time), and the eager per-call time of the event
    layer, the dense layer and plain ``F.linear``.
+3. ``lifstep``: one ``LIF.step`` through the fused kernel against the reference step,
+   eager, host time and in a CUDA graph (``--sections lifstep``).
 
     python3 benchmarks/profile_event_gpu.py --out $OUT/profile_event_gpu.json
 """
@@ -115,6 +117,46 @@ def host_profile(n: int, calls: int) -> dict:
             "cprofile": text.getvalue()}  # fmt: skip
 
 
+def lif_step(n: int, rows_list, reps: int) -> dict:
+    """One ``LIF.step`` on CUDA: the fused kernel (``T = 1``) against the reference step's
+    elementwise ops (``NEUROSPARSE_KERNELS=torch``), each with and without ``out=`` (the new
+    state written into static buffers, rows of one fp32 buffer); eager CUDA-event time,
+    host time alone, and the replay of the step captured in a CUDA graph; µs per call."""
+    import os
+
+    from neurosparse.neurons.functional import NeuronState
+
+    lif = ns.LIF(0.9).to("cuda")
+    out: dict = {}
+    for rows in rows_list:
+        x = torch.rand(rows, n, device="cuda") * 0.3
+        st = NeuronState(*torch.zeros(4, rows, n, device="cuda").unbind(0))
+        variants = {}
+        for mode in ("numba", "torch"):
+            for use_out in (False, True):
+                os.environ["NEUROSPARSE_KERNELS"] = mode
+                f = (lambda: lif.step(x, st, out=st)) if use_out else (lambda: lif.step(x, st))
+                name = ("kernel" if mode == "numba" else "reference") + (" out=" if use_out
+                                                                          else "")  # fmt: skip
+                with torch.no_grad():
+                    variants[name] = (mode, f, cuda_graph(f))
+        res: dict = {k: {"eager": [], "host": [], "graph": []} for k in variants}
+        with torch.no_grad():
+            for _ in range(reps):
+                for name, (mode, f, g) in variants.items():
+                    os.environ["NEUROSPARSE_KERNELS"] = mode
+                    res[name]["eager"].append(cuda_ms(f, 50) * 1e3)
+                    res[name]["host"].append(host_ms(f, 200) * 1e3)
+                    res[name]["graph"].append(cuda_ms(g, 200) * 1e3)
+        os.environ.pop("NEUROSPARSE_KERNELS", None)
+        out[f"{rows} x {n}"] = {k: {m: _stats(v) for m, v in r.items()} for k, r in res.items()}
+        for k, r in out[f"{rows} x {n}"].items():
+            print(f"LIF step {rows} x {n} {k:14s} " + ", ".join(
+                f"{m} {v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f})" for m, v in r.items()),
+                flush=True)  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="profile_event_gpu.json")
@@ -124,6 +166,9 @@ def main() -> None:
     res: dict = {"hardware": hardware()}
     if "host" in args.sections:
         res["host"] = host_profile(4096, 300)
+        Path(args.out).write_text(json.dumps(res, indent=1))
+    if "lifstep" in args.sections:
+        res["lif_step"] = lif_step(4096, (1, 16), args.reps)
         Path(args.out).write_text(json.dumps(res, indent=1))
     if "graphs" in args.sections:
         res["graphs"] = kernels_in_graphs(4096, (1, 8, 16, 64, 256), (0.001, 0.01, 0.1),
