@@ -328,3 +328,25 @@ def test_gradient_reaches_a_state_that_alone_requires_it(mode, monkeypatch):
     g_r = grad_v0("torch")
     assert g_k is not None and g_k.abs().sum() > 0
     assert torch.allclose(g_k, g_r, atol=1e-6)
+
+
+@pytest.mark.parametrize("state_dtype", [torch.bfloat16, torch.float32])
+def test_half_precision_steps_on_the_cpu_match_the_sequence(state_dtype, monkeypatch):
+    # a bf16 step loop on the CPU (reference step) integrates in fp32 like the kernels:
+    # its spikes equal sequence mode's, come back in bf16, and the state is fp32,
+    # whichever dtype the state it started from had
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "auto")
+    torch.manual_seed(7)
+    lif = ns.LIF(0.9)
+    x = (torch.rand(30, 2, 64) * 0.4).bfloat16()
+    z_seq, s_seq = lif(x)
+    st = NeuronState(*(s.to(state_dtype) for s in lif.initial_state(x[0])))
+    zs = []
+    for t in range(x.shape[0]):
+        z, st = lif.step(x[t], st)
+        zs.append(z)
+    z_steps = torch.stack(zs)
+    assert z_steps.dtype == torch.bfloat16 and st.v.dtype == torch.float32
+    assert 0 < float(z_seq.float().sum()) < z_seq.numel()
+    assert torch.equal(z_steps, z_seq)
+    assert torch.allclose(st.v, s_seq.v, atol=1e-6)

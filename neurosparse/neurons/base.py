@@ -148,6 +148,10 @@ class SpikingNeuron(StepState):
     ) -> tuple[torch.Tensor, NeuronState]:
         """One time step: ``x [B, ...]`` -> spikes ``[B, ...]`` and the new state.
 
+        ``state=None`` continues from the state this module kept from its previous
+        ``step`` call (from rest after :meth:`reset`); an explicit ``state`` is used as
+        given and the kept one is left alone.
+
         ``out`` (inference only) receives the new state in place, e.g. ``out=state`` to
         replay a recurrence in a CUDA graph on static buffers; keep them as the rows of
         one fp32 buffer, ``NeuronState(*torch.zeros(4, *x.shape, device=...).unbind(0))``,

@@ -283,8 +283,9 @@ def neuron_step_op(
     against 210 µs through the kernel's packing; 32 x 1024: 232 against 282; 2-core VM).
     Adaptive neurons keep the reference step while autograd records: the kernel returns
     no gradient for the adaptation state, which a chain of steps needs.
-    The kernel keeps an fp32 membrane, so with half-precision input the returned state is
-    fp32, as in sequence mode; the spikes are in the input's dtype.
+    With half-precision input the membrane is fp32 (the returned state too) and the
+    spikes are in the input's dtype, on every device, as in sequence mode (unless
+    ``NEUROSPARSE_KERNELS=torch``, whose reference runs in the input's precision).
     """
     if out is not None and torch.is_grad_enabled() and (
             x.requires_grad or any(q.requires_grad for q in (*p, *(state or ())))):  # fmt: skip
@@ -299,6 +300,12 @@ def neuron_step_op(
         return z[0], st
     if state is None:
         state = initial_state(x, v_init)
+    if x.dtype in (torch.bfloat16, torch.float16) and registry.kernel_mode() != "torch":
+        # what the kernels do (sequence mode, CUDA steps): an fp32 membrane and spikes in
+        # the input's dtype, so a step loop and a sequence give the same spikes on every
+        # device; NEUROSPARSE_KERNELS=torch keeps the pure reference in half precision
+        z, st = neuron_step(x.float(), NeuronState(*(s.float() for s in state)), p, spec)
+        return z.to(x.dtype), st if out is None else _write(out, st)
     z, st = neuron_step(x, state, p, spec)
     return z, st if out is None else _write(out, st)
 
