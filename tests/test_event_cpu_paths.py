@@ -131,3 +131,47 @@ def test_serial_twins_have_their_own_cache_entries(tmp_path):
     out = subprocess.run([sys.executable, "-c", _TWIN_SCRIPT], env=env, capture_output=True,
                          text=True, check=True).stdout.split()  # fmt: skip
     assert out == ["0", "1"]  # the parallel kernel compiled its own code, loaded nothing
+
+
+def test_output_pool_hands_out_an_array_only_when_nothing_uses_it():
+    # every way a caller can still hold the memory keeps it out of the pool: the tensor,
+    # a view of it, a NumPy view of it; dropped, it is handed out again
+    shape = (512, 1024)  # 2 MiB: pooled
+    a = ops.empty_cpu(shape)
+    pa = a.data_ptr()
+    del a
+    b = ops.empty_cpu(shape)
+    assert b.data_ptr() == pa  # dropped: reused
+    b.fill_(7.0)
+    c = ops.empty_cpu(shape)  # b alive: a new array
+    assert c.data_ptr() != pa
+    c.fill_(1.0)
+    view = b[3:5]
+    del b
+    d = ops.empty_cpu(shape)
+    assert d.data_ptr() != pa and torch.all(view == 7.0)
+    as_numpy = d.numpy()
+    del c, d
+    e = ops.empty_cpu(shape)
+    assert e.data_ptr() != as_numpy.ctypes.data and e.data_ptr() != pa
+
+
+def test_event_outputs_kept_by_the_caller_are_never_overwritten():
+    # a pooled output stays the caller's for as long as they hold it: every output of a
+    # loop that keeps them all (and of one that drops them) equals the dense product
+    from neurosparse.layers.event_linear import event_linear
+
+    torch.manual_seed(0)
+    w = torch.randn(1024, 512)
+    xs = [(torch.rand(600, 512) < 0.05).float() for _ in range(4)]  # 2.3 MiB outputs
+    kept = [event_linear(x, w, None, mode="event") for x in xs]
+    ptrs = {y.data_ptr() for y in kept}
+    assert len(ptrs) == len(xs)
+    for x, y in zip(xs, kept):
+        torch.testing.assert_close(y, x @ w.t(), rtol=1e-5, atol=1e-4)
+    dropped = [event_linear(x, w, None, mode="event").sum() for x in xs]
+    for x, total in zip(xs, dropped):
+        torch.testing.assert_close(total, (x @ w.t()).sum(), rtol=1e-4, atol=1e-2)
+    # an output dropped before the next call lends its memory to it
+    first = event_linear(xs[0], w, None, mode="event").data_ptr()
+    assert event_linear(xs[1], w, None, mode="event").data_ptr() == first
