@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import neurosparse as ns
+from neurosparse import _shared_tensors as shared_tensors
 from neurosparse.neurons import surrogate as sg
 from neurosparse.neurons.functional import NeuronState
 from neurosparse.ops import lif_sequence, registry
@@ -234,7 +235,7 @@ def test_a_state_in_one_buffer_is_read_in_place_and_in_order():
 def test_placeholders_made_under_inference_mode_are_not_kept(monkeypatch):
     # the kernel's unused-trace placeholders are saved for the backward: one made under
     # inference_mode and kept would make the next training call fail
-    monkeypatch.setattr(lif_sequence, "_UNUSED", {})
+    monkeypatch.setattr(shared_tensors, "_KEPT", {})  # nothing kept yet in this process
     monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
     lif = ns.LIF(0.9, learn_beta=True)
     x = torch.rand(3, 2, 4) * 2

@@ -27,30 +27,18 @@ from .._checks import (
     check_same_device,
     unwrap,
 )
+from .._shared_tensors import shared_tensor
 from .._state import StepState
 from ..errors import ShapeError
 from ..ops.lif_sequence import neuron_sequence_op, neuron_step_op
 from .functional import NeuronParams, NeuronSpec, NeuronState, initial_state
 
-_CONSTANTS: dict[tuple, torch.Tensor] = {}
-
 
 def constant(value: float, like: torch.Tensor) -> torch.Tensor:
-    """A shared, read-only 0-dim tensor ``value`` on ``like``'s device and dtype.
-
-    ``params()`` runs on every step; building its zeros and ones anew cost two kernels
-    per step on a GPU, a quarter of a 4096-neuron LIF step in a CUDA graph. Nothing made
-    under ``inference_mode`` (autograd could not save it later) or during a CUDA-graph
-    capture (its fill would run only on replay) is kept.
-    """
-    key = (value, like.device, like.dtype)
-    t = _CONSTANTS.get(key)
-    if t is None:
-        t = torch.full((), value, dtype=like.dtype, device=like.device)
-        if not (torch.is_inference_mode_enabled()
-                or (t.is_cuda and torch.cuda.is_current_stream_capturing())):  # fmt: skip
-            _CONSTANTS[key] = t
-    return t
+    """A shared, read-only 0-dim tensor ``value`` on ``like``'s device and dtype (what
+    ``params()`` fills its unused and unit fields with; ``_shared_tensors.py``)."""
+    return shared_tensor(("constant", value, like.device, like.dtype),
+                         lambda: torch.full((), value, dtype=like.dtype, device=like.device))
 
 
 def _param(value, learn: bool, name: str, module: nn.Module) -> None:

@@ -218,7 +218,7 @@ def weight_t(weight: torch.Tensor) -> torch.Tensor:
 # array is handed out again only when nothing uses it: every tensor made from it (views
 # included) holds a reference to it through its storage, so its reference count says
 # when the last one is gone. The pool keeps at most OUT_POOL arrays a thread, each at
-# most OUT_POOL_MAX_BYTES (less memory held than one more output of that size).
+# most OUT_POOL_MAX_BYTES.
 OUT_POOL = 2
 OUT_POOL_MIN_BYTES = 1 << 20
 OUT_POOL_MAX_BYTES = 128 << 20

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import torch
 
+from .._shared_tensors import shared_tensor
 from ..errors import ParameterError
 from ..neurons.surrogate import kernel_id_of
 from . import registry
@@ -111,21 +112,12 @@ def _empty(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return torch.empty(shape, dtype=torch.float32, device=device)
 
 
-_UNUSED: dict = {}
-
-
 def _unused(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """A ``(1, 1)`` placeholder for a trace the neuron's kernel neither writes nor reads
-    (compiled out by its flags); one per device and dtype instead of two allocations per
-    call. Not kept when made under ``inference_mode`` (autograd could not save it later)
-    or during a CUDA-graph capture (its memory is the graph's)."""
-    t = _UNUSED.get((device, dtype))
-    if t is None:
-        t = torch.empty((1, 1), dtype=dtype, device=device)
-        if not (torch.is_inference_mode_enabled()
-                or (t.is_cuda and torch.cuda.is_current_stream_capturing())):  # fmt: skip
-            _UNUSED[(device, dtype)] = t
-    return t
+    (compiled out by its flags): one per device and dtype instead of two allocations per
+    call (``_shared_tensors.py`` says when one is not kept)."""
+    return shared_tensor(("unused trace", device, dtype),
+                         lambda: torch.empty((1, 1), dtype=dtype, device=device))
 
 
 def _forward(x, state0, params, spec: NeuronSpec, out=None):
@@ -279,8 +271,9 @@ def neuron_step_op(
     On CUDA the fused kernel runs the step (``T = 1``): a streaming step is bound by
     launches, and the reference step is ~16 elementwise kernels (a 1 x 4096 step in a
     CUDA graph on an H100: 23.6 µs, through the kernel 5.2 µs). Elsewhere the reference step
-    runs: on the CPU its torch ops are the faster choice for a step (1 x 4096: 86 µs
-    against 210 µs through the kernel's packing; 32 x 1024: 232 against 282; 2-core VM).
+    runs: on the CPU its torch ops are the faster choice for a step (no-grad step loops on
+    the 2-core VM, per step: 1 x 256 76 µs against 166 through the kernel, 1 x 4096 112
+    against 437, 32 x 1024 a tie; with gradients the reference wins at all three).
     Adaptive neurons keep the reference step while autograd records: the kernel returns
     no gradient for the adaptation state, which a chain of steps needs.
     With half-precision input the membrane is fp32 (the returned state too) and the
@@ -305,8 +298,9 @@ def neuron_step_op(
         # the input's dtype, so a step loop and a sequence give the same spikes on every
         # device; NEUROSPARSE_KERNELS=torch keeps the pure reference in half precision
         z, st = neuron_step(x.float(), NeuronState(*(s.float() for s in state)), p, spec)
-        return z.to(x.dtype), st if out is None else _write(out, st)
-    z, st = neuron_step(x, state, p, spec)
+        z = z.to(x.dtype)
+    else:
+        z, st = neuron_step(x, state, p, spec)
     return z, st if out is None else _write(out, st)
 
 
