@@ -98,23 +98,29 @@ def host_profile(n: int, calls: int) -> dict:
                "F.linear bf16": lambda: F.linear(xb, wb, bb)}  # fmt: skip
         res = round_robin(fns, 9, warmup=5, timer=lambda f: cuda_ms(f, 50) * 1e3)
         host = round_robin(fns, 9, warmup=5, timer=lambda f: host_ms(f, 200) * 1e3)
-        prof = cProfile.Profile()
-        torch.cuda.synchronize()
-        prof.enable()
-        for _ in range(calls):
-            layer(x)
-        prof.disable()
-        torch.cuda.synchronize()
+        text = _cprofile(lambda: layer(x), calls)
+    for k, v in host.items():
+        print(f"host {k}: {_stats(v)['median']:.1f} µs per call")
+    return {"eager_us": {k: _stats(v) for k, v in res.items()},
+            "host_us": {k: _stats(v) for k, v in host.items()}, "calls": calls,
+            "cprofile": text}  # fmt: skip
+
+
+def _cprofile(fn, calls: int) -> str:
+    """Where the host time of ``calls`` eager calls of ``fn`` goes (printed and returned)."""
+    prof = cProfile.Profile()
+    torch.cuda.synchronize()
+    prof.enable()
+    for _ in range(calls):
+        fn()
+    prof.disable()
+    torch.cuda.synchronize()
     text = io.StringIO()
     st = pstats.Stats(prof, stream=text)
     st.sort_stats("tottime").print_stats(30)
     st.sort_stats("cumulative").print_stats(30)
     print(text.getvalue())
-    for k, v in host.items():
-        print(f"host {k}: {_stats(v)['median']:.1f} µs per call")
-    return {"eager_us": {k: _stats(v) for k, v in res.items()},
-            "host_us": {k: _stats(v) for k, v in host.items()}, "calls": calls,
-            "cprofile": text.getvalue()}  # fmt: skip
+    return text.getvalue()
 
 
 def lif_step(n: int, rows_list, reps: int) -> dict:
@@ -149,6 +155,9 @@ def lif_step(n: int, rows_list, reps: int) -> dict:
                     res[name]["host"].append(host_ms(f, 200) * 1e3)
                     res[name]["graph"].append(cuda_ms(g, 200) * 1e3)
         os.environ.pop("NEUROSPARSE_KERNELS", None)
+        if rows == rows_list[0]:
+            with torch.no_grad():
+                out["cprofile kernel out="] = _cprofile(variants["kernel out="][1], 500)
         out[f"{rows} x {n}"] = {k: {m: _stats(v) for m, v in r.items()} for k, r in res.items()}
         for k, r in out[f"{rows} x {n}"].items():
             print(f"LIF step {rows} x {n} {k:14s} " + ", ".join(
