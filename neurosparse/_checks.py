@@ -72,8 +72,14 @@ def check_module_device(
     the input's device). Modules without tensors accept any device. ``dtype=True``
     also requires the input's dtype to be that of the first parameter.
     """
-    ref = next(iter(module.parameters()), None)
+    # the module's own tensors first, as ``parameters()`` yields them, without its
+    # generator machinery (a per-step cost of a streaming neuron's host time)
+    ref = next((t for t in module._parameters.values() if t is not None), None)
+    if ref is None and module._modules:
+        ref = next(iter(module.parameters()), None)
     if ref is None:
+        ref = next((t for t in module._buffers.values() if t is not None), None)
+    if ref is None and module._modules:
         ref = next(iter(module.buffers()), None)
     if ref is None:
         return

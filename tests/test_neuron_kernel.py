@@ -260,6 +260,38 @@ def test_constants_made_under_inference_mode_are_not_kept():
     assert xg.grad is not None and lif.beta.grad is not None
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["grad", "nograd"])
+def test_kept_parameter_block_follows_edits_of_the_parameters(grad, monkeypatch):
+    # the kernels' [8, P] parameter block is kept between calls: an in-place edit of a
+    # buffer (its version counter), a new tensor, or a learnable parameter must each give
+    # the spikes a neuron built with the new values gives
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
+    monkeypatch.setattr(lif_sequence, "_PACKED", {})
+    x = torch.rand(20, 2, 16) * 0.6
+
+    def spikes(neuron):
+        with torch.set_grad_enabled(grad):
+            return neuron(x)[0]
+
+    lif = ns.LIF(0.95, 1.0)
+    first = spikes(lif)
+    assert len(lif_sequence._PACKED) == 1  # kept ...
+    assert torch.equal(first, spikes(lif))
+    assert len(lif_sequence._PACKED) == 1  # ... and reused
+    assert torch.equal(first, spikes(ns.LIF(0.95, 1.0)))
+    with torch.no_grad():
+        lif.beta.fill_(0.5)
+    assert torch.equal(spikes(lif), spikes(ns.LIF(0.5, 1.0)))
+    assert not torch.equal(spikes(lif), first)
+    lif.threshold = torch.tensor(0.3)
+    assert torch.equal(spikes(lif), spikes(ns.LIF(0.5, 0.3)))
+    learn = ns.LIF(0.95, 1.0, learn_beta=True)
+    assert torch.equal(spikes(learn), first)
+    with torch.no_grad():
+        learn.beta.fill_(0.5)
+    assert torch.equal(spikes(learn), spikes(ns.LIF(0.5, 1.0)))
+
+
 @pytest.mark.parametrize("route", ["kernel", "reference"])
 @pytest.mark.parametrize("layout", ["one buffer", "separate"])
 @pytest.mark.parametrize("shape", [(2, 33), (2, 3, 5, 4)], ids=["dense", "feature maps"])

@@ -151,7 +151,7 @@ class SpikingNeuron(StepState):
             out = self._check_state(out, x)
 
         def run(s):
-            if s is not None:
+            if s is not None and s is not out:  # ``out=state``: checked above
                 s = self._check_state(s, x)
             return neuron_step_op(x, s, self.params(), self.spec, self.v_init, out)
 

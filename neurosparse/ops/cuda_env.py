@@ -104,20 +104,21 @@ def _param_ctors(numba_type) -> list | None:
 class _Packed:
     """A compiled overload of one kernel and how to pass its parameters."""
 
-    def __init__(self, kernel, ctors: list, arrays: list[bool], device: int | None) -> None:
+    def __init__(self, kernel, ctors: list, device: int | None) -> None:
         self.kernel = kernel  # cuda.core's kernel object
-        self.ctors = ctors  # one per kernel parameter
-        self.arrays = arrays  # per argument: an array (several parameters) or a scalar
+        # per argument: None for an array (its fields are Python ints already, passed as
+        # they are), else the ctypes constructor of the scalar
+        self.ctors = ctors
         self.device = device  # CUDA device of the tensor arguments (None: numba's current)
 
     def params(self, args) -> list:
         out: list = []
-        for is_array, a in zip(self.arrays, args):
-            if is_array:
+        for ctor, a in zip(self.ctors, args):
+            if ctor is None:
                 out += _array_values(a)
             else:
-                out.append(a)
-        return [c(v) for c, v in zip(self.ctors, out)]
+                out.append(ctor(a))
+        return out
 
 
 _thread = threading.local()
@@ -148,9 +149,8 @@ def _compile_packed(dispatcher, views, device: int | None) -> _Packed | None:
         ctors = [_param_ctors(t) for t in kern.argument_types]
         if any(c is None for c in ctors):
             return None
-        arrays = [_is_array(t) for t in kern.argument_types]
-        return _Packed(kern._codelibrary.get_cufunc().kernel, [c for cs in ctors for c in cs],
-                       arrays, device)  # fmt: skip
+        per_arg = [None if _is_array(t) else c[0] for t, c in zip(kern.argument_types, ctors)]
+        return _Packed(kern._codelibrary.get_cufunc().kernel, per_arg, device)
     except Exception:  # an unfamiliar numba-cuda: keep the plain path
         return None
 
