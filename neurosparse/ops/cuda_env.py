@@ -61,7 +61,7 @@ def _layout(t: torch.Tensor) -> str:
 def _arg_kind(a: Any) -> tuple:
     if isinstance(a, torch.Tensor):
         # get_device(): an int, no torch.device object made (this runs per argument)
-        return ("t", a.dtype, a.dim(), _layout(a), a.get_device())
+        return ("t", a.dtype, a.dim(), "C" if a.is_contiguous() else _layout(a), a.get_device())
     if getattr(a, "__cuda_ndarray__", False):  # a numba device array: its exact type
         return ("n", a._numba_type_)
     if isinstance(a, (int, float, bool, np.number)):
