@@ -25,9 +25,11 @@ def check_float_tensor(name: str, x: object) -> torch.Tensor:
 def check_rank(name: str, x: torch.Tensor, ranks: Sequence[int], layout: str) -> None:
     """Require ``x.dim()`` to be one of ``ranks``; ``layout`` names the expected axes."""
     if x.dim() not in ranks:
+        r = sorted(ranks)
+        span = (f"{r[0]} to {r[-1]}" if len(r) > 2 and r == list(range(r[0], r[-1] + 1))
+                else " or ".join(map(str, r)))  # fmt: skip
         raise ShapeError(
-            f"{name} must have {' or '.join(map(str, ranks))} dimensions ({layout}), "
-            f"got shape {tuple(x.shape)}"
+            f"{name} must have {span} dimensions ({layout}), got shape {tuple(x.shape)}"
         )
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._progress import progress_bar
 from .data import SyntheticDVS, ToSpikeTensor, pad_time
 from .energy import Meter
 from .layers import EventLinear
@@ -76,7 +77,7 @@ def make_tensors(
     size = (cfg.sensor, cfg.sensor, 2)
     tf = ToSpikeTensor(sensor_size=size, dt_us=cfg.dt_us, n_time_bins=cfg.time_bins, start_time=0)
     ds = SyntheticDVS(n, cfg.n_classes, size, cfg.dt_us * cfg.time_bins, seed=seed, transform=tf)
-    idx = tqdm(range(n), desc=desc, unit="recording", disable=desc is None)
+    idx = progress_bar(range(n), enabled=desc is not None, desc=desc, unit="recording")
     return pad_time([ds[i] for i in idx])
 
 
@@ -139,7 +140,7 @@ def run_demo(cfg: DemoConfig | None = None, progress: bool = True) -> DemoResult
     steps = cfg.epochs * -(-cfg.n_train // cfg.batch_size)
     if progress:  # the first step waits for the kernels: say why it is slow
         tqdm.write("loading the Numba kernels (compiled on the first run only, then cached)")
-    bar = tqdm(total=steps, desc="training", disable=not progress)
+    bar = progress_bar(total=steps, enabled=progress, desc="training")
     train_acc = 0.0
     for _ in range(cfg.epochs):
         train_acc = train_epoch(model, opt, x_tr, y_tr, cfg.batch_size, gen, bar)

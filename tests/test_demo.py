@@ -66,3 +66,29 @@ def test_cli_info_lists_kernels(capsys):
     out = capsys.readouterr().out
     assert "lif_sequence" in out and "numba" in out
     assert torch.__version__ in out
+
+
+def test_progress_bars_redraw_rarely_in_a_log_file():
+    # a log file keeps every redraw: off a terminal the bar is drawn at most every 30 s,
+    # on a terminal as often as tqdm likes; disabled bars draw nothing
+    import io
+
+    from neurosparse._progress import LOG_INTERVAL_S, progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    log = io.StringIO()
+    bar = progress_bar(total=1000, file=log, desc="x")
+    assert bar.mininterval == LOG_INTERVAL_S == 30.0
+    for _ in range(1000):
+        bar.update(1)
+    bar.close()
+    assert log.getvalue().count("\r") <= 3  # first draw, final draw, close
+    term = progress_bar(total=10, file=Terminal(), desc="x")
+    assert term.mininterval < 1.0
+    term.close()
+    quiet = io.StringIO()
+    off = progress_bar(range(5), enabled=False, file=quiet)
+    assert list(off) == list(range(5)) and quiet.getvalue() == ""

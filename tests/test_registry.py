@@ -39,6 +39,8 @@ def test_auto_mode_falls_back_once_and_records_why(op, monkeypatch):
         _f64_calls()[op]()
     said = [w for w in seen if issubclass(w.category, RuntimeWarning) and op in str(w.message)]
     assert len(said) == 1 and "float64" in str(said[0].message)
+    # attributed to the user's line (here this file), not to a frame inside the package
+    assert said[0].filename == __file__
     (reason, calls), = registry.fallbacks()[op].items()
     assert reason.startswith("cpu:") and "float64" in reason and calls == 2
     impl = {(o, d): i for o, d, i in registry.table()}[(op, "cpu")]

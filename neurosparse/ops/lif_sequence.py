@@ -197,7 +197,9 @@ def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.T
     A streaming step hands the same buffers every step; stacking them anew was a kernel
     launch and ~15 µs of host time per step on the H100 box (``profile_event_gpu.py``).
     """
-    if torch.is_grad_enabled() and any(q.requires_grad for q in p):
+    # traced by torch.compile: a graph holds no Python-side cache (ids, version counters)
+    if torch.compiler.is_compiling() or (
+            torch.is_grad_enabled() and any(q.requires_grad for q in p)):  # fmt: skip
         return _stack_params(p, feat, n_feat, x)
     # the entry holds the tensors themselves, so their ids cannot be reused while it lives
     key = (*map(id, p), x.device, feat)

@@ -90,7 +90,24 @@ def _device_reason(op: str, device_type: str) -> str | None:
     return None
 
 
-def fallback(op: str, device_type: str, reason: str, stacklevel: int = 3) -> bool:
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _caller_level() -> int:
+    """``stacklevel`` of the first frame outside neurosparse and torch (the user's line
+    that made the call), counted from the caller of this function."""
+    import sys
+
+    import torch
+
+    inside = (_PACKAGE_DIR, os.path.dirname(os.path.abspath(torch.__file__)))
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level if frame is not None else 2
+
+
+def fallback(op: str, device_type: str, reason: str) -> bool:
     """The one place a call leaves the kernel for the reference; returns False.
 
     Under ``NEUROSPARSE_KERNELS=numba`` it raises :class:`KernelUnavailableError`;
@@ -109,7 +126,7 @@ def fallback(op: str, device_type: str, reason: str, stacklevel: int = 3) -> boo
         warnings.warn(
             f"{reason} ({op} on {device_type}): using the pure-torch reference",
             RuntimeWarning,
-            stacklevel=stacklevel,
+            stacklevel=_caller_level(),
         )
     return False
 
@@ -140,7 +157,7 @@ def use_kernel(op: str, device_type: str, unsupported: str | None = None) -> boo
     reason = _device_reason(op, device_type) or unsupported
     if reason is None:
         return True
-    return fallback(op, device_type, reason, stacklevel=4)
+    return fallback(op, device_type, reason)
 
 
 def fallbacks() -> dict[str, dict[str, int]]:

@@ -182,7 +182,7 @@ class KSparseAutoencoder(nn.Module):
             raise ShapeError(f"X must be [n, {self.in_features}], got shape {tuple(X.shape)}")
         if int(epochs) < 1 or int(batch_size) < 1:
             raise ParameterError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-        from tqdm.auto import tqdm
+        from .._progress import progress_bar
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         opt = torch.optim.Adam(self.parameters(), lr=lr)
@@ -192,7 +192,7 @@ class KSparseAutoencoder(nn.Module):
         history: list[float] = []
         self.train()
         step = 0
-        bar = tqdm(range(int(epochs)), disable=not progress, desc="k-sparse AE", leave=False)
+        bar = progress_bar(range(int(epochs)), enabled=progress, desc="k-sparse AE", leave=False)
         for _ in bar:
             order = torch.randperm(n, generator=gen).to(X.device)
             total_loss = 0.0

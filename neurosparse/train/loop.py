@@ -127,11 +127,9 @@ def _optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def _progress(total: int, initial: int, enabled: bool):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return None
-    return tqdm(total=total, initial=initial, desc="training", disable=not enabled)
+    from .._progress import progress_bar
+
+    return progress_bar(total=total, enabled=enabled, initial=initial, desc="training")
 
 
 def _set_threads(n: int) -> None:

@@ -64,9 +64,9 @@ def fill_cache(
 
 
 def _bar(total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
-    return tqdm(total=total, desc=desc, disable=not enabled)
+    return progress_bar(total=total, enabled=enabled, desc=desc)
 
 
 __all__ = ["fill_cache", "is_cached"]

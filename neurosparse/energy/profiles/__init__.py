@@ -162,7 +162,8 @@ def load_profile(spec: str | dict | HardwareProfile | Path) -> HardwareProfile:
     if not path.is_file():
         raise UnknownHardwareError(
             f"unknown hardware profile {name!r}; known profiles: {', '.join(list_profiles())}. "
-            "Pass a dict or a TOML/YAML path for your own hardware."
+            "Pass a dict or the path of a TOML or JSON file (YAML with PyYAML installed) for "
+            "your own hardware."
         )
     profile = validate_profile(_read_file(path), origin=str(path))
     if mode:
