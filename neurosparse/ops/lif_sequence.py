@@ -191,38 +191,10 @@ class _LIFSequence(torch.autograd.Function):
 
 
 def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.Tensor):
-    """The ``[8, P]`` fp32 parameter block of the kernels, kept while ``p``'s tensors are
-    the same objects, unmodified (their version counters), and the block needs no graph.
-
-    A streaming step hands the same buffers every step; stacking them anew was a kernel
-    launch and ~15 µs of host time per step on the H100 box (``profile_event_gpu.py``).
-    """
-    # traced by torch.compile: a graph holds no Python-side cache (ids, version counters)
-    if torch.compiler.is_compiling() or (
-            torch.is_grad_enabled() and any(q.requires_grad for q in p)):  # fmt: skip
-        return _stack_params(p, feat, n_feat, x)
-    # the entry holds the tensors themselves, so their ids cannot be reused while it lives
-    key = (*map(id, p), x.device, feat)
-    try:
-        versions = tuple(q._version for q in p)
-    except RuntimeError:  # an inference tensor keeps no version counter
-        return _stack_params(p, feat, n_feat, x)
-    hit = _PACKED.get(key)
-    if hit is not None and hit[1] == versions:
-        return hit[2]
-    packed = _stack_params(p, feat, n_feat, x)
-    if not (torch.is_inference_mode_enabled()
-            or (packed.is_cuda and torch.cuda.is_current_stream_capturing())):  # fmt: skip
-        if len(_PACKED) >= 64:  # e.g. a learnable beta's clamp: a new tensor per call
-            _PACKED.clear()
-        _PACKED[key] = (tuple(p), versions, packed)
-    return packed
-
-
-_PACKED: dict[tuple, tuple] = {}
-
-
-def _stack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.Tensor):
+    # Stacked anew on every call, never kept between calls: a kept block can be checked
+    # against the tensors' identities and version counters, but not against an edit
+    # through ``param.data`` (its own version counter), and a CUDA graph must re-read the
+    # parameters on each replay. (Keeping it saved a launch per step; see RESULTS.md.)
     dev, f32 = x.device, torch.float32
     qs = [q if q.dtype is f32 and q.device == dev else q.to(device=dev, dtype=f32) for q in p]
     # scalars stay one column on CUDA: one small copy instead of eight expanded ones
