@@ -137,9 +137,32 @@ class WordSource(Source):
         return ev
 
     def blocks(self, chunk_events: int) -> Iterator[np.ndarray]:
+        # A block of ``chunk_events`` words decodes to fewer events (EVT 3: ~0.3-0.7 per
+        # word; time words everywhere), so decoded blocks are gathered until a chunk is
+        # full: every chunk but the last holds exactly ``chunk_events``.
+        held: list[np.ndarray] = []  # fewer than chunk_events events, in order
+        n_held = 0
+        for ev in self._decoded_blocks(chunk_events):
+            if n_held:
+                need = chunk_events - n_held
+                if ev.shape[0] < need:
+                    held.append(ev)
+                    n_held += ev.shape[0]
+                    continue
+                yield np.concatenate([*held, ev[:need]])
+                held, n_held, ev = [], 0, ev[need:]
+            full = ev.shape[0] - ev.shape[0] % chunk_events
+            yield from split(ev[:full], chunk_events)
+            if full < ev.shape[0]:  # a copy: a view would keep the whole block alive
+                held, n_held = [ev[full:].copy()], ev.shape[0] - full
+        if n_held:
+            yield np.concatenate(held)
+
+    def _decoded_blocks(self, words: int) -> Iterator[np.ndarray]:
+        """The events of each block of ``words`` words, in file order."""
         self.reset()
         ws = self.word_size
-        buf = np.empty(chunk_events * ws, dtype=np.uint8)
+        buf = np.empty(words * ws, dtype=np.uint8)
         word0 = 0
         with open(self.path, "rb") as f:
             f.seek(self.offset)
@@ -151,7 +174,7 @@ class WordSource(Source):
                 ev = self.decode(buf[:n_full], word0)
                 self.report.check_stat()
                 word0 += n_full // ws
-                yield from split(ev, chunk_events)
+                yield ev
                 if n_full != n:
                     # readinto fills the buffer except at EOF, so a partial word is the end
                     self._tail(n - n_full)

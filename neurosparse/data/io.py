@@ -200,6 +200,9 @@ def iter_events(path: PathArg, chunk_events: int = 1_000_000, format: str | None
                 **options: Any) -> Iterator[EventArray]:
     """Yield the events of ``path`` in chunks of at most ``chunk_events``, in bounded memory.
 
+    Chunks are full (exactly ``chunk_events``) except the last, and in AEDAT 3.1 and
+    AEDAT 4 files, where a chunk may also end where a packet ends.
+
     Same arguments and the same events (concatenated) as :func:`read_events`; the file is
     read block by block through one reused buffer, with decoder state (timestamp wraps,
     EVT 3 addresses) carried across blocks.
