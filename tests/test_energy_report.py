@@ -123,6 +123,9 @@ def test_report_prints_provenance_split_and_column_legend():
     assert "pre-silicon" in row["loihi"]
     assert "lower-bound" in row["speck"] and "≥" in row["speck"]
     assert "lower-bound" in row["gpu-a100-fp16"] and "≥" in row["gpu-a100-fp16"]
+    # per layer too: a lower-bound profile's energies are marked, the others are not
+    layer_lines = [line for line in text.splitlines() if line.startswith(("0 ", "1 ", "Total"))]
+    assert layer_lines and all(line.count("≥") == 2 for line in layer_lines)
     for column in ("Provenance", "Dynamic", "Static", "Latency", "Cores"):
         assert any(line.strip().startswith(column) for line in text.split("Columns:")[1]
                    .splitlines()), column

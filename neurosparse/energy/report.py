@@ -59,7 +59,7 @@ HARDWARE_COLUMNS = {
     "Hardware": "profile (≈: some constants uncertain, see its sources)",
     "Provenance": "measured silicon, pre-silicon simulation, estimate, lower-bound",
     "Energy": "dynamic + static, per inference (≥: a lower bound)",
-    "Dynamic": "counted operations × the profile's energy per operation",
+    "Dynamic": "counted operations × the profile's energy per operation (≥: a lower bound)",
     "Static": "static power × latency, for the cores in use (or chips/device)",
     "Range": "energy with the uncertain constants at their low / high ends",
     "Latency": "pipelined stages on chips; layers in turn on CPU/GPU",
@@ -206,7 +206,7 @@ class Report:
                    fmt.count(c["neuron_updates"]), fmt.count(c["spikes"]), fmt.frac(sp),
                    fmt.nbytes(layer.params_bytes), fmt.nbytes(c["state_bytes_rw"])]
             if energy_cols:
-                row += [fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J")
+                row += [_bound(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J")
                         for r in self.hardware]
             rows.append(row)
         t = self.totals
@@ -216,7 +216,7 @@ class Report:
                  fmt.nbytes(sum(layer.params_bytes for layer in self.layers)),
                  fmt.nbytes(t["state_bytes_rw"])]
         if energy_cols:
-            total += [fmt.unit(r.dynamic_j, "J") for r in self.hardware]
+            total += [_bound(r) + fmt.unit(r.dynamic_j, "J") for r in self.hardware]
         rows.append(total)
         return header, rows
 
@@ -229,11 +229,9 @@ class Report:
             rng = (fmt.unit_range(r.energy_low_j, r.energy_high_j, "J")
                    if r.energy_low_j != r.energy_high_j else same)
             cores = f"{r.cores} / {r.chips}" if r.cores else "-"
-            energy = fmt.unit(r.energy_j, "J")
-            if r.provenance == "lower-bound":
-                energy = "≥ " + energy
+            energy = _bound(r) + fmt.unit(r.energy_j, "J")
             rows.append([r.name + (" ≈" if r.uncertain else ""), r.provenance, energy,
-                         fmt.unit(r.dynamic_j, "J"), fmt.unit(r.static_j, "J"), rng,
+                         _bound(r) + fmt.unit(r.dynamic_j, "J"), fmt.unit(r.static_j, "J"), rng,
                          fmt.unit(r.latency_s, "s"), cores])
         return header, rows
 
@@ -389,3 +387,9 @@ class Report:
 
 
 __all__ = ["Report", "SCHEMA", "SCHEMA_VERSION", "STEP_FIELDS"]
+
+
+def _bound(r) -> str:
+    """"≥ " before an energy of a lower-bound profile (e.g. Speck: no published energy per
+    operation, so its dynamic energy is 0 J and only the static part is counted)."""
+    return "≥ " if r.provenance == "lower-bound" else ""
