@@ -263,6 +263,49 @@ def test_pooling_and_neuron_free_layers():
     assert c.totals["dense_macs"] == 4 * 4
 
 
+
+def _windows_by_loop(size, out_size, k, s, p):
+    """Per input position of one axis: the windows holding it; and the taps of all windows
+    clipped to the padded input (the pooling op's own clipping), by enumeration."""
+    held = [0] * size
+    taps = 0
+    for i in range(out_size):
+        start = i * s - p
+        taps += min(start + k, size + p) - start
+        for j in range(max(start, 0), min(start + k, size)):
+            held[j] += 1
+    return held, taps
+
+
+@pytest.mark.parametrize("pool", [
+    nn.MaxPool2d(2, ceil_mode=True),  # 9 -> 5: the last window holds one row
+    nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True),
+    nn.MaxPool2d((3, 2), stride=(2, 3), padding=(1, 0), ceil_mode=True),
+    nn.AvgPool1d(4, stride=3, ceil_mode=True),
+    nn.MaxPool3d(2, ceil_mode=True),
+])
+def test_pool_counts_clipped_edge_windows_once(pool):
+    nd = int(type(pool).__name__[-2])
+    size = (9, 7, 5)[:nd]
+    torch.manual_seed(0)
+    x = (torch.rand(3, 2, *size) < 0.5).float()
+    out = pool(x)
+    k, s, p = [(v,) * nd if isinstance(v, int) else v
+               for v in (pool.kernel_size, pool.stride, pool.padding)]
+    axes = [_windows_by_loop(n, o, *g) for n, o, *g in zip(size, out.shape[2:], k, s, p)]
+    held = torch.ones(size, dtype=torch.float64)
+    for d, (h, _) in enumerate(axes):
+        held = held * torch.tensor(h, dtype=torch.float64).view(
+            *[-1 if e == d else 1 for e in range(nd)])
+    with Meter(pool, layout="B") as m:
+        pool(x)
+    c = _one(m)
+    assert c.totals["synops"] == float((x.double() * held).sum())
+    taps = 1
+    for _, t in axes:
+        taps *= t
+    assert c.totals["dense_macs"] == 3 * 2 * taps
+
 def test_activation_sparsity_counts_relu():
     net = nn.Sequential(nn.Linear(2, 3, bias=False), nn.ReLU())
     with torch.no_grad():

@@ -11,7 +11,6 @@ shape and weight version, so a forward pass only pays a count and a dot product.
 
 from __future__ import annotations
 
-import math
 import weakref
 
 import torch
@@ -103,22 +102,29 @@ def pool_fanout(
 ) -> tuple[torch.Tensor, bool]:
     """Windows each input element falls into, for Max/Avg pooling (treated as sum-pooling)."""
     nd = len(sample_shape) - 1
-    k = _tuple(layer.kernel_size, nd)
-    s = _tuple(layer.stride if layer.stride is not None else layer.kernel_size, nd)
-    p = _tuple(layer.padding, nd)
+    k, s, p = pool_geometry(layer, nd)
     ceil = bool(getattr(layer, "ceil_mode", False))
     key = ("pool", tuple(sample_shape), k, s, p, ceil)
-    area = math.prod(k)
 
     def build() -> torch.Tensor:
-        fn = _AVG_POOL[nd]
-
         def op(z):
-            return fn(z, k, s, p, ceil, True) * area
+            # a sum over the real input elements of each window: avg-pool's divisor
+            # counts the clipped edge windows of ``ceil_mode`` (or the padding) apart,
+            # so ``avg * area`` would count an element of a clipped window 2-4 times
+            if nd == 1:  # avg_pool1d has no divisor_override
+                return F.avg_pool2d(z.unsqueeze(-2), (1, *k), (1, *s), (0, *p), ceil,
+                                    divisor_override=1)
+            return _AVG_POOL[nd](z, k, s, p, ceil, divisor_override=1)
 
         return _adjoint_ones(op, sample_shape)
 
     return _cached(layer, key, build)
+
+
+def pool_geometry(layer: nn.Module, nd: int) -> tuple[tuple[int, ...], ...]:
+    """Kernel size, stride and padding of a pooling layer, one entry per spatial axis."""
+    stride = layer.stride if layer.stride is not None else layer.kernel_size
+    return (_tuple(layer.kernel_size, nd), _tuple(stride, nd), _tuple(layer.padding, nd))
 
 
 def _tuple(v, n: int) -> tuple[int, ...]:

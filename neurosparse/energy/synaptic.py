@@ -15,7 +15,7 @@ from torch import nn
 from . import _tensors as tt
 from .context import StepContext
 from .counts import LayerCounts
-from .fanout import conv_fanout, module_linear_fanout, pool_fanout
+from .fanout import conv_fanout, module_linear_fanout, pool_fanout, pool_geometry
 
 POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 FOLDABLE_NORMS = (nn.modules.batchnorm._BatchNorm,)
@@ -122,13 +122,22 @@ def count_pool(module: nn.Module, args, out, ctx, rec, scratch):
     if getattr(module, "dilation", 1) not in (1, (1,) * nd):
         rec.note("pool dilation ignored in the fan-out map")
     fan, uniform = pool_fanout(module, tuple(x.shape[-sample_ndim:]))
-    n_lead = max(math.prod(tt.lead_shape(x, sample_ndim)), 1)
-    k = module.kernel_size
-    taps = math.prod(k) if isinstance(k, (tuple, list)) else k**nd
-    dense = (out.numel() // n_lead) * taps
+    dense = x.shape[-sample_ndim] * _pool_window_taps(module, tuple(x.shape[-nd:]),
+                                                      tuple(out.shape[-nd:]))
     rec.note("pooling counted as sum-pooling: one accumulate per input event and window")
     return synaptic_counts(x, out, sample_ndim, fan, uniform, dense, float(fan.sum()),
                            0, 0, ctx, rec, scratch)
+
+
+def _pool_window_taps(module: nn.Module, size: tuple[int, ...], out_size: tuple[int, ...]):
+    """Taps of all windows of one channel, each clipped to the padded input as the pooling
+    op clips it: a ``ceil_mode`` edge window reaching past the padding is smaller."""
+    nd = len(size)
+    k, s, p = pool_geometry(module, nd)
+    total = 1
+    for n, o, kd, sd, pd in zip(size, out_size, k, s, p):
+        total *= sum(min(i * sd + kd, n + 2 * pd) - i * sd for i in range(o))
+    return total
 
 
 def count_norm(module: nn.Module, args, out, ctx, rec, scratch):
