@@ -376,3 +376,66 @@ def test_torch_rnn_says_which_dim_is_time():
         assert (m.samples, m.time_steps) == (3, 7), bf
         fc = next(c for c in m.counts() if c.name == "fc")
         assert len(fc.per_step["dense_macs"]) == 7
+
+
+def _streamed(net, x, meter_kw, refill: bool):
+    """Step ``net`` through ``x [T, B, ...]``: one buffer refilled in place per step (a
+    sensor or DMA buffer), or a fresh tensor per step."""
+    from snntorch import utils
+
+    buf = torch.empty_like(x[0])
+    with Meter(net, **meter_kw) as m, torch.no_grad():
+        utils.reset(net)
+        for t in range(x.shape[0]):
+            if refill:
+                buf.copy_(x[t])
+                net(buf)
+            else:
+                net(x[t].clone())
+            if meter_kw.get("layout") == "B" and t == x.shape[0] - 1:
+                m.next_sequence()
+    return m
+
+
+def _stream_case():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(50, 20), snn.Leaky(beta=0.9, init_hidden=True))
+    x = (torch.rand(10, 2, 50) < 0.05).float()
+    x[-1] = 1.0  # the last step differs from every other: a stale read shows
+    return net, x
+
+
+def test_input_buffer_refilled_in_place_is_refused_in_auto_and_counted_in_b():
+    net, x = _stream_case()
+    with pytest.raises(ParameterError, match="written in place.*layout='B'"):
+        _streamed(net, x, {}, refill=True)
+    fresh = _layers(_streamed(net, x, {}, refill=False))["0"]
+    assert fresh["synops"] == float(x.sum()) * 20
+    in_b = _streamed(net, x, {"layout": "B"}, refill=True)
+    assert _layers(in_b)["0"]["synops"] == fresh["synops"]
+    assert in_b.samples == 2 and in_b.time_steps == 10
+
+
+def test_stateless_model_counts_a_refilled_buffer_per_call():
+    lin = nn.Linear(6, 3)
+    xs = [torch.tensor([[1.0, 0, 0, 0, 0, 0]]), torch.ones(1, 6)]
+    buf = torch.empty(1, 6)
+    with Meter(lin) as m, torch.no_grad():
+        for x in xs:
+            buf.copy_(x)
+            lin(buf)
+    assert _layers(m)["Linear"]["synops"] == (1 + 6) * 3 and m.samples == 2
+
+
+def test_inplace_relu_after_batchnorm_is_no_false_alarm():
+    torch.manual_seed(0)
+
+    def net(inplace):
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=inplace),
+                             nn.Flatten(), nn.Linear(4 * 6 * 6, 5),
+                             snn.Leaky(beta=0.9, init_hidden=True)).eval()
+
+    x = (torch.rand(4, 2, 1, 8, 8) < 0.3).float()
+    got = [_layers(_streamed(net(i), x, {}, refill=False)) for i in (True, False)]
+    assert got[0] == got[1] and got[0]["4"]["macs"] > 0

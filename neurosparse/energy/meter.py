@@ -38,6 +38,7 @@ from .sequence import (
     chunk_span,
     first_batch,
     incoming_state,
+    modified_in_place,
     norse_sequence,
     outgoing_state,
     sequence_shape,
@@ -280,13 +281,19 @@ class Meter:
         self._active = True
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
         self._active = False
         if self.layout == "auto":
-            self._close_sequence()
+            try:
+                self._close_sequence()
+            except ParameterError:
+                if exc_type is None:
+                    raise
+                # the block failed already (maybe on this very check): keep its error
+                self._seq = SequenceBuffer()
         for name, module in self._exact_modules.items():
             diff = self._exact_diff(name, module)
             if any(diff.values()):  # counted outside forward (e.g. in backward)
@@ -368,7 +375,13 @@ class Meter:
 
     def _end_call(self, module, args, output):
         self._depth -= 1
-        if self._depth > 0 or self.layout == "auto":
+        if self._depth > 0:
+            return None
+        if self.layout == "auto":
+            if not self._neuron_labels:
+                # stateless model: the call was one batch; counted now, while a buffer
+                # the caller refills in place still holds this call's input
+                self._close_sequence()
             return None
         ctx = self._ctx
         self._count_calls(self._pending, partial(self._finish_exact, ctx=ctx),
@@ -480,11 +493,14 @@ class Meter:
         return dict(zip(FIELDS, totals)), split
 
     # -- layout "auto" -------------------------------------------------------------------
-    def _buffer(self, label: str, payload, span, batch) -> None:
+    def _buffer(self, label: str, payload, span, batch, read=()) -> None:
         if (not self._neuron_labels and self._depth == 0 and self._seq.calls
                 and self._seq.first_label() == label):
             self._close_sequence()  # stateless layers called directly: a new batch
-        self._seq.append(label, Call(self._seqno, payload, span, batch))
+        calls = self._seq.calls.get(label)
+        if calls and calls[-1].modified():  # fail at the step that overwrote it
+            raise modified_in_place(label, "before this layer's next call")
+        self._seq.append(label, Call(self._seqno, payload, span, batch, read))
         self._seqno += 1
 
     def _neuron_pre_hook(self, label: str, family: str):
@@ -523,6 +539,9 @@ class Meter:
             seq, self._seq = self._seq, SequenceBuffer()
         if not seq.calls:
             return
+        for label, calls in seq.calls.items():
+            if any(c.modified() for c in calls):
+                raise modified_in_place(label, "after the call, before the sequence ended")
         leads = {}
         for label, calls in seq.calls.items():
             if label in self._exact_modules or self._records[label].kind not in (
@@ -640,6 +659,20 @@ class Meter:
         slim = ("out" if kind in ("synaptic", "pool") else
                 "in" if stackable and kind in ("neuron", "activation") else None)
 
+        # the tensors whose values the counter reads, watched for in-place writes until
+        # the sequence is counted: a synaptic layer's input, a neuron's spikes; a norm's
+        # counter reads shapes only (an in-place ReLU after a BatchNorm is fine)
+        reads = {"synaptic": "in", "pool": "in", "neuron": "out", "activation": "out",
+                 "recurrent": "all"}.get(kind)
+
+        def read_by_counter(args, output) -> tuple:
+            if reads == "in":
+                return args[:1]
+            first_out = output[0] if isinstance(output, tuple) and output else output
+            if reads == "out":
+                return (first_out,)
+            return (*args, first_out) if reads == "all" else ()
+
         def hook(module, args, output, step: bool = False):
             payload = (args, output)
             if slim is not None:
@@ -648,7 +681,7 @@ class Meter:
                 x = tt.first_tensor(args)
                 span = chunk_span(module, family, x) if may_chunk and not step else None
                 batch = int(x.shape[0]) if x is not None and x.dim() >= 2 else None
-                self._buffer(label, payload, span, batch)
+                self._buffer(label, payload, span, batch, read_by_counter(args, output))
                 if family is not None:
                     self._last_state[label] = outgoing_state(module, family, output)
                     self._last_batch[label] = batch

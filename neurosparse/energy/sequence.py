@@ -89,12 +89,35 @@ _MISSING = object()
 
 
 class Call:
-    """One buffered call: global order number, payload, (T, B) chunk or None, batch size."""
+    """One buffered call: global order number, payload, (T, B) chunk or None, batch size,
+    and the version counters of the tensors whose values its counter will read."""
 
-    __slots__ = ("seqno", "payload", "span", "batch")
+    __slots__ = ("seqno", "payload", "span", "batch", "versions")
 
-    def __init__(self, seqno: int, payload, span, batch: int | None):
+    def __init__(self, seqno: int, payload, span, batch: int | None, read=()):
         self.seqno, self.payload, self.span, self.batch = seqno, payload, span, batch
+        # meta tensors stand for shapes; inference tensors keep no version counter (and
+        # cannot be written outside inference mode)
+        self.versions = tuple((t, t._version) for t in read
+                              if isinstance(t, torch.Tensor) and not t.is_meta
+                              and not t.is_inference())  # fmt: skip
+
+    def modified(self) -> bool:
+        """Whether a tensor the counter reads was written in place since the call: the
+        count, made when the sequence closes, would read the new values, not the call's."""
+        return any(t._version != v for t, v in self.versions)
+
+
+def modified_in_place(label: str, where: str) -> ParameterError:
+    """The error for a layer whose buffered input or output was overwritten in place."""
+    return ParameterError(
+        f"Meter: a tensor that layer {label!r} was called with, or returned, was written "
+        f"in place {where} "
+        "(e.g. one input buffer refilled every step with copy_); layout='auto' counts a "
+        "sequence when it ends and would read the new values. Pass a fresh tensor per step "
+        "(model(buf.clone())), or use Meter(model, layout='B'), which counts each call of "
+        "the model when it returns (call meter.next_sequence() between sequences)"
+    )
 
 
 class SequenceBuffer:
@@ -188,4 +211,5 @@ def first_batch(x) -> int | None:
 
 
 __all__ = ["chunk_span", "incoming_state", "outgoing_state", "Call", "SequenceBuffer",
+           "modified_in_place",
            "sequence_shape", "norse_sequence", "first_batch"]
