@@ -439,3 +439,39 @@ def test_inplace_relu_after_batchnorm_is_no_false_alarm():
     x = (torch.rand(4, 2, 1, 8, 8) < 0.3).float()
     got = [_layers(_streamed(net(i), x, {}, refill=False)) for i in (True, False)]
     assert got[0] == got[1] and got[0]["4"]["macs"] > 0
+
+
+@pytest.mark.parametrize("kind", ["RLeaky", "RSynaptic", "RLeaky-keywords"])
+def test_snntorch_recurrent_neuron_with_explicit_state(kind):
+    """RLeaky(x, spk, mem) / RSynaptic(x, spk, syn, mem): the spikes passed back first are
+    the output, not the state; every step of one sequence stays one sample."""
+    torch.manual_seed(0)
+    steps, batch, n_in, hidden = 10, 4, 50, 30
+    fc = nn.Linear(n_in, hidden)
+    with torch.no_grad():
+        fc.weight.mul_(5)
+    synaptic = kind == "RSynaptic"
+    rlif = (snn.RSynaptic(alpha=0.8, beta=0.9, linear_features=hidden) if synaptic
+            else snn.RLeaky(beta=0.9, linear_features=hidden))
+    net = nn.ModuleDict({"fc": fc, "rlif": rlif})
+    x = (torch.rand(steps, batch, n_in) < 0.3).float()
+    out = []
+    with Meter(net) as m, torch.no_grad():
+        if synaptic:
+            spk, syn, mem = rlif.init_rsynaptic()
+        else:
+            spk, mem = rlif.init_rleaky()
+        for t in range(steps):
+            if synaptic:
+                spk, syn, mem = rlif(fc(x[t]), spk, syn, mem)
+            elif kind == "RLeaky-keywords":
+                spk, mem = rlif(fc(x[t]), spk=spk, mem=mem)
+            else:
+                spk, mem = rlif(fc(x[t]), spk, mem)
+            out.append(spk)
+    out = torch.stack(out)
+    assert m.samples == batch and m.time_steps == steps
+    layers = _layers(m)
+    assert layers["fc"]["synops"] == float(x.sum()) * hidden
+    assert layers["rlif.recurrent"]["synops"] == float(out[:-1].sum()) * hidden
+    assert layers["rlif"]["neuron_updates"] == steps * batch * hidden

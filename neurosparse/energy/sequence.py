@@ -66,6 +66,11 @@ def chunk_span(module: nn.Module, family: str | None, x) -> tuple[int, int] | No
 def incoming_state(module: nn.Module, family: str, args, kwargs):
     """The state object a neuron call starts from (None: starts from rest)."""
     passed = [a for a in (*args[1:], *kwargs.values()) if a is not None]
+    if family == "snntorch" and passed:
+        # the membrane: ``mem`` comes last in every snnTorch neuron's call (Leaky(x, mem),
+        # Synaptic(x, syn, mem), RLeaky(x, spk, mem)...); a recurrent neuron's ``spk``
+        # comes first, and it is returned as the output, not as a state
+        return kwargs["mem"] if kwargs.get("mem") is not None else passed[-1]
     if passed:
         return passed[0]
     if family == "snntorch":
