@@ -81,6 +81,11 @@ class CorruptDataWarning(UserWarning):
     """Data was skipped because the user asked for ``errors="skip"``; says how much."""
 
 
+class UncountedWorkWarning(UserWarning):
+    """A module the energy meter cannot count ran while metered: its work is missing from
+    the totals (the warning names it)."""
+
+
 __all__ = [
     "NeurosparseError",
     "ShapeError",
@@ -100,4 +105,5 @@ __all__ = [
     "CheckpointError",
     "UnknownHardwareError",
     "CorruptDataWarning",
+    "UncountedWorkWarning",
 ]

@@ -339,3 +339,34 @@ def test_graded_temporal_sparsity_by_hand():
     # changes: step 0 vs zero: 2; step 1: x1 0->1: 1; step 2: x0 and x2 change: 2
     assert c.totals["delta_events_in"] == 5 and c.totals["delta_inputs_in"] == 9
     assert c.totals["macs"] == (2 + 3 + 2) * 2 and c.totals["synops"] == 0
+
+
+@pytest.mark.parametrize("pool", [
+    nn.AdaptiveAvgPool2d((3, 2)),  # 7 -> 3 rows: windows overlap
+    nn.AdaptiveMaxPool2d(1),  # global pooling (SEW-ResNet heads)
+    nn.AdaptiveAvgPool1d(4),
+    nn.AdaptiveMaxPool3d((2, 3, 2), return_indices=True),
+    nn.MaxPool2d(2, ceil_mode=True, return_indices=True),
+])
+def test_adaptive_pool_windows_from_torchs_own_op(pool):
+    """Windows holding each input element: the non-zero outputs of the op itself on a
+    one-hot input (independent of the meter's per-axis window formula)."""
+    nd = int(type(pool).__name__[-2])
+    size = (7, 5, 4)[:nd]
+    plain = type(pool)(pool.output_size) if hasattr(pool, "output_size") else nn.MaxPool2d(
+        2, ceil_mode=True)
+    n = 1
+    for v in size:
+        n *= v
+    held = torch.zeros(n, dtype=torch.float64)
+    for j in range(n):
+        e = torch.zeros(n)
+        e[j] = 1.0
+        held[j] = float((plain(e.view(1, 1, *size)) != 0).sum())
+    torch.manual_seed(0)
+    x = (torch.rand(3, 2, *size) < 0.5).float()
+    with Meter(pool, layout="B") as m:
+        pool(x)
+    c = _one(m)
+    assert c.totals["synops"] == float((x.double().reshape(3, 2, n) * held).sum())
+    assert c.totals["dense_macs"] == 3 * 2 * float(held.sum())

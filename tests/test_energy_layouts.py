@@ -475,3 +475,33 @@ def test_snntorch_recurrent_neuron_with_explicit_state(kind):
     assert layers["fc"]["synops"] == float(x.sum()) * hidden
     assert layers["rlif.recurrent"]["synops"] == float(out[:-1].sum()) * hidden
     assert layers["rlif"]["neuron_updates"] == steps * batch * hidden
+
+
+def test_module_with_own_weights_and_no_counter_is_named_in_a_warning():
+    """Norse's LILinearCell (the usual Norse readout) holds its own weight matrix; the
+    meter has no counter for it and must say so rather than leave it out silently."""
+    from neurosparse.errors import UncountedWorkWarning
+
+    norse = pytest.importorskip("norse.torch")
+    torch.manual_seed(0)
+    net = norse.SequentialState(nn.Linear(40, 32), norse.LIFCell(), norse.LILinearCell(32, 5))
+    x = (torch.rand(6, 3, 40) < 0.3).float()
+    with pytest.warns(UncountedWorkWarning, match=r"'2' \(LILinearCell\)") as record:
+        with Meter(net) as m, torch.no_grad():
+            state = None
+            for t in range(6):
+                _, state = net(x[t], state)
+    assert record[0].filename == __file__  # points at the user's with block
+    assert m.uncounted == {"2": "LILinearCell"}
+    assert _layers(m)["0"]["synops"] == float(x.sum()) * 32  # the rest is still counted
+
+
+def test_layout_b_with_layers_called_directly_says_why_no_sample():
+    net = nn.ModuleDict({"fc1": nn.Linear(20, 10), "lif1": snn.Leaky(beta=0.9)})
+    x = (torch.rand(5, 4, 20) < 0.3).float()
+    with Meter(net, layout="B") as m, torch.no_grad():
+        mem = net["lif1"].reset_mem()
+        for t in range(5):
+            _, mem = net["lif1"](net["fc1"](x[t]), mem)
+    with pytest.raises(ValueError, match="layers were called directly.*layout='auto'"):
+        m.report(hardware=["loihi"])

@@ -121,6 +121,32 @@ def pool_fanout(
     return _cached(layer, key, build)
 
 
+def adaptive_windows(n: int, o: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive pooling windows along an axis of ``n`` inputs and ``o`` outputs:
+    output ``i`` pools ``[floor(i n / o), ceil((i + 1) n / o))`` (windows may overlap)."""
+    return [((i * n) // o, -(-((i + 1) * n) // o)) for i in range(o)]
+
+
+def adaptive_pool_fanout(
+    layer: nn.Module, sample_shape: tuple[int, ...], out_size: tuple[int, ...]
+) -> tuple[torch.Tensor, bool]:
+    """Windows each input element falls into, for adaptive Avg/Max pooling; the windows
+    are products of per-axis intervals, so the count is the product of per-axis counts."""
+    key = ("adaptive", tuple(sample_shape), tuple(out_size))
+    size = sample_shape[1:]
+
+    def build() -> torch.Tensor:
+        fan = torch.ones(size, dtype=torch.float64)
+        for d, (n, o) in enumerate(zip(size, out_size)):
+            held = torch.zeros(n, dtype=torch.float64)
+            for a, b in adaptive_windows(n, o):
+                held[a:b] += 1
+            fan = fan * held.view(*[-1 if e == d else 1 for e in range(len(size))])
+        return fan.expand(sample_shape[0], *size).contiguous()
+
+    return _cached(layer, key, build)
+
+
 def pool_geometry(layer: nn.Module, nd: int) -> tuple[tuple[int, ...], ...]:
     """Kernel size, stride and padding of a pooling layer, one entry per spatial axis."""
     stride = layer.stride if layer.stride is not None else layer.kernel_size

@@ -17,6 +17,7 @@ the counting runs once per sequence, on all its steps stacked, with one pass of
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -26,7 +27,7 @@ from torch import nn
 
 from .._checks import check_choice
 from .._counters import COUNT_KEYS, OpCounter
-from ..errors import DTypeError, ParameterError
+from ..errors import DTypeError, ParameterError, UncountedWorkWarning
 from . import _tensors as tt
 from .context import LAYOUTS, StepContext
 from .counts import FIELDS, LayerCounts
@@ -272,6 +273,8 @@ class Meter:
         self._neuron_labels: set[str] = set()
         self._last_state: dict[str, tuple] = {}
         self._last_batch: dict[str, int | None] = {}
+        #: modules that ran with weights of their own but have no counter: label -> type
+        self.uncounted: dict[str, str] = {}
 
     # -- context manager -----------------------------------------------------------------
     def __enter__(self) -> Meter:
@@ -294,6 +297,8 @@ class Meter:
                     raise
                 # the block failed already (maybe on this very check): keep its error
                 self._seq = SequenceBuffer()
+        if exc_type is None:
+            self._warn_uncounted()
         for name, module in self._exact_modules.items():
             diff = self._exact_diff(name, module)
             if any(diff.values()):  # counted outside forward (e.g. in backward)
@@ -322,6 +327,10 @@ class Meter:
                 continue
             found = _classify(module)
             if found is None:
+                if any(p is not None for p in module._parameters.values()):
+                    # weights of its own used in a way no counter knows (Norse's
+                    # LILinearCell, a raw nn.Parameter in a custom forward): say so
+                    self._handles.append(_wrap_forward(module, None, self._uncounted_hook(label)))
                 continue
             kind, fn, stackable = found
             self._records[label] = LayerCounts(label, type(module).__name__, kind)
@@ -343,6 +352,23 @@ class Meter:
             if hasattr(module, "step"):
                 self._handles.append(self._wrap_step(module, label, hook))
         self._handles.append(root.register_forward_hook(self._end_call))
+
+    def _uncounted_hook(self, label: str):
+        def hook(module, args, output):
+            self.uncounted.setdefault(label, type(module).__name__)
+
+        return hook
+
+    def _warn_uncounted(self) -> None:
+        if not self.uncounted:
+            return
+        names = ", ".join(f"{k!r} ({v})" for k, v in self.uncounted.items())
+        warnings.warn(UncountedWorkWarning(
+            f"Meter counted nothing for {len(self.uncounted)} module(s) that ran with weights "
+            f"of their own in a way it does not know: {names}. Their operations are missing "
+            "from the totals and energy figures; build them from layers the meter counts "
+            "(nn.Linear, nn.Conv*, known neurons), or add their work by hand"
+        ), stacklevel=3)
 
     # -- top-level calls -----------------------------------------------------------------
     def _begin_call(self, module, args, kwargs):

@@ -105,10 +105,18 @@ class Report:
               static: str = "occupied") -> Report:
         check_choice("execution", execution, EXECUTION_CHOICES)
         layers = meter.counts()
-        if not layers or meter.samples == 0:
+        if not layers:
             raise InputValueError(
                 "the meter has seen no work: run the model inside `with Meter(model) as m:` "
                 "before calling m.report()"
+            )
+        if meter.samples == 0:
+            raise InputValueError(
+                f"the meter recorded work ({', '.join(c.name for c in layers[:4])}) but no "
+                f"sample: with layout={meter.layout!r} samples are counted from calls of "
+                "the metered model itself, and its layers were called directly; call the "
+                "model (model(x)) inside the `with` block, or use the default "
+                "layout='auto', which counts layers called directly"
             )
         results = []
         for label, prof in _resolve(hardware, execution):

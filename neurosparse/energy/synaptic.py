@@ -15,9 +15,19 @@ from torch import nn
 from . import _tensors as tt
 from .context import StepContext
 from .counts import LayerCounts
-from .fanout import conv_fanout, module_linear_fanout, pool_fanout, pool_geometry
+from .fanout import (
+    adaptive_pool_fanout,
+    adaptive_windows,
+    conv_fanout,
+    module_linear_fanout,
+    pool_fanout,
+    pool_geometry,
+)
 
-POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+ADAPTIVE_POOL_TYPES = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+                       nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
+              nn.AvgPool3d, *ADAPTIVE_POOL_TYPES)
 FOLDABLE_NORMS = (nn.modules.batchnorm._BatchNorm,)
 NORM_TYPES = FOLDABLE_NORMS + (nn.LayerNorm, nn.GroupNorm)
 
@@ -121,9 +131,16 @@ def count_pool(module: nn.Module, args, out, ctx, rec, scratch):
     sample_ndim = nd + 1
     if getattr(module, "dilation", 1) not in (1, (1,) * nd):
         rec.note("pool dilation ignored in the fan-out map")
-    fan, uniform = pool_fanout(module, tuple(x.shape[-sample_ndim:]))
-    dense = x.shape[-sample_ndim] * _pool_window_taps(module, tuple(x.shape[-nd:]),
-                                                      tuple(out.shape[-nd:]))
+    out = tt.first_tensor(out)  # (out, indices) with return_indices=True
+    size, out_size = tuple(x.shape[-nd:]), tuple(out.shape[-nd:])
+    if isinstance(module, ADAPTIVE_POOL_TYPES):
+        fan, uniform = adaptive_pool_fanout(module, tuple(x.shape[-sample_ndim:]), out_size)
+        taps = math.prod(sum(b - a for a, b in adaptive_windows(n, o))
+                         for n, o in zip(size, out_size))
+    else:
+        fan, uniform = pool_fanout(module, tuple(x.shape[-sample_ndim:]))
+        taps = _pool_window_taps(module, size, out_size)
+    dense = x.shape[-sample_ndim] * taps
     rec.note("pooling counted as sum-pooling: one accumulate per input event and window")
     return synaptic_counts(x, out, sample_ndim, fan, uniform, dense, float(fan.sum()),
                            0, 0, ctx, rec, scratch)
