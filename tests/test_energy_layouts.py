@@ -505,3 +505,44 @@ def test_layout_b_with_layers_called_directly_says_why_no_sample():
             _, mem = net["lif1"](net["fc1"](x[t]), mem)
     with pytest.raises(ValueError, match="layers were called directly.*layout='auto'"):
         m.report(hardware=["loihi"])
+
+
+def test_snntorch_slstm_neurons_are_its_hidden_units_counted_once():
+    """SLSTM(8, 6) has 6 neurons, not 8 (its input size), and its inner LSTMCell does not
+    count them again; SConv2dLSTM(2, 4, 3) has 4 channels of neurons per pixel."""
+    from snntorch import utils
+
+    torch.manual_seed(0)
+    steps, batch = 4, 2
+    net = nn.Sequential(nn.Linear(10, 8), snn.SLSTM(8, 6, init_hidden=True))
+    x = (torch.rand(steps, batch, 10) < 0.5).float()
+    with Meter(net) as m, torch.no_grad():
+        utils.reset(net)
+        for t in range(steps):
+            net(x[t])
+    layers = _layers(m)
+    assert sum(v["neuron_updates"] for v in layers.values()) == steps * batch * 6
+    assert layers["1"]["neuron_updates"] == steps * batch * 6
+    assert layers["1.lstm_cell"]["macs"] > 0  # its products are still counted
+
+    conv = nn.Sequential(snn.SConv2dLSTM(2, 4, 3, init_hidden=True))
+    xc = (torch.rand(steps, batch, 2, 8, 8) < 0.5).float()
+    with Meter(conv) as m, torch.no_grad():
+        utils.reset(conv)
+        for t in range(steps):
+            conv(xc[t])
+    assert _layers(m)["0"]["neuron_updates"] == steps * batch * 4 * 8 * 8
+
+
+def test_norse_leaky_integrator_readout_emits_no_spikes():
+    norse = pytest.importorskip("norse.torch")
+    torch.manual_seed(0)
+    net = norse.SequentialState(nn.Linear(20, 10), norse.LIFCell(), nn.Linear(10, 3),
+                                norse.LICell())
+    x = (torch.rand(5, 2, 20) < 0.5).float()
+    with Meter(net) as m, torch.no_grad():
+        state = None
+        for t in range(5):
+            _, state = net(x[t], state)
+    li = _layers(m)["3"]
+    assert li["spikes"] == 0 and li["neuron_updates"] == 5 * 2 * 3

@@ -307,6 +307,7 @@ class Meter:
 
     def _install(self) -> None:
         skip: list[str] = []
+        neuron_paths: list[str] = []
         root = self.model
         self._handles.append(root.register_forward_pre_hook(self._begin_call, with_kwargs=True))
         for name, module in root.named_modules():
@@ -335,6 +336,11 @@ class Meter:
             kind, fn, stackable = found
             self._records[label] = LayerCounts(label, type(module).__name__, kind)
             self._scratch[label] = {} if self._temporal else {"no_delta": True}
+            if isinstance(module, nn.RNNCellBase) and any(
+                    name.startswith(n + ".") for n in neuron_paths):
+                self._scratch[label]["inside_neuron"] = True  # snnTorch SLSTM's LSTMCell
+            if neuron_family(module) is not None:
+                neuron_paths.append(name)
             self._handlers[label] = (fn, stackable, module)
             family = neuron_family(module)
             pre = None

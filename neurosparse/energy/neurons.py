@@ -87,6 +87,12 @@ def _binary_by_construction(module: nn.Module) -> bool:
     return isinstance(module, SpikingNeuron)
 
 
+def _norse_integrator(module: nn.Module) -> bool:
+    """Norse's leaky integrators (``LI``, ``LICell``, ``LIBoxCell``): readouts, no spikes."""
+    return any(c.__module__.startswith("norse.torch.module") and c.__name__ in
+               ("LI", "LICell", "LIBoxCell") for c in type(module).__mro__)
+
+
 def count_neuron(module: nn.Module, args, output, ctx, rec, scratch, family: str):
     """Neuron updates, spikes and state traffic of one call of a spiking neuron module."""
     x = tt.first_tensor(args)
@@ -96,11 +102,19 @@ def count_neuron(module: nn.Module, args, output, ctx, rec, scratch, family: str
     sample_ndim = max(x.dim() - 2, 0)
     rec.state_vars = max(rec.state_vars, _state_vars(family, module, output))
     rec.params_bytes = params_bytes(module, recurse=False)
-    rec.units = max(rec.units, _units(x, ctx, sample_ndim))
-    updates = _per_lead(x, sample_ndim, spikes.device)
-    spk_ndim = max(spikes.dim() - (x.dim() - sample_ndim), 0)
+    lead_ndim = x.dim() - sample_ndim
+    spk_ndim = max(spikes.dim() - lead_ndim, 0)
+    # neurons are counted on the output: a layer-shaped neuron (snnTorch SLSTM(8, 6),
+    # SConv2dLSTM(2, 4, ...)) has as many neurons as outputs, not as inputs
+    per_step = spikes if spikes.dim() == x.dim() else x
+    rec.units = max(rec.units, _units(per_step, ctx, sample_ndim))
+    updates = _per_lead(per_step, sample_ndim, spikes.device)
     elem = x.element_size()
-    if family == "neurosparse" and _binary_by_construction(module) and spk_ndim:
+    if _norse_integrator(module):
+        # a leaky integrator's output is its membrane voltage (a readout), never a spike
+        n_spk = updates * 0
+        rec.note("leaky integrator (no threshold): its output is a voltage, counted as no spikes")
+    elif family == "neurosparse" and _binary_by_construction(module) and spk_ndim:
         n_spk = tt.row_sums(spikes, spk_ndim)  # LIF-family spikes are 0/1: skip the check
     else:
         n_spk = tt.binary_rows(spikes, spk_ndim)

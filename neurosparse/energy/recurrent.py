@@ -84,11 +84,18 @@ def count_rnn_cell(module: nn.RNNCellBase, args, out, ctx, rec, scratch):
     rec.units = max(rec.units, H)
     G = module.weight_ih.shape[0] // H
     n_in = module.input_size
-    return {
+    counts = {
         **recurrent_counts(x, eff, G * H * (n_in + H), H, n_in, tt.nonzero_lead(h_out, 1),
                            module.weight_ih, rec, n_in + 2 * H),
         **delta_counts(x, 1, ctx, scratch, n_in),
     }
+    if scratch.get("inside_neuron"):
+        # the cell of a spiking neuron (snnTorch SLSTM): its hidden units are that
+        # neuron's, counted there with its spikes; here only the products
+        counts["neuron_updates"] = counts["spikes"] = tt.full_lead(x, 1, 0)
+        counts["state_bytes_rw"] = tt.full_lead(x, 1, 0)
+        rec.note("the cell of a spiking neuron: its updates and spikes are counted there")
+    return counts
 
 
 def count_rnn(module: nn.RNNBase, args, out, ctx, rec, scratch):
