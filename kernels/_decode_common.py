@@ -8,7 +8,10 @@ file can be decoded in blocks (streaming) with the same counts as in one call:
 ``stat[FIRST_BAD]``  index (in words, from the start of the file) of the first one, -1;
 ``stat[OUTSIDE]``    events with x >= width or y >= height (not written);
 ``stat[FIRST_OUT]``  word index of the first of those, -1;
-``stat[OTHER]``      valid words that carry no polarity event (triggers, APS, IMU, ...).
+``stat[OTHER]``      valid words that carry no polarity event (triggers, APS, IMU, ...);
+``stat[EARLY]``      events decoded before the state words they depend on (EVT 2.0 / 3.0:
+                     an event before the first TIME_HIGH has no time; not written);
+``stat[FIRST_EARLY]`` word index of the first of those, -1.
 
 ``width = height = 0`` disables the bounds check. The Python readers turn ``BAD`` and
 ``OUTSIDE`` into an error, or, with ``errors="skip"``, into a warning with the counts.
@@ -35,8 +38,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-BAD, FIRST_BAD, OUTSIDE, FIRST_OUT, OTHER = 0, 1, 2, 3, 4
-N_STAT = 5
+BAD, FIRST_BAD, OUTSIDE, FIRST_OUT, OTHER, EARLY, FIRST_EARLY = 0, 1, 2, 3, 4, 5, 6
+N_STAT = 7
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -65,6 +68,14 @@ def count_bad(stat, word):
     if stat[FIRST_BAD] < 0:
         stat[FIRST_BAD] = word
     stat[BAD] += 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def count_early(stat, word):
+    """Count one event at ``word`` decoded before the state words it depends on."""
+    if stat[FIRST_EARLY] < 0:
+        stat[FIRST_EARLY] = word
+    stat[EARLY] += 1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -114,4 +125,5 @@ def new_stat() -> np.ndarray:
     stat = np.zeros(N_STAT, dtype=np.int64)
     stat[FIRST_BAD] = -1
     stat[FIRST_OUT] = -1
+    stat[FIRST_EARLY] = -1
     return stat

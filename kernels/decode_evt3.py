@@ -15,6 +15,11 @@ step, like TIME_LOW stepping back a few µs, is sensor jitter, not a wrap. TIME_
 (<= 11 µs) can cross at most one TIME_HIGH boundary, so a TIME_HIGH falling by more than
 ``TH_JITTER`` = 1 step without being a wrap is a corrupt word (counted in ``stat[BAD]``;
 the new value is taken, so decoding resynchronises on it).
+
+An event decoded before the words its fields come from (TIME_HIGH and TIME_LOW for t,
+ADDR_Y for y, and VECT_BASE_X for the x and p of a vector word) would get 0 for the
+unknown part: it is counted in ``stat[EARLY]`` and not written. ``state[S_KNOWN]`` holds
+which of those words were seen (bits ``K_*``); recordings start with TIME_HIGH, TIME_LOW.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from ._decode_common import OTHER, count_bad, put_event
+from ._decode_common import OTHER, count_bad, count_early, put_event
 
 ADDR_Y, ADDR_X, VECT_BASE_X, VECT_12, VECT_8 = 0x0, 0x2, 0x3, 0x4, 0x5
 TIME_LOW, CONTINUED_4, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED_12 = 0x6, 0x7, 0x8, 0xA, 0xE, 0xF
@@ -32,8 +37,12 @@ WRAP_DROP = 0xFFF - 10
 TH_JITTER = 1
 
 # state slots
-S_Y, S_BASE_X, S_POL, S_TIME_LOW, S_TIME_HIGH, S_WRAPS = 0, 1, 2, 3, 4, 5
-N_STATE = 6
+S_Y, S_BASE_X, S_POL, S_TIME_LOW, S_TIME_HIGH, S_WRAPS, S_KNOWN = 0, 1, 2, 3, 4, 5, 6
+N_STATE = 7
+# S_KNOWN bits: which state words were seen; ADDR_X needs K_ADDR, a vector word K_VECT
+K_TIME_HIGH, K_TIME_LOW, K_Y, K_BASE_X = 1, 2, 4, 8
+K_ADDR = K_TIME_HIGH | K_TIME_LOW | K_Y
+K_VECT = K_ADDR | K_BASE_X
 
 
 def new_state() -> np.ndarray:
@@ -47,7 +56,7 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
     Stops before a word that could overflow ``out`` (a vector word writes up to 12
     events), so a caller can grow ``out`` and resume. Returns ``(next_word, k)``.
     """
-    y, bx, pol, tl, th, wraps = state  # slots S_Y .. S_WRAPS
+    y, bx, pol, tl, th, wraps, known = state  # slots S_Y .. S_KNOWN
     t = (wraps << 24) | (th << 12) | tl
     cap = out.shape[0]
     i = start
@@ -63,25 +72,36 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
             # Plain branches on the type (ADDR_X 64 %, ADDR_Y 19 % of real words): writing a
             # candidate event for both and selecting y without a branch measured 20 % slower.
             if typ == ADDR_X:
-                k = put_event(out, k, t, w & 0x7FF, y, (w >> 11) & 1, width, height, word0 + i,
-                              stat)
+                if (known & K_ADDR) == K_ADDR:
+                    k = put_event(out, k, t, w & 0x7FF, y, (w >> 11) & 1, width, height,
+                                  word0 + i, stat)
+                else:
+                    count_early(stat, word0 + i)
             elif typ == ADDR_Y:
                 y = w & 0x7FF
+                known |= K_Y
             elif typ > ADDR_X:
                 if typ == VECT_12 or typ == VECT_8:
                     nbits = 12 if typ == VECT_12 else 8
                     mask = w & ((1 << nbits) - 1)
-                    while mask:  # ~0.8 bits set per word: visit only those
-                        k = put_event(out, k, t, bx + trailing_zeros(mask), y, pol, width, height,
-                                      word0 + i, stat)
-                        mask &= mask - 1
+                    if known == K_VECT:
+                        while mask:  # ~0.8 bits set per word: visit only those
+                            k = put_event(out, k, t, bx + trailing_zeros(mask), y, pol, width,
+                                          height, word0 + i, stat)
+                            mask &= mask - 1
+                    else:
+                        while mask:
+                            count_early(stat, word0 + i)
+                            mask &= mask - 1
                     bx += nbits
                 elif typ == VECT_BASE_X:
                     pol = (w >> 11) & 1
                     bx = w & 0x7FF
+                    known |= K_BASE_X
                 elif typ == TIME_LOW:
                     tl = w & 0xFFF
                     t = (wraps << 24) | (th << 12) | tl
+                    known |= K_TIME_LOW
                 elif typ == TIME_HIGH:
                     new = w & 0xFFF
                     if th - new >= WRAP_DROP:
@@ -90,6 +110,7 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
                         count_bad(stat, word0 + i)
                     th = new
                     t = (wraps << 24) | (th << 12) | tl
+                    known |= K_TIME_HIGH
                 elif (typ == CONTINUED_4 or typ == CONTINUED_12 or typ == EXT_TRIGGER
                       or typ == OTHERS):
                     stat[OTHER] += 1
@@ -100,6 +121,7 @@ def decode_evt3(words, start, word0, state, width, height, out, k, stat):
             i += 1
     state[S_Y], state[S_BASE_X], state[S_POL] = y, bx, pol
     state[S_TIME_LOW], state[S_TIME_HIGH], state[S_WRAPS] = tl, th, wraps
+    state[S_KNOWN] = known
     return i, k
 
 

@@ -17,11 +17,13 @@ import pytest
 import neurosparse.data as nd
 from neurosparse.data.fetch_recordings import data_dir, missing_reason
 from neurosparse.errors import (
+    CorruptDataError,
     CorruptDataWarning,
     EventFileError,
     EventFileNotFoundError,
     InputValueError,
     ParameterError,
+    TruncatedFileError,
     UnknownFormatError,
 )
 
@@ -329,3 +331,148 @@ def test_aedat3_timestamp_with_the_sign_bit_is_corrupt(tmp_path):
     got, msg = read_skip(path)
     assert "1 corrupt events" in msg
     assert np.array_equal(np.asarray(got), np.delete(np.asarray(ev), 107))
+
+
+@pytest.mark.parametrize("version", ["evt2", "evt3"])
+def test_evt_events_before_the_first_time_high_have_no_time(tmp_path, version):
+    """Events before the first TIME_HIGH would get TIME_HIGH = 0 (EVT 3.0: also y = 0
+    before the first ADDR_Y): their time is unknown, so they raise or are dropped, counted."""
+    ev = events(300, 64, 64, seed=11)
+    ev["t"] = ev["t"] // 2000 + (5 << 20)  # ~2 TIME_HIGH values of EVT 3.0, far from 0
+    writer, dtype = (nd.write_evt2, "<u4") if version == "evt2" else (nd.write_evt3, "<u2")
+    path = Path(writer(tmp_path / "a.raw", ev, sensor_size=(64, 64)))
+    header, words = split_raw(path, dtype)
+    typ = words >> (28 if version == "evt2" else 12)
+    assert typ[0] == 0x8  # the writer starts with TIME_HIGH, as recordings do
+    if version == "evt2":
+        cut = 1  # drop the first TIME_HIGH: events follow until the next one
+        n_early = int(np.sum(typ[: np.nonzero(typ == 0x8)[0][1]] <= 1))
+    else:
+        cut = 2  # drop TIME_HIGH and TIME_LOW: ADDR_Y, ADDR_X... follow
+        n_early = int(np.sum(typ[: np.nonzero(typ == 0x8)[0][1]] == 0x2))
+    assert n_early > 0
+    path.write_bytes(header + words[cut:].tobytes())
+    with pytest.raises(CorruptDataError, match=rf"{n_early} event\(s\) lie before the first"):
+        nd.read_events(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CorruptDataWarning)  # raise mode drops nothing
+        with pytest.raises(CorruptDataError, match="TIME_HIGH"):
+            list(nd.iter_events(path, chunk_events=5))
+    got, msg = read_skip(path)
+    assert f"dropped {n_early} events before the first TIME_HIGH" in msg
+    assert got.meta["dropped"]["before_state_words"] == n_early
+    assert np.array_equal(np.asarray(got), np.asarray(ev[n_early:]))
+    with pytest.warns(CorruptDataWarning, match=f"{n_early} events before"):
+        parts = list(nd.iter_events(path, chunk_events=5, errors="skip"))
+    assert np.array_equal(np.concatenate(parts), np.asarray(ev[n_early:]))
+
+
+def test_evt3_events_before_the_first_addr_y_or_vect_base_x_are_dropped(tmp_path):
+    head = b"% evt 3.0\n% format EVT3;height=64;width=64\n% end\n"
+    words = [0x8000 | 0x100, 0x6000 | 5,
+             0x2000 | 3,  # ADDR_X before any ADDR_Y: row unknown
+             0x0000 | 7, 0x4000 | 0b101,  # vector before any VECT_BASE_X: column unknown
+             0x2000 | 4, 0x3000 | 10, 0x5000 | 0b11]  # fmt: skip
+    path = tmp_path / "a.raw"
+    path.write_bytes(head + np.array(words, "<u2").tobytes())
+    with pytest.raises(CorruptDataError, match=r"3 event\(s\).*first at word 2 of the data"):
+        nd.read_events(path)
+    got, msg = read_skip(path)
+    assert "dropped 3 events before the first TIME_HIGH, TIME_LOW or ADDR_Y" in msg
+    assert [(int(e["x"]), int(e["y"])) for e in got] == [(4, 7), (10, 7), (11, 7)]
+
+
+def test_evt_header_without_end_line_stops_at_binary_data(tmp_path):
+    """No '% end' line and a first data byte 0x25 ('%'): the data is not header text."""
+    ev = events(500, 64, 64, seed=12)
+    ev["t"] = ev["t"] // 4000 + (0x725 << 12)  # first word TIME_HIGH 0x725: bytes 25 87
+    path = Path(nd.write_evt3(tmp_path / "a.raw", ev, sensor_size=(64, 64)))
+    header, words = split_raw(path, "<u2")
+    assert words[:1].tobytes()[:1] == b"%"
+    path.write_bytes(header.replace(b"% end\n", b"") + words.tobytes())
+    got = nd.read_events(path)
+    assert np.array_equal(np.asarray(got), np.asarray(ev))
+    assert got.sensor_size == (64, 64, 2)
+
+
+def test_aedat3_packet_of_undefined_type_is_reported(tmp_path):
+    """A polarity packet whose type field is damaged must not vanish unseen."""
+    ev = events(1000, 128, 128, seed=13)
+    path = Path(nd.write_aedat3(tmp_path / "a.aedat", ev, packet_events=100))
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"#!END-HEADER\r\n") + 14 + 2 * (28 + 800)  # the 3rd packet
+    for typ, match, keep in ((200, "packets of undefined type", 900), (3, "corrupt packet", 200)):
+        struct.pack_into("<h", raw, at, typ)  # 3 = IMU6, whose events are 36 bytes, not 8
+        path.write_bytes(bytes(raw))
+        with pytest.raises(CorruptDataError, match=f"{match}.*at byte {at}|at byte {at}.*{match}"):
+            nd.read_events(path)
+        got, msg = read_skip(path)
+        assert len(got) == keep and np.array_equal(np.asarray(got[:200]), np.asarray(ev[:200]))
+    assert "dropped" in msg and got.meta["skipped_packets"] == 0
+
+
+def _aedat4_table_field(raw: bytes) -> int:
+    """Byte offset in the file of the header's dataTablePosition (int64)."""
+    root = struct.unpack_from("<I", raw, 18)[0]
+    vt = root - struct.unpack_from("<i", raw, 18 + root)[0]
+    return 18 + root + struct.unpack_from("<H", raw, 18 + vt + 6)[0]
+
+
+@needs_data
+def test_aedat4_undeclared_stream_and_damaged_table_position(tmp_path):
+    src = DATA / "aedat4/evl_sample.aedat4"
+    good = np.asarray(nd.read_events(src))
+    raw = src.read_bytes()
+    table = struct.unpack_from("<q", raw, _aedat4_table_field(raw))[0]
+    pos, packets = 18 + struct.unpack_from("<i", raw, 14)[0], []
+    while pos < table:
+        packets.append((pos, *struct.unpack_from("<ii", raw, pos)))
+        pos += 8 + packets[-1][2]
+    evts = [p for p in packets if p[1] == 0]
+    bad = tmp_path / "b.aedat4"
+    # an event packet whose stream id became 7, which the header does not declare
+    at = evts[1][0]
+    bad.write_bytes(raw[:at] + struct.pack("<i", 7) + raw[at + 4 :])
+    with pytest.raises(CorruptDataError, match=f"at byte {at}: packet of stream 7"):
+        nd.read_events(bad)
+    got, msg = read_skip(bad)
+    assert "1 packets of undeclared streams" in msg and 0 < len(got) < len(good)
+    # the data-table position inside the header, or on a packet: the header is damaged
+    field = _aedat4_table_field(raw)
+    for value, match in ((100, "inside the header"), (evts[1][0], "no lz4-compressed data table")):
+        bad.write_bytes(raw[:field] + struct.pack("<q", value) + raw[field + 8 :])
+        for mode in ("raise", "skip"):
+            with pytest.raises(CorruptDataError, match=match):
+                nd.read_events(bad, errors=mode)
+    # a file cut between two packets: its data table is missing
+    cut = evts[2][0]
+    bad.write_bytes(raw[:cut])
+    with pytest.raises(TruncatedFileError, match=f"ends at byte {cut}.*data table at byte {table}"):
+        nd.read_events(bad)
+    got, msg = read_skip(bad)
+    assert "bytes cut off before the data table" in msg
+    assert np.array_equal(np.asarray(got), good[: len(got)]) and 0 < len(got) < len(good)
+    # packets of the declared IMU / frame / trigger streams are still skipped quietly
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert nd.read_events(src).meta["skipped_packets"] == len(packets) - len(evts)
+
+
+@needs_data
+def test_aedat4_without_sensor_size_still_rejects_negative_coordinates(tmp_path):
+    src = DATA / "aedat4/evl_sample.aedat4"
+    plain = tmp_path / "plain.aedat4"
+    rewrite_aedat4(src, plain, "none")  # uncompressed: event structs lie in the file as is
+    good = nd.read_events(plain)
+    raw = bytearray(plain.read_bytes())
+    i = raw.index(b'key="sizeX"')
+    raw[i : i + 11] = b'key="sizeQ"'  # the header no longer gives the width
+    e = good[5]
+    at = raw.index(struct.pack("<qhh", int(e["t"]), int(e["x"]), int(e["y"])))
+    struct.pack_into("<h", raw, at + 8, -3)
+    plain.write_bytes(bytes(raw))
+    with pytest.raises(InputValueError, match="outside the largest plausible"):
+        nd.read_events(plain)
+    got, msg = read_skip(plain)
+    assert got.sensor_size is None and "1 events outside" in msg
+    assert np.array_equal(np.asarray(got), np.delete(np.asarray(good), 5))

@@ -236,3 +236,27 @@ def test_streaming_memory_is_bounded(tmp_path):
     assert n == 2_000_000
     whole = 2_000_000 * nd.EVENT_DTYPE.itemsize  # 26 MB if it were all in memory
     assert peak < whole / 4, peak
+
+
+@pytest.mark.parametrize("end_line", [True, False])
+def test_aedat2_davis_rows_140_to_143_are_data_not_header(tmp_path, end_line):
+    """A DAVIS word with y = 140..143 starts with '#' (0x23): it must not be read as a
+    header line, with jAER's '#End Of ASCII Header' (which write_aedat2 writes) or without
+    it (older jAER files), where the header stops at the first line that is not text."""
+    n = 400
+    rng = np.random.default_rng(12)
+    y = np.concatenate([[141, 140, 143], rng.integers(140, 144, n - 3)])
+    t = np.sort(rng.integers(1000, 10**6, n))
+    t[1] = 10  # 0x0A: a "line end" inside the first events
+    t = np.sort(t)
+    ev = nd.make_events(t, rng.integers(0, 240, n), y, rng.integers(0, 2, n))
+    path = tmp_path / "d.aedat"
+    nd.write_aedat2(path, ev, layout="davis")
+    raw = path.read_bytes()
+    assert b"#End Of ASCII Header\r\n" in raw
+    if not end_line:
+        path.write_bytes(raw.replace(b"#End Of ASCII Header\r\n", b""))
+    back = nd.read_events(path)
+    assert_same(back, ev)
+    assert back.meta["header_lines"] == (7 if end_line else 6)
+    assert_same(np.concatenate(list(nd.iter_events(path, chunk_events=7))), ev)

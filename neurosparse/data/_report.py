@@ -23,7 +23,9 @@ from ..errors import (
 )
 from ..kernels._decode_common import (
     BAD,
+    EARLY,
     FIRST_BAD,
+    FIRST_EARLY,
     FIRST_OUT,
     OTHER,
     OUTSIDE,
@@ -64,6 +66,8 @@ class Report:
         self.sensor_size: tuple[int, int, int] | None = None
         #: what the bounds check used, for messages ("sensor_size=(34, 34, 2)", ...)
         self.bound = ""
+        #: where ``stat[EARLY]`` events lie, for messages (set by the Source)
+        self.early = "before the state words they depend on"
         #: data offset and word size (fixed-word formats) to turn word indices into bytes
         self.offset = 0
         self.word_size = 0
@@ -112,6 +116,13 @@ class Report:
                 f"{self.path}: {int(s[BAD])} corrupt {self.unit}(s) (invalid for the format), "
                 f"the first at {self.where(int(s[FIRST_BAD]))}; the file is "
                 f"damaged or not in this format; {SKIP_HINT}"
+            )
+        if s[EARLY]:
+            raise CorruptDataError(
+                f"{self.path}: {int(s[EARLY])} event(s) lie {self.early}, the first at "
+                f"{self.where(int(s[FIRST_EARLY]))}; recordings start with these words, so "
+                f"the file was cut between them and its events (or the words are damaged); "
+                f"cut it at a TIME_HIGH word, or {SKIP_HINT}"
             )
         if s[OUTSIDE]:
             raise EventOutsideSensorError(
@@ -172,12 +183,16 @@ class Report:
 
     def finish(self) -> None:
         """Warn once with everything that was dropped (``errors="skip"``)."""
-        if self.finished:
+        # in raise mode nothing is dropped: what the kernels counted before the error
+        # (e.g. a streaming block's events outside the sensor) is in the exception
+        if self.finished or not self.skip:
             return
         self.finished = True
         counts = dict(self.counts)
         if self.stat[BAD]:
             counts[f"corrupt {self.unit}s"] = int(self.stat[BAD])
+        if self.stat[EARLY]:
+            counts[f"events {self.early}"] = int(self.stat[EARLY])
         if self.stat[OUTSIDE]:
             counts[f"events outside {self.bound}"] = int(self.stat[OUTSIDE])
         if self.backward:
@@ -190,5 +205,7 @@ class Report:
         out = dict(self.counts)
         out["corrupt_" + self.unit + "s"] = int(self.stat[BAD])
         out["outside_sensor"] = int(self.stat[OUTSIDE])
+        if self.stat[EARLY]:  # only formats whose words carry state have these
+            out["before_state_words"] = int(self.stat[EARLY])
         out["backward_timestamps"] = self.backward
         return out

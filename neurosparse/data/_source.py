@@ -54,6 +54,8 @@ class Source:
     ordered: bool = False
     limit: tuple[int, int] | None = None
     limit_name: str = ""
+    #: where the kernel's ``stat[EARLY]`` events lie (formats whose words carry state)
+    early: str = "before the state words they depend on"
 
     def __init__(
         self, path: str | os.PathLike, report: Report, sensor_size: tuple | None, meta: dict
@@ -61,6 +63,7 @@ class Source:
         self.path = os.fspath(path)
         self.report = report
         report.unit = self.unit
+        report.early = self.early
         self.sensor_size = sensor_size
         report.sensor_size = sensor_size
         if sensor_size is not None:
@@ -192,15 +195,64 @@ def alloc(n: int) -> np.ndarray:
 
 
 _HEADER_READ = 1 << 14
+# Bytes a header line may hold besides its prefix and line end: printable ASCII and tab.
+_TEXT = bytes(range(0x20, 0x7F)) + b"\t"
 
 
-def header_lines(path: str, prefix: bytes, stop: bytes | None = None) -> tuple[list[bytes], int]:
-    """Read the leading lines that start with ``prefix``; return them and the data offset.
+def is_text_line(line: bytes) -> bool:
+    """True when ``line`` is printable ASCII (tabs allowed) ending in ``\\n`` or ``\\r\\n``.
 
-    Stops after a line equal to ``stop`` (if given) or before the first line that does
-    not start with ``prefix``. A last header line without a newline ends the file.
+    Parameters
+    ----------
+    line : bytes
+        One line, its newline included (a last line of a file may lack it: it then counts
+        as text if its bytes are).
+
+    Returns
+    -------
+    bool
+        Whether the line can be a header line. Binary event words almost always hold a
+        control or high byte before the next 0x0A, so they fail this test even when their
+        first byte happens to be the header prefix.
     """
-    lines = []
+    body = line[:-1] if line.endswith(b"\n") else line
+    if body.endswith(b"\r"):
+        body = body[:-1]
+    return not body.translate(None, _TEXT)
+
+
+def header_lines(
+    path: str, prefix: bytes, stop: bytes | None = None, text: bool = True
+) -> tuple[list[bytes], int]:
+    """Read a file's leading header lines; return them (line ends removed) and the data offset.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    prefix : bytes
+        What every header line starts with (``b"#"``, ``b"%"``).
+    stop : bytes, optional
+        A line that ends the header (``b"#End Of ASCII Header"``, ``b"% end"``), compared
+        without its line end and, for letters, without case. When the file has it, the
+        header is every line up to it.
+    text : bool
+        Without ``stop`` (or when the file lacks it), the header ends before the first line
+        that does not start with ``prefix`` *or* is not text (:func:`is_text_line`): event
+        data may begin with the prefix byte (an AEDAT 2 DAVIS word with y = 140..143
+        starts with ``#``, an EVT word with 0x25 with ``%``), and taking it for a header
+        line would swallow events up to the next 0x0A byte. ``False`` keeps any line
+        that starts with ``prefix`` (AEDAT 3.1, whose end line is mandatory).
+
+    Returns
+    -------
+    tuple of (list of bytes, int)
+        The header lines, and the byte offset where the data starts.
+    """
+    lines: list[bytes] = []
+    ends: list[int] = []  # offset after each line
+    first_binary = -1  # index of the first prefixed line that is not text
+    stop_low = stop.lower() if stop is not None else None
     pos = 0
     with open(path, "rb") as f:
         buf = f.read(_HEADER_READ)  # one read holds a typical header (< 2 KB): no readline
@@ -211,14 +263,23 @@ def header_lines(path: str, prefix: bytes, stop: bytes | None = None) -> tuple[l
                 if more:  # a line longer than what was read so far
                     buf += more
                     continue
+                if pos >= len(buf):
+                    break
                 end = len(buf) - 1  # the last line, without a newline, ends the file
             line = buf[pos : end + 1]
             if not line.startswith(prefix):
                 break
+            if first_binary < 0 and text and not is_text_line(line):
+                first_binary = len(lines)
+                if stop is None:  # nothing after it can be header
+                    break
             lines.append(line.rstrip(b"\r\n"))
             pos = end + 1
-            if stop is not None and lines[-1] == stop:
-                break
+            ends.append(pos)
+            if stop_low is not None and lines[-1].lower() == stop_low:
+                return lines, pos  # the end line vouches for every line before it
+    if first_binary >= 0:
+        return lines[:first_binary], (ends[first_binary - 1] if first_binary else 0)
     return lines, pos
 
 

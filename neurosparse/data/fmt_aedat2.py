@@ -1,4 +1,9 @@
-"""AEDAT 2.0 (jAER): ``#`` header lines, then 8-byte big-endian address/timestamp words."""
+"""AEDAT 2.0 (jAER): ``#`` header lines, then 8-byte big-endian address/timestamp words.
+
+The header ends at ``#End Of ASCII Header`` or, in files without that line, before the
+first line that is not printable ``#`` text: a DAVIS word with y = 140..143 starts with
+``#`` (0x23), so "starts with ``#``" alone would take events for header.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from ..kernels.decode_aedat2 import LAYOUT_DAVIS, LAYOUT_DVS128, decode_aedat2
 from ._source import WordSource, alloc, header_lines, opts_left
 
 MAGIC = b"#!AER-DAT2.0"
+#: jAER's last header line (``write_aedat2`` writes it too). Older jAER files lack it: their
+#: header then ends at the first line that is not ``#`` text (see ``header_lines``).
+END = b"#End Of ASCII Header"
 LAYOUTS = {"dvs128": LAYOUT_DVS128, "davis": LAYOUT_DAVIS}
 
 # Chip class name fragment (lower case) -> (layout, sensor size). Most specific first.
@@ -59,7 +67,7 @@ class AEDAT2Source(WordSource):
 def open_source(path, report, sensor_size, layout: str | None = None, **opts) -> AEDAT2Source:
     """``layout``: ``"dvs128"`` or ``"davis"``; default from the header's ``# AEChip:`` line."""
     opts_left(opts, "aedat2")
-    lines, offset = header_lines(path, b"#")
+    lines, offset = header_lines(path, b"#", stop=END)
     if not lines or not lines[0].startswith(MAGIC):
         raise UnknownFormatError(
             f"{path}: not an AEDAT 2.0 file (the first line should be {MAGIC!r}, got "

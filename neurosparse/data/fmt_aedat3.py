@@ -5,7 +5,10 @@ offset, int32 ts overflow, int32 capacity, int32 number, int32 valid; the body h
 ``capacity * event size`` bytes of which the first ``number`` events are used. Polarity
 packets (type 1, 8-byte events) are decoded; other packet types (frames, IMU, special)
 are skipped and counted in ``meta["skipped_packets"]``; invalidated events are counted in
-``meta["invalid_events"]``.
+``meta["invalid_events"]``. A type libcaer does not define (0-13) is a damaged packet
+(a polarity packet whose type field was hit would otherwise vanish unseen); a fixed-size
+type with another event size (special and polarity 8 bytes, IMU6 36, IMU9 48) is a
+corrupt packet header.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ MAGIC = b"#!AER-DAT3.1"
 END = b"#!END-HEADER"
 HEADER = struct.Struct("<hhiiiiii")
 POLARITY = 1
+#: libcaer's event types (SPECIAL .. MATRIX4x4); others are damage
+TYPES = range(14)
+#: event size of each fixed-size type: SPECIAL, POLARITY, IMU6, IMU9
+EVENT_SIZES = {0: 8, 1: 8, 3: 36, 4: 48}
 SOURCES = (("dvs128", (128, 128)), ("davis240", (240, 180)), ("davis346", (346, 260)))
 
 
@@ -62,6 +69,9 @@ class AEDAT3Source(Source):
                     and 0 <= number <= cap
                     and 0 <= valid <= number
                     and overflow >= 0
+                    # a fixed-size type with another size: the size (or type) is damaged,
+                    # and the body length computed from it cannot be trusted
+                    and EVENT_SIZES.get(typ, esize) == esize
                 )
                 if not sane or pos + HEADER.size + body > size:
                     what = "corrupt packet header" if not sane else "truncated packet"
@@ -74,8 +84,17 @@ class AEDAT3Source(Source):
                     )
                     return
                 data = f.read(body)
+                at = pos
                 pos += HEADER.size + body
-                if typ != POLARITY or esize != 8:
+                if typ not in TYPES:
+                    self.report.corrupt(
+                        "packets of undefined type",
+                        1,
+                        f"at byte {at}: packet type {typ} ({number} events of {esize} bytes) "
+                        "is no libcaer type (0-13): its header is damaged",
+                    )
+                    continue
+                if typ != POLARITY:
                     self.meta["skipped_packets"] += 1
                     continue
                 words = np.frombuffer(data, dtype="<u4", count=2 * number)
@@ -106,7 +125,8 @@ class AEDAT3Source(Source):
 
 def open_source(path, report, sensor_size, **opts) -> AEDAT3Source:
     opts_left(opts, "aedat3")
-    lines, offset = header_lines(path, b"#", stop=END)
+    # the end line is mandatory (its absence raises), so a non-ASCII header line is kept
+    lines, offset = header_lines(path, b"#", stop=END, text=False)
     if not lines or not lines[0].startswith(MAGIC):
         raise UnknownFormatError(f"{path}: not an AEDAT 3.1 file (first line must be {MAGIC!r})")
     if lines[-1] != END:

@@ -7,6 +7,16 @@ byte size, compressed size-prefixed FlatBuffer. An ``EventPacket`` (identifier `
 holds a vector of 16-byte structs {int64 t, int16 x, int16 y, bool on}. The packets end
 at the data table (or at the end of the file when it is absent, e.g. an interrupted
 recording). Only the FlatBuffer fields needed here are parsed, by hand.
+
+What is checked beyond the parse: the data-table position must lie after the header and
+inside the file, and point at a data table (a compressed FlatBuffer with identifier
+``FTAB``), else a table moved to a packet boundary would silently end the events early,
+and a file cut between packets would read as a shorter recording; a packet must belong
+to a stream the header declares (a damaged stream id would drop its events unseen); an
+event packet must carry the identifier ``EVTS``. Packets of declared non-event streams
+(IMU, frames, triggers) and of other event streams are skipped quietly, counted in
+``meta["skipped_packets"]``. With no sensor size in the header, events are checked
+against ``MAX_SIDE`` (so a negative x or y is still out of range).
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from ..errors import (
     UnknownFormatError,
 )
 from ..kernels.decode_aedat4 import convert_aedat4
-from ._source import Source, alloc, header_size, opts_left, split
+from ._source import MAX_SIDE, Source, alloc, header_size, opts_left, split
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 COMPRESSION = {0: "none", 1: "lz4", 2: "lz4", 3: "zstd", 4: "zstd"}
@@ -104,6 +114,8 @@ def event_packet(d: bytes) -> np.ndarray:
         raise FlatBufferError(
             f"size prefix {(_u32(d, 0) if len(d) >= 4 else None)} > {len(d)} bytes"
         )
+    if len(d) >= 12 and d[8:12] != b"EVTS":  # DV writes each packet's identifier
+        raise FlatBufferError(f"identifier {bytes(d[8:12])!r}, not an event packet (b'EVTS')")
     root = 4 + _u32(d, 4)
     f = _fields(d, root)
     if not f or not f[0]:
@@ -142,10 +154,15 @@ class AEDAT4Source(Source):
     fmt = "aedat4"
     unit = "event"
     ordered = True  # DV writes each event stream in time order (all real files here are)
+    limit = (MAX_SIDE, MAX_SIDE)  # used only when the header gives no size
+    limit_name = "plausible (neurosparse.data.MAX_SIDE)"
 
-    def __init__(self, path, report, sensor_size, meta, offset, end, stream, decompress):
+    def __init__(
+        self, path, report, sensor_size, meta, offset, end, stream, decompress, declared=()
+    ):
         super().__init__(path, report, sensor_size, meta)
         self.offset, self.end, self.stream, self.decompress = offset, end, stream, decompress
+        self.declared = frozenset(declared)  # stream ids of the header's info node
         self.meta["skipped_packets"] = 0
 
     def _payloads(self, data: bytes | None = None) -> Iterator[np.ndarray]:
@@ -182,7 +199,15 @@ class AEDAT4Source(Source):
                 at = pos
                 pos += 8 + size
                 if sid != self.stream:
-                    self.meta["skipped_packets"] += 1
+                    if sid not in self.declared:
+                        self.report.corrupt(
+                            "packets of undeclared streams",
+                            1,
+                            f"at byte {at}: packet of stream {sid}, which the header does not "
+                            f"declare (streams {sorted(self.declared)}): its stream id is damaged",
+                        )
+                    else:
+                        self.meta["skipped_packets"] += 1
                     if f is not None:
                         f.seek(pos)
                     continue
@@ -257,12 +282,79 @@ def open_source(path, report, sensor_size, stream: int | None = None, **opts) ->
         where = f"stream {stream} sizeX/sizeY"
         sensor_size = header_size(path, info["sizeX"], info["sizeY"], where)
     offset = len(MAGIC) + 4 + hlen
-    end = table if 0 < table <= size else size
+    decompress = _decompressor(comp, path)  # first: an unknown code explains the rest
+    end = _data_end(path, report, table, offset, size, comp)
     meta = {
         "compression": COMPRESSION.get(comp, comp),
         "stream": stream,
         "streams": {k: v.get("type") for k, v in streams.items()},
         "source": info.get("source"),
     }
-    decompress = _decompressor(comp, path)
-    return AEDAT4Source(path, report, sensor_size, meta, offset, end, stream, decompress)
+    return AEDAT4Source(
+        path, report, sensor_size, meta, offset, end, stream, decompress, declared=streams
+    )
+
+
+_FRAME_MAGIC = {"lz4": b"\x04\x22\x4d\x18", "zstd": b"\x28\xb5\x2f\xfd"}
+
+
+def _data_end(path: str, report, table: int, offset: int, size: int, comp: int) -> int:
+    """Where the packets end: the header's data-table position, checked.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    report : Report
+        Where a table beyond the end of the file is reported (``errors="skip"``: counted).
+    table : int
+        The header's ``dataTablePosition`` (-1 or 0: none, e.g. an interrupted recording).
+    offset, size : int
+        Where the packets start, and the file size.
+    comp : int
+        The header's compression code (the table is compressed like the packets).
+
+    Returns
+    -------
+    int
+        The byte offset where the packets end.
+
+    Raises
+    ------
+    CorruptDataError
+        The position lies inside the header, or the bytes there are no data table (the
+        position is damaged: reading up to it could end the events early).
+    TruncatedFileError
+        The position lies beyond the end of the file: the file was cut (``errors="skip"``:
+        the packets are read to the end of the file, and the cut is counted).
+    """
+    if table <= 0:
+        return size
+    if table < offset:
+        raise CorruptDataError(
+            f"{path}: the AEDAT 4 header puts the data table at byte {table}, inside the "
+            f"header (bytes 0-{offset}); the header is corrupt"
+        )
+    if table >= size:
+        report.corrupt(
+            "bytes cut off before the data table",
+            table - size,
+            f"(at least): the file ends at byte {size}, but its header puts the data table "
+            f"at byte {table}; the file was cut (truncated download or copy)",
+            error=TruncatedFileError,
+        )
+        return size
+    with open(path, "rb") as f:
+        f.seek(table)
+        head = f.read(12)
+    kind = COMPRESSION.get(comp)
+    magic = _FRAME_MAGIC.get(kind or "")
+    ok = head.startswith(magic) if magic else head[8:12] == b"FTAB"
+    if not ok:
+        raise CorruptDataError(
+            f"{path}: the AEDAT 4 header puts the data table at byte {table}, but no "
+            f"{kind}-compressed data table starts there (bytes {head!r}): the position (or the "
+            "compression code) in the header is damaged, and reading the packets up to it "
+            "could lose the rest"
+        )
+    return table

@@ -8,6 +8,7 @@ from ..errors import CorruptDataError, TruncatedFileError, UnknownFormatError
 from ..kernels._decode_common import new_wrap_state
 from ..kernels.decode_dat import decode_dat
 from ..kernels.decode_evt2 import decode_evt2
+from ..kernels.decode_evt2 import new_state as new_evt2_state
 from ..kernels.decode_evt3 import decode_evt3, new_state
 from ._source import MAX_SIDE, WordSource, alloc, header_lines, header_size, opts_left
 
@@ -93,11 +94,19 @@ class EVT2Source(WrapWordSource):
     fmt = "evt2"
     word_size = 4
     kernel = staticmethod(decode_evt2)
+    early = "before the first TIME_HIGH word (their time is unknown)"
+
+    def reset(self) -> None:
+        self.state = new_evt2_state()
 
 
 class EVT3Source(WordSource):
     fmt = "evt3"
     word_size = 2
+    early = (
+        "before the first TIME_HIGH, TIME_LOW or ADDR_Y word (or, in a vector word, "
+        "VECT_BASE_X), so their time, row or column is unknown"
+    )
 
     def reset(self) -> None:
         self.state = new_state()

@@ -90,6 +90,7 @@ def write_aedat2(path: PathLike, events, layout: str = "dvs128", chip: str | Non
         "# Timestamps tick: 1 us\r\n"
         f"# AEChip: {chip or default_chip}\r\n"
         "# written by neurosparse\r\n"
+        "#End Of ASCII Header\r\n"  # jAER's end line: data starting with '#' stays data
     ).encode()
     buf = np.empty(8 * ev.shape[0], dtype=np.uint8)
     encode_aedat2(ev, code, buf)
