@@ -195,30 +195,11 @@ def alloc(n: int) -> np.ndarray:
 
 
 _HEADER_READ = 1 << 14
-# Bytes a header line may hold besides its prefix and line end: printable ASCII and tab.
-_TEXT = bytes(range(0x20, 0x7F)) + b"\t"
-
-
-def is_text_line(line: bytes) -> bool:
-    """True when ``line`` is printable ASCII (tabs allowed) ending in ``\\n`` or ``\\r\\n``.
-
-    Parameters
-    ----------
-    line : bytes
-        One line, its newline included (a last line of a file may lack it: it then counts
-        as text if its bytes are).
-
-    Returns
-    -------
-    bool
-        Whether the line can be a header line. Binary event words almost always hold a
-        control or high byte before the next 0x0A, so they fail this test even when their
-        first byte happens to be the header prefix.
-    """
-    body = line[:-1] if line.endswith(b"\n") else line
-    if body.endswith(b"\r"):
-        body = body[:-1]
-    return not body.translate(None, _TEXT)
+# Header lines are printable ASCII, tabs and line ends. Binary event words almost always
+# hold a control or high byte before the next 0x0A, so they fail this even when their
+# first byte happens to be the header prefix.
+_TEXT = bytes(range(0x20, 0x7F)) + b"\t\r\n"
+_NOT_TEXT = bytes(0 if c in _TEXT else 1 for c in range(256))  # a translate() table
 
 
 def header_lines(
@@ -238,7 +219,7 @@ def header_lines(
         header is every line up to it.
     text : bool
         Without ``stop`` (or when the file lacks it), the header ends before the first line
-        that does not start with ``prefix`` *or* is not text (:func:`is_text_line`): event
+        that does not start with ``prefix`` *or* is not text (printable ASCII, tabs): event
         data may begin with the prefix byte (an AEDAT 2 DAVIS word with y = 140..143
         starts with ``#``, an EVT word with 0x25 with ``%``), and taking it for a header
         line would swallow events up to the next 0x0A byte. ``False`` keeps any line
@@ -250,8 +231,7 @@ def header_lines(
         The header lines, and the byte offset where the data starts.
     """
     lines: list[bytes] = []
-    ends: list[int] = []  # offset after each line
-    first_binary = -1  # index of the first prefixed line that is not text
+    stop_n = len(stop) if stop is not None else -1
     stop_low = stop.lower() if stop is not None else None
     pos = 0
     with open(path, "rb") as f:
@@ -266,20 +246,21 @@ def header_lines(
                 if pos >= len(buf):
                     break
                 end = len(buf) - 1  # the last line, without a newline, ends the file
-            line = buf[pos : end + 1]
-            if not line.startswith(prefix):
+            if not buf.startswith(prefix, pos):
                 break
-            if first_binary < 0 and text and not is_text_line(line):
-                first_binary = len(lines)
-                if stop is None:  # nothing after it can be header
-                    break
-            lines.append(line.rstrip(b"\r\n"))
+            line = buf[pos : end + 1].rstrip(b"\r\n")
+            lines.append(line)
             pos = end + 1
-            ends.append(pos)
-            if stop_low is not None and lines[-1].lower() == stop_low:
+            if len(line) == stop_n and line.lower() == stop_low:
                 return lines, pos  # the end line vouches for every line before it
-    if first_binary >= 0:
-        return lines[:first_binary], (ends[first_binary - 1] if first_binary else 0)
+    if text:
+        # one pass over the whole header instead of a test per line (jAER headers run to
+        # thousands of lines); the header ends before the line of the first non-text byte
+        head = buf[:pos]
+        if head.translate(None, _TEXT):
+            bad = head.translate(_NOT_TEXT).find(1)
+            k = head.count(b"\n", 0, bad)  # lines before it: each ends with a newline
+            return lines[:k], head.rfind(b"\n", 0, bad) + 1
     return lines, pos
 
 
