@@ -478,22 +478,52 @@ def test_snntorch_recurrent_neuron_with_explicit_state(kind):
 
 
 def test_module_with_own_weights_and_no_counter_is_named_in_a_warning():
-    """Norse's LILinearCell (the usual Norse readout) holds its own weight matrix; the
-    meter has no counter for it and must say so rather than leave it out silently."""
+    """A layer that multiplies by a raw nn.Parameter: the meter has no counter for it and
+    must say so rather than leave its work out silently."""
     from neurosparse.errors import UncountedWorkWarning
 
+    class Raw(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(5, 32))
+
+        def forward(self, x):
+            return x @ self.w.t()
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(40, 32), snn.Leaky(beta=0.9, init_hidden=True), Raw())
+    x = (torch.rand(6, 3, 40) < 0.3).float()
+    with pytest.warns(UncountedWorkWarning, match=r"'2' \(Raw\)") as record:
+        with Meter(net) as m, torch.no_grad():
+            for t in range(6):
+                net(x[t])
+    assert record[0].filename == __file__  # points at the user's with block
+    assert m.uncounted == {"2": "Raw"}
+    assert _layers(m)["0"]["synops"] == float(x.sum()) * 32  # the rest is still counted
+
+
+def test_norse_li_linear_readout_hand_count():
+    """Norse's LILinearCell (the usual Norse readout): its own [5, 32] weight driven by the
+    LIF spikes, and 5 leaky integrators per sample and step that never spike."""
     norse = pytest.importorskip("norse.torch")
     torch.manual_seed(0)
     net = norse.SequentialState(nn.Linear(40, 32), norse.LIFCell(), norse.LILinearCell(32, 5))
-    x = (torch.rand(6, 3, 40) < 0.3).float()
-    with pytest.warns(UncountedWorkWarning, match=r"'2' \(LILinearCell\)") as record:
-        with Meter(net) as m, torch.no_grad():
-            state = None
-            for t in range(6):
-                _, state = net(x[t], state)
-    assert record[0].filename == __file__  # points at the user's with block
-    assert m.uncounted == {"2": "LILinearCell"}
-    assert _layers(m)["0"]["synops"] == float(x.sum()) * 32  # the rest is still counted
+    with torch.no_grad():
+        net[2].input_weights[:, 0] = 0  # a zero column: spikes of unit 0 drive nothing
+    x = (torch.rand(12, 3, 40) < 0.5).float() * 3
+    spikes = []
+    hook = net[1].register_forward_hook(lambda mod, a, o: spikes.append(o[0].clone()))
+    with Meter(net) as m, torch.no_grad():
+        state = None
+        for t in range(12):
+            _, state = net(x[t], state)
+    hook.remove()
+    z = torch.stack(spikes)
+    assert z.sum() > 0
+    li = _layers(m)["2"]
+    assert li["synops"] == float(z[..., 1:].sum()) * 5
+    assert li["neuron_updates"] == 12 * 3 * 5 and li["spikes"] == 0
+    assert m.uncounted == {}
 
 
 def test_layout_b_with_layers_called_directly_says_why_no_sample():

@@ -50,7 +50,9 @@ from .synaptic import (
     count_conv,
     count_linear,
     count_norm,
+    count_norse_li_linear,
     count_pool,
+    norse_li_linear,
     params_bytes,
 )
 
@@ -67,6 +69,8 @@ def _classify(module: nn.Module) -> tuple[str, Handler, bool] | None:
             return count_neuron(m, a, o, c, r, s, _f)
 
         return kind, handler, family != "norse-recurrent"
+    if norse_li_linear(module):
+        return "synaptic", count_norse_li_linear, True
     table: Sequence[tuple[Any, str, Handler, bool]] = (
         (nn.Linear, "synaptic", count_linear, True),
         (nn.modules.conv._ConvNd, "synaptic", count_conv, True),

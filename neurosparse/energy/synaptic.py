@@ -104,6 +104,30 @@ def count_linear(module: nn.Linear, args, out, ctx, rec, scratch) -> dict[str, t
     )
 
 
+def norse_li_linear(module: nn.Module) -> bool:
+    """Norse's ``LILinearCell``: a weight of its own feeding leaky integrators (a readout)."""
+    return any(c.__module__.startswith("norse.torch.module") and c.__name__ == "LILinearCell"
+               for c in type(module).__mro__)
+
+
+def count_norse_li_linear(module: nn.Module, args, out, ctx, rec, scratch):
+    """``LILinearCell(x, state)``: the product with ``input_weights`` [hidden, in] counted
+    as a Linear's, plus one leaky-integrator update per hidden unit (v and i), no spikes."""
+    x = args[0]
+    w = module.input_weights
+    fan, uniform = module_linear_fanout(module, w)
+    n_out, n_in = w.shape
+    rec.params_bytes = params_bytes(module)
+    rec.state_vars = 2
+    counts = synaptic_counts(x, tt.first_tensor(out), 1, fan, uniform, n_in * n_out,
+                             n_in * n_out, w.element_size(), rec.params_bytes, ctx, rec,
+                             scratch)  # fmt: skip
+    counts["neuron_updates"] = tt.full_lead(x, 1, n_out)
+    counts["state_bytes_rw"] = tt.full_lead(x, 1, n_out * 2 * 2 * x.element_size())
+    rec.note("Norse LILinearCell: a linear product into leaky integrators (no spikes)")
+    return counts
+
+
 def count_conv(module: nn.modules.conv._ConvNd, args, out, ctx, rec, scratch):
     x = args[0]
     nd = len(module.kernel_size)
