@@ -476,3 +476,148 @@ def test_aedat4_without_sensor_size_still_rejects_negative_coordinates(tmp_path)
     got, msg = read_skip(plain)
     assert got.sensor_size is None and "1 events outside" in msg
     assert np.array_equal(np.asarray(got), np.delete(np.asarray(good), 5))
+
+
+# --- headers cut short, addresses, misnamed files, cut-short frames ---------------------------
+
+
+def _writers_header_and_events(tmp_path):
+    """(name, path, header length) of files our writers make, 50 events each."""
+    ev = events(50, 64, 64, seed=14)
+    out = []
+    for name, writer, kw, suffix, end in (
+        ("aedat2", nd.write_aedat2, {}, ".aedat", b"#End Of ASCII Header\r\n"),
+        ("aedat2-davis", nd.write_aedat2, {"layout": "davis"}, ".aedat", b"Header\r\n"),
+        ("evt2", nd.write_evt2, {"sensor_size": (64, 64)}, ".raw", b"% end\n"),
+        ("evt3", nd.write_evt3, {"sensor_size": (64, 64)}, ".raw", b"% end\n"),
+        ("aedat3", nd.write_aedat3, {}, ".aedat", b"#!END-HEADER\r\n"),
+    ):
+        path = Path(writer(tmp_path / f"{name}{suffix}", ev, **kw))
+        raw = path.read_bytes()
+        out.append((name, path, raw.index(end) + len(end)))
+    return out
+
+
+def test_file_cut_inside_its_header_is_truncated(tmp_path):
+    """A file that ends inside a header line holds no events, but reading it as a
+    header-only file (0 events), or blaming a cut '% evt 3.0' / '# AEChip:' line as an
+    unknown encoding / chip, hides that it was cut."""
+    for name, path, head in _writers_header_and_events(tmp_path):
+        raw = path.read_bytes()
+        lines = raw[:head].split(b"\n")
+        cuts = {5, head - 3}  # inside the first line ('% evt' / '#!AER') and the end line
+        at = raw.find(b"AEChip: ") + 12  # inside the chip line: "pass layout=" misled
+        if at > 12:
+            cuts.add(at)
+        cuts.add(len(lines[0]) + 1 + len(lines[1]) // 2)
+        for cut in sorted(cuts):
+            path.write_bytes(raw[:cut])
+            for mode in ("raise", "skip"):
+                at = f"ends inside its header, at byte {cut}"
+                with pytest.raises(TruncatedFileError, match=at):
+                    nd.read_events(path, errors=mode)
+                with pytest.raises(TruncatedFileError, match="ends inside its header"):
+                    nd.iter_events(path, errors=mode)
+        # a complete header and no events is a valid, empty recording: what the writers
+        # write for 0 events, and what their header alone is
+        path.write_bytes(raw[:head])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert len(nd.read_events(path)) == 0, name
+            assert len(nd.read_events(path, errors="skip")) == 0, name
+    for writer, kw, suffix in (
+        (nd.write_aedat2, {}, ".aedat"),
+        (nd.write_evt3, {"sensor_size": (64, 64)}, ".raw"),
+        (nd.write_evt2, {"sensor_size": (64, 64)}, ".raw"),
+    ):
+        path = writer(tmp_path / f"empty{suffix}", events(0, 64, 64), **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert len(nd.read_events(path)) == 0
+
+
+@needs_data
+def test_real_aedat2_cut_inside_its_header_is_truncated(tmp_path):
+    raw = (DATA / "aedat2/DVS128-2017-03-21-short.aedat").read_bytes()
+    cut = raw.index(b"#End of Preferences") + 10  # before '#End Of ASCII Header'
+    path = tmp_path / "cut.aedat"
+    path.write_bytes(raw[:cut])
+    with pytest.raises(TruncatedFileError, match="ends inside its header"):
+        nd.read_events(path)
+    # jAER's older headers have no end line: one that ends with a whole line is complete
+    assert len(nd.read_events(DATA / "aedat2/sample_aedat_header.aedat")) == 0
+
+
+def test_aedat2_dvs128_address_bits_above_15_are_corrupt(tmp_path):
+    """DVS128 addresses use bits 0-14 (jAER marks special events with bit 15 or 31):
+    masking the others away turned 8 bytes of garbage into one more event."""
+    ev = events(300, 128, 128, seed=15)
+    path = Path(nd.write_aedat2(tmp_path / "a.aedat", ev))
+    raw = path.read_bytes()
+    path.write_bytes(raw + struct.pack(">II", 0xDEADBEEF, 0x7FFFFFFF))
+    head = len(raw) - 8 * len(ev)
+    with pytest.raises(CorruptDataError, match=rf"1 corrupt word.*word 300 .*byte {len(raw)}\)"):
+        nd.read_events(path)
+    with pytest.raises(CorruptDataError, match="1 corrupt word"):
+        list(nd.iter_events(path, chunk_events=64))
+    got, msg = read_skip(path)
+    assert "dropped 1 corrupt words" in msg
+    assert np.array_equal(np.asarray(got), np.asarray(ev))
+    # a word with bits 16-30 in the middle; jAER's sync events (0x8000) are counted, not events
+    body = bytearray(raw[head:])
+    struct.pack_into(">I", body, 8 * 100, 0x00010000 | struct.unpack_from(">I", body, 800)[0])
+    struct.pack_into(">I", body, 8 * 200, 0x8000)
+    path.write_bytes(raw[:head] + bytes(body))
+    with pytest.raises(CorruptDataError, match=r"first at word 100 "):
+        nd.read_events(path)
+    got, msg = read_skip(path)
+    assert got.meta["skipped_non_dvs_words"] == 1 and got.meta["dropped"]["corrupt_words"] == 1
+    assert np.array_equal(np.asarray(got), np.delete(np.asarray(ev), [100, 200]))
+
+
+@pytest.mark.parametrize("version", ["evt2", "evt3"])
+def test_raw_file_named_dat_is_read_by_its_header(tmp_path, version):
+    """A RAW file named '.dat' was read as DAT and failed with 'DAT event size byte is
+    ...' although its header names its encoding."""
+    ev = events(200, 64, 64, seed=16)
+    writer = nd.write_evt2 if version == "evt2" else nd.write_evt3
+    path = writer(tmp_path / "a.dat", ev, sensor_size=(64, 64))
+    got = nd.read_events(path)
+    assert got.meta["format"] == version and np.array_equal(np.asarray(got), np.asarray(ev))
+    assert nd.detect_format(path) == version
+    name = {"evt2": "EVT 2.0", "evt3": "EVT 3.0"}[version]
+    want = rf"names the RAW encoding {name} .*format='{version}'"
+    with pytest.raises(UnknownFormatError, match=want):
+        nd.read_events(path, format="dat")
+
+
+@needs_data
+def test_aedat4_zstd_frame_cut_short(tmp_path):
+    """A ZSTD decompressobj returns b'' for a cut frame without a word: the message was
+    'size prefix None > 0 bytes'; the packet is incomplete (at the end: the file was cut)."""
+    src = DATA / "aedat4/evl_sample.aedat4"
+    dst = tmp_path / "z.aedat4"
+    offsets = rewrite_aedat4(src, dst, "zstd")
+    good = np.asarray(nd.read_events(dst))
+    raw = dst.read_bytes()
+    packets = [(o, *struct.unpack_from("<ii", raw, o)) for o in offsets]
+    evts = [p for p in packets if p[1] == 0]
+    bad = tmp_path / "bad.aedat4"
+
+    def cut_frame(at, size, keep, tail):
+        body = raw[at + 8 : at + 8 + size][:keep]
+        return raw[:at] + struct.pack("<ii", 0, len(body)) + body + tail
+
+    at, _, size = evts[3]
+    bad.write_bytes(cut_frame(at, size, 200, raw[at + 8 + size :]))  # packets follow it
+    with pytest.raises(CorruptDataError, match=f"at byte {at}: packet of stream 0 is incomplete"):
+        nd.read_events(bad)
+    got, msg = read_skip(bad)
+    assert "1 corrupt packets" in msg and len(got) < len(good)
+    at, _, size = evts[-1]
+    bad.write_bytes(cut_frame(at, size, 20, b""))  # the last packet of the file
+    with pytest.raises(TruncatedFileError, match=f"at byte {at}: the last packet is incomplete"):
+        nd.read_events(bad)
+    got, msg = read_skip(bad)
+    assert "1 incomplete packets at the end of the file" in msg
+    assert np.array_equal(np.asarray(got), good[: len(got)])

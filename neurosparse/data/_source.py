@@ -229,11 +229,21 @@ def header_lines(
     -------
     tuple of (list of bytes, int)
         The header lines, and the byte offset where the data starts.
+
+    Raises
+    ------
+    TruncatedFileError
+        The file ends inside its header: its last line has no line end, and no end line
+        and no data come before it (in ``errors="skip"`` mode too: such a file holds no
+        events to keep, and its format or layout may be cut off with it). A header that
+        ends with a complete line and no data is a valid file of 0 events (a writer's
+        header-only file; older files have no end line).
     """
     lines: list[bytes] = []
     stop_n = len(stop) if stop is not None else -1
     stop_low = stop.lower() if stop is not None else None
     pos = 0
+    unterminated = -1  # start of a last header line that the end of the file cuts off
     with open(path, "rb") as f:
         buf = f.read(_HEADER_READ)  # one read holds a typical header (< 2 KB): no readline
         while True:
@@ -246,6 +256,7 @@ def header_lines(
                 if pos >= len(buf):
                     break
                 end = len(buf) - 1  # the last line, without a newline, ends the file
+                unterminated = pos
             if not buf.startswith(prefix, pos):
                 break
             line = buf[pos : end + 1].rstrip(b"\r\n")
@@ -261,6 +272,18 @@ def header_lines(
             bad = head.translate(_NOT_TEXT).find(1)
             k = head.count(b"\n", 0, bad)  # lines before it: each ends with a newline
             return lines[:k], head.rfind(b"\n", 0, bad) + 1
+    if unterminated >= 0 and pos == len(buf):
+        # Every writer ends a header line with a line end, so a last line without one,
+        # with nothing after it, is where a copy stopped: reading it as a header-only file
+        # would return 0 events with no word of the loss (and a cut "% evt 3.0" or
+        # "# AEChip:" line would be blamed as an unknown encoding or chip).
+        raise TruncatedFileError(
+            f"{path}: the file ends inside its header, at byte {len(buf)}: its last line "
+            f"{bytes(buf[unterminated : unterminated + 60])!r} has no line end"
+            + (f", and no {stop.decode('latin-1')!r} line" if stop is not None else "")
+            + " and no events follow; the file was cut (truncated download or copy): "
+            "copy or download it again"
+        )
     return lines, pos
 
 

@@ -2,7 +2,9 @@
 
 The header ends at ``#End Of ASCII Header`` or, in files without that line, before the
 first line that is not printable ``#`` text: a DAVIS word with y = 140..143 starts with
-``#`` (0x23), so "starts with ``#``" alone would take events for header.
+``#`` (0x23), so "starts with ``#``" alone would take events for header. A file that
+ends inside a header line is a ``TruncatedFileError`` (see ``header_lines``); a DVS128
+address with bits 16-30 set is a corrupt word (``kernels/decode_aedat2.py``).
 """
 
 from __future__ import annotations

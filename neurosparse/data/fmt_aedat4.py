@@ -13,7 +13,9 @@ inside the file, and point at a data table (a compressed FlatBuffer with identif
 ``FTAB``), else a table moved to a packet boundary would silently end the events early,
 and a file cut between packets would read as a shorter recording; a packet must belong
 to a stream the header declares (a damaged stream id would drop its events unseen); an
-event packet must carry the identifier ``EVTS``. Packets of declared non-event streams
+event packet must carry the identifier ``EVTS``; a compressed frame must be complete (a
+ZSTD decompressor returns nothing for a cut frame, silently) and, in ZSTD, fill its
+packet. Packets of declared non-event streams
 (IMU, frames, triggers) and of other event streams are skipped quietly, counted in
 ``meta["skipped_packets"]``. With no sensor size in the header, events are checked
 against ``MAX_SIDE`` (so a negative x or y is still out of range).
@@ -52,6 +54,10 @@ EVENT_STRUCT = np.dtype(
 
 class FlatBufferError(ValueError):
     """A FlatBuffer offset points outside its buffer."""
+
+
+class IncompleteFrameError(ValueError):
+    """A packet's compressed frame stops before its end (the packet was cut short)."""
 
 
 def _u32(b: bytes, pos: int) -> int:
@@ -110,10 +116,10 @@ def event_packet(d: bytes) -> np.ndarray:
 
     (Plain bytes concatenate at memcpy speed; the padded struct dtype does not.)
     """
-    if len(d) < 8 or _u32(d, 0) + 4 > len(d):
-        raise FlatBufferError(
-            f"size prefix {(_u32(d, 0) if len(d) >= 4 else None)} > {len(d)} bytes"
-        )
+    if len(d) < 8:
+        raise FlatBufferError(f"it decompresses to {len(d)} bytes, too few for a FlatBuffer")
+    if _u32(d, 0) + 4 > len(d):
+        raise FlatBufferError(f"its size prefix {_u32(d, 0)} exceeds its {len(d)} bytes")
     if len(d) >= 12 and d[8:12] != b"EVTS":  # DV writes each packet's identifier
         raise FlatBufferError(f"identifier {bytes(d[8:12])!r}, not an event packet (b'EVTS')")
     root = 4 + _u32(d, 4)
@@ -134,14 +140,34 @@ def _decompressor(code: int, path: str):
     if kind == "lz4":
         import lz4.frame
 
-        return lz4.frame.decompress
+        def lz4_frame(b: bytes) -> bytes:
+            try:
+                return lz4.frame.decompress(b)
+            except RuntimeError as exc:  # lz4 says "Frame incomplete" / "..._incomplete"
+                if "incomplete" in str(exc).lower():
+                    raise IncompleteFrameError(
+                        f"its {len(b)}-byte LZ4 frame stops before its end ({exc})"
+                    ) from exc
+                raise
+
+        return lz4_frame
     if kind == "zstd":
         import zstandard
 
         dctx = zstandard.ZstdDecompressor()
 
         def zstd(b: bytes) -> bytes:
-            return dctx.decompressobj().decompress(b)
+            # a decompressobj returns what it could and waits for more input, silently,
+            # so a frame cut short would read as an empty or shorter packet
+            obj = dctx.decompressobj()
+            out = obj.decompress(b)
+            if not obj.eof:
+                raise IncompleteFrameError(f"its {len(b)}-byte ZSTD frame stops before its end")
+            if obj.unused_data:  # DV writes one frame per packet: the rest would be lost
+                raise FlatBufferError(
+                    f"{len(obj.unused_data)} bytes follow its ZSTD frame inside the packet"
+                )
+            return out
 
         return zstd
     raise CorruptDataError(
@@ -163,6 +189,7 @@ class AEDAT4Source(Source):
         super().__init__(path, report, sensor_size, meta)
         self.offset, self.end, self.stream, self.decompress = offset, end, stream, decompress
         self.declared = frozenset(declared)  # stream ids of the header's info node
+        self.size = os.path.getsize(self.path)
         self.meta["skipped_packets"] = 0
 
     def _payloads(self, data: bytes | None = None) -> Iterator[np.ndarray]:
@@ -214,6 +241,23 @@ class AEDAT4Source(Source):
                 body = data[at + 8 : pos] if f is None else f.read(size)
                 try:
                     structs = event_packet(self.decompress(body))
+                except IncompleteFrameError as exc:
+                    if pos >= self.size:  # the file's last bytes: where a copy stops
+                        self.report.corrupt(
+                            "incomplete packets at the end of the file",
+                            1,
+                            f"at byte {at}: the last packet is incomplete ({exc}); the file "
+                            "was cut (truncated download or copy, or an interrupted recording)",
+                            error=TruncatedFileError,
+                        )
+                    else:
+                        self.report.corrupt(
+                            "corrupt packets",
+                            1,
+                            f"at byte {at}: packet of stream {sid} is incomplete ({exc}), "
+                            "though packets follow it: the packet or its size field is damaged",
+                        )
+                    continue
                 except Exception as exc:  # lz4/zstd raise their own types; all mean corrupt
                     self.report.corrupt(
                         "corrupt packets", 1, f"at byte {at}: cannot decode packet ({exc})"

@@ -69,6 +69,15 @@ def raw_version(keys: dict[str, str]) -> str | None:
     return evt or fmt
 
 
+_ENCODINGS = {"evt2": "EVT 2.0", "evt3": "EVT 3.0"}
+
+
+def _named_by(keys: dict[str, str]) -> str:
+    """The header lines that name the encoding, as written (for messages)."""
+    named = [f"'% {k} {keys[k]}'" for k in ("evt", "format") if keys.get(k)]
+    return " and ".join(named)
+
+
 class WrapWordSource(WordSource):
     """DAT and EVT 2.0: a uint32-word kernel whose state is a wrapping time counter."""
 
@@ -140,6 +149,14 @@ def open_dat(path, report, sensor_size, _header=None, **opts) -> DATSource:
             f"{path}: DAT file ends after its header at byte {offset} (no event type/size bytes)"
         )
     if len(ts) < 2 or ts[1] != 8:
+        version = raw_version(keys)
+        if version:  # a RAW file named or forced as DAT: say what its header says
+            raise UnknownFormatError(
+                f"{path}: read as DAT, but its header names the RAW encoding "
+                f"{_ENCODINGS[version]} ({_named_by(keys)}), and its first data bytes "
+                f"{ts!r} are not a DAT event type/size (size 8); it is a Prophesee RAW "
+                f"file: pass format={version!r}"
+            )
         raise CorruptDataError(
             f"{path}: DAT event size byte is {ts[1] if len(ts) > 1 else None}, expected 8 "
             "(CD events, 'Version 2'); not a Prophesee DAT v2 file?"

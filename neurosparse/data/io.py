@@ -19,6 +19,7 @@ from ..errors import (
     EventFileNotFoundError,
     NeurosparseError,
     ParameterError,
+    TruncatedFileError,
     UnknownFormatError,
 )
 from . import fmt_aedat2, fmt_aedat3, fmt_aedat4, fmt_hdf5, fmt_nmnist, fmt_prophesee
@@ -100,6 +101,14 @@ def _detect(p: str) -> tuple[str, tuple | None]:
     with open(p, "rb") as f:
         head = f.read(4096)
     for magic, fmt in _MAGIC:
+        if len(head) < len(magic) and magic.startswith(head):
+            # the whole file is the start of a magic line: not an unknown format, a cut one
+            raise TruncatedFileError(
+                f"{p}: the file ends inside its header, at byte {len(head)}: its "
+                f"{len(head)} byte(s) {head!r} are only the start of a magic line such as "
+                f"{magic!r}; the file was cut (truncated download or copy): copy or "
+                "download it again"
+            )
         if head.startswith(magic):
             return fmt, None
     if head.startswith(b"#!AER-DAT"):
@@ -109,12 +118,12 @@ def _detect(p: str) -> tuple[str, tuple | None]:
         )
     ext = os.path.splitext(p)[1].lower()
     if head.startswith(b"%"):
-        if ext == ".dat":
-            return "dat", None
         header = fmt_prophesee.parse_header(p)
         keys = header[0]
         version = fmt_prophesee.raw_version(keys)
-        if version:
+        if ext == ".dat" and (not version or "version" in keys):
+            return "dat", header  # DAT headers write '% Version 2', never an EVT encoding
+        if version:  # the header names its encoding: it wins over a '.dat' name
             return version, header
         if "evt" in keys:
             raise UnknownFormatError(
@@ -205,7 +214,10 @@ def iter_events(path: PathArg, chunk_events: int = 1_000_000, format: str | None
 
     Same arguments and the same events (concatenated) as :func:`read_events`; the file is
     read block by block through one reused buffer, with decoder state (timestamp wraps,
-    EVT 3 addresses) carried across blocks.
+    EVT 3 addresses) carried across blocks. Each block is checked before the next is read,
+    so in a file with several kinds of damage the first error raised may be another
+    :class:`~neurosparse.errors.EventFileError` subclass than :func:`read_events`'s, which
+    checks the whole file for corrupt words before it checks time order.
     """
     if int(chunk_events) < 1:
         raise ParameterError(f"chunk_events must be >= 1, got {chunk_events!r}")
