@@ -151,6 +151,24 @@ def test_counters_are_exact():
     assert c["inputs_in"] == 15 * 2 * 9
 
 
+@pytest.mark.parametrize("cls", [DeltaGRU, DeltaLSTM])
+def test_counters_include_the_dense_product_of_a_bare_hidden_state(cls):
+    """A bare h (nn.GRU/nn.LSTM style) starts the recurrent memory with one dense
+    h @ W_hhᵀ: B x H x (gates x H) MACs that the same call from a returned state does not do."""
+    x = seq((6, 2, 4), seed=3)
+    gh = (3 if cls is DeltaGRU else 4) * 5
+    h0 = torch.randn(2, 5)
+    bare = h0 if cls is DeltaGRU else (h0, torch.zeros(2, 5))
+    cell = cls(4, 5, threshold=0.1)
+    with torch.no_grad():
+        cell(x, bare)
+    c = cell.op_counts()
+    s = cell.delta_streams()
+    nnz = int((s["input"].delta != 0).sum() + (s["hidden"].delta != 0).sum())
+    assert c["macs"] + c["synops"] == nnz * gh + 2 * 5 * gh
+    assert c["dense_macs"] == 6 * 2 * (4 + 5) * gh + 2 * 5 * gh
+
+
 def test_bad_inputs_raise_clear_errors():
     cell = DeltaGRU(3, 4)
     with pytest.raises(ShapeError, match=r"\[T, B, 3\]"):

@@ -576,3 +576,46 @@ def test_norse_leaky_integrator_readout_emits_no_spikes():
             _, state = net(x[t], state)
     li = _layers(m)["3"]
     assert li["spikes"] == 0 and li["neuron_updates"] == 5 * 2 * 3
+
+
+def test_meter_splits_by_step_only_layers_whose_events_cost_the_same():
+    """A DeltaLinear's events are the changes of its input, not its input's non-zeros:
+    constant input sends every delta at step 0. Its sequence call keeps its exact totals
+    and gets no invented per-step split; an EventLinear's split stays exact."""
+    import neurosparse as ns
+
+    x = torch.ones(4, 2, 6)
+    delta = ns.Sequential(ns.DeltaLinear(6, 3, threshold=0.1, mode="event"), ns.LIF(0.9))
+    with torch.no_grad(), Meter(delta) as m:
+        delta(x)
+    c = next(c for c in m.counts() if c.name == "0")
+    assert c.totals["synops"] == 2 * 6 * 3 and c.per_step["synops"] == []
+
+    torch.manual_seed(0)
+    xs = (torch.rand(4, 2, 6) < 0.4).float()
+    event = ns.Sequential(ns.EventLinear(6, 3), ns.LIF(0.9))
+    with torch.no_grad(), Meter(event) as m:
+        event(xs)
+    c = next(c for c in m.counts() if c.name == "0")
+    assert c.per_step["synops"] == [float(xs[t].sum()) * 3 for t in range(4)]
+
+
+def test_pruned_event_layer_says_its_counts_include_zero_weights():
+    """Our layers count events x full fan-out; torch layers skip zero weights. A pruned
+    EventLinear's report says how the two differ, an unpruned one has nothing to say."""
+    import neurosparse as ns
+
+    torch.manual_seed(0)
+    x = (torch.rand(3, 2, 6) < 0.5).float()
+    notes = {}
+    for pruned in (False, True):
+        lin = ns.EventLinear(6, 5)
+        if pruned:
+            with torch.no_grad():
+                lin.weight[:, 1] = 0
+        with torch.no_grad(), Meter(ns.Sequential(lin, ns.LIF(0.9))) as m:
+            m.model(x)
+        rec = next(c for c in m.counts() if c.name == "0")
+        notes[pruned] = " ".join(rec.notes)
+        assert rec.totals["synops"] == float(x.sum()) * 5  # full fan-out either way
+    assert "5 of 30 weights are zero" in notes[True] and "zero" not in notes[False]

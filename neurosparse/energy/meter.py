@@ -124,8 +124,10 @@ _ROW_FIELDS = ("dense_macs", "inputs_in", "neuron_updates", "state_bytes_rw",
 
 def _per_row_linear(module: nn.Module, totals: dict) -> bool:
     """A self-counting Linear whose counts split exactly by step from events per step:
-    every event costs the same (all its events unit, or all graded) and it emits nothing."""
-    return (hasattr(module, "in_features") and not getattr(module, "kernel_size", None)
+    a layer that says each input event costs the same (``EventLinear``; not a delta layer,
+    whose events are the changes, nor one whose fan-out varies per input), all its events
+    unit or all graded, and it emits nothing."""
+    return (getattr(type(module), "counts_per_input_event", False)
             and (totals["synops"] == 0 or totals["macs"] == 0) and totals["spikes"] == 0)
 
 
@@ -148,6 +150,37 @@ def _linear_steps(totals: dict, events: list[int]) -> list[dict[str, float]]:
         step.update({k: (totals[k] * e / n if n else 0.0) for k in _EVENT_FIELDS})
         out.append(step)
     return out
+
+
+_ZERO_WEIGHTS: dict[tuple, int] = {}  # (data_ptr, version, shape) -> zero weights
+
+
+def _note_zero_weights(module: nn.Module, rec: LayerCounts) -> None:
+    """Say where a self-counting layer's counts differ from the hooked layers' rule.
+
+    Our layers count each event × its full fan-out (what hardware holding the dense weight
+    matrix executes); torch layers under the meter count effective operations, which skip
+    zero weights (NeuroBench's rule). With zero weights (a pruned layer) the two differ:
+    the report says so instead of mixing the rules unseen.
+    """
+    w = getattr(module, "weight", None)
+    if not isinstance(w, torch.Tensor) or w.is_meta:
+        return
+    key = (w.data_ptr(), w._version, tuple(w.shape)) if not w.is_inference() else None
+    zeros = _ZERO_WEIGHTS.get(key) if key is not None else None
+    if zeros is None:
+        zeros = int((w.detach() == 0).sum())
+        if key is not None:
+            if len(_ZERO_WEIGHTS) > 256:
+                _ZERO_WEIGHTS.clear()
+            _ZERO_WEIGHTS[key] = zeros
+    if zeros:
+        rec.note(
+            f"{zeros} of {w.numel()} weights are zero: this layer counts every event times "
+            "its full fan-out (dense weight storage), where torch layers are counted with "
+            "zero weights skipped (NeuroBench's effective operations), so its synops/MACs "
+            "are higher than an nn layer with the same weights would report"
+        )
 
 
 def _flag(hook):
@@ -771,6 +804,7 @@ class Meter:
             ctx = self._ctx or StepContext("B", 1, 1)
             rec = self._records[label]
             rec.params_bytes = params_bytes(module)
+            _note_zero_weights(module, rec)
             x, y = tt.first_tensor(args), tt.first_tensor(output)
             span = None
             if self.layout == "auto":

@@ -167,14 +167,17 @@ class DeltaRNNBase(DeltaTwin):
         self._record("hidden", DeltaStream(res.dh, res.nnz, n_t * n_b * n_h, float(gh)))
         nnz, unit = sx.nnz + res.nnz, unit_x + res.unit
         nb = x.element_size()
+        # a bare hidden state's recurrent memory is one dense product (``_initial``)
+        init = n_b * n_h * gh if (state is not None
+                                  and not isinstance(state, self.state_type)) else 0  # fmt: skip
         self.count_ops(
             synops=unit * gh,
-            macs=(nnz - unit) * gh,
-            dense_macs=n_t * n_b * (n_in + n_h) * gh,
+            macs=(nnz - unit) * gh + init,
+            dense_macs=n_t * n_b * (n_in + n_h) * gh + init,
             events_in=nnz,
             inputs_in=n_t * n_b * (n_in + n_h),
             neuron_updates=n_t * n_b * n_h,
-            weight_bytes_read=nnz * gh * w_ih.element_size(),
+            weight_bytes_read=nnz * gh * w_ih.element_size() + (init // n_b) * w_hh.element_size(),
             # references of x and h read every step, written at sends; both memories r/w
             state_bytes_rw=(n_t * n_b * (n_in + n_h) + nnz) * nb + 4 * n_t * n_b * gh * nb,
         )

@@ -205,6 +205,9 @@ class EventLinear(EventTwin, LinearTwin):
     """
 
     _weight_in_major = True  # see _base._Twin
+    #: every input event costs ``out_features`` operations, so the energy meter may split a
+    #: sequence call's counts by step from the events of each step (``energy/meter.py``)
+    counts_per_input_event = True
 
     def _events(self, x: torch.Tensor) -> tuple[torch.Tensor, str]:
         return _event_linear(x, self.weight, self.bias, self.mode, self)
