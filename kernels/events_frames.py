@@ -62,8 +62,10 @@ def frames_from_slices(ev, starts, ends, out):
     the sensor, or -1.
     """
     n_s, n_c, h, w = out.shape
+    n = ev.shape[0]
     for k in range(n_s):
-        for i in range(starts[k], ends[k]):
+        # clamped: a slice past the last event must not read beyond the array
+        for i in range(max(starts[k], 0), min(ends[k], n)):
             e = ev[i]
             x = np.int64(e.x)
             y = np.int64(e.y)

@@ -164,6 +164,61 @@ def test_toframe_equals_tonic(kw):
     assert ours.dtype == ref.dtype and np.array_equal(ours, ref)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 100])
+@pytest.mark.parametrize("kw", [
+    {"event_count": 4, "include_incomplete": True},
+    {"n_event_bins": 2, "overlap": 0.9},
+    {"n_event_bins": 1, "overlap": 0.5},
+])
+def test_toframe_slices_past_the_last_event_are_clamped(kw, n):
+    """Tonic's event slicers may end a slice past the last event (its ``events[s:e]``
+    clamps); the frames must count only the events that exist. A view of a longer array
+    shows a read past the end: the events after it would be counted."""
+    big = random_events(n=2 * n, seed=n)
+    ev = big[:n]
+    ours = nd.ToFrame(SIZE, **kw)(ev)
+    ref = TT.ToFrame(SIZE, **kw)(ev.copy())
+    assert np.array_equal(ours, ref)
+    assert ours.reshape(ours.shape[0], -1).sum(1).max() <= n
+
+
+def test_toframe_by_time_refuses_events_out_of_order():
+    ev = random_events(n=50, seed=3)
+    ev["t"][[10, 11]] = ev["t"][[11, 10]] + np.array([0, 5])  # one pair swapped apart
+    with pytest.raises(InputValueError, match="time order.*np.sort"):
+        nd.ToFrame(SIZE, time_window=1000)(ev)
+    nd.ToFrame(SIZE, event_count=10)(ev)  # slicing by count does not look at t
+
+
+@pytest.mark.parametrize("kw", [
+    {"time_window": 0}, {"time_window": -5}, {"time_window": 100, "overlap": 100},
+    {"n_time_bins": 4, "overlap": 1.0}, {"n_event_bins": 0}, {"event_count": 5, "overlap": -1},
+])
+def test_toframe_bad_parameters_say_what(kw):
+    with pytest.raises(ParameterError, match="must be"):
+        nd.ToFrame(SIZE, **kw)
+
+
+def test_voxel_grid_of_events_out_of_order_stays_in_its_bins():
+    """Out of order (AEDAT 3.1 / HDF5 are not order-checked), an event before the first
+    one indexed before the grid (memory outside it was written). The grid is defined on
+    the earliest and latest times, so it equals the grid of the same events sorted."""
+    ev = random_events(n=200, seed=4)
+    shuffled = ev[np.random.default_rng(0).permutation(200)]
+    sorted_back = np.sort(shuffled, order="t", kind="stable")
+    a = nd.ToVoxelGrid(SIZE, 5)(shuffled)
+    b = nd.ToVoxelGrid(SIZE, 5)(sorted_back)
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b, TT.ToVoxelGrid(SIZE, 5)(sorted_back.copy()), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_pad_time_numpy_integer_labels_become_a_long_tensor():
+    batch = [(torch.zeros(3, 2), np.int64(3)), (torch.zeros(5, 2), np.int32(1))]
+    _, labels = nd.pad_time(batch)
+    assert labels.dtype == torch.long and labels.tolist() == [3, 1]
+
+
 @pytest.mark.parametrize("n_bins", [1, 4, 10])
 def test_voxel_grid_equals_tonic_and_leaves_input_alone(n_bins):
     ev = random_events(seed=8)

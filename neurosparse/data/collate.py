@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import DTypeError, ShapeError
@@ -19,7 +20,9 @@ from ..errors import DTypeError, ShapeError
 def _labels(labels: Sequence[Any]) -> Any:
     # Integer class labels become a LongTensor (what CrossEntropyLoss takes); anything else
     # (tensors of targets, strings, None) is stacked if possible, else returned as a list.
-    if all(isinstance(v, int) or (torch.is_tensor(v) and v.dim() == 0) for v in labels):
+    # NumPy integers too: Tonic's datasets (SHD, ...) yield np.int64 labels
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+           or (torch.is_tensor(v) and v.dim() == 0) for v in labels):  # fmt: skip
         return torch.as_tensor([int(v) for v in labels], dtype=torch.long)
     if all(torch.is_tensor(v) for v in labels):
         return torch.stack(list(labels))

@@ -40,6 +40,21 @@ def _raise_outside(ev: np.ndarray, index: int, sensor_size: tuple[int, int, int]
         )
 
 
+def _check_time_order(ev: np.ndarray, what: str) -> None:
+    """Refuse events out of time order where the result depends on it (slicing by time
+    looks events up by binary search: out of order, frames would silently miss events)."""
+    t = ev["t"]
+    if t.shape[0] > 1:
+        back = np.flatnonzero(t[1:] < t[:-1])
+        if back.size:
+            i = int(back[0]) + 1
+            raise InputValueError(
+                f"{what} needs events in time order, but events[{i}].t = {t[i]} comes "
+                f"after events[{i - 1}].t = {t[i - 1]} ({back.size} such place(s)); sort "
+                "them first: events = np.sort(events, order='t', kind='stable')"
+            )
+
+
 def _check_positive(name: str, value: float | None) -> None:
     if value is not None and not value > 0:
         raise ParameterError(f"{name} must be > 0, got {value!r}")
@@ -108,7 +123,9 @@ class ToSpikeTensor(_Checked):
         events after ``T * dt_us`` left out (a time window; padding when shorter).
     binary
         1.0 where a pixel fired in a bin (spikes); ``False`` gives event counts, equal to
-        Tonic's ``ToFrame(time_window=dt_us, include_incomplete=True)``.
+        Tonic's ``ToFrame(time_window=dt_us, include_incomplete=True)`` except when the
+        span ``t_last - t_first`` is a multiple of ``dt_us``: Tonic's last window then
+        ends at ``t_last`` and drops the events there, this one has a bin for them.
     start_time
         Time of the start of bin 0; default the first event's time.
     """
@@ -182,6 +199,16 @@ class ToFrame:
                 "ToFrame needs exactly one of time_window, event_count, n_time_bins, "
                 f"n_event_bins; got {given or 'none'}"
             )
+        # Tonic's slicers would fail with a bare AssertionError or ZeroDivisionError
+        size = getattr(self, given[0])
+        _check_positive(given[0], size)
+        window = size if given[0] in ("time_window", "event_count") else None
+        if self.overlap < 0 or (window is not None and self.overlap >= window) or (
+                window is None and self.overlap >= 1):  # fmt: skip
+            limit = f"{given[0]} = {window}" if window is not None else "1 (a fraction of a bin)"
+            raise ParameterError(
+                f"overlap must be >= 0 and below {limit}, got {self.overlap!r}"
+            )
 
     def _slices(self, ev: np.ndarray) -> np.ndarray:
         from tonic import slicers  # lazy: importing tonic costs ~1 s
@@ -201,7 +228,9 @@ class ToFrame:
         else:
             s = slicers.SliceByEventBins(self.n_event_bins, self.overlap)
         meta = s.get_slice_metadata(ev, None)
-        return np.asarray(meta, dtype=np.int64).reshape(-1, 2)
+        # Tonic's event-count and event-bin slicers can end a slice past the last event
+        # (its own ``events[s:e]`` clamps); the frame kernel reads exactly what it is given
+        return np.clip(np.asarray(meta, dtype=np.int64).reshape(-1, 2), 0, ev.shape[0])
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         ev = as_event_array(events)
@@ -209,6 +238,8 @@ class ToFrame:
         if ev.shape[0] == 0:
             n = self.n_time_bins or self.n_event_bins or 1
             return np.zeros((n, size[2], size[1], size[0]), dtype=np.int16)
+        if self.time_window is not None or self.n_time_bins is not None:
+            _check_time_order(ev, "ToFrame slicing by time")
         sl = self._slices(ev)
         out = np.zeros((sl.shape[0], size[2], size[1], size[0]), dtype=np.int16)
         bad = frames_from_slices(
@@ -223,7 +254,9 @@ class ToVoxelGrid(_Checked):
     """Events -> voxel grid ``[n_time_bins, 1, H, W]`` (float64), as Tonic's ToVoxelGrid.
 
     Bilinear in time over ``n_time_bins * (t - t_first) / (t_last - t_first)``, polarity 0
-    counted as -1. Unlike Tonic's, the input's polarity column is left untouched.
+    counted as -1. Unlike Tonic's, the input's polarity column is left untouched, and
+    ``t_first`` / ``t_last`` are the earliest / latest times, so events out of time order
+    give the grid of the same events sorted (Tonic indexes outside its grid there).
     """
 
     sensor_size: tuple[int, int, int]
