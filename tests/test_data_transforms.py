@@ -267,3 +267,12 @@ def test_crop_keeps_metadata():
     assert isinstance(out, nd.EventArray) and out.sensor_size == (10, 8, 2)
     assert out["x"].max() < 10 and out["y"].max() < 8
     assert pickle.loads(pickle.dumps(out)).sensor_size == (10, 8, 2)
+
+
+def test_fractional_bins_and_empty_time_surface_say_what():
+    with pytest.raises(ParameterError, match="dt_us must be a whole number"):
+        nd.ToSpikeTensor(SIZE, dt_us=0.5)
+    with pytest.raises(ParameterError, match="n_time_bins must be a whole number"):
+        nd.ToSpikeTensor(SIZE, n_time_bins=2.5)
+    with pytest.raises(InputValueError, match="no events"):
+        nd.ToTimeSurface(SIZE, dt=1000, tau=500)(random_events(n=0))

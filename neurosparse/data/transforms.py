@@ -145,6 +145,11 @@ class ToSpikeTensor(_Checked):
                 "got neither"
             )
         super().__post_init__()
+        # whole numbers: a fractional bin width or count would be cut to an int later
+        for name in ("dt_us", "n_time_bins"):
+            v = getattr(self, name)
+            if v is not None and int(v) != v:
+                raise ParameterError(f"{name} must be a whole number, got {v!r}")
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
         ev = as_event_array(events)
@@ -291,6 +296,11 @@ class ToTimeSurface(_Checked):
 
         ev = as_event_array(events)
         w, h, c = self.sensor_size
+        if ev.shape[0] == 0:
+            raise InputValueError(
+                "ToTimeSurface got no events: its surfaces are timed from the first event; "
+                "skip empty recordings (or windows) before this transform"
+            )
         sl = np.asarray(
             slicers.SliceByTime(time_window=self.dt).get_slice_metadata(ev, None), np.int64
         ).reshape(-1, 2)
