@@ -13,8 +13,9 @@ from neurosparse.energy import Meter, list_profiles, load_profile
 from neurosparse.errors import UnknownHardwareError
 
 REQUIRED = {"cpu-45nm", "loihi", "spinnaker2", "truenorth", "speck", "gpu-a100-fp16"}
-PROVENANCE = {"cpu-45nm": "estimate", "loihi": "pre-silicon", "spinnaker2": "measured",
-              "truenorth": "measured", "speck": "lower-bound", "gpu-a100-fp16": "lower-bound"}
+PROVENANCE = {"cpu-45nm": "estimate", "loihi": "pre-silicon", "spinnaker2": "measured-quoted",
+              "truenorth": "measured-quoted", "speck": "lower-bound",
+              "gpu-a100-fp16": "lower-bound"}
 
 
 def _custom(**over) -> dict:

@@ -83,7 +83,7 @@ def source_file(name: str, tmp_path: Path, request) -> Path:
     if name in REAL:
         path = request.getfixturevalue("dvs_data") / REAL[name]  # skips when absent
         if not path.is_file():
-            pytest.skip(f"real recording {path} not found (set NEUROSPARSE_DVS_DATA)")
+            pytest.skip(f"real recording {path} not found (set NEUROSPARSE_DATA_DIR)")
         return path
     writer, suffix, kw, (w, h) = WRITTEN[name]
     return Path(writer(tmp_path / f"{name}{suffix}", synthetic(3000, w, h, seed=len(name)), **kw))

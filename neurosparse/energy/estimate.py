@@ -239,9 +239,13 @@ def estimate(layers: list[LayerCounts], samples: int, steps: int,
     lat_lo, _ = _latency_s(layers, samples, steps, profile, "low")
     lat_hi, _ = _latency_s(layers, samples, steps, profile, "high")
     event = profile.latency["model"] == "event"
+    # a profile whose core size is a placeholder (SpiNNaker 2: "not modelled") maps nothing:
+    # one core per neuron would print as a chip count that means nothing
+    mapped = event and not str(profile.sources.get("neurons_per_core", "")).startswith(
+        "not modelled")
     used = (sum(stage_cores(g, samples, steps, profile) for g in stages(layers))
-            if event else 0)
-    chips = max(1, math.ceil(used / profile.cores)) if event else 1
+            if mapped else 0)
+    chips = max(1, math.ceil(used / profile.cores)) if mapped else 1
     neurons = sum(layer.units for layer in layers
                   if layer.kind in ("neuron", "recurrent", "activation", "exact"))
     cap = profile.capacity.get("neurons")
@@ -252,7 +256,7 @@ def estimate(layers: list[LayerCounts], samples: int, steps: int,
     elif static == "chip":
         share = float(chips)
     else:
-        share = used / profile.cores
+        share = used / profile.cores if mapped else 1.0
     s_lo, s_hi = profile.bounds("static_mw")
     static_j = profile.value("static_mw") * 1e-3 * share * lat
     energy = dyn["value"] + static_j

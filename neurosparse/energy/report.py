@@ -57,7 +57,8 @@ LAYER_COLUMNS = {
 
 HARDWARE_COLUMNS = {
     "Hardware": "profile (≈: some constants uncertain, see its sources)",
-    "Provenance": "measured silicon, pre-silicon simulation, estimate, lower-bound",
+    "Provenance": ("measured silicon (quoted: second-hand), pre-silicon simulation, estimate, "
+                   "lower-bound"),
     "Energy": "dynamic + static, per inference (≥: a lower bound)",
     "Dynamic": "counted operations × the profile's energy per operation (≥: a lower bound)",
     "Static": "static power × latency, for the cores in use (or chips/device)",

@@ -5,7 +5,8 @@ their own as a dict, or as a path to a TOML / JSON / YAML file (YAML needs PyYAM
 the same shape::
 
     name = "my-chip"
-    provenance = "measured"          # measured | pre-silicon | estimate | lower-bound
+    provenance = "measured"          # measured | measured-quoted | pre-silicon | estimate
+                                     # | lower-bound
     execution = "event"              # "event": work follows non-zero inputs; "dense": every tap
     [energy]                         # pJ per operation or byte; static power in mW
     synop_pj = 1.0                   # accumulate triggered by a binary event (× fan-out)
@@ -55,6 +56,8 @@ LATENCY_KEYS = {
 CAPACITY_KEYS = ("neurons", "synapses")
 PROVENANCES = {
     "measured": "measured on silicon",
+    "measured-quoted": "measured on silicon, figures quoted second-hand (not checked "
+                       "against the primary source)",
     "pre-silicon": "pre-silicon (simulated) figures",
     "estimate": "first-principles estimate (circuit-level energies, not a chip)",
     "lower-bound": "lower bound: part of the energy is not modelled",
