@@ -67,16 +67,11 @@ def _kernels(spec: NeuronSpec, device: torch.device):
     # eager calls read the cache directly: entering a compiler-disabled function costs a
     # few µs of host time per step
     if not torch.compiler.is_compiling():
-        runners = _RUNNERS.get((spec, device))
-        if runners is not None:
-            return runners
-    return _kernels_untraced(spec, device)
+        return _lookup(spec, device)
+    return _untraced_lookup()(spec, device)
 
 
-# Numba kernels are opaque to torch.compile anyway; tracing into this lookup (a cached
-# factory of jitted functions) would only make Dynamo warn about the cache it ignores.
-@torch.compiler.disable
-def _kernels_untraced(spec: NeuronSpec, device: torch.device):
+def _lookup(spec: NeuronSpec, device: torch.device):
     key = (spec, device)
     runners = _RUNNERS.get(key)
     if runners is None:
@@ -84,7 +79,18 @@ def _kernels_untraced(spec: NeuronSpec, device: torch.device):
     return runners
 
 
+def _untraced_lookup():
+    """:func:`_lookup` hidden from torch.compile: Numba kernels are opaque to it anyway, and
+    tracing into a cached factory of jitted functions only makes Dynamo warn about the
+    cache it ignores. Made on first use, under compilation (``torch.compiler.disable``
+    imports ``torch._dynamo``, ~1.1 s, which a decorator would add to every import)."""
+    if not _UNTRACED:
+        _UNTRACED.append(torch.compiler.disable(_lookup))
+    return _UNTRACED[0]
+
+
 _RUNNERS: dict = {}
+_UNTRACED: list = []
 
 
 def _make_runners(spec: NeuronSpec, device: torch.device):
