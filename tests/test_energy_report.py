@@ -144,5 +144,7 @@ def test_demo_energy_lines_explain_every_column():
         row = next(line for line in lines if line.split() and line.split()[0] == r.name)
         assert row.endswith(r.provenance)
         assert r.energy_j == pytest.approx(r.dynamic_j + r.static_j)
+        # a lower bound's total, dynamic and static energies are each marked as one
+        assert row.count("≥") == (3 if r.provenance == "lower-bound" else 0)
     for word in ("dynamic =", "static =", "latency =", "provenance ="):
         assert word in text
