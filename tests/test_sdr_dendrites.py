@@ -127,6 +127,20 @@ def test_op_counts_are_exact():
     assert c["events_in"] == 24
 
 
+def test_op_counts_skip_the_fixed_sparse_segment_weights():
+    """With dendrite_sparsity, a context entry meets only the segment weights the mask
+    keeps: one MAC per (non-zero context entry, non-zero segment weight in its column)."""
+    torch.manual_seed(0)
+    layer = DendriticLinear(4, 3, num_segments=2, context_dim=5, dendrite_sparsity=0.6)
+    ctx = torch.tensor([[1.0, 0, 0, 0, 2.0], [0, 3.0, 0, 0, 0]])
+    layer(torch.ones(2, 4), ctx)
+    kept = layer.segment_mask  # [U, S, D]
+    assert 0 < kept.sum() < kept.numel()
+    per_column = kept.sum(dim=(0, 1))
+    want = 2 * 4 * 3 + int(per_column[0] + per_column[4] + per_column[1])
+    assert layer.op_counts()["macs"] == want
+
+
 def test_errors_name_the_argument():
     layer = DendriticLinear(4, 3, 2, 5)
     with pytest.raises(ShapeError, match="context"):

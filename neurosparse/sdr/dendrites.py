@@ -176,19 +176,22 @@ class DendriticLinear(OpCounter, nn.Module):
         x = check_float_tensor("x", unwrap(x))
         check_module_device(self, x, "DendriticLinear")
         check_float_tensor("context", context)
+        segments = self.effective_segments()
         out, index = dendritic_linear(
-            x, context.to(x.dtype), self.weight, self.bias, self.effective_segments(),
-            self.mode, self.select,
+            x, context.to(x.dtype), self.weight, self.bias, segments, self.mode, self.select,
         )  # fmt: skip
         self.last_segment_index = index.detach()
         # Exact work: the feed-forward matmul, plus one MAC per (non-zero context entry,
-        # segment); a context row broadcast over several samples is counted per sample.
+        # non-zero segment weight it meets: the fixed sparsity mask's zeros do no work); a
+        # context row broadcast over several samples is counted per sample.
         m = index.numel() // self.out_features
         reuse = m // max(1, context[..., 0].numel())
-        ctx_nnz = int(torch.count_nonzero(context.detach())) * reuse
         U, S, D = self.out_features, self.num_segments, self.context_dim
+        fan = (segments.detach() != 0).sum(dim=(0, 1)).to(torch.float64)  # [D]
+        ctx_rows = (context.detach() != 0).reshape(-1, D).to(torch.float64)
+        ctx_macs = int((ctx_rows @ fan.to(ctx_rows.device)).sum()) * reuse
         self.count_ops(
-            macs=m * self.in_features * U + ctx_nnz * U * S,
+            macs=m * self.in_features * U + ctx_macs,
             dense_macs=m * U * (self.in_features + S * D),
             inputs_in=x.numel(),
             events_in=int(torch.count_nonzero(x.detach())),
