@@ -225,6 +225,15 @@ class SpatialPooler(OpCounter):
         x : SDR, index array or dense bool/float vector of ``input_size`` bits
         learn : bool
             Adapt permanences, duty cycles and boost factors.
+
+        Notes
+        -----
+        Counters (``op_counts()``): ``synops`` = the *potential* synapses of the active
+        inputs, each of which the overlap pass reads and tests (its permanence against the
+        connected threshold), not only the connected ones that add to an overlap; an
+        HTM implementation scanning a potential pool does this work. ``spikes`` = winning
+        columns, ``events_in`` = active inputs. Learning's permanence updates are not
+        counted.
         """
         inp = as_sdr(x, self.input_size, "x")
         active_inputs = np.ascontiguousarray(inp.sparse, dtype=np.int64)
