@@ -251,15 +251,20 @@ class Report:
         static = sorted({r.static_mode for r in self.hardware})
         lines = [f"  {k:<{width}}  {v}" for k, v in cols.items()]
         if static:
-            lines.append(f"  {'':<{width}}  static power here for: {', '.join(static)}")
+            lines.append(f"  {'':<{width}}  static power charged for: "
+                         f"{', '.join(_STATIC_WORDS.get(m, m) for m in static)}")
         return lines
 
     def _summary_line(self) -> str:
+        def part(name: str, v: float | None) -> str:
+            # "-." read as a value; say that no layer recorded it
+            return f"{name} {fmt.frac(v)}" if v is not None else f"{name} not recorded"
+
         return (f"{self.model}: {self.samples} sample(s), {self.time_steps} time step(s), "
-                f"layout {self.layout}; per inference. Activation sparsity "
-                f"{fmt.frac(self.activation_sparsity)}, input sparsity "
-                f"{fmt.frac(self.input_sparsity)}, temporal sparsity "
-                f"{fmt.frac(self.temporal_sparsity)}.")
+                f"layout {self.layout}; per inference. "
+                f"{part('Activation sparsity', self.activation_sparsity)}, "
+                f"{part('input sparsity', self.input_sparsity)}, "
+                f"{part('temporal sparsity', self.temporal_sparsity)}.")
 
     def __str__(self) -> str:
         lh, lr = self._layer_rows()
@@ -396,6 +401,11 @@ class Report:
 
 
 __all__ = ["Report", "SCHEMA", "SCHEMA_VERSION", "STEP_FIELDS"]
+
+
+# how each static-power mode reads in the legend (estimate.STATIC_MODES, plus "device")
+_STATIC_WORDS = {"occupied": "the cores in use (chips)", "chip": "whole chips",
+                 "device": "the whole device (CPU/GPU)"}
 
 
 def _bound(r) -> str:
