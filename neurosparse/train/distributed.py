@@ -62,6 +62,11 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if world == 1:
         return DistInfo(0, 1, 0, dev, None)
     backend = "nccl" if dev.type == "cuda" else "gloo"
+    # torch._dynamo is imported lazily (by torch during training) since neurosparse stopped
+    # importing it at import time; with that, a gloo rank aborted at exit now and then
+    # ("terminate called without an active exception": 2 of 16 two-process runs), and
+    # none did in 10 runs once it is imported before the process group starts its threads
+    import torch._dynamo  # noqa: F401
     owns = not dist.is_initialized()
     if owns:
         dist.init_process_group(backend=backend, rank=rank, world_size=world)
