@@ -239,10 +239,8 @@ def estimate(layers: list[LayerCounts], samples: int, steps: int,
     lat_lo, _ = _latency_s(layers, samples, steps, profile, "low")
     lat_hi, _ = _latency_s(layers, samples, steps, profile, "high")
     event = profile.latency["model"] == "event"
-    # a profile whose core size is a placeholder (SpiNNaker 2: "not modelled") maps nothing:
-    # one core per neuron would print as a chip count that means nothing
-    mapped = event and not str(profile.sources.get("neurons_per_core", "")).startswith(
-        "not modelled")
+    # placeholder core sizes (one core per neuron) would print a chip count that means nothing
+    mapped = profile.maps_cores
     used = (sum(stage_cores(g, samples, steps, profile) for g in stages(layers))
             if mapped else 0)
     chips = max(1, math.ceil(used / profile.cores)) if mapped else 1

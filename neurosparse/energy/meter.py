@@ -152,28 +152,19 @@ def _linear_steps(totals: dict, events: list[int]) -> list[dict[str, float]]:
     return out
 
 
-_ZERO_WEIGHTS: dict[tuple, int] = {}  # (data_ptr, version, shape) -> zero weights
-
-
 def _note_zero_weights(module: nn.Module, rec: LayerCounts) -> None:
     """Say where a self-counting layer's counts differ from the hooked layers' rule.
 
     Our layers count each event × its full fan-out (what hardware holding the dense weight
     matrix executes); torch layers under the meter count effective operations, which skip
     zero weights (NeuroBench's rule). With zero weights (a pruned layer) the two differ:
-    the report says so instead of mixing the rules unseen.
+    the report says so instead of mixing the rules unseen. Read once, when the meter
+    exits (a host read of the weights: never inside a hook, which must not synchronise).
     """
     w = getattr(module, "weight", None)
     if not isinstance(w, torch.Tensor) or w.is_meta:
         return
-    key = (w.data_ptr(), w._version, tuple(w.shape)) if not w.is_inference() else None
-    zeros = _ZERO_WEIGHTS.get(key) if key is not None else None
-    if zeros is None:
-        zeros = int((w.detach() == 0).sum())
-        if key is not None:
-            if len(_ZERO_WEIGHTS) > 256:
-                _ZERO_WEIGHTS.clear()
-            _ZERO_WEIGHTS[key] = zeros
+    zeros = int((w.detach() == 0).sum())
     if zeros:
         rec.note(
             f"{zeros} of {w.numel()} weights are zero: this layer counts every event times "
@@ -337,6 +328,8 @@ class Meter:
         if exc_type is None:
             self._warn_uncounted()
         for name, module in self._exact_modules.items():
+            if self._records[name].calls:
+                _note_zero_weights(module, self._records[name])
             diff = self._exact_diff(name, module)
             if any(diff.values()):  # counted outside forward (e.g. in backward)
                 totals = {k: float(diff.get(k, 0)) for k in FIELDS}
@@ -366,8 +359,8 @@ class Meter:
             found = _classify(module)
             if found is None:
                 if any(p is not None for p in module._parameters.values()):
-                    # weights of its own used in a way no counter knows (Norse's
-                    # LILinearCell, a raw nn.Parameter in a custom forward): say so
+                    # weights of its own used in a way no counter knows (a raw
+                    # nn.Parameter in a custom forward, nn.Bilinear): say so
                     self._handles.append(_wrap_forward(module, None, self._uncounted_hook(label)))
                 continue
             kind, fn, stackable = found
@@ -376,10 +369,10 @@ class Meter:
             if isinstance(module, nn.RNNCellBase) and any(
                     name.startswith(n + ".") for n in neuron_paths):
                 self._scratch[label]["inside_neuron"] = True  # snnTorch SLSTM's LSTMCell
-            if neuron_family(module) is not None:
-                neuron_paths.append(name)
             self._handlers[label] = (fn, stackable, module)
             family = neuron_family(module)
+            if family is not None:
+                neuron_paths.append(name)
             pre = None
             if family is not None and self.layout == "auto":
                 self._neuron_labels.add(label)
@@ -804,7 +797,6 @@ class Meter:
             ctx = self._ctx or StepContext("B", 1, 1)
             rec = self._records[label]
             rec.params_bytes = params_bytes(module)
-            _note_zero_weights(module, rec)
             x, y = tt.first_tensor(args), tt.first_tensor(output)
             span = None
             if self.layout == "auto":

@@ -94,13 +94,17 @@ def synaptic_counts(
 
 
 def count_linear(module: nn.Linear, args, out, ctx, rec, scratch) -> dict[str, tt.Lead]:
-    x = args[0]
-    fan, uniform = module_linear_fanout(module, module.weight)
-    n_in, n_out = module.in_features, module.out_features
+    return _linear_counts(module, module.weight, args[0], out, ctx, rec, scratch)
+
+
+def _linear_counts(module, weight, x, out, ctx, rec, scratch) -> dict[str, tt.Lead]:
+    """The counts of ``x @ weightᵀ`` (``weight`` [out, in]) in ``module``."""
+    fan, uniform = module_linear_fanout(module, weight)
+    n_out, n_in = weight.shape
     rec.params_bytes = params_bytes(module)
     return synaptic_counts(
         x, out, 1, fan, uniform, n_in * n_out, n_in * n_out,
-        module.weight.element_size(), rec.params_bytes, ctx, rec, scratch,
+        weight.element_size(), rec.params_bytes, ctx, rec, scratch,
     )
 
 
@@ -114,14 +118,10 @@ def count_norse_li_linear(module: nn.Module, args, out, ctx, rec, scratch):
     """``LILinearCell(x, state)``: the product with ``input_weights`` [hidden, in] counted
     as a Linear's, plus one leaky-integrator update per hidden unit (v and i), no spikes."""
     x = args[0]
-    w = module.input_weights
-    fan, uniform = module_linear_fanout(module, w)
-    n_out, n_in = w.shape
-    rec.params_bytes = params_bytes(module)
+    n_out = module.input_weights.shape[0]
     rec.state_vars = 2
-    counts = synaptic_counts(x, tt.first_tensor(out), 1, fan, uniform, n_in * n_out,
-                             n_in * n_out, w.element_size(), rec.params_bytes, ctx, rec,
-                             scratch)  # fmt: skip
+    counts = _linear_counts(module, module.input_weights, x, tt.first_tensor(out), ctx, rec,
+                            scratch)  # fmt: skip
     counts["neuron_updates"] = tt.full_lead(x, 1, n_out)
     counts["state_bytes_rw"] = tt.full_lead(x, 1, n_out * 2 * 2 * x.element_size())
     rec.note("Norse LILinearCell: a linear product into leaky integrators (no spikes)")

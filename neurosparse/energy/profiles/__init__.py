@@ -98,6 +98,13 @@ class HardwareProfile:
         return int(self.latency.get("cores", 1))
 
     @property
+    def maps_cores(self) -> bool:
+        """Whether the event model's core size is real: a profile whose ``neurons_per_core``
+        source says "not modelled" (SpiNNaker 2) keeps placeholder sizes that map nothing."""
+        return self.latency.get("model") == "event" and not str(
+            self.sources.get("neurons_per_core", "")).startswith("not modelled")
+
+    @property
     def synapses_per_core(self) -> float | None:
         """Synapse capacity per core, from [capacity] synapses / cores, if both are known."""
         syn = self.capacity.get("synapses")
