@@ -71,6 +71,17 @@ def module_linear_fanout(
     return _cached(layer, key, lambda: linear_fanout(weight, ones)[0])
 
 
+def zero_weights(layer: nn.Module, weight: torch.Tensor) -> int:
+    """Zero entries of one of ``layer``'s weights, cached like the fan-out maps (per layer
+    and weight version): a meter around one call of an unchanged model would otherwise pay
+    a pass over every weight each time."""
+    if weight.is_inference():  # no version counter to key a cache on
+        return int((weight.detach() == 0).sum())
+    zeros, _ = _cached(layer, ("zeros", _weight_key(weight)),
+                       lambda: (weight.detach() == 0).sum().reshape(1).cpu())
+    return int(zeros)
+
+
 def conv_fanout(
     layer: nn.modules.conv._ConvNd, sample_shape: tuple[int, ...], ones: bool = False
 ) -> tuple[torch.Tensor, bool]:

@@ -31,6 +31,7 @@ from ..errors import DTypeError, ParameterError, UncountedWorkWarning
 from . import _tensors as tt
 from .context import LAYOUTS, StepContext
 from .counts import FIELDS, LayerCounts
+from .fanout import zero_weights
 from .neurons import ACTIVATION_TYPES, count_activation, count_neuron, neuron_family
 from .recurrent import count_rnn, count_rnn_cell
 from .sequence import (
@@ -164,7 +165,7 @@ def _note_zero_weights(module: nn.Module, rec: LayerCounts) -> None:
     w = getattr(module, "weight", None)
     if not isinstance(w, torch.Tensor) or w.is_meta:
         return
-    zeros = int((w.detach() == 0).sum())
+    zeros = zero_weights(module, w)
     if zeros:
         rec.note(
             f"{zeros} of {w.numel()} weights are zero: this layer counts every event times "
