@@ -197,3 +197,18 @@ def test_bad_inputs_raise_clear_errors():
         DeltaEncoder(output="spikes")
     with pytest.raises(ParameterError, match="threshold"):
         delta_encode(torch.ones(2, 1), threshold=-1.0)
+
+
+def test_functional_rejects_nan_threshold():
+    """``|d| > NaN`` is false, so a NaN threshold sent nothing and returned all-zero
+    deltas without a word (``check_range`` lets NaN through); it raises now, as the
+    module's constructor does."""
+    x = torch.arange(6.0).view(3, 2, 1)
+    with pytest.raises(ParameterError, match="finite"):
+        delta_encode(x, threshold=float("nan"))
+    with pytest.raises(ParameterError, match="finite"):
+        delta_encode(x, threshold=torch.tensor(float("nan")))
+    # a valid θ = 0 still sends every change: x_t - x_{t-1}, the first against ref 0
+    d, st = delta_encode(x, threshold=0.0)
+    torch.testing.assert_close(d, torch.tensor([[[0.0], [1.0]], [[2.0], [2.0]], [[2.0], [2.0]]]))
+    torch.testing.assert_close(st.ref, x[-1])

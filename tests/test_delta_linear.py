@@ -183,3 +183,25 @@ def test_bad_inputs_raise_clear_errors():
         DeltaLinear(4, 3, threshold=torch.ones(3))
     with pytest.raises(ParameterError, match="nn.Linear"):
         DeltaLinear.from_dense(torch.nn.Conv2d(1, 1, 1))
+
+
+def test_functional_rejects_bad_weight_bias_and_nan_threshold():
+    """The functional takes the caller's tensors: a 1-D weight, a bias that is not
+    ``[out]`` and a NaN threshold raise named errors (they failed with a bare unpacking
+    error, inside ``expand``, or -- NaN, and a ``[B, out]`` bias -- not at all: a NaN θ
+    never sends, so the output stayed at the bias)."""
+    x, w, b = torch.ones(3, 2, 4), torch.ones(3, 4), torch.ones(3)
+    with pytest.raises(ShapeError, match="weight must have 2 dimensions"):
+        delta_linear(x, torch.ones(4), b)
+    with pytest.raises(ShapeError, match=r"bias must have shape \(3,\)"):
+        delta_linear(x, w, torch.ones(5))
+    with pytest.raises(ShapeError, match=r"bias must have shape \(3,\)"):
+        delta_linear(x, w, torch.ones(2, 3))  # one per sample: was broadcast silently
+    with pytest.raises(DTypeError, match="bias"):
+        delta_linear(x, w, torch.ones(3, dtype=torch.float64))
+    with pytest.raises(ParameterError, match="finite"):
+        delta_linear(x, w, b, threshold=float("nan"))
+    with pytest.raises(ParameterError, match="finite"):
+        delta_linear(x, w, b, threshold=torch.tensor([0.1, float("nan"), 0.1, 0.1]))
+    # the checks pass what they should: a valid call still equals F.linear at θ = 0
+    torch.testing.assert_close(delta_linear(x, w, b)[0], F.linear(x, w, b))

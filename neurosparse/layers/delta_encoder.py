@@ -99,6 +99,19 @@ def init_threshold(
     module.__dict__[f"{name}_grad_width"] = float(grad_width)
 
 
+def check_threshold(name: str, th: torch.Tensor) -> None:
+    """Require every value of a threshold tensor to be finite and ``>= 0``.
+
+    ``check_range`` alone lets NaN through (``NaN < 0`` is false), and a NaN threshold
+    silently never sends (``|d| > NaN`` is false): the layer would output its initial
+    value at every step. The constructors check this in :func:`init_threshold`; the
+    functional forms call this.
+    """
+    check_range(name, th.detach(), lo=0.0)
+    if not bool(torch.isfinite(th.detach()).all()):
+        raise ParameterError(f"{name} must be finite, got {th.detach().tolist()!r}")
+
+
 def unit_thresholds(theta: torch.Tensor, sample_shape: torch.Size, like: torch.Tensor):
     """``max(θ, 0)`` for every unit of one sample (flat ``[U]``), in ``like``'s dtype/device.
 
@@ -246,7 +259,7 @@ def delta_encode(
     x = check_sequence(x, 2, "[T, B, ...], time first")
     check_finite("input", x)
     th = torch.as_tensor(threshold, dtype=x.dtype, device=x.device)
-    check_range("threshold", th.detach(), lo=0.0)
+    check_threshold("threshold", th)
     ref0 = _initial_ref(x, state)
     thr = unit_thresholds(th, x.shape[2:], x)
     width = grad_width if grad_width is not None else max(float(th.detach().max()), 1e-2)
