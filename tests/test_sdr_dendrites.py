@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurosparse.errors import DTypeError, ShapeError
+from neurosparse.errors import DTypeError, InputValueError, ShapeError
 from neurosparse.ops.sdr_dendrites import (
     _SegmentActivation,
     segment_activation,
@@ -147,3 +147,26 @@ def test_errors_name_the_argument():
         layer(torch.ones(2, 4), torch.ones(2, 6))
     with pytest.raises(DTypeError, match="context"):
         segment_activation(torch.ones(2, 5), torch.ones(3, 2, 5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("select", ["absmax", "max"])
+def test_kernel_follows_argmax_on_nan_activations(select):
+    # torch.argmax counts NaN as the largest value (first one wins); the kernel's plain
+    # ">" skipped NaN, so a unit whose segments were all NaN got segment 0 with the value
+    # 0 (a gate of sigmoid(0) = 0.5, silently) while the reference gave NaN
+    gen = torch.Generator().manual_seed(5)
+    weights = torch.randn(3, 4, 6, generator=gen)
+    context = _context(5, 6, 0.6, gen)
+    context[1, 0] = float("nan")  # NaN · w is NaN for every w, 0 included: all of row 1
+    v_k, i_k = _SegmentActivation.apply(context, weights, select == "absmax")
+    v_r, i_r = segment_activation_reference(context, weights, select)
+    assert torch.equal(i_k, i_r)
+    assert torch.allclose(v_k, v_r, atol=1e-6, equal_nan=True)
+    assert i_k[1].tolist() == [0, 0, 0] and bool(v_k[1].isnan().all())
+    assert not bool(v_k[[0, 2, 3, 4]].isnan().any())
+
+
+def test_layer_refuses_a_nan_context():
+    layer = DendriticLinear(3, 2, num_segments=2, context_dim=2)
+    with pytest.raises(InputValueError, match="context"):
+        layer(torch.randn(1, 3), torch.tensor([[float("nan"), 0.0]]))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurosparse.errors import ParameterError, ShapeError
+from neurosparse.errors import InputValueError, ParameterError, ShapeError
 from neurosparse.sdr import KWinners, KWinners2d, kwinners
 
 
@@ -151,3 +151,15 @@ def test_positional_options_bind_as_documented():
     assert (kw2.k, kw2.boost_strength, kw2.duty_cycle_period, kw2.break_ties) == (1, 0.25, 9, True)
     with pytest.raises(TypeError, match="KWinners.__init__"):
         KWinners(8, k=2, boost=1.0)
+
+
+def test_nan_input_raises_instead_of_silencing_the_sample():
+    # a NaN made the k-th value NaN, every comparison false and the whole sample 0
+    x = torch.tensor([[float("nan"), 1.0, 2.0, 3.0], [0.0, 1.0, 2.0, 3.0]])
+    with pytest.raises(InputValueError, match="NaN"):
+        KWinners(4, k=2, boost_strength=0.0)(x)
+    with pytest.raises(InputValueError, match="NaN"):
+        KWinners2d(2, k=1, boost_strength=0.0)(x.reshape(1, 2, 2, 2))
+    # ±inf rank like any value (e.g. -inf on masked units) and stay allowed
+    y = KWinners(4, k=2, boost_strength=0.0)(torch.tensor([[float("-inf"), 1.0, 2.0, 5.0]]))
+    assert y.tolist() == [[0.0, 0.0, 2.0, 5.0]]

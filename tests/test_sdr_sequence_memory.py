@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurosparse.errors import InputValueError, ParameterError
+from neurosparse.errors import InputValueError, ParameterError, ShapeError
 from neurosparse.sdr import SDR, SequenceMemory
 from neurosparse.sdr._tm_reference import ReferenceTemporalMemory
 
@@ -280,3 +280,16 @@ def test_index_arrays_in_any_order_give_the_same_step():
         a.step(np.array([2, 16]))
     with pytest.raises(InputValueError):
         a.step(np.array([-1, 2]))
+
+
+def test_a_dense_bool_list_selects_the_masked_columns():
+    # a list used to be cast to int64, so a bool mask became the "indices" 0 and 1
+    mask = [False, True, False, True, True, False, False, False]
+    tm = SequenceMemory(8, cells_per_column=2, seed=0)
+    out = tm.step(mask, learn=False)
+    assert out.active_cells.tolist() == [2, 3, 6, 7, 8, 9]  # columns 1, 3, 4 burst
+    assert np.array_equal(tm.step(np.array(mask), learn=False).active_cells, out.active_cells)
+    # a list of floats is a dense vector (as_sdr's rule), not indices truncated to ints
+    with pytest.raises(ShapeError, match="expected 8"):
+        tm.step([1.0, 2.7])
+    assert tm.step([], learn=False).active_cells.size == 0

@@ -146,3 +146,5 @@ def test_errors():
     sp = SpatialPooler(10, 5, active=2)
     with pytest.raises(ParameterError, match="shape"):
         sp.set_permanences(np.zeros((4, 10)))
+    with pytest.raises(ParameterError, match="syn_perm_below_stimulus_inc"):
+        SpatialPooler(10, 5, active=2, syn_perm_below_stimulus_inc=-0.1)

@@ -205,3 +205,13 @@ def test_bad_arguments_raise():
         theory.false_match_probability(10, 20, 5, 2)
     with pytest.raises(ParameterError, match="m"):
         theory.union_false_match_probability(100, 10, 5, 2, 0)
+
+
+def test_union_bound_checks_m_like_the_exact_union():
+    # m = 2.5 passed (s·m = 50 looked integral) and was then truncated to 2; m = 0 gave 1.0
+    for m in (2.5, 0):
+        with pytest.raises(ParameterError, match="m"):
+            theory.union_false_match_bound(2048, 40, 20, 10, m)
+    assert theory.union_false_match_bound(2048, 40, 20, 10, 2) == pytest.approx(
+        theory.false_match_probability(2048, 40, 40, 10), rel=1e-12
+    )

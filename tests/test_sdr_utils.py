@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neurosparse import sdr
-from neurosparse.errors import InputValueError, ParameterError, ShapeError
+from neurosparse.errors import DTypeError, InputValueError, ParameterError, ShapeError
 from neurosparse.sdr import SDR, as_sdr, random_sdr
 
 
@@ -127,3 +127,46 @@ def test_category_encoder_block_and_random_codes():
     mean = np.mean([sdr.overlap(codes[i], codes[j]) for i in range(50) for j in range(i)])
     assert mean == pytest.approx(40 * 40 / 2048, abs=0.3)
     assert math.isclose(sdr.CategoryEncoder(50, 40, 2048, seed=1)(3).sparsity, 40 / 2048)
+
+
+def test_scalar_encoder_rounds_half_up_like_htm_core():
+    # 51 buckets over [0, 100]: resolution 2, so every odd integer is a bucket mid-point.
+    # htm.core: bucket = C round((v − min) / resolution) = (v + 1) / 2 for odd v. Python's
+    # half-to-even round gave 1 → 0, 3 → 2, 5 → 2, 7 → 4: codes of 3 and 5 were equal
+    # and those of 5 and 7 disjoint although both pairs are 2 apart.
+    enc = sdr.ScalarEncoder(size=52, active=2, min=0, max=100)
+    assert enc.resolution == 2.0
+    for v in range(1, 100, 2):
+        assert enc.bucket(v) == (v + 1) // 2, v
+    # equally spaced inputs, equal overlaps: adjacent buckets share 1 of the 2 bits
+    assert {sdr.overlap(enc(v), enc(v + 2)) for v in range(1, 98, 2)} == {1}
+    assert enc.bucket(100) == 50 and enc.bucket(0) == 0
+
+
+def test_encoders_refuse_values_they_cannot_place():
+    per = sdr.ScalarEncoder(size=10, active=3, min=0, max=10, periodic=True)
+    for v in (float("inf"), float("-inf")):  # wrapping inf gave NaN and a bare ValueError
+        with pytest.raises(InputValueError, match="finite"):
+            per(v)
+    rdse = sdr.RDSE(size=100, active=5, resolution=1.0)
+    with pytest.raises(InputValueError, match="resolution"):  # was a bare OverflowError
+        rdse(1e300)
+    with pytest.raises(ParameterError, match="active"):  # was "size ... got 0"
+        sdr.CategoryEncoder(3, active=0)
+
+
+def test_index_and_dense_forms_refuse_values_that_would_be_misread():
+    # float indices were truncated (2.7 -> 2) and bools read as the indices 0 and 1
+    with pytest.raises(InputValueError, match="whole numbers"):
+        SDR(10, [1.0, 2.7])
+    assert SDR(10, np.array([1.0, 3.0])).sparse.tolist() == [1, 3]  # integral floats are fine
+    with pytest.raises(DTypeError, match="from_dense"):
+        SDR(4, np.array([True, False, True, True]))
+    # NaN / inf are non-zero and were counted as active bits
+    for bad in (np.array([0.0, np.nan, 1.0]), torch.tensor([0.0, float("inf"), 1.0])):
+        with pytest.raises(InputValueError, match="NaN"):
+            as_sdr(bad)
+        with pytest.raises(InputValueError, match="NaN"):
+            SDR.from_dense(bad)
+    with pytest.raises(InputValueError, match="NaN"):
+        sdr.overlap(np.array([1.0, np.nan]), np.array([1.0, 0.0]))

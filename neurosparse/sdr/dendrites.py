@@ -23,7 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_float_tensor, check_module_device, check_range, unwrap
+from .._checks import (
+    check_choice,
+    check_finite,
+    check_float_tensor,
+    check_module_device,
+    check_range,
+    unwrap,
+)
 from .._counters import OpCounter
 from ..errors import ParameterError, ShapeError
 from ..ops.sdr_dendrites import segment_activation
@@ -176,6 +183,9 @@ class DendriticLinear(OpCounter, nn.Module):
         x = check_float_tensor("x", unwrap(x))
         check_module_device(self, x, "DendriticLinear")
         check_float_tensor("context", context)
+        # a NaN context entry makes every segment of every unit NaN (one bad task code
+        # poisons the whole layer's output): refuse it here, where the cause is known
+        check_finite("context", context)
         segments = self.effective_segments()
         out, index = dendritic_linear(
             x, context.to(x.dtype), self.weight, self.bias, segments, self.mode, self.select,

@@ -84,6 +84,9 @@ class ScalarEncoder:
         if math.isnan(v):
             return -1
         if self.periodic:
+            if not math.isfinite(v):
+                # an infinite angle has no place on the circle: wrapping it gives NaN
+                raise InputValueError(f"value must be finite or NaN, got {v}")
             if not self.clip and not (self.min <= v < self.max):
                 raise InputValueError(
                     f"value {v} is outside [{self.min}, {self.max}); pass clip=True to wrap"
@@ -96,8 +99,11 @@ class ScalarEncoder:
                     f"value {v} is outside [{self.min}, {self.max}]; pass clip=True to clip"
                 )
             v = min(max(v, self.min), self.max)
-        frac = (v - self.min) / (self.max - self.min)
-        return int(round(frac * (self.buckets - 1)))
+        # Round half up, as htm.core's C ``round`` of (value − min) / resolution does.
+        # Python's half-to-even ``round`` sent the mid-points 2.5 and 3.5 two buckets
+        # apart and 1.5 and 2.5 into one bucket, so equally spaced inputs (integers with
+        # resolution 2) got unequal code overlaps. The min() guards float error at max.
+        return min(int(math.floor((v - self.min) / self.resolution + 0.5)), self.buckets - 1)
 
     def encode(self, value: float) -> SDR:
         """Return the SDR of ``value``."""
@@ -167,6 +173,12 @@ class RDSE:
             return SDR._trusted(self.size, np.empty(0, np.int64))
         if not math.isfinite(v):
             raise InputValueError(f"value must be finite or NaN, got {v}")
+        if not abs(v / self.resolution) < 2.0**62:
+            # the bucket keys are 64-bit integers (numpy raised a bare OverflowError)
+            raise InputValueError(
+                f"value {v} is too large for resolution {self.resolution}: its bucket "
+                f"index does not fit 63 bits; use a larger resolution"
+            )
         keys = (np.arange(self.active, dtype=np.int64) + self.bucket(v)).astype(np.uint64)
         h = _mix64(self._seed_mix ^ _mix64(keys))
         used = np.zeros(self.size, bool)
@@ -226,6 +238,8 @@ class CategoryEncoder:
             raise ParameterError("categories must not be empty")
         if len(set(cats)) != len(cats):
             raise ParameterError("categories must be distinct")
+        if int(active) < 1:
+            raise ParameterError(f"active must be >= 1 bit per category, got {active}")
         self.categories = cats
         self._index = {c: i for i, c in enumerate(cats)}
         self.active = int(active)

@@ -23,8 +23,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_float_tensor, check_module_device, check_range, unwrap
-from ..errors import ParameterError, ShapeError
+from .._checks import (
+    check_float_tensor,
+    check_module_device,
+    check_range,
+    finite_checks_on_gpu,
+    unwrap,
+)
+from ..errors import InputValueError, ParameterError, ShapeError
 
 
 def _resolve_k(n: int, percent_on: float | None, k: int | None) -> int:
@@ -36,6 +42,19 @@ def _resolve_k(n: int, percent_on: float | None, k: int | None) -> int:
     if not 1 <= int(k) <= n:
         raise ParameterError(f"k must lie in [1, {n}] (units), got {k}")
     return int(k)
+
+
+def _check_no_nan(x: torch.Tensor) -> None:
+    # A NaN makes the k-th value NaN and every comparison with it false, so a sample
+    # holding one came out all zeros without a word. ±inf ranks fine and is allowed
+    # (e.g. -inf for masked units). CUDA tensors only with NEUROSPARSE_CHECK_FINITE_GPU=1
+    # (reading the flag synchronises with the GPU).
+    if x.is_cuda and not finite_checks_on_gpu():
+        return
+    # one reduction clears the common case; a NaN sum (NaN, or +inf and -inf) is checked
+    xd = x.detach()
+    if xd.numel() and bool(torch.isnan(xd.sum())) and bool(torch.isnan(xd).any()):
+        raise InputValueError("x contains NaN values; k-winners cannot rank them")
 
 
 def _winner_mask(boosted: torch.Tensor, k: int, dim: int, break_ties: bool) -> torch.Tensor:
@@ -222,6 +241,7 @@ class KWinners(_KWinnersBase):
         check_module_device(self, x, type(self).__name__)
         if x.dim() < 1 or x.shape[-1] != self.n:
             raise ShapeError(f"x must be [..., {self.n}], got shape {tuple(x.shape)}")
+        _check_no_nan(x)
         out = kwinners(x, self.duty_cycle, self._k_now(), self.boost_strength, self.break_ties)
         if self.training:
             with torch.no_grad():
@@ -245,8 +265,9 @@ class KWinners2d(_KWinnersBase):
         ``C``.
     percent_on : float, optional
         Winners per sample as a fraction (give this or ``k``): of the ``C·H·W`` units
-        of a sample (``local=False``; the count is fixed at the first call, when ``H·W``
-        is known) or of the ``C`` channels at each location (``local=True``).
+        of a sample (``local=False``; the count is computed at the first call, when
+        ``H·W`` is known, and again whenever ``C·H·W`` changes) or of the ``C`` channels
+        at each location (``local=True``).
     k : int, optional
         Winners per sample as a count (give this or ``percent_on``), among the same units.
     local : bool
@@ -300,6 +321,7 @@ class KWinners2d(_KWinnersBase):
         check_module_device(self, x, type(self).__name__)
         if x.dim() < 3 or x.shape[-3] != self.channels:
             raise ShapeError(f"x must be [..., {self.channels}, H, W], got shape {tuple(x.shape)}")
+        _check_no_nan(x)
         C, H, W = x.shape[-3:]
         if not self.local:
             self._resolve_for(C * H * W)

@@ -55,7 +55,20 @@ class SDR:
         size = int(size)
         if size <= 0:
             raise ParameterError(f"size must be a positive number of bits, got {size}")
-        idx = np.unique(np.asarray(indices, dtype=np.int64).reshape(-1))
+        raw = np.asarray(indices)
+        if raw.dtype == bool:
+            # a bool array here would be read as the indices 0 and 1
+            raise DTypeError(
+                "indices must be integers; for a dense bool vector use SDR.from_dense(x)"
+            )
+        if np.issubdtype(raw.dtype, np.floating) and not np.array_equal(raw, np.round(raw)):
+            # casting would truncate 2.7 to 2 without a word
+            raise InputValueError(
+                f"indices must be whole numbers, got non-integral values such as "
+                f"{raw[raw != np.round(raw)].reshape(-1)[0]}; for a dense vector use "
+                f"SDR.from_dense(x)"
+            )
+        idx = np.unique(raw.astype(np.int64).reshape(-1))
         if idx.size and (idx[0] < 0 or idx[-1] >= size):
             raise InputValueError(
                 f"indices must lie in [0, {size - 1}] for an SDR of size {size}, "
@@ -73,6 +86,9 @@ class SDR:
         d = np.asarray(dense)
         if d.ndim != 1:
             raise ShapeError(f"dense must be a 1-D vector, got shape {d.shape}")
+        if np.issubdtype(d.dtype, np.inexact) and not np.isfinite(d).all():
+            # NaN and inf are non-zero: they would silently count as active bits
+            raise InputValueError("dense contains NaN or infinite values; a bit is 0 or non-zero")
         return cls(d.shape[0], np.flatnonzero(d))
 
     @classmethod
@@ -154,6 +170,12 @@ def as_sdr(x: SDRLike, size: int | None = None, name: str = "x") -> SDR:
             raise ShapeError(f"{name} as a dense vector must be 1-D, got shape {arr.shape}")
         if size is not None and arr.shape[0] != size:
             raise ShapeError(f"{name} has {arr.shape[0]} bits, expected {size}")
+        if arr.dtype != bool and not np.isfinite(arr).all():
+            # NaN and inf are non-zero, so they would silently count as active bits
+            raise InputValueError(
+                f"{name} as a dense vector contains NaN or infinite values; "
+                f"an SDR bit is 0 or non-zero"
+            )
         return SDR._trusted(arr.shape[0], np.flatnonzero(arr))
     if np.issubdtype(arr.dtype, np.integer) or arr.size == 0:
         if size is None:

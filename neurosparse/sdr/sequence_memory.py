@@ -285,7 +285,12 @@ class SequenceMemory(OpCounter):
             # already sorted, unique and in range (the common case): skip building an SDR
             return np.ascontiguousarray(a, dtype=np.int32)
         if isinstance(active_columns, (list, tuple)):
-            active_columns = np.asarray(active_columns, dtype=np.int64)
+            # Only an empty list needs a dtype (else numpy makes it float = dense of 0
+            # bits). Casting every list to int64 read a dense bool mask as the column
+            # indices 0/1 and truncated 2.7 to column 2; as_sdr's rule applies instead.
+            active_columns = np.asarray(active_columns)
+            if active_columns.size == 0:
+                active_columns = active_columns.astype(np.int64)
         sdr = as_sdr(active_columns, self.columns, "active_columns")
         return np.ascontiguousarray(sdr.sparse, dtype=np.int32)
 

@@ -45,7 +45,7 @@ class SpatialPooler(OpCounter):
         Winning columns per step (the output sparsity is ``active / columns``).
     potential_radius : int, optional
         Each column's pool is drawn from the inputs within this radius of its centre
-        on a 1-D ring (``round((c + 0.5)·N/C)``); None: from all inputs.
+        on a 1-D ring (``round((c + 0.5)·N/C − 0.5)``); None: from all inputs.
     potential_pct : float
         Fraction of those inputs in the pool.
     init_connected_pct : float
@@ -108,6 +108,8 @@ class SpatialPooler(OpCounter):
             ("min_pct_overlap_duty_cycles", min_pct_overlap_duty_cycles),
         ):  # fmt: skip
             check_range(name, v, 0.0, 1.0)
+        if syn_perm_below_stimulus_inc is not None:
+            check_range("syn_perm_below_stimulus_inc", syn_perm_below_stimulus_inc, 0.0, 1.0)
         check_range("boost_strength", boost_strength, 0.0)
         if int(duty_cycle_period) < 1:
             raise ParameterError(f"duty_cycle_period must be >= 1, got {duty_cycle_period}")

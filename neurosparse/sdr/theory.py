@@ -90,6 +90,11 @@ def match_probability_with_noise(a: int, s: int, theta: int, v: int) -> float:
     return float(Fraction(num, comb(a, v)))
 
 
+def _check_m(m: int) -> None:
+    if m < 1 or int(m) != m:
+        raise ParameterError(f"m (stored patterns) must be an integer >= 1, got {m}")
+
+
 def _union_size_distribution(n: int, s: int, m: int) -> dict[int, float]:
     # Distribution of |S_1 ∪ … ∪ S_m| for independent uniform s-subsets of n bits
     # (each stored pattern is uniform, so its s sampled bits are a uniform s-subset).
@@ -117,8 +122,7 @@ def union_false_match_probability(n: int, a: int, s: int, theta: int, m: int) ->
     the occupancy recursion. Compare :func:`union_false_match_bound`.
     """
     _check(n, a, s, theta)
-    if m < 1 or int(m) != m:
-        raise ParameterError(f"m (stored patterns) must be an integer >= 1, got {m}")
+    _check_m(m)
     dist = _union_size_distribution(n, s, int(m))
     return sum(p * float(_tail(n, a, k, theta)) for k, p in dist.items() if p > 0.0)
 
@@ -130,7 +134,10 @@ def union_false_match_bound(n: int, a: int, s: int, theta: int, m: int) -> float
     :func:`union_false_match_probability` because shared synapses make a segment
     smaller, never larger.
     """
-    _check(n, a, min(s * m, n), theta)
+    # m is checked first: a fractional m used to pass (s·m was compared, then int(m)
+    # silently truncated it) and m = 0 returned the value of an empty segment
+    _check_m(m)
+    _check(n, a, s, theta)
     return false_match_probability(n, a, min(s * int(m), n), theta)
 
 
