@@ -170,7 +170,8 @@ def bytes_read(kind, rows, n_in, n_out, k, fan_out_mean) -> dict:
 def bench_cpu(n: int, batches, densities, inputs, reps: int, bw: dict, compile_ok: bool):
     rows_out = []
     for density in densities:
-        layer = SparseEventLinear(n, n, density=density, seed=0)
+        # inference: eval mode, where the layer keeps its per-input weight copy
+        layer = SparseEventLinear(n, n, density=density, seed=0).eval()
         w = layer.dense_weight().detach()
         b = layer.bias.detach()
         t0 = time.perf_counter()
@@ -178,6 +179,7 @@ def bench_cpu(n: int, batches, densities, inputs, reps: int, bw: dict, compile_o
         csr_conv_ms = (time.perf_counter() - t0) * 1e3
         compiled = torch.compile(lambda x, w=w, b=b: F.linear(x, w, b)) if compile_ok else None
         cache = layer._index_cache
+        cache["values_frozen"] = True  # what the eval-mode layer tells the functional path
         index = ell_index(layer.indices, n, cache)
         fan_out = layer.k * n / n  # mean fan-out = out · k / in
         for m in batches:
@@ -292,6 +294,7 @@ def bench_gpu(n: int, batches, densities, inputs, reps: int) -> list[dict]:
         w_csr = w.to_sparse_csr()
         csr_conv = cuda_ms(lambda: w.to_sparse_csr(), 3)
         cache = layer._index_cache
+        cache["values_frozen"] = True  # what the eval-mode layer tells the functional path
         index = ell_index(layer.indices, n, cache)
         for m in batches:
             for kind in inputs:

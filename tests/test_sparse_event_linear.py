@@ -144,7 +144,7 @@ def test_numba_mode_runs_the_kernel_paths(monkeypatch):
         real = getattr(k, name)
         monkeypatch.setattr(k, name, lambda *a, _f=real, _n=name: calls.append(_n) or _f(*a))
     monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
-    layer = SparseEventLinear(N_IN, N_OUT)
+    layer = SparseEventLinear(N_IN, N_OUT).eval()  # the per-input copy: eval mode only
     layer(torch.ones(2, N_IN))
     x = torch.zeros(2, N_IN)
     x[0, : int(GATHER_RATE * 2 * N_IN)] = 1  # rate just at the threshold: events
@@ -234,7 +234,7 @@ def test_fast_event_walk_and_caches_follow_edits(monkeypatch):
     from neurosparse.ops import sparse_event_linear as fast
 
     monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
-    layer = SparseEventLinear(N_IN, N_OUT, density=0.3, seed=2)
+    layer = SparseEventLinear(N_IN, N_OUT, density=0.3, seed=2).eval()
     x = _events((4, N_IN), 0.05, True, 8)
     with torch.no_grad():
         for step in range(3):
@@ -254,3 +254,32 @@ def test_fast_event_walk_and_caches_follow_edits(monkeypatch):
     y = fast.cpu_forward(x, layer.values, None, layer.indices, index, None, 0.1)  # no cache
     torch.testing.assert_close(y, layer.to_dense()(x).detach() - layer.bias.detach(),
                                atol=1e-5, rtol=1e-5)  # fmt: skip
+
+
+def test_weight_writes_the_version_counter_misses_are_seen(monkeypatch):
+    """A fused optimizer step and an edit through ``values.data`` do not move the
+    version counter; a per-input weight copy kept across them gave stale outputs (0.6
+    to 1.2 off the dense layer). Train mode keeps no copy; eval() drops it."""
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
+    layer = SparseEventLinear(N_IN, N_OUT, density=0.2, seed=3)
+    x = _events((1, N_IN), 0.2, True, 9)
+    assert 0 < int((x != 0).sum()) <= 0.5 * N_IN  # events, at a rate the event walk takes
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1, fused=True)
+    for _ in range(3):
+        with torch.no_grad():
+            layer(x)
+            torch.testing.assert_close(layer(x), layer.to_dense()(x), atol=1e-5, rtol=1e-5)
+        layer(x).square().sum().backward()
+        opt.step()
+        opt.zero_grad()
+    with torch.no_grad():
+        layer.values.data.mul_(2)
+        torch.testing.assert_close(layer(x), layer.to_dense()(x), atol=1e-5, rtol=1e-5)
+        layer.eval()
+        for _ in range(2):  # the second call builds and uses the copy
+            torch.testing.assert_close(layer(x), layer.to_dense()(x), atol=1e-5, rtol=1e-5)
+        assert "csc_values" in layer._index_cache
+        layer.values.data.mul_(-1)
+        layer.eval()  # what the forward's docstring asks for after a .data edit
+        for _ in range(2):
+            torch.testing.assert_close(layer(x), layer.to_dense()(x), atol=1e-5, rtol=1e-5)

@@ -271,10 +271,25 @@ class SparseEventLinear(OpCounter, nn.Module):
 
             y.register_hook(keep)
 
+    def train(self, mode: bool = True) -> SparseEventLinear:
+        """As ``nn.Module.train``; also drops the per-input weight copy that eval-mode
+        calls keep (``ops/sparse_event_linear.py``), so ``layer.eval()`` after an edit
+        of ``values.data`` rebuilds it."""
+        for key in ("csc_values", "csc_values_seen"):
+            self._index_cache.pop(key, None)
+        return super().train(mode)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[T, B, in]`` or ``[B, in]`` events -> ``[T, B, out]`` / ``[B, out]``."""
+        """``[T, B, in]`` or ``[B, in]`` events -> ``[T, B, out]`` / ``[B, out]``.
+
+        In eval mode the CPU path keeps a per-input copy of the weights between calls
+        (faster batch-1 inference). It follows in-place edits that move ``values``'
+        version counter; after writing through ``values.data``, call ``layer.eval()``
+        again.
+        """
         x = check_float_tensor("input", unwrap(x))
         check_module_device(self, x, "SparseEventLinear")
+        self._index_cache["values_frozen"] = not self.training
         y = sparse_event_linear(x, self.indices, self.values, self.bias, self.in_features,
                                 self._index_cache)  # fmt: skip
         x2d = x.reshape(-1, self.in_features)

@@ -7,11 +7,17 @@ CPU: cached derived copies of the ELL storage that cut the bytes a call reads
   feature counts allow (≤ 65536): 2 bytes per synapse instead of 4;
 - :func:`csc_values` -- the weights in per-input order, so the event walk reads each
   active input's fan-out sequentially. Built on the *second* event-path call that sees
-  the same weights (inference: once; a training loop, whose weights change every
-  step, never pays for it); one more copy of the weights in memory.
+  the same weights, and only while the layer says its weights are frozen (the cache's
+  ``values_frozen``: ``SparseEventLinear`` in eval mode); one more copy of the weights
+  in memory.
 
 Both live in the layer's index ``cache`` dict beside the transpose and are rebuilt
-when ``indices`` (resp. ``values``) changes storage or version counter.
+when ``indices`` (resp. ``values``) changes storage or version counter. The version
+counter does not see every write: an edit through ``values.data`` and a fused
+optimizer step (``torch.optim.Adam(fused=True)`` on the CPU) leave it alone, and a
+copy kept across them gave stale outputs silently. Hence the weight copy only in eval
+mode, where weights are not trained, and ``SparseEventLinear.train()`` / ``.eval()``
+drop it.
 
 CUDA: :data:`ELL_LINEAR_CUDA`, the event op (``ops/event_autograd.py``) over the kernels of
 ``kernels/sparse_event_linear_cuda.py`` (gather forward, dense input gradient over the
@@ -70,7 +76,7 @@ def csc_values(values: torch.Tensor, indices: torch.Tensor, index: tuple,
                cache: dict | None) -> np.ndarray | None:  # fmt: skip
     """The weights in per-input order (``t_val`` of ``kernels.csc_values``), or None
     while not worth building (see the module docstring)."""
-    if cache is None:
+    if cache is None or not cache.get("values_frozen"):
         return None
     key = (_key(values), _key(indices))
     hit = cache.get("csc_values")
