@@ -52,6 +52,26 @@ def test_linear_zero_weights_and_graded_inputs():
     assert c.totals["dense_macs"] == 12
 
 
+@pytest.mark.parametrize("layer", ["linear", "conv"])
+def test_weights_pruned_through_data_between_meters_are_counted(layer):
+    """Magnitude pruning through ``weight.data`` leaves the version counter alone; a
+    fan-out map kept from the first meter counted the pruned weights in the second."""
+    torch.manual_seed(0)
+    net = nn.Linear(10, 6, bias=False) if layer == "linear" else nn.Conv2d(2, 3, 3, bias=False)
+    x = torch.ones(1, 10) if layer == "linear" else torch.ones(1, 2, 5, 5)
+    counts = []
+    for prune in (False, True):
+        if prune:
+            net.weight.data[net.weight.data.abs() < net.weight.data.abs().median()] = 0
+        with Meter(net, layout="B") as m:
+            net(x)
+        counts.append(_one(m).totals["synops"])
+    # hand count on all-ones input: every non-zero weight tap that lands in the output
+    w = (net.weight.detach() != 0).double()
+    expect = w.sum() if layer == "linear" else (w.sum() * 3 * 3)  # 3x3 outputs, no padding
+    assert counts[1] == expect and counts[1] < counts[0]
+
+
 @pytest.mark.parametrize("pos,expected", [((0, 0), 4), ((0, 2), 6), ((2, 2), 9), ((4, 4), 4)])
 def test_conv2d_single_spike_at_border(pos, expected):
     conv = nn.Conv2d(1, 2, 3, padding=1)

@@ -7,6 +7,12 @@ This is exact for strides, padding (border pixels drive fewer outputs), dilation
 groups and zero weights, and equals NeuroBench's binarised-layer count and
 Sinabs' transposed-convolution fan-out map. Maps are cached per layer, input
 shape and weight version, so a forward pass only pays a count and a dot product.
+
+A map built from weights is kept for one meter at most (:func:`new_epoch`, called by
+``Meter.__enter__``): the version counter does not move when weights are written
+through ``weight.data`` (magnitude pruning often is) or by a fused optimizer step, and
+a map kept across such a write counted the pruned synapses in every later report.
+Within one meter, such writes are not seen (docs/energy.md).
 """
 
 from __future__ import annotations
@@ -24,10 +30,18 @@ _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+_EPOCH = [0]  # bumped by every meter that starts: weight-derived maps are rebuilt
+
+
+def new_epoch() -> None:
+    """Make every weight-derived map stale (see the module docstring)."""
+    _EPOCH[0] += 1
+
+
 def _weight_key(w: torch.Tensor | None) -> tuple:
     if w is None:
         return ()
-    return (w.data_ptr(), w._version, tuple(w.shape))
+    return (_EPOCH[0], w.data_ptr(), w._version, tuple(w.shape))
 
 
 def _cached(layer: nn.Module, key: tuple, build) -> tuple[torch.Tensor, bool]:

@@ -31,7 +31,7 @@ from ..errors import DTypeError, ParameterError, UncountedWorkWarning
 from . import _tensors as tt
 from .context import LAYOUTS, StepContext
 from .counts import FIELDS, LayerCounts
-from .fanout import zero_weights
+from .fanout import new_epoch, zero_weights
 from .neurons import ACTIVATION_TYPES, count_activation, count_neuron, neuron_family
 from .recurrent import count_rnn, count_rnn_cell
 from .sequence import (
@@ -309,6 +309,7 @@ class Meter:
     def __enter__(self) -> Meter:
         if self._active:
             raise ParameterError("this Meter is already active; do not nest it with itself")
+        new_epoch()
         self._install()
         self._active = True
         return self
