@@ -291,3 +291,134 @@ def test_unsupported_modules_raise():
         from_snntorch(nn.Sequential(snn.Leaky(beta=0.9, reset_delay=False)))
     with pytest.raises(ParameterError, match="ALIF"):
         to_nir(ns.Sequential(ns.ALIF()))
+
+
+def _foreign_cuba_graph(cuba, n_in=12, seed=4):
+    import numpy as np
+
+    n = cuba.tau_mem.shape[0]
+    w = np.random.default_rng(seed).normal(0, 1, (n, n_in)).astype(np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([n_in])}),
+             "fc": nir.Affine(weight=w, bias=np.zeros(n, np.float32)), "cuba": cuba,
+             "output": nir.Output(output_type={"output": np.array([n])})}  # fmt: skip
+    edges = [("input", "fc"), ("fc", "cuba"), ("cuba", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def _nir_cuba_reference(graph, x, dt):
+    """NIR's CubaLIF equations, one forward-Euler step of ``dt`` per time step:
+    ``tau_syn dI/dt = -I + w_in S``, ``tau_mem dv/dt = (v_leak - v) + r I``, reset to
+    ``v_reset`` on ``v > v_threshold``."""
+    fc, c = graph.nodes["fc"], graph.nodes["cuba"]
+
+    def f(a):
+        return torch.as_tensor(a, dtype=torch.float64)
+
+    h = x.double() @ f(fc.weight).T + f(fc.bias)
+    i = torch.zeros(h.shape[1:], dtype=torch.float64)
+    v = i + f(c.v_leak)
+    spikes, mems = [], []
+    for t in range(h.shape[0]):
+        i = i + dt / f(c.tau_syn) * (-i + f(c.w_in) * h[t])
+        v = v + dt / f(c.tau_mem) * ((f(c.v_leak) - v) + f(c.r) * i)
+        z = (v > f(c.v_threshold)).double()
+        v = (1 - z) * v + z * f(c.v_reset)
+        spikes.append(z)
+        mems.append(v)
+    return torch.stack(spikes).float(), torch.stack(mems).float()
+
+
+def _membranes(neuron, x):
+    """Spikes and membranes of one neuron layer, step by step."""
+    state, spikes, mems = None, [], []
+    for t in range(x.shape[0]):
+        z, state = neuron.step(x[t], state)
+        spikes.append(z)
+        mems.append(state.v)
+    return torch.stack(spikes), torch.stack(mems)
+
+
+@pytest.mark.parametrize("form", ["decay", "euler"])
+def test_foreign_nir_cubalif_runs_nir_equations_and_refuses_other_w_in(form):
+    """A CubaLIF's input weight ``w_in`` is part of its dynamics: a graph whose per-step
+    input gain ``w_in * dt / tau_syn`` is 1 runs as NIR's equations say, step by step;
+    any other ``w_in`` (Norse's exporter writes 1) raises instead of being dropped."""
+    import numpy as np
+
+    dt, n = 1e-4, 8
+    tau_syn, tau_mem = np.full(n, 5e-4), np.full(n, 1e-3)
+    r = tau_mem / dt if form == "decay" else np.ones(n)
+    th = np.full(n, 1.0 if form == "decay" else 0.02)
+
+    def cuba(w_in, v_leak=0.0):
+        return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=np.full(n, v_leak),
+                           v_threshold=th, v_reset=np.zeros(n), w_in=w_in)  # fmt: skip
+
+    torch.manual_seed(8)
+    x = torch.rand(50, B, 12) * 2
+    graph = _foreign_cuba_graph(cuba(tau_syn / dt))
+    ref_spk, ref_mem = _nir_cuba_reference(graph, x, dt)
+    model = from_nir(graph, dt=dt)
+    got_spk, got_mem = _membranes(model[1], model[0](x))
+    assert ref_spk.sum() > 20 and (ref_spk == 0).sum() > 20
+    assert torch.equal(got_spk, ref_spk)
+    assert torch.allclose(got_mem, ref_mem, atol=1e-5, rtol=1e-5)  # |v| reaches 1e2
+    with pytest.raises(ParameterError, match="w_in"):
+        from_nir(_foreign_cuba_graph(cuba(np.ones(n))), dt=dt)
+    if form == "decay":  # v_leak has no place in the decay form: refused, not dropped
+        with pytest.raises(ParameterError, match="v_leak"):
+            from_nir(_foreign_cuba_graph(cuba(tau_syn / dt, v_leak=0.3)), dt=dt)
+
+
+@pytest.mark.parametrize("dt", [0.0, -1e-3, float("nan"), float("inf")])
+def test_nir_dt_must_be_positive_and_finite(dt):
+    model = ns.Sequential(nn.Linear(4, 3), ns.LIF(0.9), nn.Linear(3, 2), ns.IF())
+    with pytest.raises(ParameterError, match="dt"):
+        to_nir(model, dt=dt)
+    graph = to_nir(model, dt=1e-3)
+    for node in graph.nodes.values():  # as another tool writes it: no dt of ours inside
+        node.metadata = {}
+    with pytest.raises(ParameterError, match="dt"):
+        from_nir(graph, dt=dt)
+    with pytest.raises(ParameterError, match="dt"):  # an IF-only graph never divides by dt
+        from_nir(to_nir(ns.Sequential(nn.Linear(4, 3), ns.IF()), dt=1e-3), dt=dt)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.9, 1.0])
+@pytest.mark.parametrize("alpha", [None, 0.0, 0.6, 1.0])
+def test_nir_round_trip_at_the_ends_of_beta_and_alpha(beta, alpha):
+    """beta or alpha of 0 (tau = dt) and 1 (tau = inf) are valid LIFs; they round-trip
+    with the same spikes and membranes step by step."""
+    torch.manual_seed(9)
+    model = ns.Sequential(_scaled(nn.Linear(10, 6), 2.0), ns.LIF(beta, 0.5, alpha=alpha))
+    x = torch.rand(50, B, 10)
+    back = from_nir(to_nir(model, dt=1e-4))
+    ref_spk, ref_mem = _membranes(model[1], model[0](x))
+    got_spk, got_mem = _membranes(back[1], back[0](x))
+    assert ref_spk.sum() > 5
+    assert torch.equal(got_spk, ref_spk)
+    assert torch.allclose(got_mem, ref_mem, atol=1e-5, rtol=0)
+
+
+def test_snntorch_per_neuron_threshold_converts_and_unmodelled_options_raise():
+    torch.manual_seed(10)
+    net = nn.Sequential(_scaled(nn.Linear(10, 8), 2.0),
+                        snn.Leaky(beta=torch.rand(8) * 0.5 + 0.4, threshold=torch.rand(8) + 0.5,
+                                  init_hidden=True, output=True))  # fmt: skip
+    x = torch.rand(50, B, 10)
+    ref_spk, ref_mem = _step_snntorch(net, x)
+    got_spk, got_mem = _membranes(from_snntorch(net)[1], net[0](x))
+    assert ref_spk.sum() > 20
+    assert torch.equal(got_spk, ref_spk)
+    assert torch.allclose(got_mem, ref_mem, atol=1e-6, rtol=0)
+    for kw, what in [({"graded_spikes_factor": 2.0}, "graded_spikes_factor"),
+                     ({"inhibition": True}, "inhibition"),
+                     ({"state_quant": torch.round}, "state_quant")]:  # fmt: skip
+        with pytest.raises(ParameterError, match=what):
+            from_snntorch(nn.Sequential(snn.Leaky(beta=0.9, init_hidden=True, **kw)))
+
+
+def test_norse_per_neuron_parameters_raise():
+    p = norse.LIFParameters(v_th=torch.rand(5) + 0.2)
+    with pytest.raises(ParameterError, match="v_th"):
+        from_norse(norse.SequentialState(nn.Linear(3, 5), norse.LIFCell(p)))

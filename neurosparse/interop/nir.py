@@ -32,6 +32,17 @@ from ._walk import PerStep
 _KEY = "neurosparse"
 
 
+def _check_dt(dt) -> float:
+    """A step length in seconds must be a finite number > 0 (it divides every tau)."""
+    try:
+        value = float(dt)
+    except (TypeError, ValueError):
+        raise ParameterError(f"dt must be a number of seconds > 0, got {dt!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ParameterError(f"dt must be a finite number of seconds > 0, got {dt!r}")
+    return value
+
+
 def _np(t) -> np.ndarray:
     # at least 1-d: nir.write stores every parameter as an HDF5 dataset, and h5py cannot
     # chunk scalar datasets
@@ -152,6 +163,7 @@ def to_nir(model: nn.Module, dt: float = 1e-4, sample_shape: tuple[int, ...] | N
     """
     import nir
 
+    dt = _check_dt(dt)
     layers = list(model.children()) if isinstance(model, nn.Sequential) else [model]
     if sample_shape is None:
         sample_shape = _infer_sample_shape(layers)
@@ -178,14 +190,25 @@ def _one(x, what: str) -> float:
 
 def _decay(tau, dt: float) -> torch.Tensor:
     """Per-step decay ``1 - dt / tau`` (forward Euler, snnTorch's convention)."""
-    return torch.as_tensor(1.0 - dt / np.asarray(tau, np.float64), dtype=torch.float32)
+    d = 1.0 - dt / np.asarray(tau, np.float64)
+    # tau = dt (no memory) comes back from float32 as 0 +- 1e-8: that is 0, not an error
+    d = np.where(np.abs(d) < 1e-6, 0.0, d)
+    return torch.as_tensor(d, dtype=torch.float32)
+
+
+def _gain(w, dt: float, tau) -> np.ndarray:
+    """Per-step input gain ``w * dt / tau``; 1 where both are infinite (no decay, as
+    ``to_nir`` writes ``beta = 1`` / ``alpha = 1``)."""
+    w, tau = np.asarray(w, np.float64), np.asarray(tau, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(w) & np.isinf(tau), 1.0, w * dt / tau)
 
 
 def _import_neuron(node, dt: float) -> SpikingNeuron:
     import nir
 
     meta = (node.metadata or {}).get(_KEY, {})
-    dt = float(meta.get("dt", dt))
+    dt = _check_dt(meta.get("dt", dt))
     surrogate = _surrogate_of(meta) if meta else sg.ATan()
     own = {"reset": meta["reset"], "reset_delay": meta["reset_delay"]} if meta else {}
     v_reset = np.asarray(node.v_reset if node.v_reset is not None else 0.0)
@@ -199,7 +222,7 @@ def _import_neuron(node, dt: float) -> SpikingNeuron:
             raise ParameterError("nir.IF with r != 1 is not supported")
         return IF(th, surrogate=surrogate, **kw)
     if isinstance(node, nir.LIF):
-        if not np.allclose(node.v_leak, 0.0) or not np.allclose(node.r * dt / node.tau, 1.0):
+        if not np.allclose(node.v_leak, 0.0) or not np.allclose(_gain(node.r, dt, node.tau), 1.0):
             raise ParameterError(
                 "nir.LIF needs v_leak = 0 and r * dt / tau = 1 (input gain 1) to import; "
                 f"got dt={dt}: pass the dt the graph was made with"
@@ -207,12 +230,21 @@ def _import_neuron(node, dt: float) -> SpikingNeuron:
         return LIF(_decay(node.tau, dt), th, surrogate=surrogate, **kw)
     if isinstance(node, nir.CubaLIF):
         r = np.asarray(node.r, np.float64)
+        # tau_syn dI/dt = -I + w_in S: our current takes each step's input with gain 1
+        if not np.allclose(_gain(node.w_in, dt, node.tau_syn), 1.0):
+            raise ParameterError(
+                "nir.CubaLIF needs w_in * dt / tau_syn = 1 (input gain 1) to import; "
+                f"got dt={dt}: pass the dt the graph was made with, or fold w_in into the "
+                "preceding weights"
+            )
         if meta.get("class") == "CubaLIF" or (not meta and np.allclose(r, 1.0)):
             return CubaLIF(1.0 / _one(node.tau_syn, "tau_syn"), 1.0 / _one(node.tau_mem, "tau_mem"),
                            _one(node.v_leak, "v_leak"), _one(node.v_threshold, "v_threshold"),
                            _one(v_reset, "v_reset"), dt, surrogate if meta else sg.SuperSpike())
-        if not np.allclose(r * dt / node.tau_mem, 1.0):
+        if not np.allclose(_gain(r, dt, node.tau_mem), 1.0):
             raise ParameterError("nir.CubaLIF needs r = 1 (Euler form) or r = tau_mem / dt")
+        if not np.allclose(node.v_leak, 0.0):
+            raise ParameterError("nir.CubaLIF with r = tau_mem / dt needs v_leak = 0 to import")
         return LIF(_decay(node.tau_mem, dt), th, surrogate=surrogate,
                    alpha=_decay(node.tau_syn, dt), **kw)  # fmt: skip
     raise AssertionError(type(node))
@@ -251,6 +283,7 @@ def from_nir(graph, dt: float = 1e-4) -> Sequential:
 
     ``dt`` (seconds per step) applies to nodes not written by :func:`to_nir`.
     """
+    dt = _check_dt(dt)
     nxt: dict[str, str] = {}
     for a, b in graph.edges:
         if a in nxt:

@@ -23,8 +23,10 @@ def _neuron(child: nn.Module) -> nn.Module | None:
     import norse.torch as norse
 
     if isinstance(child, (norse.LIFCell, norse.LIF)):
-        if child.p.tau_syn_inv.numel() != 1 or child.p.tau_mem_inv.numel() != 1:
-            raise ParameterError("per-neuron Norse time constants are not supported")
+        for name in ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset"):
+            if getattr(child.p, name).numel() != 1:
+                raise ParameterError(f"per-neuron Norse parameters are not supported: {name} "
+                                     f"has {getattr(child.p, name).numel()} values")  # fmt: skip
         return _cuba(child.p, float(child.dt))
     if isinstance(child, (norse.LIFRecurrentCell, norse.LIFRecurrent)):
         raise ParameterError(f"recurrent Norse module {type(child).__name__} is not supported")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..errors import ParameterError
@@ -30,6 +31,24 @@ def _reset(module) -> str:
     return {0: "subtract", 1: "zero", 2: "none"}[int(module.reset_mechanism_val)]
 
 
+def _threshold(module):
+    # a scalar or one per neuron, as snnTorch allows; LIF takes either
+    return torch.as_tensor(module.threshold, dtype=torch.float32).detach().clone()
+
+
+def _check_plain(module) -> None:
+    """Refuse the snnTorch options LIF does not model rather than drop them silently."""
+    name = type(module).__name__
+    graded = torch.as_tensor(getattr(module, "graded_spikes_factor", 1.0))
+    if not bool((graded == 1).all()):
+        raise ParameterError(f"snnTorch {name} with graded_spikes_factor != 1 is not supported "
+                             f"(spikes would differ in size), got {graded.tolist()}")  # fmt: skip
+    if getattr(module, "inhibition", False):
+        raise ParameterError(f"snnTorch {name} with inhibition=True is not supported")
+    if getattr(module, "state_quant", False):
+        raise ParameterError(f"snnTorch {name} with state_quant is not supported")
+
+
 def _convert(child: nn.Module) -> nn.Module | None:
     import snntorch as snn
 
@@ -40,11 +59,13 @@ def _convert(child: nn.Module) -> nn.Module | None:
             "snnTorch neurons with reset_delay=False are not supported; neurosparse matches "
             "snnTorch's default delayed reset exactly"
         )
+    if isinstance(child, (snn.Leaky, snn.Synaptic)):
+        _check_plain(child)
     if isinstance(child, snn.Synaptic):
         return LIF.snntorch_synaptic(child.alpha.detach().clone(), child.beta.detach().clone(),
-                                     float(child.threshold), _reset(child), _surrogate(child))
+                                     _threshold(child), _reset(child), _surrogate(child))
     if isinstance(child, snn.Leaky):
-        return LIF.snntorch(child.beta.detach().clone(), float(child.threshold), _reset(child),
+        return LIF.snntorch(child.beta.detach().clone(), _threshold(child), _reset(child),
                             _surrogate(child))  # fmt: skip
     return None
 
