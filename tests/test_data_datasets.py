@@ -43,6 +43,29 @@ def test_nmnist_layout_labels_and_events_equal_tonic():
 
 
 @needs_data
+def test_nmnist_label_is_the_folder_digit_when_a_split_lacks_digits():
+    """The shared Test split has digits 0, 1, 2, 4 only: '4' must stay 4, as in Tonic
+    (``int`` of the folder name), not become 3 (its rank among the folders present)."""
+    test = nd.NMNIST(DATA / "nmnist", train=False)
+    digits = [Path(path).parent.name for path, _ in test.samples]
+    assert digits == ["0", "1", "2", "4"]
+    assert test.targets == [0, 1, 2, 4] == [test[i][1] for i in range(len(test))]
+    assert test.classes == [str(k) for k in range(10)] and test.class_to_idx["4"] == 4
+
+
+def test_nmnist_rejects_a_class_folder_that_is_not_a_digit(tmp_path):
+    ev = nd.make_events([1, 2], [3, 4], [5, 6], [0, 1])
+    for d in ("0", "7", "extra"):
+        (tmp_path / "Train" / d).mkdir(parents=True)
+        nd.write_nmnist(tmp_path / "Train" / d / "00001.bin", ev)
+    with pytest.raises(EventFileNotFoundError, match=r"\['extra'\].*not digits"):
+        nd.NMNIST(tmp_path)
+    (tmp_path / "Train" / "extra" / "00001.bin").unlink()
+    (tmp_path / "Train" / "extra").rmdir()
+    assert nd.NMNIST(tmp_path).targets == [0, 7]
+
+
+@needs_data
 def test_nmnist_dataloader_with_spike_tensor_and_pad_time():
     ds = nd.NMNIST(DATA / "nmnist", train=True, transform=nd.ToSpikeTensor(dt_us=1000))
     loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=nd.pad_time)
@@ -95,6 +118,19 @@ def test_event_folder_reads_mixed_formats(tmp_path):
         assert lab == label == (0 if "/ant/" in path else 1)
         assert np.array_equal(np.asarray(ev), np.asarray(written[path]))
         assert ev.sensor_size == (20, 10, 2)
+
+
+def test_event_folder_refuses_a_class_folder_without_recordings(tmp_path):
+    """An empty folder (here 'bee', between 'ant' and 'cat') would take label 1 and turn
+    every 'cat' into 2 in this split only: refused, like torchvision's ImageFolder."""
+    write_folder(tmp_path)
+    (tmp_path / "bee").mkdir()
+    (tmp_path / "bee" / "notes.txt").write_text("not a recording")
+    with pytest.raises(EventFileNotFoundError, match=r"\['bee'\].*hold no recordings"):
+        nd.EventFolder(tmp_path)
+    (tmp_path / "bee" / "notes.txt").unlink()
+    (tmp_path / "bee").rmdir()
+    assert sorted(set(nd.EventFolder(tmp_path).targets)) == [0, 1]
 
 
 def test_cached_dataset_saves_once_and_returns_equal_samples(tmp_path):

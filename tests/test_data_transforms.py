@@ -219,6 +219,36 @@ def test_pad_time_numpy_integer_labels_become_a_long_tensor():
     assert labels.dtype == torch.long and labels.tolist() == [3, 1]
 
 
+def test_pad_time_keeps_float_tensor_labels_like_tonic():
+    """0-d float targets were cut by int() (0.7 -> 0); Tonic's PadTensors keeps them."""
+    from tonic.collation import PadTensors
+
+    batch = [(torch.ones(3, 2), torch.tensor(0.7)), (torch.ones(5, 2), torch.tensor(2.5))]
+    _, labels = nd.pad_time(batch)
+    _, ref = PadTensors(batch_first=False)(batch)
+    assert labels.dtype == ref.dtype == torch.float32
+    assert torch.equal(labels, ref) and labels.tolist() == pytest.approx([0.7, 2.5])
+    _, ints = nd.pad_time([(torch.ones(3, 2), torch.tensor(4)), (torch.ones(1, 2), 2)])
+    assert ints.dtype == torch.long and ints.tolist() == [4, 2]
+
+
+@pytest.mark.parametrize("first", [torch.bool, torch.uint8])
+def test_pad_time_promotes_mixed_dtypes_like_tonic(first):
+    """batch[0]'s dtype used to hold the batch: 3.0 became True, 0.5 became 0."""
+    from tonic.collation import PadTensors
+
+    batch = [(torch.ones(2, 1, 3, dtype=first), 0), (torch.full((3, 1, 3), 0.5) * 6, 1)]
+    x, lengths, _ = nd.pack_time(batch)
+    ref, _ = PadTensors(batch_first=False)(batch)
+    assert x.dtype == ref.dtype == torch.float32 and torch.equal(x, ref)
+    assert x[:, 1].flatten().tolist() == [3.0] * 9 and lengths.tolist() == [2, 3]
+
+
+def test_pad_time_names_a_0d_sample():
+    with pytest.raises(ShapeError, match=r"batch\[1\]\[0\] is a 0-d tensor"):
+        nd.pad_time([(torch.zeros(2, 3), 0), (torch.tensor(1.0), 1)])
+
+
 @pytest.mark.parametrize("n_bins", [1, 4, 10])
 def test_voxel_grid_equals_tonic_and_leaves_input_alone(n_bins):
     ev = random_events(seed=8)

@@ -8,6 +8,7 @@ a loss or readout can ignore the padding.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,8 +22,11 @@ def _labels(labels: Sequence[Any]) -> Any:
     # Integer class labels become a LongTensor (what CrossEntropyLoss takes); anything else
     # (tensors of targets, strings, None) is stacked if possible, else returned as a list.
     # NumPy integers too: Tonic's datasets (SHD, ...) yield np.int64 labels
+    # Only integer 0-d tensors: int() would cut a float target (0.7 -> 0) without a word.
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-           or (torch.is_tensor(v) and v.dim() == 0) for v in labels):  # fmt: skip
+           or (torch.is_tensor(v) and v.dim() == 0 and not v.is_floating_point()
+               and not v.is_complex() and v.dtype != torch.bool)
+           for v in labels):  # fmt: skip
         return torch.as_tensor([int(v) for v in labels], dtype=torch.long)
     if all(torch.is_tensor(v) for v in labels):
         return torch.stack(list(labels))
@@ -47,16 +51,25 @@ def _pad(batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor, Any]:
             )
         tensors.append(x)
         labels.append(y)
+    for i, x in enumerate(tensors):
+        if x.dim() < 1:
+            raise ShapeError(
+                f"batch[{i}][0] is a 0-d tensor; a sample must be [T, ...] with time first "
+                "(a transform such as neurosparse.data.ToSpikeTensor makes one)"
+            )
     rest = tensors[0].shape[1:]
     for i, x in enumerate(tensors):
-        if x.dim() < 1 or x.shape[1:] != rest:
+        if x.shape[1:] != rest:
             raise ShapeError(
                 f"batch[{i}] has shape {tuple(x.shape)} but batch[0] has "
                 f"{tuple(tensors[0].shape)}: all samples must agree after the time axis "
                 "(same sensor_size in the transform)"
             )
     lengths = torch.tensor([x.shape[0] for x in tensors], dtype=torch.long)
-    out = tensors[0].new_zeros((int(lengths.max()), len(tensors), *rest))
+    # The batch takes the dtype all samples promote to (as torch.stack / Tonic's PadTensors
+    # do): copying into batch[0]'s dtype would turn counts 3.0 into True or 0.5 into 0.
+    dtype = functools.reduce(torch.promote_types, (x.dtype for x in tensors))
+    out = tensors[0].new_zeros((int(lengths.max()), len(tensors), *rest), dtype=dtype)
     for b, x in enumerate(tensors):
         out[: x.shape[0], b] = x
     return out, lengths, _labels(labels)

@@ -34,6 +34,10 @@ EVENT_EXTENSIONS = (".bin", ".aedat", ".aedat4", ".dat", ".raw", ".h5", ".hdf5")
 class EventFolder(torch.utils.data.Dataset):
     """Recordings in ``root/<class name>/<file>``; label = index of the class name (sorted).
 
+    A class folder without recordings raises
+    :class:`~neurosparse.errors.EventFileNotFoundError`: it would take a label index and
+    shift the labels of the classes after it.
+
     Parameters
     ----------
     root
@@ -75,6 +79,17 @@ class EventFolder(torch.utils.data.Dataset):
             raise EventFileNotFoundError(
                 f"no recordings ({', '.join(exts)}) in class folders under {str(self.root)!r}"
             )
+        # A folder without recordings still takes a label index and shifts every later
+        # class by one (e.g. a stray '.ipynb_checkpoints', or a class missing from one
+        # split), so the same class would get different labels in train and test.
+        # torchvision's ImageFolder refuses such folders too.
+        empty = sorted(set(self.classes) - {self.classes[s[1]] for s in self.samples})
+        if empty:
+            raise EventFileNotFoundError(
+                f"class folder(s) {empty} under {str(self.root)!r} hold no recordings "
+                f"({', '.join(exts)}); each would still take a label index and shift the "
+                "labels of the classes after it: remove those folders or add their recordings"
+            )
         self.targets = [s[1] for s in self.samples]
         self.transform, self.target_transform = transform, target_transform
         self.read_kw = {"sensor_size": sensor_size, "format": format, "errors": errors}
@@ -112,7 +127,8 @@ class NMNIST(EventFolder):
     """N-MNIST (Orchard et al. 2015): ``root/{Train,Test}/<digit>/*.bin``, 34 x 34 pixels.
 
     ``root`` may also be Tonic's ``save_to`` (then ``root/NMNIST/Train/...``).
-    ``first_saccade_only`` keeps events with t < 100 ms, as Tonic does.
+    ``first_saccade_only`` keeps events with t < 100 ms, as Tonic does. The label is the
+    digit of the folder (as in Tonic), also when a split lacks some digits.
     """
 
     sensor_size = (34, 34, 2)
@@ -131,6 +147,19 @@ class NMNIST(EventFolder):
             root, [split, f"NMNIST/{split}"], f"N-MNIST {split}", f"{root}/{split}/<digit>/*.bin"
         )
         super().__init__(folder, transform, target_transform, (".bin",), self.sensor_size, "nmnist")
+        # The label is the digit the folder is named after (as in Tonic's NMNIST), not
+        # the folder's rank among those present: a split that lacks a digit (a subset,
+        # a partial copy) must not shift the labels of the digits after it.
+        digits = [str(k) for k in range(10)]
+        bad = [c for c in self.classes if c not in digits]
+        if bad:
+            raise EventFileNotFoundError(
+                f"N-MNIST folder {str(folder)!r} holds class folder(s) {bad} that are not "
+                "digits 0-9; the label of a recording is its folder's digit: move them away"
+            )
+        self.samples = [(f, int(self.classes[k])) for f, k in self.samples]
+        self.targets = [s[1] for s in self.samples]
+        self.classes, self.class_to_idx = digits, {c: k for k, c in enumerate(digits)}
         self.first_saccade_only = first_saccade_only
 
     def load(self, index: int) -> EventArray:
