@@ -222,3 +222,49 @@ def test_stages_pipeline_on_their_own_cores():
     expected = sum(steps) * (1 + 1 / 3)  # + (stages - 1) mean steps of pipeline fill
     assert r.latency_s == pytest.approx(expected * 1e-9, rel=1e-12)
     assert r.static_j == pytest.approx(2e-3 * 3 / 8 * r.latency_s, rel=1e-12)
+
+
+def _counts(name, kind, units, steps, **per_step):
+    """LayerCounts with the same counts (over all samples) in each of ``steps`` steps."""
+    from neurosparse.energy.counts import STEP_FIELDS, LayerCounts
+
+    layer = LayerCounts(name=name, type="X", kind=kind, units=units)
+    for key, v in per_step.items():
+        layer.totals[key] = v * steps
+        if key in STEP_FIELDS:
+            layer.per_step[key] = [float(v)] * steps
+    return layer
+
+
+def test_chip_profiles_by_hand_and_bad_counts_refused():
+    """4 samples, 10 steps; per step over the 4 samples: 400 synops, 40 MACs, 40 neuron
+    updates, 8 spikes. Per inference that is 1000 synops, 100 MACs, 100 updates, 20 spikes."""
+    from neurosparse.energy import estimate
+    from neurosparse.errors import InputValueError
+
+    fc = _counts("fc", "synaptic", 0, 10, synops=400, macs=40)
+    lif = _counts("lif", "neuron", 10, 10, neuron_updates=40, spikes=8)
+    tn = estimate([fc, lif], 4, 10, load_profile("truenorth"))
+    assert tn.dynamic_j == pytest.approx(1100 * 26.0e-12, rel=1e-12)  # synops + MACs
+    assert tn.latency_s == pytest.approx(10 * 1e-3, rel=1e-12)  # 1 kHz tick
+    # high end: 21.7..26 pJ -> 26 pJ, plus all 63 mW for 1 of 4096 cores over 10 ms
+    assert tn.energy_high_j == pytest.approx(1100 * 26e-12 + 63e-3 / 4096 * 10e-3, rel=1e-12)
+    sp2 = estimate([fc, lif], 4, 10, load_profile("spinnaker2"))
+    assert sp2.dynamic_j == pytest.approx((1100 * 450 + 100 * 2190) * 1e-12, rel=1e-12)
+    loihi = estimate([fc, lif], 4, 10, load_profile("loihi"))
+    # per step: (100 + 10) ops x 3.5 ns + 10 updates x 8.4 ns + 113 ns barrier
+    assert loihi.latency_s == pytest.approx(10 * (110 * 3.5 + 10 * 8.4 + 113) * 1e-9,
+                                            rel=1e-12)
+    # zero samples used to be read as one: the run's totals printed as "per inference"
+    with pytest.raises(InputValueError, match="samples must be an integer >= 1"):
+        estimate([fc, lif], 0, 10, load_profile("loihi"))
+    # a NaN count made every energy NaN, a negative one cancelled real work, silently
+    for bad in (float("nan"), -5.0, float("inf")):
+        broken = _counts("fc", "synaptic", 0, 10, synops=400, macs=40)
+        broken.per_step["synops"][3] = bad
+        with pytest.raises(InputValueError, match=r"layer 'fc': count 'synops'"):
+            estimate([broken, lif], 4, 10, load_profile("loihi"))
+    broken.totals["macs"] = -1
+    broken.per_step["synops"][3] = 400.0
+    with pytest.raises(InputValueError, match=r"count 'macs' = -1 must be a finite number"):
+        estimate([broken, lif], 4, 10, load_profile("cpu-45nm"))

@@ -148,3 +148,67 @@ def test_demo_energy_lines_explain_every_column():
         assert row.count("≥") == (3 if r.provenance == "lower-bound" else 0)
     for word in ("dynamic =", "static =", "latency =", "provenance ="):
         assert word in text
+
+
+def test_from_json_refuses_zero_samples_and_nan_counts(report):
+    d = json.loads(report.to_json())
+    d["samples"] = 0  # used to be divided as 1: totals printed as per-inference figures
+    with pytest.raises(InputValueError, match="samples must be an integer >= 1"):
+        Report.from_dict(d)
+    d = json.loads(report.to_json())
+    d["layers"][0]["totals"]["synops"] = float("nan")
+    with pytest.raises(InputValueError, match=r"layer 'net.0': count 'synops' = nan"):
+        Report.from_dict(d)
+
+
+def test_markdown_and_rich_mark_lower_bound_layer_energies(report):
+    """gpu-a100-fp16 is a lower bound: its per-layer energies carry ≥ in every format."""
+    gpu = next(r for r in report.hardware if r.name == "gpu-a100-fp16")
+    md = report.to_markdown()
+    section = md.split("## Energy and busy time per layer and hardware")[1].split("##")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| net.3 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # columns: Layer, then (E, t) per hardware in report order
+    i = 1 + 2 * [r.name for r in report.hardware].index("gpu-a100-fp16")
+    from neurosparse.energy import _format as fmt
+
+    assert cells[i] == "≥ " + fmt.unit(gpu.layer_energy_j["net.3"], "J")
+    assert "≥" not in cells[1 + 2 * [r.name for r in report.hardware].index("loihi")]
+    rich = pytest.importorskip("rich.console", reason="rich (dev extra) renders the tables")
+    buf = io.StringIO()
+    report.print(rich.Console(file=buf, width=250))
+    energy_table = buf.getvalue().split("Dynamic energy per layer")[1].split("Per hardware")[0]
+    net3 = next(line for line in energy_table.splitlines() if "net.3" in line)
+    assert net3.count("≥") == 1
+
+
+def test_units_pick_the_prefix_after_rounding_and_ranges_keep_the_low_end():
+    from neurosparse.energy import _format as fmt
+
+    # 999.6 pJ rounds to 1000 pJ at 3 digits: it reads 1 nJ, not "1e+03 pJ"
+    assert fmt.unit(9.996e-10, "J") == "1 nJ"
+    assert fmt.unit(0.9996, "s") == "1 s"
+    assert fmt.count(999_999) == "1 M" and fmt.count(999) == "999"
+    assert fmt.nbytes(2**20 - 1) == "1 MiB"
+    # the low end used to be divided by hi / 1.0 (hi's rounded figure): 1.0 nJ read 0.995
+    assert fmt.unit_range(1.0e-9, 1.0049e-9, "J") == "1 – 1 nJ"
+    assert fmt.unit_range(2.006e-10, 1.4828e-9, "J") == "0.201 – 1.48 nJ"
+    assert fmt.unit_range(5e-10, 9.996e-10, "J") == "0.5 – 1 nJ"
+
+
+def test_cli_report_refuses_a_2d_input_without_layout(tmp_path):
+    """A [B=5, F=6] ANN batch used to be read as T=5 steps of 6 samples: 6 samples and
+    20 dense MACs per inference instead of 5 samples and 6 x 4 = 24."""
+    f = tmp_path / "ann.py"
+    f.write_text("import torch\nfrom torch import nn\n"
+                 "def build():\n    torch.manual_seed(0)\n"
+                 "    return nn.Sequential(nn.Linear(6, 4), nn.ReLU()), torch.rand(5, 6)\n"
+                 "def build_b():\n    net, x = build()\n"
+                 "    return {'model': net, 'input': x, 'layout': 'B'}\n")
+    from neurosparse.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="'layout': 'B'"):
+        cli_report(f"{f}:build", "example", ["cpu-45nm"])
+    r = cli_report(f"{f}:build_b", "example", ["cpu-45nm"])
+    assert (r.samples, r.time_steps) == (5, 1)
+    assert r.totals["dense_macs"] == 6 * 4

@@ -6,12 +6,28 @@ _PREFIXES = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
 _SMALL = [(1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")]
 
 
+def _shows_as_one_or_more(v: float, scale: float) -> bool:
+    """Whether ``v / scale`` printed with 3 significant digits reads >= 1.
+
+    Prefixes are picked on the rounded figure: 999.6 µJ prints as "1e+03 µJ" when picked
+    on the raw value, and must read "1 mJ"."""
+    return float(f"{abs(v) / scale:.3g}") >= 1
+
+
+def _prefix(v: float) -> tuple[float, str]:
+    """(scale, prefix) that :func:`unit` prints ``v`` with ((1.0, "") below femto)."""
+    for scale, p in (*_PREFIXES, *_SMALL):
+        if _shows_as_one_or_more(v, scale):
+            return scale, p
+    return 1.0, ""
+
+
 def count(v: float | None) -> str:
     """1234567 -> '1.23 M'."""
     if v is None:
         return "-"
     for scale, p in _PREFIXES:
-        if abs(v) >= scale:
+        if _shows_as_one_or_more(v, scale):
             return f"{v / scale:.3g} {p}"
     return f"{v:.3g}" if v != int(v) else f"{int(v)}"
 
@@ -22,13 +38,8 @@ def unit(v: float | None, u: str) -> str:
         return "-"
     if v == 0:
         return f"0 {u}"
-    for scale, p in _PREFIXES:
-        if abs(v) >= scale:
-            return f"{v / scale:.3g} {p}{u}"
-    for scale, p in _SMALL:
-        if abs(v) >= scale:
-            return f"{v / scale:.3g} {p}{u}"
-    return f"{v:.3g} {u}"
+    scale, p = _prefix(v)
+    return f"{v / scale:.3g} {p}{u}"
 
 
 def frac(v: float | None) -> str:
@@ -39,7 +50,7 @@ def nbytes(v: float | None) -> str:
     if v is None:
         return "-"
     for scale, p in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if v >= scale:
+        if _shows_as_one_or_more(v, scale):
             return f"{v / scale:.3g} {p}"
     return f"{int(v)} B"
 
@@ -67,8 +78,9 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
 def unit_range(lo: float, hi: float, u: str) -> str:
     """(1.2e-8, 3.4e-8, "J") -> "12 – 34 nJ": both ends in the prefix of the high end."""
     top = unit(hi, u)
-    value, _, suffix = top.partition(" ")
-    if hi == 0 or not value or lo < hi * 1e-3:  # ends of very different size: own prefixes
+    if hi == 0 or lo < hi * 1e-3:  # ends of very different size: own prefixes
         return f"{unit(lo, u)} – {top}"
-    scale = hi / float(value)
-    return f"{lo / scale:.3g} – {value} {suffix}"
+    # the prefix's own scale: dividing by hi / (hi's rounded figure) skewed the low end
+    # by up to 0.5 % (1.0 – 1.0049 nJ printed "0.995 – 1 nJ")
+    scale, _ = _prefix(hi)
+    return f"{lo / scale:.3g} – {top}"

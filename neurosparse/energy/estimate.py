@@ -39,9 +39,11 @@ EDP = energy × latency.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import InputValueError
 from .counts import LayerCounts
 from .profiles import HardwareProfile
 
@@ -219,6 +221,43 @@ def _latency_s(layers, samples, steps, profile: HardwareProfile, bound: str):
     return total, per_layer
 
 
+def check_counts(layers: list[LayerCounts], samples: int) -> None:
+    """Refuse inputs that would turn into a silently wrong per-inference figure.
+
+    Parameters
+    ----------
+    layers : list of LayerCounts
+        Counts to be priced (totals and per-step lists).
+    samples : int
+        Number of samples the totals are divided by.
+
+    Raises
+    ------
+    InputValueError
+        If ``samples`` is below 1 (per-inference figures would divide by zero, or be the
+        run's totals if clamped to 1) or a count is negative, NaN or infinite (a NaN
+        would make every energy NaN; a negative count would cancel real work).
+    """
+    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
+        raise InputValueError(
+            f"samples must be an integer >= 1 (figures are per inference: totals / "
+            f"samples), got {samples!r}; run the model inside the Meter, or pass the "
+            "number of samples the counts were summed over")
+    for layer in layers:
+        seqs = [(k, [v]) for k, v in layer.totals.items()] + list(layer.per_step.items())
+        for key, seq in seqs:
+            # one sum and one min per list (per-step lists can be long): a NaN or inf
+            # makes the sum non-finite, a negative entry makes the min negative
+            if seq and not (all(isinstance(v, numbers.Real) for v in seq)
+                            and math.isfinite(sum(seq)) and min(seq) >= 0):
+                bad = next((v for v in seq if not (isinstance(v, numbers.Real)
+                                                   and math.isfinite(v) and v >= 0)), seq)
+                raise InputValueError(
+                    f"layer {layer.name!r}: count {key!r} = {bad!r} must be a finite "
+                    "number >= 0; counts come from a Meter, so correct or drop the "
+                    "edited or corrupted value")
+
+
 def estimate(layers: list[LayerCounts], samples: int, steps: int,
              profile: HardwareProfile, static: str = "occupied") -> HardwareResult:
     """Energy, latency and EDP per inference of the counted ``layers`` on ``profile``.
@@ -229,7 +268,7 @@ def estimate(layers: list[LayerCounts], samples: int, steps: int,
     from .._checks import check_choice
 
     check_choice("static", static, STATIC_MODES)
-    samples = max(samples, 1)
+    check_counts(layers, samples)
     steps = max(steps, 1)
     per_sample = [{k: v / samples for k, v in layer.totals.items()} for layer in layers]
     layer_e = {layer.name: dynamic_energy_j(c, profile) for layer, c in zip(layers, per_sample)}
@@ -272,5 +311,5 @@ def estimate(layers: list[LayerCounts], samples: int, steps: int,
     )
 
 
-__all__ = ["HardwareResult", "estimate", "dynamic_energy_j", "layer_step_time_s", "stages",
-           "stage_cores", "STATIC_MODES"]
+__all__ = ["HardwareResult", "estimate", "check_counts", "dynamic_energy_j",
+           "layer_step_time_s", "stages", "stage_cores", "STATIC_MODES"]

@@ -22,7 +22,7 @@ from .._checks import check_choice
 from ..errors import InputValueError
 from . import _format as fmt
 from .counts import FIELDS, STEP_FIELDS, LayerCounts
-from .estimate import HardwareResult, estimate
+from .estimate import HardwareResult, check_counts, estimate
 from .profiles import HardwareProfile, list_profiles, load_profile
 
 SCHEMA = "neurosparse.energy.report"
@@ -302,7 +302,8 @@ class Report:
         console = console or Console()
         console.print(self._summary_line())
         energy = (["Layer"] + [r.name for r in self.hardware],
-                  [[layer.name] + [fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J")
+                  [[layer.name] + [_bound(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0),
+                                                        "J")
                                    for r in self.hardware] for layer in self.layers])
         for (header, rows), title in ((self._layer_rows(energy_cols=False), "Per layer"),
                                       (energy, "Dynamic energy per layer"),
@@ -327,8 +328,9 @@ class Report:
                  *[f"- **{k}**: {v}" for k, v in HARDWARE_COLUMNS.items()], ""]
         if self.hardware:
             header = ["Layer"] + [f"{p} {r.name}" for r in self.hardware for p in ("E", "t")]
+            # a lower bound's per-layer energies are lower bounds too (as in the text table)
             rows = [[layer.name] + [v for r in self.hardware for v in (
-                fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J"),
+                _bound(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J"),
                 fmt.unit(r.layer_latency_s.get(layer.name, 0.0), "s"))]
                 for layer in self.layers]
             parts += ["## Energy and busy time per layer and hardware", "",
@@ -381,8 +383,11 @@ class Report:
                 f"energy report version {d.get('version')!r} is not supported; "
                 f"this neurosparse reads version {SCHEMA_VERSION}"
             )
-        return cls(d["model"], d["samples"], d["time_steps"], d["layout"],
-                   [LayerCounts.from_dict(x) for x in d["layers"]],
+        layers = [LayerCounts.from_dict(x) for x in d["layers"]]
+        # a hand-edited or truncated file must not print totals as per-inference figures
+        # (samples 0 used to be read as 1) or NaN energies
+        check_counts(layers, d["samples"])
+        return cls(d["model"], d["samples"], d["time_steps"], d["layout"], layers,
                    [HardwareResult.from_dict(x) for x in d["hardware"]])
 
     @classmethod

@@ -9,6 +9,9 @@ and ``"layout"``. ``data`` chooses the input:
 * ``"synthetic:T,B,d1,d2,...[@rate]"``: Bernoulli spikes of that shape (rate 0.1 by default);
 * any other name is looked up with ``neurosparse.data.load_sample(name)`` when the data
   package provides it (e.g. ``"nmnist-sample"``).
+
+The input is read as ``[T, B, ...]`` (layout ``"TB"``) unless the build function names
+another layout; an input of fewer than 3 dimensions without a layout is refused.
 """
 
 from __future__ import annotations
@@ -47,13 +50,14 @@ def load_target(target: str) -> Any:
     return fn
 
 
-def _unpack(built: Any) -> tuple[torch.nn.Module, torch.Tensor | None, str]:
+def _unpack(built: Any) -> tuple[torch.nn.Module, torch.Tensor | None, str | None]:
+    """(model, example input, layout or None when the build function named none)."""
     if isinstance(built, dict):
-        return built["model"], built.get("input"), built.get("layout", "TB")
+        return built["model"], built.get("input"), built.get("layout")
     if isinstance(built, (tuple, list)):
         return built[0], (built[1] if len(built) > 1 else None), (
-            built[2] if len(built) > 2 else "TB")
-    return built, None, "TB"
+            built[2] if len(built) > 2 else None)
+    return built, None, None
 
 
 def resolve_data(data: str | None, example: torch.Tensor | None) -> torch.Tensor:
@@ -101,6 +105,16 @@ def cli_report(target: str, data: str | None, hardware: list[str] | None) -> Rep
     """Build the model of ``target``, run it on ``data`` under a Meter, return the report."""
     model, example, layout = _unpack(load_target(target)())
     x = resolve_data(data, example)
+    if layout is None:
+        if x.dim() < 3:
+            # "TB" would read a [B, features] batch as B steps of `features` samples and
+            # divide every per-inference figure by the feature count, silently
+            raise ParameterError(
+                f"input of shape {tuple(x.shape)} has no [T, B, ...] layout (the default "
+                "of `neurosparse report`); for a batch of one-step samples return "
+                "{'model': ..., 'input': ..., 'layout': 'B'} from the build function, "
+                "or give the input as [T, B, features]")
+        layout = "TB"
     model.eval()
     with Meter(model, layout=layout) as meter, torch.no_grad():
         model(x)
