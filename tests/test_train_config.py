@@ -59,6 +59,12 @@ def test_file_values_and_flag_overrides(tmp_path):
         ("[model]\nbeta = 1.5\n", "model.beta"),
         ("[data]\nsensor = [32, 32]\n", "data.sensor"),
         ("model = 3\n", "model"),
+        # NaN passes every range check (comparisons with it are false); inf is no rate
+        ("[train]\nlr = nan\n", "train.lr"),
+        ("[model]\nbeta = nan\n", "model.beta"),
+        ("[train]\nlr = inf\n", "train.lr"),
+        ("[data]\nspike_rate = -nan\n", "data.spike_rate"),
+        ("seed = -1\n", "seed"),
     ],
 )
 def test_bad_file_raises_parameter_error_naming_key(tmp_path, text, key):
@@ -75,6 +81,8 @@ def test_bad_file_raises_parameter_error_naming_key(tmp_path, text, key):
         (["--compile", "maybe"], "compile"),
         (["--data.sensor", "a,b"], "data.sensor"),
         (["--train.lr"], "train.lr"),
+        (["--model.beta", "nan"], "model.beta"),
+        (["--grad-clip", "inf"], "train.grad_clip"),
     ],
 )
 def test_bad_flag_raises_parameter_error_naming_key(flags, name):

@@ -189,3 +189,85 @@ def test_compiled_model_trains_like_eager(tmp_path):
     comp = train(tiny(tmp_path / "c", *flags, "--compile", "--compile_backend", "eager"))
     assert comp.metrics["compiled"] is True and comp.metrics["compile_note"] is None
     assert max_diff(params(comp.model), params(eager.model)) < 1e-6
+
+
+def test_resume_mid_window_restores_rng_and_train_metrics_exactly(tmp_path):
+    # Killed after step 4, the run resumes from the step-3 checkpoint, inside a logging
+    # window (log_every 2: the entry of step 4 covers steps 3 and 4). The resumed run must
+    # end with the same history (that entry included) and the same global RNG state;
+    # a fresh DataLoader iterator must not draw from that RNG.
+    flags = ["--data.batch_size", "8", "--train.epochs", "2", "--train.max_steps", "7",
+             "--train.checkpoint_every", "3", "--train.eval", "true"]  # fmt: skip
+    full = train(tiny(tmp_path / "full", *flags))
+    run_dir = tmp_path / "killed"
+    with pytest.raises(Killed):
+        train(tiny(run_dir, *flags), on_step=kill_at(4))
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 3
+    resumed = train(tiny(run_dir, *flags))
+    assert resumed.metrics["history"] == full.metrics["history"]
+    assert resumed.metrics["train_loss"] == full.metrics["train_loss"]
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    b = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
+    assert a["rng"][0]["python"] == b["rng"][0]["python"]
+    assert a["history"] == b["history"] and a["window"] == b["window"]
+
+
+def test_epoch_end_checkpoint_written_when_periodic_one_fell_on_same_step(tmp_path):
+    # 4 steps per epoch and checkpoint_every 4: the periodic save of step 4 comes before
+    # the epoch end; the epoch-end save of the same step (epoch 1, test accuracy) must
+    # still be written, not skipped as "step 4 already saved".
+    flags = ["--data.batch_size", "8", "--train.epochs", "2", "--train.checkpoint_every", "4",
+             "--train.eval", "true"]  # fmt: skip
+    with pytest.raises(Killed):
+        train(tiny(tmp_path, *flags), on_step=kill_at(5))
+    saved = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert (saved["step"], saved["epoch"], saved["consumed"]) == (4, 1, 0)
+    assert saved["test_accuracy"] is not None
+    assert saved["history"][-1] == {"step": 4, "epoch": 1,
+                                    "test_accuracy": saved["test_accuracy"]}  # fmt: skip
+
+
+def test_reported_test_accuracy_is_that_of_the_returned_model(tmp_path):
+    # max_steps = 6 stops inside the second epoch (4 steps each): the reported accuracy
+    # must be the final model's, recounted here by hand over all 9 test samples (2
+    # processes would split them 5 + 4), not the stale one of the step-4 epoch end.
+    from neurosparse.train.data import build_data
+
+    cfg = tiny(tmp_path, "--data.batch_size", "8", "--data.n_test", "9", "--train.epochs", "3",
+               "--train.max_steps", "6", "--train.eval", "true")  # fmt: skip
+    res = train(cfg)
+    data = build_data(cfg.data, cfg.seed)
+    x, y = data.collate([data.test[i] for i in range(len(data.test))])
+    res.model.eval()
+    with torch.no_grad():
+        correct = int((res.model(x).sum(0).argmax(1) == y).sum())
+    assert res.step == 6 and res.metrics["test_accuracy"] == correct / 9
+    assert res.metrics["history"][-1] == {"step": 6, "epoch": 1, "test_accuracy": correct / 9}
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["test_accuracy"] == correct / 9
+
+
+@pytest.mark.parametrize(
+    "flags, key",
+    [
+        (["--train.lr", "0.02"], "train.lr"),
+        (["--model.hidden", "13"], "model.hidden"),
+        (["--seed", "1"], "seed"),
+        (["--data.batch_size", "4"], "global batch"),
+        (["--train.optimizer", "sgd"], "train.optimizer"),
+    ],
+)
+def test_resume_from_another_experiment_is_refused(tmp_path, flags, key):
+    from neurosparse.errors import CheckpointError
+
+    base = ["--data.batch_size", "8", "--train.max_steps", "2"]
+    first = train(tiny(tmp_path, *base))
+    before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    # Loaded, the old optimizer state would bring back the old lr etc. while the
+    # metrics record the new config; hidden 13 would fail half-way through load_state_dict.
+    with pytest.raises(CheckpointError, match=key):
+        train(tiny(tmp_path, *base, *flags))
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
+    # the length of the run may change: that resumes
+    longer = train(tiny(tmp_path, "--data.batch_size", "8", "--train.max_steps", "3"))
+    assert longer.metrics["resumed_checksum"] == first.metrics["param_checksums"][0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -127,7 +128,7 @@ CHOICES = {
 
 # (lowest allowed, highest allowed); None = unbounded
 RANGES = {
-    **dict.fromkeys(("threads", "data.num_workers", "train.max_steps", "train.warmup_steps",
+    **dict.fromkeys(("seed", "threads", "data.num_workers", "train.max_steps", "train.warmup_steps",
                      "train.checkpoint_every"), (0, None)),
     **dict.fromkeys(("data.n_train", "data.n_test", "data.time_bins", "data.dt_us",
                      "data.pool_size", "data.batch_size", "model.hidden", "model.pool",
@@ -275,6 +276,12 @@ def validate(cfg: Config) -> Config:
             raise ParameterError(
                 f"config key {key!r} must be one of {list(choices)}, got {value!r}"
             )
+    for key, tp in all_keys().items():
+        # TOML and float() both accept nan / inf, and a NaN passes every range check below
+        # (all comparisons with it are false): model.beta = nan would train on NaNs.
+        if tp is float and not math.isfinite(_get(cfg, key)):
+            raise ParameterError(f"config key {key!r} must be a finite number, "
+                                 f"got {_get(cfg, key)!r}")  # fmt: skip
     for key, (lo, hi) in RANGES.items():
         value = _get(cfg, key)
         if (lo is not None and value < lo) or (hi is not None and value > hi):

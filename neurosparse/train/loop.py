@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from ..errors import ParameterError
+from ..errors import CheckpointError, ParameterError
 from ..ops import registry
 from .checkpoint import FORMAT, atomic_save, load_checkpoint
 from .config import Config
@@ -126,6 +127,55 @@ def _optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
 
 
+# Config keys that define the experiment: a checkpoint written under other values is
+# refused on resume. Loading it would silently mix two runs (``opt.load_state_dict``
+# brings back the old lr, weight decay and momentum while metrics.json records the new
+# ones). Keys left out may change between a run and its resume: where files go, logging,
+# length of the run (epochs, max_steps), device, threads, compile, workers, cache.
+_RESUME_KEYS = (
+    "seed",
+    *(f"data.{k}" for k in ("kind", "n_train", "n_test", "n_classes", "sensor", "time_bins",
+                            "dt_us", "spike_rate", "pool_size")),
+    *(f"model.{k}" for k in ("arch", "layer", "hidden", "channels", "pool", "beta",
+                             "threshold", "surrogate_slope")),
+    *(f"train.{k}" for k in ("optimizer", "lr", "momentum", "weight_decay", "grad_clip")),
+)  # fmt: skip
+
+
+def _config_mismatch(saved: dict[str, Any], cfg: Config, saved_world: int,
+                     world: int) -> list[str]:  # fmt: skip
+    """``key: checkpoint value != this run's value`` for every experiment key that differs.
+
+    The batch is compared as the global batch (``data.batch_size`` x processes): a run
+    may resume on another number of processes with the per-process batch scaled to match.
+    """
+    now = cfg.to_dict()
+    out = []
+    for key in _RESUME_KEYS:
+        head, _, tail = key.rpartition(".")
+        old = (saved.get(head, {}) if head else saved).get(tail)
+        new = now[head][tail] if head else now[tail]
+        if old != new:
+            out.append(f"{key}: {old!r} != {new!r}")
+    old_g = saved.get("data", {}).get("batch_size", 0) * saved_world
+    if old_g != cfg.data.batch_size * world:
+        out.append(f"global batch (data.batch_size x processes): {old_g} != "
+                   f"{cfg.data.batch_size * world}")  # fmt: skip
+    return out
+
+
+def _loader_generator(seed: int, rank: int, epoch: int, split: int) -> torch.Generator:
+    """A generator of its own for one DataLoader (``split`` 0 = train, 1 = test).
+
+    Without one, every ``iter(DataLoader)`` draws its worker base seed from the global
+    torch RNG, so a resumed run (which starts a fresh iterator part-way through an
+    epoch) would leave the global stream one draw off the uninterrupted run's, and
+    evaluation would shift the training stream.
+    """
+    state = np.random.SeedSequence([seed, rank, epoch, split]).generate_state(2)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
 def _progress(total: int, initial: int, enabled: bool):
     from .._progress import progress_bar
 
@@ -179,7 +229,14 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.test_accuracy: float | None = None
         self.compile_note: str | None = None
-        self._saved_step: int | None = None
+        # (step, epoch, history length) of the last save: the epoch end and the final
+        # evaluation change epoch, history and test accuracy without a step, so the step
+        # alone would skip those saves and leave a stale last.pt
+        self._saved_at: tuple[int, int, int] | None = None
+        # train metrics since the last log entry (loss * n, correct; samples on the host),
+        # kept in checkpoints so the first entry after a resume covers the same steps
+        self._window = torch.zeros(2, dtype=torch.float64, device=self.device)
+        self._window_n = 0
         if not self._resume():
             seed_process(cfg.seed, info.rank)
         self.net: nn.Module = self._maybe_compile(self.model) if cfg.compile else self.model
@@ -199,33 +256,55 @@ class Trainer:
                 return False
             raise ParameterError(f"config key 'resume' names {str(path)!r}, which does not exist")
         ckpt = load_checkpoint(path)
-        self.model.load_state_dict(ckpt["model"])
-        self.opt.load_state_dict(ckpt["optimizer"])
+        if "config" in ckpt:
+            diff = _config_mismatch(ckpt["config"], cfg, ckpt["world_size"],
+                                    self.info.world_size)  # fmt: skip
+            if diff:
+                raise CheckpointError(
+                    f"checkpoint {str(path)!r} was written by another experiment ("
+                    + "; ".join(diff) + "): use another output_dir / checkpoint_dir, "
+                    "or resume = 'never' to start afresh"
+                )
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.opt.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} does not fit this model / optimizer: {e}"
+            ) from None
         self.step, self.epoch, self.consumed = ckpt["step"], ckpt["epoch"], ckpt["consumed"]
         self.history = list(ckpt.get("history", []))
         self.test_accuracy = ckpt.get("test_accuracy")
         self.resumed_from = str(path)
         self.resumed_checksum = param_checksum(self.model)
-        self._saved_step = self.step
+        self._saved_at = (self.step, self.epoch, len(self.history))
+        windows = ckpt.get("window")  # absent in checkpoints written before it was kept
         if ckpt["world_size"] == self.info.world_size:
             set_rng_state(ckpt["rng"][self.info.rank])
+            if windows is not None:
+                *w, self._window_n = windows[self.info.rank]
+                self._window += torch.tensor(w, dtype=torch.float64, device=self.device)
         else:  # another number of processes: fresh per-rank streams, still repeatable
             seed_process(cfg.seed, self.info.rank, self.step)
+            if windows is not None and self.info.is_main:  # only the sum over ranks counts
+                *w, self._window_n = (sum(col) for col in zip(*windows))
+                self._window += torch.tensor(w, dtype=torch.float64, device=self.device)
         return True
 
     def save(self) -> None:
         """Write ``last.pt`` (rank 0); every rank contributes its RNG state."""
-        if self._saved_step == self.step:
+        if self._saved_at == (self.step, self.epoch, len(self.history)):
             return
-        self._saved_step = self.step
+        self._saved_at = (self.step, self.epoch, len(self.history))
         rngs = all_gather_object(rng_state(), self.info)
+        windows = all_gather_object([*self._window.tolist(), self._window_n], self.info)
         if self.info.is_main:
             atomic_save({
                 "format": FORMAT, "step": self.step, "epoch": self.epoch,
                 "consumed": self.consumed, "world_size": self.info.world_size,
                 "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "rng": rngs, "history": self.history, "test_accuracy": self.test_accuracy,
-                "config": self.cfg.to_dict(),
+                "rng": rngs, "window": windows, "history": self.history,
+                "test_accuracy": self.test_accuracy, "config": self.cfg.to_dict(),
             }, self.cfg.checkpoint_path)  # fmt: skip
 
     # ------------------------------------------------------------------ compile
@@ -251,10 +330,10 @@ class Trainer:
         return compiled
 
     # ------------------------------------------------------------------ steps
-    def _loader(self, dataset, sampler) -> DataLoader:
+    def _loader(self, dataset, sampler, generator: torch.Generator) -> DataLoader:
         workers = self.cfg.data.num_workers
         return DataLoader(dataset, batch_size=self.batch, sampler=sampler, num_workers=workers,
-                          collate_fn=self.data.collate, drop_last=False,
+                          collate_fn=self.data.collate, drop_last=False, generator=generator,
                           pin_memory=self.device.type == "cuda")  # fmt: skip
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,7 +359,8 @@ class Trainer:
                                      shuffle=False)  # fmt: skip
         self.model.eval()
         tally = torch.zeros(2, dtype=torch.float64, device=self.device)
-        for batch in self._loader(test, sampler):
+        gen = _loader_generator(self.cfg.seed, self.info.rank, 0, 1)
+        for batch in self._loader(test, sampler, gen):
             x, y = batch_to_device(test, batch, self.device)
             with self.autocast:
                 out = self.model(x)  # the plain module: ranks may run different batch counts
@@ -300,14 +380,14 @@ class Trainer:
         total = int(min(total, max_steps))
         bar = _progress(total, self.step, cfg.progress and info.is_main)
         timer = _Throughput(t.warmup_steps, g, self.device)
-        window = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss * n, correct
-        self._window_n = 0  # samples in the window, kept on the host: no sync per step
+        window = self._window  # loss * n, correct; samples in self._window_n (no sync per step)
         steps_this_run = 0
         timer.mark(0)
         while self.epoch < t.epochs and self.step < max_steps:
             self.sampler.set_epoch(self.epoch)
             self.sampler.set_start(self.consumed)
-            for batch in self._loader(self.data.train, self.sampler):
+            gen = _loader_generator(cfg.seed, info.rank, self.epoch, 0)
+            for batch in self._loader(self.data.train, self.sampler, gen):
                 x, y = batch_to_device(self.data.train, batch, self.device)
                 loss_sum, correct = self.train_step(x, y)
                 window += torch.stack([loss_sum.double(), correct.double()])
@@ -341,6 +421,13 @@ class Trainer:
         if self._window_n:
             self._log(window, None)
         throughput = timer.result()
+        if t.eval and not any(h.get("step") == self.step and "test_accuracy" in h
+                              for h in self.history):  # fmt: skip
+            # max_steps stopped the run inside an epoch: test_accuracy was the last epoch
+            # end's, not that of the model this run returns and saves
+            self.test_accuracy = self.evaluate()
+            self.history.append({"step": self.step, "epoch": self.epoch,
+                                 "test_accuracy": self.test_accuracy})  # fmt: skip
         self.save()
         return TrainResult(self.step, self.epoch, self.model, self._metrics(throughput))
 
