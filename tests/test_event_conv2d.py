@@ -92,3 +92,21 @@ def test_footprint_counts_match_a_brute_force_count(n, pad, k, s):
     want = [sum(1 for o in range(n_out) for kk in range(k) if o * s - pad + kk == i)
             for i in range(n)]  # fmt: skip
     np.testing.assert_array_equal(kc.footprint_counts(n, pad, k, s, n_out), want)
+
+
+def test_channels_last_model_equals_conv2d():
+    """``model.to(memory_format=torch.channels_last)`` (a common GPU idiom) leaves the
+    weight non-contiguous; the layer used to refuse it with advice a module user cannot
+    follow. Output and weight gradient equal nn.Conv2d's."""
+    torch.manual_seed(0)
+    layer = EventConv2d(2, 4, 3, padding=1)
+    ref = torch.nn.Conv2d(2, 4, 3, padding=1)
+    ref.load_state_dict(layer.state_dict())
+    layer, ref = (m.to(memory_format=torch.channels_last) for m in (layer, ref))
+    assert not layer.weight.is_contiguous()
+    x = (torch.rand(3, 2, 2, 8, 8) < 0.2).float()
+    y = layer(x)
+    torch.testing.assert_close(y, ref(x.flatten(0, 1)).view(3, 2, 4, 8, 8), atol=1e-5, rtol=1e-5)
+    y.square().sum().backward()
+    ref(x.flatten(0, 1)).square().sum().backward()
+    torch.testing.assert_close(layer.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-4)

@@ -127,5 +127,9 @@ class EventConv2d(EventTwin, Conv2dTwin):
     """
 
     def _events(self, x: torch.Tensor) -> tuple[torch.Tensor, str]:
-        return _event_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups,
+        # a model moved with .to(memory_format=torch.channels_last) holds a weight the
+        # kernels cannot read in place: the layer passes a contiguous copy itself (a
+        # module user cannot pass one, and nn.Conv2d accepts that model)
+        w = self.weight if self.weight.is_contiguous() else self.weight.contiguous()
+        return _event_conv2d(x, w, self.bias, self.stride, self.padding, self.groups,
                              self.mode, self)  # fmt: skip
