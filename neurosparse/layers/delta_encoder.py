@@ -302,7 +302,8 @@ class DeltaEncoder(OpCounter, DeltaModule, StepState):
         Round the input to multiples of this step before encoding (:func:`quantise`);
         ``None`` (default) leaves it as it is.
     learn_quant_step : bool
-        Make the step a parameter ``quant_step`` trained through the LSQ gradient.
+        Make the step a parameter ``quant_step`` trained through the exact step
+        gradient ``round(x/s)`` (see :func:`quantise`; not LSQ's).
 
     Notes
     -----
