@@ -9,11 +9,15 @@ in general; this file holds the two things that can be done about it, used by
 - :func:`check_not_padded_batch_first`: refuses the one batch-first tensor that can be
   recognised, a zero-padded batch of Tonic's ``PadTensors(batch_first=True)`` (each
   sample active over a prefix of its time axis, then zeros; the lengths differ).
+
+It also holds how :class:`neurosparse.Sequential` applies torch's per-sample layers
+(convolutions, pooling, batch norm, ...) to a sequence: :func:`over_time`.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from .errors import ShapeError
 
@@ -49,6 +53,68 @@ def batch_first_out(y, batch_first: bool | None, t_b: tuple[int, int]):
     if batch_first and isinstance(y, torch.Tensor) and y.dim() >= 2 and tuple(y.shape[:2]) == t_b:
         return y.transpose(0, 1)
     return y
+
+
+# torch layers that read their input as samples [N, C, ...]: given [T, B, C, ...] they would
+# take T for the batch and B for the channels (an error, or a silently wrong result when
+# the sizes happen to fit, e.g. BatchNorm1d(F) on [T, B, F] with B == F). Over a sequence
+# they run on [T*B, C, ...], as each step [B, C, ...] runs in a loop over time and as
+# SpikingJelly's SeqToANNContainer runs them. Element-wise and last-axis layers (Linear,
+# Dropout, activations, LayerNorm, padding) act the same on [T, B, ...] and need nothing.
+PER_SAMPLE = (
+    nn.modules.conv._ConvNd,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.modules.pooling._LPPoolNd,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.FeatureAlphaDropout,
+    nn.Upsample,
+)
+
+
+def over_time(module: nn.Module, x, t_b: tuple[int, int]):
+    """``module(x)`` for a sequence ``x [T, B, ...]``, as a loop over its time steps gives.
+
+    A :data:`PER_SAMPLE` layer of torch's own classes (a subclass, e.g. a peer's
+    multi-step layer, runs as it is) runs on ``x`` with T merged into the batch, ``[T*B, ...]``,
+    and its output is split back into ``[T, B, ...]`` (SpikingJelly's multi-step
+    semantics). Batch norm in training mode therefore takes its statistics over all
+    ``T x B`` samples of the call, not per step; in eval mode it equals the loop. Only an
+    ``x`` that still has the sequence's ``(T, B)`` leading axes ``t_b`` is treated so: an
+    output that no longer does (after a readout that reduced time) runs as is, and so
+    does a subclass (a peer's multi-step layer takes ``[T, B, ...]`` itself).
+
+    Raises
+    ------
+    ShapeError
+        For an ``nn.Flatten`` that would merge the batch (or time) axis of ``x`` into
+        its features: over ``[T, B, ...]`` flatten from axis 2 (``nn.Flatten(2)``).
+    """
+    # torch's own classes only: a subclass may take [T, B, ...] itself (SpikingJelly's
+    # layer.Conv2d and layer.Flatten with step_mode="m" do), so it runs as it is
+    if not (isinstance(x, torch.Tensor) and x.dim() >= 3 and tuple(x.shape[:2]) == t_b
+            and type(module).__module__.startswith("torch.")):  # fmt: skip
+        return module(x)
+    if isinstance(module, nn.Flatten) and (
+        module.start_dim % x.dim() < min(2, module.end_dim % x.dim())
+    ):
+        raise ShapeError(
+            f"nn.Flatten(start_dim={module.start_dim}) on a sequence of shape "
+            f"{tuple(x.shape)} [T, B, ...] would merge its "
+            f"{'time' if module.start_dim % x.dim() == 0 else 'batch'} axis into the "
+            "features; use nn.Flatten(2) (start_dim=2) to flatten each sample's features"
+        )
+    if isinstance(module, PER_SAMPLE):
+        return module(x.flatten(0, 1)).unflatten(0, t_b)
+    return module(x)
 
 
 def _prefix_lengths(active: torch.Tensor) -> torch.Tensor | None:

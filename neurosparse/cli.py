@@ -177,6 +177,18 @@ def _version() -> str:
     return f"neurosparse {__version__}"
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (``--epochs -1`` used to train 0 epochs and report an
+    untrained network as the demo's result, with exit status 0)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurosparse", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
@@ -184,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train a small SNN on generated DVS data")
-    p.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
-    p.add_argument("--n-train", type=int, default=2048,
+    p.add_argument("--epochs", type=_positive_int, default=5, help="training epochs (default 5)")
+    p.add_argument("--n-train", type=_positive_int, default=2048,
                    help="generated training recordings (default 2048; 512 test recordings)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
     p.add_argument("--no-progress", action="store_true",

@@ -2,18 +2,63 @@
 
 from __future__ import annotations
 
+import inspect
+
 from torch import nn
 
-from ._layout import batch_first_out, time_first
+from ._layout import batch_first_out, over_time, time_first
+from .errors import ParameterError
 from .layers.event_linear_lif import event_linear_lif, fusable
+
+# per module class: how its forward takes a state (None: it takes none), read once
+_STATE_CALLS: dict[type, str | None] = {}
+
+
+def _state_call(module: nn.Module) -> str | None:
+    """``"return_state"`` (``forward(x, state, return_state=True)``: the delta layers,
+    which return their state only when asked), ``"positional"`` (``forward(x, state)``
+    returning ``(out, state)``: recurrent cells, peers' neurons) or None."""
+    cls = type(module)
+    if cls not in _STATE_CALLS:
+        try:
+            ps = list(inspect.signature(module.forward).parameters.values())
+        except (TypeError, ValueError):
+            ps = []
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        if any(p.name == "return_state" for p in ps):
+            _STATE_CALLS[cls] = "return_state"
+        elif (
+            len(ps) >= 2
+            and ps[1].kind in positional
+            or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in ps)
+        ):
+            _STATE_CALLS[cls] = "positional"
+        else:
+            _STATE_CALLS[cls] = None
+    return _STATE_CALLS[cls]
 
 
 class Sequential(nn.Sequential):
     """Like ``nn.Sequential``, but modules that return ``(output, state)`` are unpacked.
 
     ``forward(x, states=None)`` returns ``(output, states)``: ``states[k]`` is the state
-    returned by the k-th stateful module (``None`` for plain modules). Passing ``states``
-    back continues every neuron from where it stopped.
+    returned by the k-th stateful module (``None`` for plain modules): neurons, delta
+    layers (``DeltaEncoder``, ``DeltaLinear``, ``DeltaConv2d``, asked with
+    ``return_state=True``), recurrent cells and any module returning ``(output, state)``.
+    Passing ``states`` back continues every one of them from where it stopped, so a
+    sequence run in chunks gives what it gives in one call.
+
+    Torch layers that read their input as samples ``[N, C, ...]`` (convolutions, pooling,
+    batch / instance / group norm, ``Dropout1d/2d/3d``, ``Upsample``; torch's own
+    classes, not subclasses, which may take ``[T, B, ...]`` themselves) run on
+    ``[T*B, ...]``, T merged into the batch, and their output is split back into
+    ``[T, B, ...]``: what a loop over the time steps gives (SpikingJelly's multi-step
+    semantics; batch norm in training mode takes its statistics over all ``T x B``
+    samples of the call, in eval mode it equals the loop; ``Dropout`` draws an
+    independent mask for every step). An ``nn.Flatten`` must start at axis 2
+    (``nn.Flatten(2)``): one that would merge the batch or time axis raises
+    :class:`~neurosparse.errors.ShapeError`. Linear, element-wise and last-axis layers
+    run on ``[T, B, ...]`` as they are.
 
     Parameters
     ----------
@@ -56,10 +101,10 @@ class Sequential(nn.Sequential):
         if left > 0 and batch_first is None:
             self._layout_checks_left = left - 1
         t_b = tuple(x.shape[:2]) if hasattr(x, "shape") else ()
-        x, out_states = self._run(x, states)
+        x, out_states = self._run(x, states, t_b)
         return batch_first_out(x, batch_first, t_b), out_states
 
-    def _run(self, x, states):
+    def _run(self, x, states, t_b=()):
         mods = list(self)
         states = list(states) if states is not None else []
         states += [None] * (len(mods) - len(states))
@@ -73,12 +118,24 @@ class Sequential(nn.Sequential):
                 out_states += [state, nstate]
                 k += 2
                 continue
-            if getattr(module, "is_spiking_neuron", False):
-                x, state = module(x, state)
+            call = (
+                "positional"
+                if getattr(module, "is_spiking_neuron", False)
+                else (_state_call(module))
+            )
+            if call == "return_state":
+                x, state = module(x, state, return_state=True)
+            elif call == "positional" and state is not None:
+                x = module(x, state)
+            elif state is not None:
+                raise ParameterError(
+                    f"states[{k}] was given for module {k} ({type(module).__name__}), whose "
+                    "forward takes no state, so it cannot continue from it; pass None there"
+                )
             else:
-                x = module(x)
-                if isinstance(x, tuple):
-                    x, state = x
+                x = over_time(module, x, t_b)
+            if isinstance(x, tuple):
+                x, state = x
             out_states.append(state)
             k += 1
         return x, out_states

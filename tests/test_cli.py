@@ -100,3 +100,16 @@ def test_demo_shows_progress_while_generating_data(capsys):
     assert "generating train data" in err and "3/3" in err
     make_tensors(DemoConfig(), 2, seed=0)  # no name, no bar (library use)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("args, says", [
+    (["demo", "--epochs", "-1"], "argument --epochs: must be a positive integer, got '-1'"),
+    (["demo", "--epochs", "0"], "argument --epochs: must be a positive integer, got '0'"),
+    (["demo", "--n-train", "x"], "argument --n-train: must be a positive integer, got 'x'"),
+])  # fmt: skip
+def test_demo_refuses_a_count_below_one(args, says, capsys):
+    # --epochs -1 used to train nothing and print the untrained network's figures, exit 0
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert says in capsys.readouterr().err
