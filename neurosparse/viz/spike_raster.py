@@ -43,7 +43,8 @@ def raster(
     spikes
         Spike tensor ``[T, N]`` or ``[T, B, ...]`` (torch or NumPy; trailing dimensions
         are flattened into neurons, batch element ``sample`` is drawn), or an event
-        array with fields t, x, y, p (time in µs on x, pixel index ``y * W + x`` on y,
+        array with fields t (µs), x, y, p (drawn with time in ms from the first event on
+        x, pixel index ``y * W + x`` on y,
         ON red / OFF blue).
     ax
         Axes to draw on; a new figure when ``None``.
