@@ -1,4 +1,4 @@
-"""The ``neurosparse`` command: ``demo``, ``report``, ``info``.
+"""The ``neurosparse`` command: ``demo``, ``report``, ``bench``, ``info``.
 
 A user error (a bad argument, a missing file, an invalid setting: any
 ``neurosparse.errors.NeurosparseError`` or a missing file) prints one line and exits
@@ -42,6 +42,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(asdict(res), f, indent=2)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    res = run_bench(args.batch, args.in_features, args.out_features, args.rate, args.device,
+                    args.rounds)  # fmt: skip
+    print(f"neurosparse bench: Linear {res.in_features} -> {res.out_features}, batch "
+          f"{res.batch}, spike rate {res.rate:g} ({res.events} events), {res.device}; "
+          f"µs per call, {res.rounds} round-robin rounds")  # fmt: skip
+    print(res.table())
+    print(f"EventLinear auto took the {res.auto_path} path")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res.to_dict(), f, indent=2)
     return 0
 
 
@@ -218,6 +234,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report as JSON to this path")
     p.add_argument("--plot", help="write a per-layer energy plot (PNG) to this path")
     p.set_defaults(func=_cmd_report)
+    p = sub.add_parser("bench", help="time EventLinear against dense and torch.sparse on "
+                       "your layer size and spike rate, on this machine")
+    p.add_argument("--batch", type=_positive_int, default=1, help="rows per call (default 1)")
+    p.add_argument("--in-features", type=_positive_int, default=4096, help="default 4096")
+    p.add_argument("--out-features", type=_positive_int, default=4096, help="default 4096")
+    p.add_argument("--rate", type=float, default=0.01,
+                   help="fraction of inputs that spike per row (default 0.01)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where the layer runs (default cpu)")
+    p.add_argument("--rounds", type=_positive_int, default=7,
+                   help="round-robin timing rounds (default 7)")
+    p.add_argument("--json", help="also write the timings to this JSON file")
+    p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("info", help="versions, threads, and which kernel each op uses")
     p.set_defaults(func=_cmd_info)
     return parser

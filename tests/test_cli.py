@@ -113,3 +113,38 @@ def test_demo_refuses_a_count_below_one(args, says, capsys):
         main(args)
     assert exc.value.code == 2
     assert says in capsys.readouterr().err
+
+
+def test_bench_times_every_path_and_ranks_them(tmp_path, capsys):
+    """``neurosparse bench`` times each path on checked outputs; the table's ratios are
+    the medians over the fastest one's, and the JSON says the same."""
+    out = tmp_path / "b.json"
+    assert main(["bench", "--in-features", "64", "--out-features", "48", "--batch", "3",
+                 "--rate", "0.2", "--rounds", "2", "--json", str(out)]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert (res["batch"], res["in_features"], res["out_features"]) == (3, 64, 48)
+    assert set(res["us"]) == {"EventLinear event", "EventLinear auto", "dense F.linear fp32",
+                              "torch.sparse CSR"}  # fmt: skip
+    best = min(t["median"] for t in res["us"].values())
+    for name, t in res["us"].items():
+        assert t["min"] <= t["median"] <= t["max"]
+        row = next(line for line in text.splitlines() if line.startswith(name))
+        assert row.split()[-1 if "fastest" not in row else -3] == f"{t['median'] / best:.2f}"
+    assert res["auto_path"] in text
+
+
+def test_bench_refuses_to_time_a_wrong_result(monkeypatch):
+    """Every path is checked against the fp32 dense product before it is timed."""
+    from neurosparse import bench
+    from neurosparse.errors import DeviceError
+    from neurosparse.layers.event_linear import EventLinear
+
+    real = EventLinear.forward
+    monkeypatch.setattr(EventLinear, "forward", lambda self, x: real(self, x) + 1e-2)
+    with pytest.raises(RuntimeError, match="EventLinear event differs"):
+        bench.run_bench(2, 32, 16, 0.3, rounds=1, calls=1)
+    monkeypatch.setattr(EventLinear, "forward", real)
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(DeviceError, match="--device cpu"):
+            bench.run_bench(device="cuda")
