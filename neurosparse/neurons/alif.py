@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_range
+from ._params import check_param
 from .functional import NeuronParams
 from .lif import LIF
 
@@ -16,8 +16,10 @@ class ALIF(LIF):
         \theta[t] = \theta_0 + \kappa\, a[t], \qquad a[t+1] = \rho\, a[t] + S[t]
 
     (Bellec et al. 2018, "Long short-term memory and learning-to-learn in networks of
-    spiking neurons"; the spike train driving ``a`` is detached.) The reset subtracts
-    the baseline threshold ``theta_0``; every other argument is :class:`LIF`'s.
+    spiking neurons"; the spike train driving ``a`` is detached.) The paper's LSNN writes
+    ``b[t+1] = rho b[t] + (1 - rho) S[t]`` with threshold ``b_0 + beta_a b[t]``: the same
+    dynamics with ``a = b / (1 - rho)``, i.e. ``adapt = beta_a (1 - rho)``. The reset
+    subtracts the baseline threshold ``theta_0``; every other argument is :class:`LIF`'s.
 
     Parameters
     ----------
@@ -39,8 +41,8 @@ class ALIF(LIF):
         **kw,
     ) -> None:
         super().__init__(beta, threshold, reset, surrogate, **kw)
-        check_range("adapt", adapt, lo=0.0)
-        check_range("rho", rho, lo=0.0, hi=1.0)
+        check_param("adapt", adapt, lo=0.0)
+        check_param("rho", rho, lo=0.0, hi=1.0)
         self.spec = type(self.spec)(**{**self.spec.__dict__, "adaptive": True})
         self.register_buffer("adapt", torch.as_tensor(adapt, dtype=torch.float32).clone())
         self.register_buffer("rho", torch.as_tensor(rho, dtype=torch.float32).clone())

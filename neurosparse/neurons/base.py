@@ -22,7 +22,6 @@ from .._checks import (
     check_finite,
     check_float_tensor,
     check_module_device,
-    check_range,
     check_rank,
     check_same_device,
     unwrap,
@@ -31,6 +30,7 @@ from .._shared_tensors import shared_tensor
 from .._state import StepState
 from ..errors import ShapeError
 from ..ops.lif_sequence import neuron_sequence_op, neuron_step_op
+from ._params import check_param
 from .functional import NeuronParams, NeuronSpec, NeuronState, initial_state
 
 
@@ -128,7 +128,9 @@ class SpikingNeuron(StepState):
             )
         if state is not None:
             state = self._check_state(state, x[0])
-        return neuron_sequence_op(x, state, self.params(), self.spec, self.v_init)
+        p = self.params()
+        _check_param_shapes(p, x.shape[2:])
+        return neuron_sequence_op(x, state, p, self.spec, self.v_init)
 
     def step(
         self, x: torch.Tensor, state: NeuronState | None = None, *,
@@ -153,7 +155,9 @@ class SpikingNeuron(StepState):
         def run(s):
             if s is not None and s is not out:  # ``out=state``: checked above
                 s = self._check_state(s, x)
-            return neuron_step_op(x, s, self.params(), self.spec, self.v_init, out)
+            p = self.params()
+            _check_param_shapes(p, x.shape[1:])
+            return neuron_step_op(x, s, p, self.spec, self.v_init, out)
 
         return self._step(run, state)
 
@@ -165,9 +169,35 @@ class SpikingNeuron(StepState):
         )
 
 
+def _check_param_shapes(p: NeuronParams, feat: torch.Size) -> None:
+    """Require every per-neuron parameter to broadcast to the feature shape ``feat``.
+
+    The kernels lay the parameters out per feature (``expand(feat)``), so a parameter
+    with a batch axis or a size that fits no feature axis would otherwise fail there
+    with torch's expand message, or, on the reference path, broadcast against the batch
+    axis and give each sample its own value in step mode only.
+
+    Raises
+    ------
+    ShapeError
+        If a parameter has more dimensions than ``feat`` or a size other than 1 or the
+        matching feature size.
+    """
+    for name, q in zip(NeuronParams._fields, p):
+        if q.dim() == 0:  # the common case, kept to one check per field (per-step cost)
+            continue
+        if q.dim() > len(feat) or any(
+                a not in (1, b) for a, b in zip(reversed(q.shape), reversed(feat))):  # fmt: skip
+            raise ShapeError(
+                f"{name} has shape {tuple(q.shape)}, which does not broadcast to the feature "
+                f"shape {tuple(feat)} of the input (its axes after the batch axis); give one "
+                "value, or one per neuron shaped like the features"
+            )
+
+
 def check_threshold(threshold) -> None:
-    check_range("threshold", threshold, lo=0.0)
+    check_param("threshold", threshold, lo=0.0)
 
 
 def check_beta(beta) -> None:
-    check_range("beta", beta, lo=0.0, hi=1.0)
+    check_param("beta", beta, lo=0.0, hi=1.0)

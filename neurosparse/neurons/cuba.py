@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_range
-from .base import SpikingNeuron, _param, check_threshold, constant
+from ._params import check_param
+from .base import SpikingNeuron, _param, constant
 from .functional import NeuronParams, NeuronSpec
 from .surrogate import SuperSpike, Surrogate
 
@@ -38,9 +39,16 @@ class CubaLIF(SpikingNeuron):
         *,
         learn_threshold: bool = False,
     ) -> None:
+        # each value finite and non-negative on its own (two negative factors would pass
+        # the product checks below), then the Euler step stable
+        for name, value in (("tau_syn_inv", tau_syn_inv), ("tau_mem_inv", tau_mem_inv),
+                            ("dt", dt)):
+            check_param(name, value, lo=0.0)
+        for name, value in (("v_leak", v_leak), ("v_reset", v_reset)):
+            check_param(name, value)
         check_range("dt * tau_mem_inv", dt * tau_mem_inv, lo=0.0, hi=1.0)
         check_range("dt * tau_syn_inv", dt * tau_syn_inv, lo=0.0, hi=1.0)
-        check_threshold(v_th)
+        check_param("v_th", v_th, lo=0.0)  # named as the caller passed it, not "threshold"
         super().__init__(
             NeuronSpec(
                 surrogate=surrogate if surrogate is not None else SuperSpike(),

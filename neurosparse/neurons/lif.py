@@ -6,8 +6,9 @@ import math
 
 import torch
 
-from .._checks import check_choice, check_range
+from .._checks import check_choice
 from ..errors import ParameterError
+from ._params import check_param
 from .base import SpikingNeuron, _param, check_beta, check_threshold, constant
 from .functional import RESETS, NeuronParams, NeuronSpec
 from .surrogate import ATan, FastSigmoid, Surrogate
@@ -43,6 +44,9 @@ class LIF(SpikingNeuron):
     reset_delay : bool, optional
         Apply a spike's reset on the next step (snnTorch's default) or in the same step.
         Defaults to True, or False when ``refractory > 0`` (which needs the immediate reset).
+        ``False`` is the plain same-step reset (as Norse and SpikingJelly reset), not
+        snnTorch's ``reset_delay=False``, whose spikes differ once a subtract reset leaves
+        the membrane above threshold.
     dt : float
         Step length used with ``tau``.
     alpha : float or Tensor, optional
@@ -69,14 +73,19 @@ class LIF(SpikingNeuron):
         if beta is not None and tau is not None:
             raise ParameterError("give either beta or tau, not both")
         if tau is not None:
-            check_range("tau", tau, lo=1e-12)
+            check_param("tau", tau, lo=1e-12)
+            # checked here, not only through the beta it gives: a bad dt would otherwise be
+            # reported as a beta the caller never passed
+            check_param("dt", dt, lo=1e-12)
             beta = math.exp(-dt / tau)
         beta = 0.9 if beta is None else beta
         check_beta(beta)
         check_threshold(threshold)
         check_choice("reset", reset, RESETS)
+        check_param("refractory", refractory, lo=0)
+        if refractory != int(refractory):  # a fractional count would be truncated silently
+            raise ParameterError(f"refractory must be a whole number of steps, got {refractory}")
         refractory = int(refractory)
-        check_range("refractory", refractory, lo=0)
         if reset_delay is None:
             reset_delay = refractory == 0
         if reset_delay and refractory > 0:
@@ -96,7 +105,7 @@ class LIF(SpikingNeuron):
         _param(beta, learn_beta, "beta", self)
         _param(threshold, learn_threshold, "threshold", self)
         if alpha is not None:
-            check_range("alpha", alpha, lo=0.0, hi=1.0)
+            check_param("alpha", alpha, lo=0.0, hi=1.0)
         self.register_buffer("alpha", torch.as_tensor(0.0 if alpha is None else alpha,
                                                       dtype=torch.float32).clone())  # fmt: skip
 
@@ -107,9 +116,17 @@ class LIF(SpikingNeuron):
         threshold: float = 1.0,
         reset_mechanism: str = "subtract",
         spike_grad: Surrogate | None = None,
+        reset_delay: bool = True,
         **kw,
     ) -> LIF:
-        """The parameterisation of ``snntorch.Leaky`` (same defaults, ATan(2) surrogate)."""
+        """The parameterisation of ``snntorch.Leaky`` (same defaults, ATan(2) surrogate).
+
+        Only snnTorch's default ``reset_delay=True`` is reproduced; ``False`` raises
+        :class:`~neurosparse.errors.ParameterError`: snnTorch's same-step reset fires on
+        other steps than ``LIF(..., reset_delay=False)`` once a subtract reset leaves the
+        membrane above threshold.
+        """
+        _snntorch_reset_delay(reset_delay)
         return cls(beta, threshold, reset_mechanism, spike_grad or ATan(), reset_delay=True, **kw)
 
     @classmethod
@@ -120,9 +137,14 @@ class LIF(SpikingNeuron):
         threshold: float = 1.0,
         reset_mechanism: str = "subtract",
         spike_grad: Surrogate | None = None,
+        reset_delay: bool = True,
         **kw,
     ) -> LIF:
-        """The parameterisation of ``snntorch.Synaptic`` (subtract / none resets)."""
+        """The parameterisation of ``snntorch.Synaptic`` (subtract / none resets).
+
+        As in :meth:`snntorch`, only ``reset_delay=True`` (snnTorch's default) is reproduced.
+        """
+        _snntorch_reset_delay(reset_delay)
         if reset_mechanism == "zero":
             raise ParameterError(
                 "snntorch.Synaptic's reset-to-zero also clears the synaptic current, which LIF "
@@ -141,6 +163,23 @@ class LIF(SpikingNeuron):
             threshold=self.threshold, alpha=self.alpha,
             v_reset=z, adapt=z, rho=z,
         )  # fmt: skip
+
+
+def _snntorch_reset_delay(reset_delay: bool) -> None:
+    """Refuse ``reset_delay=False`` in the snnTorch constructors, which promise equal spikes.
+
+    snnTorch's same-step reset also applies the delayed reset of the previous membrane
+    and then subtracts ``(spk - reset) * threshold``, so a membrane still above threshold
+    after a subtract reset is tested on ``beta * v + x - threshold`` and fires on other
+    steps than ``LIF(..., reset_delay=False)``, which tests ``beta * v + x``.
+    """
+    if not reset_delay:
+        raise ParameterError(
+            "reset_delay=False is not reproduced: snnTorch's same-step reset fires on other "
+            "steps than LIF(..., reset_delay=False) once a membrane stays above threshold "
+            "after its reset; use LIF(beta, threshold, reset, ATan(), reset_delay=False) for "
+            "the plain same-step reset, or keep snnTorch's default reset_delay=True"
+        )
 
 
 class IF(LIF):
