@@ -111,9 +111,11 @@ def unwrap(x: object) -> object:
 def check_range(
     name: str, value: float, lo: float | None = None, hi: float | None = None
 ) -> None:
-    """Require ``lo <= value <= hi`` (elementwise for tensors)."""
+    """Require ``lo <= value <= hi`` (elementwise for tensors); NaN is never in range
+    (every comparison with it is false, so a plain test let it through)."""
     v = torch.as_tensor(value, dtype=torch.float64)
-    if (lo is not None and bool((v < lo).any())) or (hi is not None and bool((v > hi).any())):
+    if (bool(torch.isnan(v).any()) or (lo is not None and bool((v < lo).any()))
+            or (hi is not None and bool((v > hi).any()))):  # fmt: skip
         lo_s = "-inf" if lo is None else repr(lo)
         hi_s = "inf" if hi is None else repr(hi)
         got = value if v.numel() == 1 else f"values in [{v.min().item()}, {v.max().item()}]"

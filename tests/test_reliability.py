@@ -99,3 +99,15 @@ def test_lif_refuses_an_empty_sequence_like_torch_rnn():
         torch.nn.RNN(3, 4)(torch.zeros(0, 2, 3))
     with pytest.raises(ShapeError, match="T = 0"):
         ns.neurons.LIF()(torch.zeros(0, 2, 3))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ns.DeltaEncoder(threshold=float("nan")),
+    lambda: ns.sdr.KWinners(16, percent_on=float("nan")),
+    lambda: ns.SparseEventLinear(8, 8, density=float("nan")),
+])  # fmt: skip
+def test_range_checks_refuse_nan(make):
+    """Every comparison with NaN is false, so a range test alone let a NaN setting in,
+    where it silenced a layer (a threshold never crossed) or broke it later."""
+    with pytest.raises(ns.errors.ParameterError, match="nan"):
+        make()
