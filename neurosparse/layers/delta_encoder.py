@@ -102,14 +102,13 @@ def init_threshold(
 def check_threshold(name: str, th: torch.Tensor) -> None:
     """Require every value of a threshold tensor to be finite and ``>= 0``.
 
-    ``check_range`` alone lets NaN through (``NaN < 0`` is false), and a NaN threshold
-    silently never sends (``|d| > NaN`` is false): the layer would output its initial
-    value at every step. The constructors check this in :func:`init_threshold`; the
-    functional forms call this.
+    A NaN threshold silently never sends (``|d| > NaN`` is false): the layer would
+    output its initial value at every step; an infinite one never sends either. The
+    constructors check this in :func:`init_threshold`; the functional forms call this.
     """
-    check_range(name, th.detach(), lo=0.0)
     if not bool(torch.isfinite(th.detach()).all()):
         raise ParameterError(f"{name} must be finite, got {th.detach().tolist()!r}")
+    check_range(name, th.detach(), lo=0.0)
 
 
 def unit_thresholds(theta: torch.Tensor, sample_shape: torch.Size, like: torch.Tensor):
