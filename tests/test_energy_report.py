@@ -212,3 +212,22 @@ def test_cli_report_refuses_a_2d_input_without_layout(tmp_path):
     r = cli_report(f"{f}:build_b", "example", ["cpu-45nm"])
     assert (r.samples, r.time_steps) == (5, 1)
     assert r.totals["dense_macs"] == 6 * 4
+
+
+def test_two_different_profiles_under_one_name_are_refused():
+    """A user's edited copy of a built-in profile, left with its name, made one of the
+    two vanish from the report without a word; the same profile twice is kept once."""
+    import dataclasses
+
+    from neurosparse.energy import load_profile
+    from neurosparse.errors import ParameterError
+
+    net = nn.Linear(4, 3)
+    with Meter(net, layout="B") as m:
+        net(torch.ones(2, 4))
+    loihi = load_profile("loihi")
+    edited = dataclasses.replace(
+        loihi, energy={**loihi.energy, "static_mw": loihi.energy["static_mw"] * 2})
+    assert [r.name for r in m.report(hardware=["loihi", loihi]).hardware] == ["loihi"]
+    with pytest.raises(ParameterError, match="'loihi'"):
+        m.report(hardware=["loihi", edited])

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._checks import check_choice
-from ..errors import InputValueError
+from ..errors import InputValueError, ParameterError
 from . import _format as fmt
 from .counts import FIELDS, STEP_FIELDS, LayerCounts
 from .estimate import HardwareResult, check_counts, estimate
@@ -84,8 +84,15 @@ def _resolve(hardware, execution: str) -> list[tuple[str, HardwareProfile]]:
         for mode in modes:
             p = prof.with_execution(mode)
             label = prof.name if (execution == "native" and not suffixed) else f"{prof.name}:{mode}"
-            if label not in [lbl for lbl, _ in out]:
+            same = [q for lbl, q in out if lbl == label]
+            if not same:
                 out.append((label, p))
+            elif same[0] != p:
+                # two different profiles under one name: one would vanish from the report
+                raise ParameterError(
+                    f"two hardware profiles are named {prof.name!r} with different "
+                    "constants; give one of them another 'name'"
+                )
     return out
 
 
