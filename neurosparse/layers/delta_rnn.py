@@ -188,7 +188,8 @@ class DeltaRNNBase(DeltaTwin):
         """Sequence mode: ``x [T, B, input_size]`` -> ``(h [T, B, hidden_size], state)``.
 
         ``state``: ``None`` starts from rest (zero hidden state and references, memories
-        = biases); a state returned by this cell continues exactly; a bare ``h``
+        = biases); a state returned by this cell continues the stream (as one call
+        would, up to float rounding of ~1e-7: each call sums its own deltas); a bare ``h``
         (``(h, c)`` for the LSTM) ``[B, hidden_size]`` starts from that hidden state.
         """
         return self._run(x, state)
