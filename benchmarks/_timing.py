@@ -11,6 +11,15 @@ from pathlib import Path
 
 import torch
 
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def results_path(name: str, quick: bool) -> Path:
+    """Where a run writes ``name`` when no path is given: ``benchmarks/results/``, or its
+    git-ignored ``quick/`` folder for a ``--quick`` run, so that a smoke run never
+    overwrites the measured files RESULTS.md cites."""
+    return RESULTS_DIR / "quick" / name if quick else RESULTS_DIR / name
+
 
 def wall_ms(fn: Callable[[], object]) -> float:
     """Wall-clock ms of one call."""

@@ -39,7 +39,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _timing import hardware, round_robin, wall_ms  # benchmarks/, beside this
+from _timing import hardware, results_path, round_robin, wall_ms  # benchmarks/, beside this
 
 import neurosparse.data as nd
 from neurosparse.data.fetch_recordings import data_dir
@@ -310,8 +310,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 M generated events, fewer reps")
     ap.add_argument("--events", type=int, default=None, help="events in the generated files")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/data.json"))
-    ap.add_argument("--md", default=str(ROOT / "benchmarks/results/data.md"))
+    ap.add_argument("--out", default=None,
+                    help="JSON path (default benchmarks/results/data.json; quick/ for --quick)")
+    ap.add_argument("--md", default=None, help="Markdown path (default beside the JSON's default)")
     ap.add_argument("--reps", type=int, default=None,
                     help="interleaved repetitions (real files: this; generated: a third)")
     ap.add_argument("--sections", default="real,generated,transforms",
@@ -319,6 +320,8 @@ def main() -> None:
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="time per call: wall clock, or process CPU time (loaded machines)")
     args = ap.parse_args()
+    args.out = args.out or str(results_path("data.json", args.quick))
+    args.md = args.md or str(results_path("data.md", args.quick))
     global CLOCK
     CLOCK = args.clock
     sec = set(args.sections.split(","))

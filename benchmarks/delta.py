@@ -38,7 +38,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from _timing import cuda_event_ms, round_robin, wall_ms  # benchmarks/, beside this
+from _timing import cuda_event_ms, results_path, round_robin, wall_ms  # benchmarks/, beside this
 from torch import nn
 
 warnings.filterwarnings("ignore")
@@ -342,8 +342,10 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--parts", default="linear,conv,gru,task")
     ap.add_argument("--check", action="store_true", help="CUDA layers against the CPU first")
-    ap.add_argument("--out", default="benchmarks/results/delta.json")
+    ap.add_argument("--out", default=None,
+                    help="JSON path (default benchmarks/results/delta.json; quick/ for --quick)")
     args = ap.parse_args()
+    args.out = args.out or str(results_path("delta.json", args.quick))
     if args.quick:
         args.reps = 2
     import numba

@@ -67,7 +67,7 @@ if str(ROOT) not in sys.path:  # the device machine runs from a bare checkout
     sys.path.insert(0, str(ROOT))
 
 from _peers import snntorch_loop  # noqa: E402  (benchmarks/, beside this)
-from _timing import cuda_graph, cuda_ms, hardware, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
+from _timing import cuda_graph, cuda_ms, hardware, results_path, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
 
 from neurosparse.layers.event_conv2d import EventConv2d  # noqa: E402
 from neurosparse.layers.event_linear import EventLinear  # noqa: E402
@@ -722,7 +722,7 @@ def main(argv=None) -> dict:
         if "fused" in args.sections:
             fT, fB, fn = (4, 2, 64) if args.quick else (100, 32, 4096)
             res["fused"] = bench_fused(args.rates or FUSED_RATES, fT, fB, fn, reps, dev)
-        default_out = ROOT / "benchmarks/results/event_layers_gpu.json"
+        default_out = results_path("event_layers_gpu.json", args.quick)
     else:
         import numba
 
@@ -779,7 +779,7 @@ def main(argv=None) -> dict:
             res["fused"] = bench_fused(args.rates or ([0.01, 0.05] if q else FUSED_RATES),
                                        T, B, n, reps)  # fmt: skip
         res["crossovers"] = cx
-        default_out = ROOT / "benchmarks/results/event_layers.json"
+        default_out = results_path("event_layers.json", q)
     out = args.out or default_out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))

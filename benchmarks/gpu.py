@@ -41,7 +41,7 @@ from torch import nn
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _peers import snntorch_loop, spikingjelly_lif  # noqa: E402  (benchmarks/, beside this)
-from _timing import cuda_event_ms, round_robin  # noqa: E402  (benchmarks/, beside this)
+from _timing import cuda_event_ms, results_path, round_robin  # noqa: E402  (benchmarks/, beside this)
 
 
 def _summary(ms: list[float]) -> dict:
@@ -309,12 +309,14 @@ def conv_snn(dev, reps, T=100, B=32) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="benchmarks/results/gpu.json")
+    ap.add_argument("--out", default=None,
+                    help="JSON path (default benchmarks/results/gpu.json; quick/ for --quick)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--sections", default="check,open_neuromorphic,conv_snn")
     ap.add_argument("--sizes", default="4096,8192,16384", help="N for open_neuromorphic")
     args = ap.parse_args()
+    args.out = args.out or str(results_path("gpu.json", args.quick))
     dev = torch.device("cuda")
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
     try:

@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 from _peers import snntorch_loop  # noqa: E402  (benchmarks/, beside this)
-from _timing import hardware, round_robin  # benchmarks/, beside this
+from _timing import hardware, results_path, round_robin  # benchmarks/, beside this
 from torch import nn
 
 warnings.filterwarnings("ignore")
@@ -136,8 +136,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, few repetitions")
     ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--out", default="benchmarks/results/neurons.json")
+    ap.add_argument("--out", default=None,
+                    help="JSON path (default benchmarks/results/neurons.json; quick/ for --quick)")
     args = ap.parse_args()
+    args.out = args.out or str(results_path("neurons.json", args.quick))
     T, B, N, rate = (20, 8, 256, 0.05) if args.quick else (100, 32, 1024, 0.05)
     reps = 3 if args.quick else args.reps
     steps, x = make_steps(T, B, N, rate)

@@ -251,10 +251,14 @@ def bench_kwinners(reps: int) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small smoke run")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sdr.json"))
+    ap.add_argument("--out", default=None,
+                    help="JSON path (default benchmarks/results/sdr.json; quick/ for --quick)")
     ap.add_argument("--tm-random-runs", type=int, default=0,
                     help="only the random-input learning curve, over this many fresh runs")
     args = ap.parse_args(argv)
+    from _timing import results_path  # benchmarks/, beside this
+
+    args.out = args.out or str(results_path("sdr.json", args.quick))
     q = args.quick
     if args.tm_random_runs:
         from _timing import hardware  # benchmarks/, beside this

@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the device machine runs from a bare checkout
     sys.path.insert(0, str(ROOT))
 
-from _timing import cuda_ms, hardware, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
+from _timing import cuda_ms, hardware, results_path, round_robin, wall_ms  # noqa: E402  (benchmarks/, beside this)
 
 from neurosparse.layers.sparse_event_linear import (  # noqa: E402
     GATHER_RATE,
@@ -423,10 +423,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--claim", action="store_true",
                     help="only Structured RigL's setting (4096, 10 %% density, batch 1, "
                          "dense and 5 %% spike inputs), no thread sweep: affords many --reps")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sparse_sparse.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON path (default benchmarks/results/sparse_sparse.json; "
+                         "quick/ for --quick)")
     ap.add_argument("--md", type=Path, default=None,
                     help="Markdown table (default: --out with .md)")
     args = ap.parse_args(argv)
+    args.out = args.out or results_path("sparse_sparse.json", args.quick)
     import numba
 
     torch.set_num_threads(args.threads)
