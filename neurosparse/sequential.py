@@ -20,8 +20,11 @@ def _state_call(module: nn.Module) -> str | None:
     returning ``(out, state)``: recurrent cells, peers' neurons) or None."""
     cls = type(module)
     if cls not in _STATE_CALLS:
+        # the class's forward, not the instance attribute: a wrapper set on one instance
+        # (the energy meter counts some modules through ``forward(*args, **kwargs)``
+        # wrappers) would otherwise decide for every module of the class
         try:
-            ps = list(inspect.signature(module.forward).parameters.values())
+            ps = list(inspect.signature(cls.forward).parameters.values())[1:]  # no self
         except (TypeError, ValueError):
             ps = []
         positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)

@@ -182,3 +182,17 @@ def test_flatten_over_batch_or_time_is_refused(flatten):
         ns.Sequential(flatten)(torch.rand(T, B, 2, 4, 4))
     z, _ = ns.Sequential(nn.Flatten(2))(torch.rand(T, B, 2, 4, 4))
     assert z.shape == (T, B, 32)
+
+
+def test_a_metered_module_does_not_change_how_its_class_takes_state():
+    """The meter wraps some modules' forward as ``(*args, **kwargs)`` on the instance;
+    reading that signature made every later nn.Linear look like it takes a state."""
+    from neurosparse.energy import Meter
+    from neurosparse.sequential import _STATE_CALLS
+
+    _STATE_CALLS.clear()
+    net = ns.Sequential(nn.Linear(F, OUT), ns.LIF(0.8, 0.5))
+    with Meter(net):
+        net(torch.rand(T, B, F))
+    with pytest.raises(ns.errors.ParameterError, match=r"states\[0\].*Linear"):
+        net(torch.rand(T, B, F), [torch.zeros(B, OUT), None])
