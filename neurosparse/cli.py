@@ -52,7 +52,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                     args.rounds)  # fmt: skip
     print(f"neurosparse bench: Linear {res.in_features} -> {res.out_features}, batch "
           f"{res.batch}, spike rate {res.rate:g} ({res.events} events), {res.device}; "
-          f"µs per call, {res.rounds} round-robin rounds")  # fmt: skip
+          f"µs per call, {res.rounds} round-robin rounds; every output checked against the "
+          "fp32 product first; the CSR row includes to_sparse_csr() of the input")  # fmt: skip
     print(res.table())
     print(f"EventLinear auto took the {res.auto_path} path")
     if args.json:
