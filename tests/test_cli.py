@@ -55,6 +55,11 @@ def test_report_on_the_shipped_example_fits_100_columns(capsys):
     legend = out[out.index("Columns:"):]
     for word in ("SynOps", "Dense MACs", "Neuron upd.", "Provenance", "Static", "Cores"):
         assert f"  {word} " in legend, word
+    # a lower-bound profile's per-layer energies carry their >= here too (Speck: 0 J
+    # dynamic energy, printed bare before)
+    table = out[out.index("Dynamic energy per layer"):out.index("Per hardware")]
+    speck_rows = [line for line in table.splitlines() if "J" in line]
+    assert speck_rows and all("≥" in line for line in speck_rows)
 
 
 def test_report_formats_json_and_wide(capsys):
