@@ -125,15 +125,22 @@ def test_learnable_per_neuron_lif_gradients_match_snntorch(reset, kernels):
 
     ours = ns.LIF.snntorch(beta=beta, threshold=th, reset_mechanism=reset,
                            learn_beta=True, learn_threshold=True)  # fmt: skip
+    _ours_equal_peer(ours, x, w, spk_ref, mem, xp.grad)
+    assert torch.allclose(ours.beta.grad, peer.beta.grad, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(ours.threshold.grad, peer.threshold.grad, atol=1e-4, rtol=1e-4)
+
+
+def _ours_equal_peer(ours, x, w, spk_ref, mem_ref, grad_ref):
+    """Run ``ours`` on ``x`` with the peer's loss (spikes weighted by ``w`` + final
+    membrane); spikes equal, membrane and input gradient close. Returns our state."""
     xo = x.clone().requires_grad_()
     spk, st = ours(xo)
     ((spk * w).sum() + st.v.sum()).backward()
     assert spk_ref.sum() > 100
     assert torch.equal(spk, spk_ref)
-    assert torch.allclose(st.v, mem, atol=1e-6, rtol=0)
-    assert torch.allclose(xo.grad, xp.grad, atol=1e-5, rtol=1e-4)
-    assert torch.allclose(ours.beta.grad, peer.beta.grad, atol=1e-4, rtol=1e-4)
-    assert torch.allclose(ours.threshold.grad, peer.threshold.grad, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(st.v, mem_ref, atol=1e-6, rtol=0)
+    assert torch.allclose(xo.grad, grad_ref, atol=1e-5, rtol=1e-4)
+    return st
 
 
 def test_synaptic_matches_snntorch(kernels):
@@ -153,14 +160,8 @@ def test_synaptic_matches_snntorch(kernels):
     spk_ref = torch.stack(spk_ref)
     ((spk_ref * w).sum() + mem.sum()).backward()
     ours = ns.LIF.snntorch_synaptic(alpha, 0.8)
-    xo = x.clone().requires_grad_()
-    spk, st = ours(xo)
-    ((spk * w).sum() + st.v.sum()).backward()
-    assert spk_ref.sum() > 100
-    assert torch.equal(spk, spk_ref)
-    assert torch.allclose(st.v, mem, atol=1e-6, rtol=0)
+    st = _ours_equal_peer(ours, x, w, spk_ref, mem, xp.grad)
     assert torch.allclose(st.i, alpha * syn, atol=1e-6, rtol=0)
-    assert torch.allclose(xo.grad, xp.grad, atol=1e-5, rtol=1e-4)
 
 
 def test_snntorch_same_step_reset_differs_from_ours():
