@@ -39,8 +39,9 @@ def finite_checks_on_gpu() -> bool:
     return os.environ.get("NEUROSPARSE_CHECK_FINITE_GPU", "0") not in ("", "0")
 
 
-def check_finite(name: str, x: torch.Tensor) -> None:
-    """Reject NaN or infinite values (they would silently poison every later step).
+def check_finite(name: str, x: torch.Tensor, allow_inf: bool = False) -> None:
+    """Reject NaN or infinite values (they would silently poison every later step);
+    ``allow_inf`` rejects NaN only (for ops that rank values, where ±inf is fine).
 
     A NaN or inf anywhere makes the sum non-finite, so one reduction (~10x cheaper than
     an elementwise ``isfinite`` on the CPU) clears the common case; only a non-finite sum
@@ -53,7 +54,13 @@ def check_finite(name: str, x: torch.Tensor) -> None:
     """
     if x.is_cuda and not finite_checks_on_gpu():
         return
-    if x.numel() and not torch.isfinite(x.detach().sum()) and not torch.isfinite(x).all():
+    if not x.numel():
+        return
+    xd = x.detach()
+    if allow_inf:  # a NaN sum: NaN, or +inf and -inf; only then the exact test
+        if bool(torch.isnan(xd.sum())) and bool(torch.isnan(xd).any()):
+            raise InputValueError(f"{name} contains NaN values")
+    elif not torch.isfinite(xd.sum()) and not torch.isfinite(xd).all():
         raise InputValueError(f"{name} contains NaN or infinite values")
 
 
@@ -120,6 +127,19 @@ def check_range(
         hi_s = "inf" if hi is None else repr(hi)
         got = value if v.numel() == 1 else f"values in [{v.min().item()}, {v.max().item()}]"
         raise ParameterError(f"{name} must lie in [{lo_s}, {hi_s}], got {got}")
+
+
+def check_finite_range(
+    name: str, value: float, lo: float | None = None, hi: float | None = None
+) -> None:
+    """:func:`check_range` that also refuses ±inf (elementwise for tensors): for settings
+    such as a threshold or a decay, where an infinite value does not fail later either
+    (an infinite threshold never fires and its subtract reset is ``inf * 0 = NaN``)."""
+    v = torch.as_tensor(value, dtype=torch.float64)
+    if not bool(torch.isfinite(v).all()):
+        got = value if v.numel() == 1 else f"{int((~torch.isfinite(v)).sum())} non-finite values"
+        raise ParameterError(f"{name} must be a finite number, got {got}")
+    check_range(name, value, lo, hi)
 
 
 def check_choice(name: str, value: str, choices: Sequence[str]) -> str:

@@ -150,14 +150,8 @@ def narrow_table(report, width: int = WIDTH) -> str:
     one-table layout is ``str(report)`` / ``--format wide``)."""
     import textwrap
 
-    from .energy._format import unit
-    from .energy.report import _bound
-
     layer_h, layer_r = report._layer_rows(energy_cols=False)
-    energy_h = ["Layer"] + [r.name for r in report.hardware]
-    # a lower-bound profile's per-layer energies are lower bounds too (as in every table)
-    energy_r = [[layer.name] + [_bound(r) + unit(r.layer_energy_j.get(layer.name, 0.0), "J")
-                                for r in report.hardware] for layer in report.layers]
+    energy_h, energy_r = report._energy_rows()
     hw_h, hw_r = report._hardware_rows()
     parts = [textwrap.fill(report._summary_line(), width)]
     for title, (h, r) in (("Per layer (per inference)", (layer_h, layer_r)),

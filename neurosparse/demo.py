@@ -163,13 +163,14 @@ HARDWARE = ("loihi", "speck", "cpu-45nm", "gpu-a100-fp16")
 def energy_lines(report) -> list[str]:
     """The demo's energy table: one row per profile, then one line per column."""
     from .energy import _format as fmt
+    from .energy.report import bound_mark
 
     rows = [f"{'energy / inference on':<22} {'total':>10} {'dynamic':>10} {'static':>10} "
             f"{'latency':>9}  provenance"]
     for r in report.hardware:
         # every energy of a lower-bound profile is one (Speck's dynamic 0 J is "not
         # modelled", not "free"), as in the report's tables
-        b = "≥ " if r.provenance == "lower-bound" else ""
+        b = bound_mark(r)
         e, d, st = (b + fmt.unit(v, "J") for v in (r.energy_j, r.dynamic_j, r.static_j))
         rows.append(f"  {r.name:<20} {e:>10} {d:>10} {st:>10} "
                     f"{fmt.unit(r.latency_s, 's'):>9}  {r.provenance}")

@@ -164,7 +164,7 @@ def test_per_neuron_parameters_broadcast_over_feature_axes(kernels, monkeypatch)
 def test_snntorch_reset_delay_false_refused():
     # it was a bare TypeError ("multiple values for keyword argument"); snnTorch's own
     # reset_delay=False fires differently from ours (tests/test_neuron_parity.py)
-    with pytest.raises(ParameterError, match="reset_delay=False is not reproduced"):
+    with pytest.raises(ParameterError, match="reset_delay=False is not matched"):
         ns.LIF.snntorch(0.9, reset_delay=False)
-    with pytest.raises(ParameterError, match="reset_delay=False is not reproduced"):
+    with pytest.raises(ParameterError, match="reset_delay=False is not matched"):
         ns.LIF.snntorch_synaptic(0.5, 0.9, reset_delay=False)

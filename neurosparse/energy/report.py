@@ -222,7 +222,7 @@ class Report:
                    fmt.count(c["neuron_updates"]), fmt.count(c["spikes"]), fmt.frac(sp),
                    fmt.nbytes(layer.params_bytes), fmt.nbytes(c["state_bytes_rw"])]
             if energy_cols:
-                row += [_bound(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J")
+                row += [bound_mark(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J")
                         for r in self.hardware]
             rows.append(row)
         t = self.totals
@@ -232,7 +232,7 @@ class Report:
                  fmt.nbytes(sum(layer.params_bytes for layer in self.layers)),
                  fmt.nbytes(t["state_bytes_rw"])]
         if energy_cols:
-            total += [_bound(r) + fmt.unit(r.dynamic_j, "J") for r in self.hardware]
+            total += [bound_mark(r) + fmt.unit(r.dynamic_j, "J") for r in self.hardware]
         rows.append(total)
         return header, rows
 
@@ -245,9 +245,9 @@ class Report:
             rng = (fmt.unit_range(r.energy_low_j, r.energy_high_j, "J")
                    if r.energy_low_j != r.energy_high_j else same)
             cores = f"{r.cores} / {r.chips}" if r.cores else "-"
-            energy = _bound(r) + fmt.unit(r.energy_j, "J")
+            energy = bound_mark(r) + fmt.unit(r.energy_j, "J")
             rows.append([r.name + (" ≈" if r.uncertain else ""), r.provenance, energy,
-                         _bound(r) + fmt.unit(r.dynamic_j, "J"), fmt.unit(r.static_j, "J"), rng,
+                         bound_mark(r) + fmt.unit(r.dynamic_j, "J"), fmt.unit(r.static_j, "J"), rng,
                          fmt.unit(r.latency_s, "s"), cores])
         return header, rows
 
@@ -298,6 +298,14 @@ class Report:
                 f"time_steps={self.time_steps}, layers={len(self.layers)}, "
                 f"hardware={[r.name for r in self.hardware]})")
 
+    def _energy_rows(self) -> tuple[list[str], list[list[str]]]:
+        """(header, rows) of the dynamic energy per layer and hardware; a lower-bound
+        profile's energies carry their ≥ here as everywhere."""
+        return (["Layer"] + [r.name for r in self.hardware],
+                [[layer.name] + [bound_mark(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0),
+                                                          "J")
+                                 for r in self.hardware] for layer in self.layers])
+
     def print(self, console=None) -> None:
         """Print with ``rich`` tables when rich is installed, else plain text."""
         try:
@@ -308,12 +316,8 @@ class Report:
             return
         console = console or Console()
         console.print(self._summary_line())
-        energy = (["Layer"] + [r.name for r in self.hardware],
-                  [[layer.name] + [_bound(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0),
-                                                        "J")
-                                   for r in self.hardware] for layer in self.layers])
         for (header, rows), title in ((self._layer_rows(energy_cols=False), "Per layer"),
-                                      (energy, "Dynamic energy per layer"),
+                                      (self._energy_rows(), "Dynamic energy per layer"),
                                       (self._hardware_rows(), "Per hardware")):
             table = Table(title=title)
             for i, h in enumerate(header):
@@ -337,7 +341,7 @@ class Report:
             header = ["Layer"] + [f"{p} {r.name}" for r in self.hardware for p in ("E", "t")]
             # a lower bound's per-layer energies are lower bounds too (as in the text table)
             rows = [[layer.name] + [v for r in self.hardware for v in (
-                _bound(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J"),
+                bound_mark(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J"),
                 fmt.unit(r.layer_latency_s.get(layer.name, 0.0), "s"))]
                 for layer in self.layers]
             parts += ["## Energy and busy time per layer and hardware", "",
@@ -420,7 +424,7 @@ _STATIC_WORDS = {"occupied": "the cores in use (chips)", "chip": "whole chips",
                  "device": "the whole device (CPU/GPU)"}
 
 
-def _bound(r) -> str:
+def bound_mark(r) -> str:
     """"≥ " before an energy of a lower-bound profile (e.g. Speck: no published energy per
     operation, so its dynamic energy is 0 J and only the static part is counted)."""
     return "≥ " if r.provenance == "lower-bound" else ""

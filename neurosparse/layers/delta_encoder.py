@@ -32,9 +32,9 @@ from torch import nn
 from .._checks import (
     check_choice,
     check_finite,
+    check_finite_range,
     check_float_tensor,
     check_module_device,
-    check_range,
     check_rank,
     check_sequence,
     check_state_tensor,
@@ -66,9 +66,7 @@ def init_threshold(
     tensor of shape ``[]`` / ``[channels]``.
     """
     t = torch.as_tensor(threshold, dtype=torch.float32).detach().clone()
-    check_range(name, t, lo=0.0)
-    if not bool(torch.isfinite(t).all()):
-        raise ParameterError(f"{name} must be finite, got {threshold!r}")
+    check_finite_range(name, t, lo=0.0)
     if t.dim() > 1:
         raise ShapeError(f"{name} must be a scalar or a 1-D tensor, got shape {tuple(t.shape)}")
     if t.dim() == 1 and t.numel() != 1:
@@ -106,9 +104,7 @@ def check_threshold(name: str, th: torch.Tensor) -> None:
     output its initial value at every step; an infinite one never sends either. The
     constructors check this in :func:`init_threshold`; the functional forms call this.
     """
-    if not bool(torch.isfinite(th.detach()).all()):
-        raise ParameterError(f"{name} must be finite, got {th.detach().tolist()!r}")
-    check_range(name, th.detach(), lo=0.0)
+    check_finite_range(name, th.detach(), lo=0.0)
 
 
 def unit_thresholds(theta: torch.Tensor, sample_shape: torch.Size, like: torch.Tensor):

@@ -24,8 +24,6 @@ import torch.nn.functional as F
 
 from .._checks import (
     check_choice,
-    check_float_tensor,
-    check_rank,
     check_same_device,
     check_sequence,
     check_state_tensor,
@@ -44,6 +42,7 @@ from .delta_encoder import (
     unit_thresholds,
 )
 from .dispatch import MODES, choose_path, cuda_linear_path
+from .event_linear import check_weight
 
 
 class DeltaLinearState(NamedTuple):
@@ -112,36 +111,16 @@ def delta_linear(
     -------
     z : ``[T, B, out]``; state : DeltaLinearState after the last step.
     """
+    # the caller's tensors, not a layer's: a 1-D weight failed with a bare unpacking
+    # error, and a [B, out] bias was broadcast as a per-sample bias without a word
+    x = check_sequence(unwrap(x), 3, "[T, B, in_features], time first")
+    check_weight(weight, bias, x, 2, "[out_features, in_features]", contiguous=False)
     holder = _Functional(weight, bias, threshold, mode, grad_width)
     return holder.run(x, state)
 
 
-def _check_parameters(weight: object, bias: object) -> None:
-    """Require a float ``weight [out, in]`` and a ``bias [out]`` (or None) of its dtype
-    and device.
-
-    The functional's weight and bias are the caller's tensors, not a layer's: without
-    this a 1-D weight failed with a bare unpacking error, and a bias that is not
-    ``[out]`` either failed inside ``expand`` or was broadcast silently (``[B, out]``
-    as a per-sample bias).
-    """
-    weight = check_float_tensor("weight", weight)
-    check_rank("weight", weight, (2,), "[out_features, in_features]")
-    if bias is None:
-        return
-    bias = check_float_tensor("bias", bias)
-    if tuple(bias.shape) != (weight.shape[0],):
-        raise ShapeError(f"bias must have shape ({weight.shape[0]},) (one per output of the "
-                         f"[out, in] weight), got {tuple(bias.shape)}")  # fmt: skip
-    check_same_device("bias", bias, weight, "the weight")
-    if bias.dtype != weight.dtype:
-        raise DTypeError(f"bias is {bias.dtype} but the weight is {weight.dtype}; use one "
-                         f"dtype (bias.to({weight.dtype}))")  # fmt: skip
-
-
 class _Functional(DeltaModule):
     def __init__(self, weight, bias, threshold, mode, grad_width):
-        _check_parameters(weight, bias)
         self.weight, self.bias, self.mode = weight, bias, check_choice("mode", mode, MODES)
         th = torch.as_tensor(threshold)
         check_threshold("threshold", th)

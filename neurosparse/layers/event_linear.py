@@ -21,9 +21,11 @@ from .dispatch import MODES, choose_path, run_cuda_linear
 
 
 def check_weight(
-    weight: object, bias: object, x: torch.Tensor, rank: int, layout: str
+    weight: object, bias: object, x: torch.Tensor, rank: int, layout: str,
+    contiguous: bool = True,
 ) -> None:
-    """Weight/bias checks shared by the event layers: dtype, rank, layout, device."""
+    """Weight/bias checks shared by the event and delta layers: dtype, rank, device,
+    and (``contiguous``: for kernels that read the weight in place) layout."""
     weight = check_float_tensor("weight", weight)
     check_rank("weight", weight, (rank,), layout)
     check_same_device("weight", weight, x, "input")
@@ -33,7 +35,8 @@ def check_weight(
             f"(the kernels run float32, other float dtypes run the torch reference)"
         )
     # a Linear weight may also be stored transposed (EventLinear's own layout)
-    if not (weight.is_contiguous() or (weight.dim() == 2 and weight.t().is_contiguous())):
+    laid_out = weight.is_contiguous() or (weight.dim() == 2 and weight.t().is_contiguous())
+    if contiguous and not laid_out:
         raise ShapeError(
             f"weight must be contiguous (strides {weight.stride()} for shape "
             f"{tuple(weight.shape)}); pass weight.contiguous()"

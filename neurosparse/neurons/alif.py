@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._params import check_param
+from .._checks import check_finite_range
 from .functional import NeuronParams
 from .lif import LIF
 
@@ -41,8 +41,8 @@ class ALIF(LIF):
         **kw,
     ) -> None:
         super().__init__(beta, threshold, reset, surrogate, **kw)
-        check_param("adapt", adapt, lo=0.0)
-        check_param("rho", rho, lo=0.0, hi=1.0)
+        check_finite_range("adapt", adapt, lo=0.0)
+        check_finite_range("rho", rho, lo=0.0, hi=1.0)
         self.spec = type(self.spec)(**{**self.spec.__dict__, "adaptive": True})
         self.register_buffer("adapt", torch.as_tensor(adapt, dtype=torch.float32).clone())
         self.register_buffer("rho", torch.as_tensor(rho, dtype=torch.float32).clone())

@@ -20,6 +20,7 @@ from torch import nn
 
 from .._checks import (
     check_finite,
+    check_finite_range,
     check_float_tensor,
     check_module_device,
     check_rank,
@@ -30,7 +31,6 @@ from .._shared_tensors import shared_tensor
 from .._state import StepState
 from ..errors import ShapeError
 from ..ops.lif_sequence import neuron_sequence_op, neuron_step_op
-from ._params import check_param
 from .functional import NeuronParams, NeuronSpec, NeuronState, initial_state
 
 
@@ -196,8 +196,8 @@ def _check_param_shapes(p: NeuronParams, feat: torch.Size) -> None:
 
 
 def check_threshold(threshold) -> None:
-    check_param("threshold", threshold, lo=0.0)
+    check_finite_range("threshold", threshold, lo=0.0)
 
 
 def check_beta(beta) -> None:
-    check_param("beta", beta, lo=0.0, hi=1.0)
+    check_finite_range("beta", beta, lo=0.0, hi=1.0)

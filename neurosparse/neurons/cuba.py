@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_range
-from ._params import check_param
+from .._checks import check_finite_range, check_range
 from .base import SpikingNeuron, _param, constant
 from .functional import NeuronParams, NeuronSpec
 from .surrogate import SuperSpike, Surrogate
@@ -43,12 +42,12 @@ class CubaLIF(SpikingNeuron):
         # the product checks below), then the Euler step stable
         for name, value in (("tau_syn_inv", tau_syn_inv), ("tau_mem_inv", tau_mem_inv),
                             ("dt", dt)):
-            check_param(name, value, lo=0.0)
+            check_finite_range(name, value, lo=0.0)
         for name, value in (("v_leak", v_leak), ("v_reset", v_reset)):
-            check_param(name, value)
+            check_finite_range(name, value)
         check_range("dt * tau_mem_inv", dt * tau_mem_inv, lo=0.0, hi=1.0)
         check_range("dt * tau_syn_inv", dt * tau_syn_inv, lo=0.0, hi=1.0)
-        check_param("v_th", v_th, lo=0.0)  # named as the caller passed it, not "threshold"
+        check_finite_range("v_th", v_th, lo=0.0)  # named as the caller passed it, not "threshold"
         super().__init__(
             NeuronSpec(
                 surrogate=surrogate if surrogate is not None else SuperSpike(),

@@ -6,9 +6,8 @@ import math
 
 import torch
 
-from .._checks import check_choice
+from .._checks import check_choice, check_finite_range
 from ..errors import ParameterError
-from ._params import check_param
 from .base import SpikingNeuron, _param, check_beta, check_threshold, constant
 from .functional import RESETS, NeuronParams, NeuronSpec
 from .surrogate import ATan, FastSigmoid, Surrogate
@@ -73,16 +72,16 @@ class LIF(SpikingNeuron):
         if beta is not None and tau is not None:
             raise ParameterError("give either beta or tau, not both")
         if tau is not None:
-            check_param("tau", tau, lo=1e-12)
+            check_finite_range("tau", tau, lo=1e-12)
             # checked here, not only through the beta it gives: a bad dt would otherwise be
             # reported as a beta the caller never passed
-            check_param("dt", dt, lo=1e-12)
+            check_finite_range("dt", dt, lo=1e-12)
             beta = math.exp(-dt / tau)
         beta = 0.9 if beta is None else beta
         check_beta(beta)
         check_threshold(threshold)
         check_choice("reset", reset, RESETS)
-        check_param("refractory", refractory, lo=0)
+        check_finite_range("refractory", refractory, lo=0)
         if refractory != int(refractory):  # a fractional count would be truncated silently
             raise ParameterError(f"refractory must be a whole number of steps, got {refractory}")
         refractory = int(refractory)
@@ -105,7 +104,7 @@ class LIF(SpikingNeuron):
         _param(beta, learn_beta, "beta", self)
         _param(threshold, learn_threshold, "threshold", self)
         if alpha is not None:
-            check_param("alpha", alpha, lo=0.0, hi=1.0)
+            check_finite_range("alpha", alpha, lo=0.0, hi=1.0)
         self.register_buffer("alpha", torch.as_tensor(0.0 if alpha is None else alpha,
                                                       dtype=torch.float32).clone())  # fmt: skip
 
@@ -121,7 +120,7 @@ class LIF(SpikingNeuron):
     ) -> LIF:
         """The parameterisation of ``snntorch.Leaky`` (same defaults, ATan(2) surrogate).
 
-        Only snnTorch's default ``reset_delay=True`` is reproduced; ``False`` raises
+        Only snnTorch's default ``reset_delay=True`` is matched; ``False`` raises
         :class:`~neurosparse.errors.ParameterError`: snnTorch's same-step reset fires on
         other steps than ``LIF(..., reset_delay=False)`` once a subtract reset leaves the
         membrane above threshold.
@@ -142,7 +141,7 @@ class LIF(SpikingNeuron):
     ) -> LIF:
         """The parameterisation of ``snntorch.Synaptic`` (subtract / none resets).
 
-        As in :meth:`snntorch`, only ``reset_delay=True`` (snnTorch's default) is reproduced.
+        As in :meth:`snntorch`, only ``reset_delay=True`` (snnTorch's default) is matched.
         """
         _snntorch_reset_delay(reset_delay)
         if reset_mechanism == "zero":
@@ -175,7 +174,7 @@ def _snntorch_reset_delay(reset_delay: bool) -> None:
     """
     if not reset_delay:
         raise ParameterError(
-            "reset_delay=False is not reproduced: snnTorch's same-step reset fires on other "
+            "reset_delay=False is not matched: snnTorch's same-step reset fires on other "
             "steps than LIF(..., reset_delay=False) once a membrane stays above threshold "
             "after its reset; use LIF(beta, threshold, reset, ATan(), reset_delay=False) for "
             "the plain same-step reset, or keep snnTorch's default reset_delay=True"

@@ -30,7 +30,7 @@ import math
 
 import torch
 
-from ._params import check_param
+from .._checks import check_finite_range
 
 
 class SpikeFunction(torch.autograd.Function):
@@ -56,7 +56,7 @@ class Surrogate:
 
     def __init__(self, slope: float | None = None) -> None:
         slope = self.default_slope if slope is None else float(slope)
-        check_param(f"{type(self).__name__} slope", slope, lo=0.0)
+        check_finite_range(f"{type(self).__name__} slope", slope, lo=0.0)
         self.slope = slope
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract

@@ -24,13 +24,13 @@ import torch
 from torch import nn
 
 from .._checks import (
+    check_finite,
     check_float_tensor,
     check_module_device,
     check_range,
-    finite_checks_on_gpu,
     unwrap,
 )
-from ..errors import InputValueError, ParameterError, ShapeError
+from ..errors import ParameterError, ShapeError
 
 
 def _resolve_k(n: int, percent_on: float | None, k: int | None) -> int:
@@ -42,19 +42,6 @@ def _resolve_k(n: int, percent_on: float | None, k: int | None) -> int:
     if not 1 <= int(k) <= n:
         raise ParameterError(f"k must lie in [1, {n}] (units), got {k}")
     return int(k)
-
-
-def _check_no_nan(x: torch.Tensor) -> None:
-    # A NaN makes the k-th value NaN and every comparison with it false, so a sample
-    # holding one came out all zeros without a word. ±inf ranks fine and is allowed
-    # (e.g. -inf for masked units). CUDA tensors only with NEUROSPARSE_CHECK_FINITE_GPU=1
-    # (reading the flag synchronises with the GPU).
-    if x.is_cuda and not finite_checks_on_gpu():
-        return
-    # one reduction clears the common case; a NaN sum (NaN, or +inf and -inf) is checked
-    xd = x.detach()
-    if xd.numel() and bool(torch.isnan(xd.sum())) and bool(torch.isnan(xd).any()):
-        raise InputValueError("x contains NaN values; k-winners cannot rank them")
 
 
 def _winner_mask(boosted: torch.Tensor, k: int, dim: int, break_ties: bool) -> torch.Tensor:
@@ -241,7 +228,9 @@ class KWinners(_KWinnersBase):
         check_module_device(self, x, type(self).__name__)
         if x.dim() < 1 or x.shape[-1] != self.n:
             raise ShapeError(f"x must be [..., {self.n}], got shape {tuple(x.shape)}")
-        _check_no_nan(x)
+        # a NaN makes the k-th value NaN and every comparison false: the sample came out
+        # all zeros without a word; ±inf ranks fine (e.g. -inf for masked units)
+        check_finite("x", x, allow_inf=True)
         out = kwinners(x, self.duty_cycle, self._k_now(), self.boost_strength, self.break_ties)
         if self.training:
             with torch.no_grad():
@@ -321,7 +310,7 @@ class KWinners2d(_KWinnersBase):
         check_module_device(self, x, type(self).__name__)
         if x.dim() < 3 or x.shape[-3] != self.channels:
             raise ShapeError(f"x must be [..., {self.channels}, H, W], got shape {tuple(x.shape)}")
-        _check_no_nan(x)
+        check_finite("x", x, allow_inf=True)  # NaN would zero the sample (see KWinners)
         C, H, W = x.shape[-3:]
         if not self.local:
             self._resolve_for(C * H * W)
