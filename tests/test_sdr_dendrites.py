@@ -150,15 +150,17 @@ def test_errors_name_the_argument():
 
 
 @pytest.mark.parametrize("select", ["absmax", "max"])
-def test_kernel_follows_argmax_on_nan_activations(select):
+def test_kernel_mode_follows_argmax_on_nan_activations(select, monkeypatch):
     # torch.argmax counts NaN as the largest value (first one wins); the kernel's plain
-    # ">" skipped NaN, so a unit whose segments were all NaN got segment 0 with the value
-    # 0 (a gate of sigmoid(0) = 0.5, silently) while the reference gave NaN
+    # ">" skips NaN, so a unit whose segments were all NaN got segment 0 with the value
+    # 0 (a gate of sigmoid(0) = 0.5, silently) while the reference gave NaN: the op
+    # hands NaN inputs to the reference, also where the kernel is asked for
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "numba")
     gen = torch.Generator().manual_seed(5)
     weights = torch.randn(3, 4, 6, generator=gen)
     context = _context(5, 6, 0.6, gen)
     context[1, 0] = float("nan")  # NaN · w is NaN for every w, 0 included: all of row 1
-    v_k, i_k = _SegmentActivation.apply(context, weights, select == "absmax")
+    v_k, i_k = segment_activation(context, weights, select)
     v_r, i_r = segment_activation_reference(context, weights, select)
     assert torch.equal(i_k, i_r)
     assert torch.allclose(v_k, v_r, atol=1e-6, equal_nan=True)

@@ -136,6 +136,11 @@ def segment_activation(
         # The kernel wins by skipping zero context entries; on dense contexts one BLAS
         # matmul over all segments is faster, so "auto" hands those to the reference.
         dense = bool((context != 0).float().mean() > AUTO_DENSE_FRACTION)
-        if not (dense and registry.kernel_mode() == "auto"):
+        # NaN/inf inputs take the reference, whose argmax picks the first NaN segment
+        # (the kernel's ">" never would, and an all-NaN unit came out as 0); one sum
+        # each clears the common case (a finite overflow also takes the reference)
+        finite = bool(torch.isfinite(context.detach().sum())) and bool(
+            torch.isfinite(weights.detach().sum()))
+        if finite and not (dense and registry.kernel_mode() == "auto"):
             return _SegmentActivation.apply(context, weights, select == "absmax")
     return segment_activation_reference(context, weights, select)
