@@ -186,3 +186,18 @@ def test_forced_modes_ignore_the_activity(mode):
     for rate in (0.0, 1.0):
         lin((torch.rand(3, 50) < rate).float())
         assert lin.last_path == mode
+
+
+def test_a_single_small_row_takes_the_dense_path_by_the_table(monkeypatch):
+    # a streaming step of 1024 -> 512 at 5 % input: the event path's fixed cost made it
+    # 2.3x slower than F.linear when auto took the 0.40 of a 320-row shape
+    monkeypatch.setenv("NEUROSPARSE_MEASURE_CROSSOVER", "0")
+    assert dispatch.choose_path("auto", "linear", "cpu", (1, 1024, 512), 0.05) == "dense"
+    assert dispatch.choose_path("auto", "linear", "cpu", (1, 256, 256), 0.01) == "dense"
+    # a single 1024 x 1024 row is already measured on the machine, not looked up
+    monkeypatch.setenv("NEUROSPARSE_MEASURE_CROSSOVER", "1")
+    calls = []
+    monkeypatch.setattr(dispatch, "measure_linear_cpu", lambda shape: calls.append(shape) or 0.3)
+    assert dispatch.crossover("linear", "cpu", (1, 1024, 1024)) == 0.3
+    assert dispatch.crossover("linear", "cpu", (1, 1024, 512)) == 0.0
+    assert calls == [(1, 1024, 1024)]

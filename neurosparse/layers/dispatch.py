@@ -53,12 +53,21 @@ MODES = ("auto", "event", "dense")
 # machine was shared with other jobs during the runs, so these are indicative (±2×):
 #   .venv/bin/python benchmarks/event_layers.py                            (linear rows)
 #   .venv/bin/python benchmarks/event_layers.py --sections conv --reps 9   (conv rows)
+# Single rows and small batches (a streaming step): ``measure_linear_cpu`` three times
+# each on the same VM, 2026-12-07, the lowest of the three (crossovers 0.0 / 0.0 / 0.0 at
+# 1 x 1024 x 512, 0.12 / 0.0 / 0.06 at 1 x 1024², 0.48 / 0.39 / 0.50 at 1 x 4096²,
+# 0.25 / 0.20 / 0.20 at 8 x 1024²): a call this small is mostly the event path's fixed
+# cost (count pass, index, kernel entry), which the dense product does not pay.
 LINEAR_CPU: list[tuple[tuple[int, ...], float]] = [
     ((3200, 4096, 4096), 0.31),
     ((32, 4096, 4096), 0.40),
     ((3200, 1024, 1024), 0.37),
     ((320, 1024, 1024), 0.40),
     ((3200, 256, 256), 0.40),
+    ((1, 4096, 4096), 0.39),
+    ((8, 1024, 1024), 0.20),
+    ((1, 1024, 1024), 0.0),
+    ((1, 256, 256), 0.0),
 ]
 CONV_CPU: list[tuple[tuple[int, ...], float]] = [
     ((16, 2, 32, 25, 128 * 128), 0.50),
@@ -85,8 +94,10 @@ _TABLES = {
 }
 
 # Shapes of at least this many multiply-adds get a crossover measured on this machine
-# (CPU linear); below it the whole call is cheap and the table's guess is good enough.
-MEASURE_MIN_MACS = 1 << 24
+# (CPU linear; 0.1-4 s once per size class, cached); below it the whole call costs a few
+# tens of µs and the table decides. (It was 2**24 until a single 1024 -> 512 row at 5 %
+# input took the table's 0.40 of a 320-row shape: event 2.3x slower than F.linear.)
+MEASURE_MIN_MACS = 1 << 20
 _RATES = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 # One timed sample runs a path this long at least (calls repeated): a single call of a
 # small shape (8 rows: ~0.1-1 ms) is at the mercy of one scheduler tick on a shared VM.
