@@ -153,6 +153,57 @@ def _linear_steps(totals: dict, events: list[int]) -> list[dict[str, float]]:
     return out
 
 
+def _join_chunks(calls: list, T: int, B: int) -> tuple[tuple, torch.Tensor] | None:
+    """One call on ``[T, ...]`` (or ``[T*B, ...]``) from several calls of a synaptic layer
+    that each got consecutive steps of one sequence (``[T_c, B, ...]``: a sequence fed in
+    pieces), or None when their inputs do not add up to the sequence."""
+    if len(calls) < 2:
+        return None
+    xs = [c.payload[0][0] if c.payload[0] else None for c in calls]
+    outs = [tt.first_tensor(c.payload[1]) for c in calls]
+    if any(not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[1:] != xs[0].shape[1:]
+           for x in xs):
+        return None
+    if any(o is None or o.dim() < 1 or o.shape[1:] != outs[0].shape[1:] for o in outs):
+        return None
+    if sum(int(x.shape[0]) for x in xs) not in (T, T * B):
+        return None
+    out = torch.empty((sum(int(o.shape[0]) for o in outs), *outs[0].shape[1:]),
+                      dtype=outs[0].dtype, device="meta")  # synaptic counters read its shape
+    return (torch.cat([x.detach() for x in xs]),
+            *calls[0].payload[0][1:]), out
+
+
+def _exact_delta(tm: torch.Tensor, prev: torch.Tensor | None):
+    """Changed input elements of a self-counting layer's call, ``tm`` seen time-major
+    ([steps, ...]): (changes between the call's own steps, non-zeros of its first step
+    (first step compared with zero), changes of its first step since ``prev`` (the
+    previous call's last step; None without one), its last step to keep as ``prev``).
+
+    Counts stay tensors on the input's device (read back when the sequence is counted:
+    no host sync in the hook); the last step is copied, so an input buffer refilled in
+    place between steps is compared as it was."""
+    rows = tm.detach().reshape(tm.shape[0], -1)
+    rest = (rows[1:] != rows[:-1]).sum() if rows.shape[0] > 1 else 0
+    first_zero = torch.count_nonzero(rows[0])
+    first_prev = None
+    if prev is not None and prev.shape == rows[0].shape and prev.device == rows.device:
+        first_prev = (rows[0] != prev).sum()
+    return rest, first_zero, first_prev, rows[-1].clone()
+
+
+def _take_delta(totals: dict, sequence_start: bool) -> None:
+    """Turn a self-counting layer's buffered ``_delta`` into its temporal counts: its
+    first step against zero where it starts a sequence (or has no previous step)."""
+    delta = totals.pop("_delta", None)
+    if delta is None:
+        return
+    rest, first_zero, first_prev, compared = delta
+    first = first_zero if (sequence_start or first_prev is None) else first_prev
+    totals["delta_events_in"] = float(rest + first)
+    totals["delta_inputs_in"] = float(compared)
+
+
 def _note_zero_weights(module: nn.Module, rec: LayerCounts) -> None:
     """Say where a self-counting layer's counts differ from the hooked layers' rule.
 
@@ -353,6 +404,8 @@ class Meter:
                 self._snapshots[label] = dict.fromkeys(COUNT_KEYS, 0)
                 self._records[label] = LayerCounts(label, type(module).__name__, "exact",
                                                    exact=True)
+                # its input's temporal (delta) counts are the meter's: see _exact_hook
+                self._scratch[label] = {} if self._temporal else {"no_delta": True}
                 self._handles.append(module.register_forward_hook(
                     _flag(self._exact_hook(label))))
                 if not name:
@@ -503,6 +556,7 @@ class Meter:
 
     def _finish_exact(self, rec: LayerCounts, calls: list, ctx: StepContext) -> None:
         for i, totals in enumerate(calls):
+            _take_delta(totals, False)  # its baseline was chosen in the hook
             if ctx.layout == "B":
                 rec.add(totals, [totals], self._step)
             elif len(calls) == ctx.T:
@@ -651,6 +705,13 @@ class Meter:
             return
         # e.g. one call on the whole [T, B, ...] or [T*B, ...] among step-wise neurons
         ctx = StepContext("TB", T, B)
+        joined = _join_chunks(calls, T, B) if rec.kind in ("synaptic", "pool") else None
+        if joined is not None:
+            # consecutive chunks of the sequence (a stream fed in pieces): counted as one
+            # call, so each chunk's first step is compared with the step before it
+            totals, split = self._evaluate(label, module, fn, *joined, ctx)
+            self._add_split(rec, totals, split, T)
+            return
         for c in calls:
             totals, split = self._evaluate(label, module, fn, *c.payload, ctx)
             self._add_split(rec, totals, split if n == 1 else None, T)
@@ -659,6 +720,7 @@ class Meter:
         n = len(calls)
         first = 0
         for i, c in enumerate(calls):
+            _take_delta(c.payload, i == 0)  # its first call starts the sequence
             if c.span is None and n % T == 0:
                 rec.add(c.payload, [c.payload], i // (n // T))
                 continue
@@ -816,6 +878,9 @@ class Meter:
             totals.update({k: float(v) for k, v in self._exact_diff(label, module).items()})
             totals["dense_weight_bytes_read"] = float(rec.params_bytes * pairs)
             totals["activation_bytes"] = float(moved)
+            delta = self._exact_delta_counts(label, x, span, ctx, totals)
+            if delta is not None:  # read back with the sequence's counts (_take_delta)
+                totals["_delta"] = delta
             if self.layout == "auto":
                 if span and span[0] > 1 and _per_row_linear(module, totals):
                     # events per step: one count over the input the layer already scanned
@@ -824,11 +889,37 @@ class Meter:
             elif self._ctx is not None:
                 self._pending.setdefault(label, []).append(totals)
             else:
+                _take_delta(totals, False)
                 rec.calls += 1
                 rec.add(totals, [totals], 0)
                 self._steps = max(self._steps, 1)
 
         return hook
+
+    def _exact_delta_counts(self, label: str, x, span, ctx: StepContext, totals: dict):
+        """Temporal (delta) counts of a self-counting layer's input, as a hooked synaptic
+        layer's (``synaptic.delta_counts``): (changes after the call's first step, changes
+        of its first step against zero, against the previous call's last step or None,
+        elements compared); None when the layer takes no input elements or
+        ``temporal=False``. The layers count their input's events, not its changes, so
+        without this they were left out of the report's temporal sparsity."""
+        scratch = self._scratch[label]
+        if (scratch.get("no_delta") or not isinstance(x, torch.Tensor) or x.numel() == 0
+                or not totals.get("inputs_in")):
+            return None
+        if self.layout == "auto":
+            # where a sequence starts is known when it closes (_close_exact), so both
+            # baselines of the first step are kept; "last" outlives the sequence
+            tm, key = (x if span else x.unsqueeze(0)), "last"
+        else:
+            view = ctx.time_view(x, max(x.dim() - 2, 0))
+            # a whole sequence: its first step against zero; one step: against the
+            # previous one ("prev" is cleared where a sequence starts)
+            tm, key = (view[0], None) if view is not None else (x.unsqueeze(0), "prev")
+        rest, first_zero, first_prev, last = _exact_delta(tm, scratch.get(key) if key else None)
+        if key is not None:
+            scratch[key] = last
+        return rest, first_zero, first_prev, x.numel()
 
     # -- results -------------------------------------------------------------------------
     def next_sequence(self) -> None:

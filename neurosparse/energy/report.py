@@ -38,9 +38,11 @@ DEFINITIONS = {
     "dense_synops": "NeuroBench Dense: all-ones weights and inputs (padding taps excluded)",
     "activation_sparsity": "zeros / all outputs of neuron and activation layers, all steps "
                            "and samples (NeuroBench ActivationSparsity)",
-    "input_sparsity": "zeros / all inputs of synaptic layers",
+    "input_sparsity": "zeros / all inputs of all synaptic layers together (a mean over "
+                      "the layers weighted by their inputs; per layer: the layer table)",
     "temporal_sparsity": "input elements unchanged since the previous step / all, first "
-                         "step compared with zero (delta sparsity)",
+                         "step compared with zero (delta sparsity), over the inputs of "
+                         "all synaptic layers together, as input_sparsity",
     "per_inference": "totals divided by the number of samples",
 }
 # One line per column of the hardware table (printed under it by the text report).
@@ -161,10 +163,13 @@ class Report:
 
     @property
     def input_sparsity(self) -> float | None:
+        """Zeros / all input elements of all synaptic layers together (not one layer's)."""
         return self._ratio("events_in", "inputs_in")
 
     @property
     def temporal_sparsity(self) -> float | None:
+        """Input elements unchanged since the previous step / all, over the inputs of all
+        synaptic layers together (self-counting ones included)."""
         return self._ratio("delta_events_in", "delta_inputs_in")
 
     def sparsity_over_time(self) -> dict[str, list[float | None]]:
@@ -270,8 +275,8 @@ class Report:
         return (f"{self.model}: {self.samples} sample(s), {self.time_steps} time step(s), "
                 f"layout {self.layout}; per inference. "
                 f"{part('Activation sparsity', self.activation_sparsity)}, "
-                f"{part('input sparsity', self.input_sparsity)}, "
-                f"{part('temporal sparsity', self.temporal_sparsity)}.")
+                f"{part('input sparsity (all synaptic layers)', self.input_sparsity)}, "
+                f"{part('temporal sparsity (all synaptic layers)', self.temporal_sparsity)}.")
 
     def __str__(self) -> str:
         lh, lr = self._layer_rows()
