@@ -25,7 +25,7 @@ from ..kernels.events_frames import bin_spikes, frames_from_slices
 from ..kernels.events_timesurface import time_surfaces
 from ..kernels.events_voxel import voxel_grid
 from ..ops import registry
-from .events import EventArray, as_event_array, sensor_size_of
+from .events import EventArray, as_event_array
 
 registry.register("events_to_spikes", "cpu")
 
@@ -38,6 +38,51 @@ def _raise_outside(ev: np.ndarray, index: int, sensor_size: tuple[int, int, int]
             f"sensor_size={sensor_size} (W, H, P); pass the recording's real sensor_size, or "
             "crop the events first (neurosparse.data.Crop)"
         )
+
+
+def _missing_size_message(events: object, who: str) -> str:
+    arr = np.asarray(events)
+    meta = getattr(events, "meta", None)
+    if meta is None:
+        where = "a plain array carries no size (an EventArray from a reader or dataset may)"
+    elif meta.get("format") == "nmnist":
+        where = (
+            "N-MNIST / N-Caltech101 .bin files have no header, so read_events leaves "
+            "sensor_size None; N-MNIST is 34 x 34: pass sensor_size=(34, 34, 2) here or to "
+            "read_events, or read with ns.data.NMNIST, which attaches it (N-Caltech101 "
+            "recordings vary, up to 240 x 180)"
+        )
+    elif "format" in meta:
+        where = f"the recording (format {meta['format']!r}) states no size"
+    else:
+        where = "this EventArray was made with sensor_size=None"
+    seen = ""
+    if arr.shape[0] and arr.dtype.names and {"x", "y"} <= set(arr.dtype.names):
+        w, h = int(arr["x"].max()) + 1, int(arr["y"].max()) + 1
+        seen = (
+            f" It is not guessed from the largest x / y seen ({w} x {h} here): that differs "
+            "from recording to recording, so shapes would differ and geometry shift."
+        )
+    return (
+        f"{who} needs the sensor size and the events carry none: pass "
+        f"sensor_size=(W, H, P) to {who}, or to read_events / the dataset so the events "
+        f"carry it; {where}.{seen}"
+    )
+
+
+def _sensor_size(events: object, given: tuple | None, who: str) -> tuple[int, int, int]:
+    """``(W, H, P)``: ``given`` if set, else the size the events carry (readers attach the
+    header's, datasets their sensor's). Never guessed from the coordinates: the largest
+    x / y of one recording is not the sensor, and differs between recordings."""
+    size = given if given is not None else getattr(events, "sensor_size", None)
+    if size is None:
+        raise ParameterError(_missing_size_message(events, who))
+    s = tuple(int(v) for v in size)
+    if len(s) == 2:
+        s = (*s, 2)
+    if len(s) != 3 or min(s) < 1:
+        raise ParameterError(f"{who}: sensor_size must be (W, H[, P]) >= 1, got {tuple(size)}")
+    return s
 
 
 def _check_time_order(ev: np.ndarray, what: str) -> None:
@@ -112,8 +157,11 @@ class ToSpikeTensor(_Checked):
     Parameters
     ----------
     sensor_size
-        ``(W, H, P)``; ``None`` takes the array's own (readers attach it), else max + 1.
-        ``P = 1`` merges polarities into one channel.
+        ``(W, H, P)``; ``None`` takes the one the events carry (readers attach the
+        header's, datasets their sensor's, e.g. ``NMNIST``: 34 x 34). When neither gives
+        one, :class:`~neurosparse.errors.ParameterError`: it is never guessed from the
+        largest x / y seen, which differs between recordings. ``P = 1`` merges
+        polarities into one channel.
     dt_us
         Bin width in the events' time unit (µs). Alone: ``T = ceil(span / dt_us)`` with
         ``span = t_last - t_first + 1``, the bins starting at the first event.
@@ -153,7 +201,7 @@ class ToSpikeTensor(_Checked):
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
         ev = as_event_array(events)
-        size = sensor_size_of(events, self.sensor_size)
+        size = _sensor_size(events, self.sensor_size, "ToSpikeTensor")
         n = ev.shape[0]
         t_first = int(ev["t"].min()) if n else 0
         t0 = t_first if self.start_time is None else int(self.start_time)
@@ -181,6 +229,8 @@ class ToFrame:
     The slicing is Tonic's own (its slicers only run ``searchsorted``); the counting,
     Tonic's ``np.add.at`` per slice, is one Numba pass here. Exactly one of
     ``time_window``, ``event_count``, ``n_time_bins``, ``n_event_bins`` must be set.
+    ``sensor_size=None`` takes the one the events carry; with neither,
+    :class:`~neurosparse.errors.ParameterError` (never guessed from the coordinates).
     """
 
     sensor_size: tuple[int, int, int] | None = None
@@ -239,7 +289,7 @@ class ToFrame:
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         ev = as_event_array(events)
-        size = sensor_size_of(events, self.sensor_size)
+        size = _sensor_size(events, self.sensor_size, "ToFrame")
         if ev.shape[0] == 0:
             n = self.n_time_bins or self.n_event_bins or 1
             return np.zeros((n, size[2], size[1], size[0]), dtype=np.int16)
@@ -262,18 +312,20 @@ class ToVoxelGrid(_Checked):
     counted as -1. Unlike Tonic's, the input's polarity column is left untouched, and
     ``t_first`` / ``t_last`` are the earliest / latest times, so events out of time order
     give the grid of the same events sorted (Tonic indexes outside its grid there).
+    ``sensor_size=None`` takes the one the events carry (as ``ToSpikeTensor``).
     """
 
-    sensor_size: tuple[int, int, int]
+    sensor_size: tuple[int, int, int] | None
     n_time_bins: int
 
     _positive = ("n_time_bins",)
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         ev = as_event_array(events)
-        w, h = self.sensor_size[0], self.sensor_size[1]
+        size = _sensor_size(events, self.sensor_size, "ToVoxelGrid")
+        w, h = size[0], size[1]
         out = np.zeros((self.n_time_bins, h, w), dtype=np.float64)
-        _raise_outside(ev, voxel_grid(ev, out), tuple(self.sensor_size))
+        _raise_outside(ev, voxel_grid(ev, out), size)
         return out.reshape(self.n_time_bins, 1, h, w)
 
 
@@ -283,9 +335,10 @@ class ToTimeSurface(_Checked):
 
     Surface ``k`` is ``exp(-(t_k - last_t) / tau)`` at ``t_k = t_first + (k + 1) * dt`` for
     each pixel and polarity (0 where it never fired). Polarity is the channel index.
+    ``sensor_size=None`` takes the one the events carry (as ``ToSpikeTensor``).
     """
 
-    sensor_size: tuple[int, int, int]
+    sensor_size: tuple[int, int, int] | None
     dt: float
     tau: float
 
@@ -295,7 +348,8 @@ class ToTimeSurface(_Checked):
         from tonic import slicers
 
         ev = as_event_array(events)
-        w, h, c = self.sensor_size
+        size = _sensor_size(events, self.sensor_size, "ToTimeSurface")
+        w, h, c = size
         if ev.shape[0] == 0:
             raise InputValueError(
                 "ToTimeSurface got no events: its surfaces are timed from the first event; "
@@ -314,7 +368,7 @@ class ToTimeSurface(_Checked):
             float(ev["t"][0]),
             out,
         )
-        _raise_outside(ev, bad, tuple(self.sensor_size))
+        _raise_outside(ev, bad, size)
         return out
 
 
