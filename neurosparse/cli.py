@@ -207,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line")
+    from .data.samples import DATA_HELP  # one list: the help and the "unknown" error
+
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train a small SNN on generated DVS data")
     p.add_argument("--epochs", type=_positive_int, default=5, help="training epochs (default 5)")
@@ -219,9 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("report", help="energy / latency report of a model on hardware profiles")
     p.add_argument("target", help="PATH.py:build_function returning a model or (model, input)")
-    p.add_argument("--data", help="'example' (the input the build function returns), "
-                   "synthetic-dvs[:B], nmnist:ROOT[:B], synthetic:T,B,...[@rate], "
-                   "or a .pt/.npy file")
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--hardware", help="comma-separated profile names or TOML/JSON paths "
                    "(default: all built-in profiles)")
     p.add_argument("--format", choices=["table", "wide", "json", "markdown"], default="table",

@@ -99,7 +99,9 @@ def test_truncated_files(tmp_path, writer, kw, suffix, cut, word):
     with pytest.raises(EventFileError, match="truncated"):
         nd.read_events(path)
     got, msg = read_skip(path)
-    assert f"{word - cut} truncated bytes" in msg  # the rest of the cut word
+    n = word - cut  # the rest of the cut word
+    assert f"{n} truncated {'byte' if n == 1 else 'bytes'}" in msg
+    assert got.meta["dropped"]["truncated_bytes"] == n
     n_keep = len(ev) - 1  # the cut lands inside the last event's word
     assert np.array_equal(np.asarray(got), np.asarray(ev[:n_keep]))
     with pytest.warns(CorruptDataWarning, match="truncated"):  # streaming reports it too
@@ -118,7 +120,7 @@ def test_evt2_corrupt_word_in_the_middle(tmp_path):
     with pytest.raises(EventFileError, match=f"first at word {victim}"):
         nd.read_events(path)
     got, msg = read_skip(path)
-    assert "1 corrupt words" in msg
+    assert "1 corrupt word" in msg and "1 corrupt words" not in msg
     assert np.array_equal(np.asarray(got), np.delete(np.asarray(ev), len(cd) // 2))
 
 
@@ -241,7 +243,8 @@ def test_aedat4_corrupt_packet_in_the_middle(tmp_path):
     with pytest.raises(EventFileError, match="cannot decode packet"):
         nd.read_events(bad)
     got, msg = read_skip(bad)
-    assert "1 corrupt packets" in msg
+    assert "dropped 1 corrupt packet" in msg and "corrupt packets" not in msg
+    assert got.meta["dropped"]["corrupt_packets"] == 1
     lo = sum(per_packet[:3])
     want = np.concatenate([np.asarray(good)[:lo], np.asarray(good)[lo + per_packet[3] :]])
     assert np.array_equal(np.asarray(got), want)
@@ -287,7 +290,7 @@ def test_evt3_time_high_falling_more_than_jitter_is_corrupt(tmp_path):
     with pytest.raises(EventFileError, match=r"first at word 4 of the data section \(byte"):
         nd.read_events(path)
     got, msg = read_skip(path)
-    assert "1 corrupt words" in msg
+    assert msg.endswith("dropped 1 corrupt word")
     # the bad TIME_HIGH is counted; decoding resynchronises on the next one
     assert list(got["x"]) == [3, 4, 5] and got["t"][2] == (0x101 << 12) | 9
 
@@ -307,7 +310,7 @@ def test_time_order_is_checked_the_same_when_streaming(tmp_path):
     with pytest.raises(TimestampOrderError):
         list(nd.iter_events(path, chunk_events=100))
     got, msg = read_skip(path)
-    assert "events whose timestamps go backwards" in msg
+    assert "1 event whose timestamp goes backwards" in msg
     cd = np.nonzero((words >> 28) <= 1)[0]
     nxt = highs[len(highs) // 2 + 1]
     shifted = np.nonzero((cd > victim) & (cd < nxt))[0]  # events stamped with the bad high
@@ -329,7 +332,7 @@ def test_aedat3_timestamp_with_the_sign_bit_is_corrupt(tmp_path):
     with pytest.raises(EventFileError, match="1 corrupt event"):
         nd.read_events(path)
     got, msg = read_skip(path)
-    assert "1 corrupt events" in msg
+    assert "1 corrupt event" in msg and "corrupt events" not in msg
     assert np.array_equal(np.asarray(got), np.delete(np.asarray(ev), 107))
 
 
@@ -401,7 +404,7 @@ def test_aedat3_packet_of_undefined_type_is_reported(tmp_path):
     path = Path(nd.write_aedat3(tmp_path / "a.aedat", ev, packet_events=100))
     raw = bytearray(path.read_bytes())
     at = raw.index(b"#!END-HEADER\r\n") + 14 + 2 * (28 + 800)  # the 3rd packet
-    for typ, match, keep in ((200, "packets of undefined type", 900), (3, "corrupt packet", 200)):
+    for typ, match, keep in ((200, "packet of undefined type", 900), (3, "corrupt packet", 200)):
         struct.pack_into("<h", raw, at, typ)  # 3 = IMU6, whose events are 36 bytes, not 8
         path.write_bytes(bytes(raw))
         with pytest.raises(CorruptDataError, match=f"{match}.*at byte {at}|at byte {at}.*{match}"):
@@ -436,7 +439,8 @@ def test_aedat4_undeclared_stream_and_damaged_table_position(tmp_path):
     with pytest.raises(CorruptDataError, match=f"at byte {at}: packet of stream 7"):
         nd.read_events(bad)
     got, msg = read_skip(bad)
-    assert "1 packets of undeclared streams" in msg and 0 < len(got) < len(good)
+    assert "1 packet of an undeclared stream" in msg and 0 < len(got) < len(good)
+    assert got.meta["dropped"]["undeclared_stream_packets"] == 1
     # the data-table position inside the header, or on a packet: the header is damaged
     field = _aedat4_table_field(raw)
     for value, match in ((100, "inside the header"), (evts[1][0], "no lz4-compressed data table")):
@@ -450,7 +454,8 @@ def test_aedat4_undeclared_stream_and_damaged_table_position(tmp_path):
     with pytest.raises(TruncatedFileError, match=f"ends at byte {cut}.*data table at byte {table}"):
         nd.read_events(bad)
     got, msg = read_skip(bad)
-    assert "bytes cut off before the data table" in msg
+    assert "cut off before the data table" in msg
+    assert got.meta["dropped"]["bytes_before_data_table"] > 0
     assert np.array_equal(np.asarray(got), good[: len(got)]) and 0 < len(got) < len(good)
     # packets of the declared IMU / frame / trigger streams are still skipped quietly
     with warnings.catch_warnings():
@@ -474,7 +479,7 @@ def test_aedat4_without_sensor_size_still_rejects_negative_coordinates(tmp_path)
     with pytest.raises(InputValueError, match="outside the largest plausible"):
         nd.read_events(plain)
     got, msg = read_skip(plain)
-    assert got.sensor_size is None and "1 events outside" in msg
+    assert got.sensor_size is None and "1 event outside" in msg
     assert np.array_equal(np.asarray(got), np.delete(np.asarray(good), 5))
 
 
@@ -561,7 +566,7 @@ def test_aedat2_dvs128_address_bits_above_15_are_corrupt(tmp_path):
     with pytest.raises(CorruptDataError, match="1 corrupt word"):
         list(nd.iter_events(path, chunk_events=64))
     got, msg = read_skip(path)
-    assert "dropped 1 corrupt words" in msg
+    assert msg.endswith("dropped 1 corrupt word")
     assert np.array_equal(np.asarray(got), np.asarray(ev))
     # a word with bits 16-30 in the middle; jAER's sync events (0x8000) are counted, not events
     body = bytearray(raw[head:])
@@ -613,11 +618,12 @@ def test_aedat4_zstd_frame_cut_short(tmp_path):
     with pytest.raises(CorruptDataError, match=f"at byte {at}: packet of stream 0 is incomplete"):
         nd.read_events(bad)
     got, msg = read_skip(bad)
-    assert "1 corrupt packets" in msg and len(got) < len(good)
+    assert "1 corrupt packet" in msg and len(got) < len(good)
     at, _, size = evts[-1]
     bad.write_bytes(cut_frame(at, size, 20, b""))  # the last packet of the file
     with pytest.raises(TruncatedFileError, match=f"at byte {at}: the last packet is incomplete"):
         nd.read_events(bad)
     got, msg = read_skip(bad)
-    assert "1 incomplete packets at the end of the file" in msg
+    assert "1 incomplete packet at the end of the file" in msg
+    assert got.meta["dropped"]["incomplete_last_packets"] == 1
     assert np.array_equal(np.asarray(got), good[: len(got)])

@@ -322,8 +322,8 @@ def check_truncation_warning(path: Path, size: int, offset: int, src: Path) -> l
     out = read(path, "skip")
     if "error" in out:
         return []  # e.g. a DAT file cut inside its 2 type/size bytes
-    warned = [w for w in out["warnings"] if "truncated bytes" in w]
-    if rest and not any(f"{rest} truncated bytes" in w for w in warned):
+    warned = [w for w in out["warnings"] if "truncated byte" in w]
+    if rest and not any(f"{rest} truncated byte{'s' if rest > 1 else ''}" in w for w in warned):
         return [f"truncate: a cut {rest} bytes into a word was not counted: {out['warnings']}"]
     if not rest and warned:
         return [f"truncate: a cut on a word boundary was reported: {warned}"]
@@ -351,7 +351,7 @@ def test_the_issue_cases_are_caught(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(TimestampOrderError, match="decoded event 21"):
         nd.read_events(path)
-    with pytest.warns(CorruptDataWarning, match="1 events whose timestamps go backwards"):
+    with pytest.warns(CorruptDataWarning, match="1 event whose timestamp goes backwards"):
         got = nd.read_events(path, errors="skip")
     want = np.delete(np.asarray(ev), 20)  # the spike alone is dropped, not what follows
     want["x"][10] = 20
@@ -411,7 +411,7 @@ def test_wraps_are_only_counted_from_the_top_of_the_counter(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(TimestampOrderError, match="decoded event 51"):
         nd.read_events(path)
-    with pytest.warns(CorruptDataWarning, match="1 events whose timestamps go backwards"):
+    with pytest.warns(CorruptDataWarning, match="1 event whose timestamp goes backwards"):
         got = nd.read_events(path, errors="skip")
     assert same(np.asarray(got), np.delete(np.asarray(ev), 50))
     # a real wrap (top quarter -> bottom quarter of 2**32) still counts

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,6 +36,46 @@ from ..kernels._decode_common import (
 
 ERROR_MODES = ("raise", "skip")
 SKIP_HINT = 'pass errors="skip" to drop them with a warning that counts them'
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """``"1 corrupt word"``, ``"2 corrupt words"``."""
+    return f"{n} {one if n == 1 else many}"
+
+
+class Dropped(NamedTuple):
+    """A kind of damage a reader drops and counts: its ``meta["dropped"]`` key (snake_case,
+    like the kernels' ``corrupt_words``, ``outside_sensor``, ...) and its words in the
+    message, for one and for several."""
+
+    key: str
+    one: str
+    many: str
+
+    def words(self, n: int) -> str:
+        return self.one if n == 1 else self.many
+
+
+TRUNCATED_BYTES = Dropped("truncated_bytes", "truncated byte", "truncated bytes")
+CORRUPT_PACKETS = Dropped("corrupt_packets", "corrupt packet", "corrupt packets")
+BYTES_AFTER_BAD_PACKET = Dropped(
+    "bytes_after_bad_packet", "byte from a bad packet to the end",
+    "bytes from a bad packet to the end")  # fmt: skip
+UNDECLARED_STREAM_PACKETS = Dropped(
+    "undeclared_stream_packets", "packet of an undeclared stream",
+    "packets of undeclared streams")  # fmt: skip
+INCOMPLETE_LAST_PACKETS = Dropped(
+    "incomplete_last_packets", "incomplete packet at the end of the file",
+    "incomplete packets at the end of the file")  # fmt: skip
+BYTES_BEFORE_DATA_TABLE = Dropped(
+    "bytes_before_data_table", "byte cut off before the data table",
+    "bytes cut off before the data table")  # fmt: skip
+UNDEFINED_TYPE_PACKETS = Dropped(
+    "undefined_type_packets", "packet of undefined type", "packets of undefined type")
+UNCLOSED_HEADERS = Dropped("unclosed_headers", "header", "headers")
+BAD_POLARITY_EVENTS = Dropped(
+    "bad_polarity_events", "event with a polarity other than 0 / 1 / -1",
+    "events with a polarity other than 0 / 1 / -1")  # fmt: skip
 
 
 def check_errors(errors: str) -> str:
@@ -71,7 +112,7 @@ class Report:
         #: data offset and word size (fixed-word formats) to turn word indices into bytes
         self.offset = 0
         self.word_size = 0
-        self.counts: dict[str, int] = {}
+        self.counts: dict[Dropped, int] = {}
         self.finished = False
         # per-file time order: largest t so far, events seen, events out of order
         self.t_max: int | None = None
@@ -84,7 +125,7 @@ class Report:
 
     def corrupt(
         self,
-        what: str,
+        what: Dropped,
         count: int,
         where: str,
         hint: str = "",
@@ -93,7 +134,7 @@ class Report:
         """A piece of the file is not valid for its format (``count`` of ``what`` lost)."""
         if not self.skip:
             raise error(
-                f"{self.path}: {what} {where}"
+                f"{self.path}: {what.words(count)} {where}"
                 + (f"; {hint}" if hint else "")
                 + '; pass errors="skip" to drop it with a warning'
             )
@@ -188,21 +229,25 @@ class Report:
         if self.finished or not self.skip:
             return
         self.finished = True
-        counts = dict(self.counts)
+        parts = [plural(n, kind.one, kind.many) for kind, n in self.counts.items()]
         if self.stat[BAD]:
-            counts[f"corrupt {self.unit}s"] = int(self.stat[BAD])
+            parts.append(plural(int(self.stat[BAD]), f"corrupt {self.unit}",
+                                f"corrupt {self.unit}s"))
         if self.stat[EARLY]:
-            counts[f"events {self.early}"] = int(self.stat[EARLY])
+            parts.append(plural(int(self.stat[EARLY]), "event", "events") + f" {self.early}")
         if self.stat[OUTSIDE]:
-            counts[f"events outside {self.bound}"] = int(self.stat[OUTSIDE])
+            parts.append(plural(int(self.stat[OUTSIDE]), "event", "events")
+                         + f" outside {self.bound}")
         if self.backward:
-            counts["events whose timestamps go backwards"] = self.backward
-        if counts:
-            what = ", ".join(f"{v} {k}" for k, v in counts.items())
-            warnings.warn(f"{self.path}: dropped {what}", CorruptDataWarning, stacklevel=4)
+            parts.append(plural(self.backward, "event whose timestamp goes backwards",
+                                "events whose timestamps go backwards"))
+        if parts:
+            warnings.warn(f"{self.path}: dropped {', '.join(parts)}", CorruptDataWarning,
+                          stacklevel=4)
 
     def dropped(self) -> dict[str, int]:
-        out = dict(self.counts)
+        """``meta["dropped"]``: counts by snake_case key (docs/data.md lists them)."""
+        out = {kind.key: n for kind, n in self.counts.items()}
         out["corrupt_" + self.unit + "s"] = int(self.stat[BAD])
         out["outside_sensor"] = int(self.stat[OUTSIDE])
         if self.stat[EARLY]:  # only formats whose words carry state have these

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImplausibleHeaderError, ParameterError, TruncatedFileError
-from ._report import Report
+from ._report import TRUNCATED_BYTES, Report
 from .events import EVENT_DTYPE
 
 #: Largest sensor side a header may declare. It is the widest address any supported
@@ -113,7 +113,7 @@ class WordSource(Source):
     def _tail(self, n_bytes: int) -> None:
         if n_bytes:
             self.report.corrupt(
-                "truncated bytes",
+                TRUNCATED_BYTES,
                 n_bytes,
                 f"at byte {os.path.getsize(self.path) - n_bytes}: the file stops {n_bytes} "
                 f"byte(s) into a {self.word_size}-byte word (truncated download or copy?)",

@@ -22,6 +22,12 @@ import numpy as np
 from ..errors import CorruptDataError, TruncatedFileError, UnknownFormatError
 from ..kernels._decode_common import OTHER
 from ..kernels.decode_aedat3 import decode_aedat3_polarity
+from ._report import (
+    BYTES_AFTER_BAD_PACKET,
+    TRUNCATED_BYTES,
+    UNCLOSED_HEADERS,
+    UNDEFINED_TYPE_PACKETS,
+)
 from ._source import Source, alloc, header_lines, opts_left, split
 
 MAGIC = b"#!AER-DAT3.1"
@@ -56,7 +62,7 @@ class AEDAT3Source(Source):
                 head = f.read(HEADER.size)
                 if len(head) < HEADER.size:
                     self.report.corrupt(
-                        "truncated bytes",
+                        TRUNCATED_BYTES,
                         len(head),
                         f"at byte {pos}: a packet header is cut off",
                         error=TruncatedFileError,
@@ -76,7 +82,7 @@ class AEDAT3Source(Source):
                 if not sane or pos + HEADER.size + body > size:
                     what = "corrupt packet header" if not sane else "truncated packet"
                     self.report.corrupt(
-                        "bytes from a bad packet to the end",
+                        BYTES_AFTER_BAD_PACKET,
                         size - pos,
                         f"at byte {pos}: {what} (type {typ}, event size {esize}, capacity "
                         f"{cap}, number {number}, valid {valid}); packets cannot be resynced",
@@ -88,7 +94,7 @@ class AEDAT3Source(Source):
                 pos += HEADER.size + body
                 if typ not in TYPES:
                     self.report.corrupt(
-                        "packets of undefined type",
+                        UNDEFINED_TYPE_PACKETS,
                         1,
                         f"at byte {at}: packet type {typ} ({number} events of {esize} bytes) "
                         "is no libcaer type (0-13): its header is damaged",
@@ -131,7 +137,7 @@ def open_source(path, report, sensor_size, **opts) -> AEDAT3Source:
         raise UnknownFormatError(f"{path}: not an AEDAT 3.1 file (first line must be {MAGIC!r})")
     if lines[-1] != END:
         report.corrupt(
-            "header",
+            UNCLOSED_HEADERS,
             1,
             "is not closed by '#!END-HEADER' (truncated file?)",
             error=TruncatedFileError,

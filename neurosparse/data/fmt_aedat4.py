@@ -38,6 +38,14 @@ from ..errors import (
     UnknownFormatError,
 )
 from ..kernels.decode_aedat4 import convert_aedat4
+from ._report import (
+    BYTES_AFTER_BAD_PACKET,
+    BYTES_BEFORE_DATA_TABLE,
+    CORRUPT_PACKETS,
+    INCOMPLETE_LAST_PACKETS,
+    TRUNCATED_BYTES,
+    UNDECLARED_STREAM_PACKETS,
+)
 from ._source import MAX_SIDE, Source, alloc, header_size, opts_left, split
 
 MAGIC = b"#!AER-DAT4.0\r\n"
@@ -207,7 +215,7 @@ class AEDAT4Source(Source):
                 head = data[pos : pos + 8] if f is None else f.read(8)
                 if len(head) < 8:
                     self.report.corrupt(
-                        "truncated bytes",
+                        TRUNCATED_BYTES,
                         len(head),
                         f"at byte {pos}: packet header cut off",
                         error=TruncatedFileError,
@@ -216,7 +224,7 @@ class AEDAT4Source(Source):
                 sid, size = struct.unpack("<ii", head)
                 if size < 0 or pos + 8 + size > self.end:
                     self.report.corrupt(
-                        "bytes from a bad packet to the end",
+                        BYTES_AFTER_BAD_PACKET,
                         self.end - pos,
                         f"at byte {pos}: packet of stream {sid} claims {size} bytes, "
                         f"{self.end - pos - 8} left (truncated file?)",
@@ -228,7 +236,7 @@ class AEDAT4Source(Source):
                 if sid != self.stream:
                     if sid not in self.declared:
                         self.report.corrupt(
-                            "packets of undeclared streams",
+                            UNDECLARED_STREAM_PACKETS,
                             1,
                             f"at byte {at}: packet of stream {sid}, which the header does not "
                             f"declare (streams {sorted(self.declared)}): its stream id is damaged",
@@ -244,7 +252,7 @@ class AEDAT4Source(Source):
                 except IncompleteFrameError as exc:
                     if pos >= self.size:  # the file's last bytes: where a copy stops
                         self.report.corrupt(
-                            "incomplete packets at the end of the file",
+                            INCOMPLETE_LAST_PACKETS,
                             1,
                             f"at byte {at}: the last packet is incomplete ({exc}); the file "
                             "was cut (truncated download or copy, or an interrupted recording)",
@@ -252,7 +260,7 @@ class AEDAT4Source(Source):
                         )
                     else:
                         self.report.corrupt(
-                            "corrupt packets",
+                            CORRUPT_PACKETS,
                             1,
                             f"at byte {at}: packet of stream {sid} is incomplete ({exc}), "
                             "though packets follow it: the packet or its size field is damaged",
@@ -260,7 +268,7 @@ class AEDAT4Source(Source):
                     continue
                 except Exception as exc:  # lz4/zstd raise their own types; all mean corrupt
                     self.report.corrupt(
-                        "corrupt packets", 1, f"at byte {at}: cannot decode packet ({exc})"
+                        CORRUPT_PACKETS, 1, f"at byte {at}: cannot decode packet ({exc})"
                     )
                     continue
                 yield structs
@@ -381,7 +389,7 @@ def _data_end(path: str, report, table: int, offset: int, size: int, comp: int) 
         )
     if table >= size:
         report.corrupt(
-            "bytes cut off before the data table",
+            BYTES_BEFORE_DATA_TABLE,
             table - size,
             f"(at least): the file ends at byte {size}, but its header puts the data table "
             f"at byte {table}; the file was cut (truncated download or copy)",

@@ -27,6 +27,7 @@ from ..errors import (
     ParameterError,
     TruncatedFileError,
 )
+from ._report import BAD_POLARITY_EVENTS
 from ._source import MAX_SIDE, Source, alloc, header_size, opts_left
 from .events import EVENT_DTYPE
 
@@ -118,7 +119,7 @@ class HDF5Source(Source):
             if bad.any():
                 i = int(np.argmax(bad))
                 self.report.corrupt(
-                    "events with a polarity other than 0 / 1 / -1",
+                    BAD_POLARITY_EVENTS,
                     int(bad.sum()),
                     f"at event {lo + i} ({self.group}/p = {int(p[i])})",
                 )

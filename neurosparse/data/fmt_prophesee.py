@@ -160,6 +160,8 @@ def open_dat(path, report, sensor_size, _header=None, **opts) -> DATSource:
         raise CorruptDataError(
             f"{path}: DAT event size byte is {ts[1] if len(ts) > 1 else None}, expected 8 "
             "(CD events, 'Version 2'); not a Prophesee DAT v2 file?"
+            + (" It has no Prophesee header ('%' lines) either: pass format=None to detect "
+               f"its format{_detected_hint(path, 'dat')}" if offset == 0 else "")
         )
     if sensor_size is None and "width" in keys and "height" in keys:
         why = "x and y are 14-bit fields"
@@ -169,15 +171,36 @@ def open_dat(path, report, sensor_size, _header=None, **opts) -> DATSource:
     return DATSource(path, report, sensor_size, meta, offset + 2)
 
 
-def open_raw(path, report, sensor_size, _header=None, **opts) -> WordSource:
+def _detected_hint(path, forced: str) -> str:
+    """``" (detected: 'nmnist')"`` when format detection finds another format, else ``""``."""
+    from .io import detect_format  # io imports this module
+
+    try:
+        found = detect_format(path)
+    except Exception:  # only a hint: detection's own error is not this one
+        return ""
+    return f" (detected: {found!r})" if found != forced else ""
+
+
+def open_raw(path, report, sensor_size, _header=None, _forced="evt2 or evt3",
+             **opts) -> WordSource:
     opts_left(opts, "raw")
     keys, offset = _header or parse_header(path)
     version = raw_version(keys)
+    if version is None and offset == 0:
+        raise UnknownFormatError(
+            f"{path}: format={_forced!r} reads Prophesee RAW files, but this file has no "
+            f"Prophesee RAW header (its first bytes are not '%' lines such as '% evt 3.0'), "
+            f"so it is not a RAW file; pass format=None to detect its format"
+            f"{_detected_hint(path, _forced)}, or the format it is in"
+        )
     if version is None:
+        said = " and ".join(f"'% {k} {keys[k]}'" for k in ("evt", "format") if k in keys)
         raise UnknownFormatError(
             f"{path}: Prophesee RAW header names no supported encoding ('% evt 2.0', "
-            f"'% evt 3.0' or '% format EVT3;...'); it says evt {keys.get('evt')!r}, format "
-            f"{keys.get('format')!r} (EVT 2.1 and EVT 4 are not supported)"
+            f"'% evt 3.0' or '% format EVT3;...'); "
+            + (f"it says {said}" if said else "it has no '% evt' or '% format' line")
+            + " (EVT 2.1 and EVT 4 are not supported)"
         )
     size, source = raw_geometry(keys)
     if sensor_size is None and size is not None:
@@ -190,7 +213,7 @@ def open_raw(path, report, sensor_size, _header=None, **opts) -> WordSource:
 
 def open_evt(version: str):
     def opener(path, report, sensor_size, **opts):
-        src = open_raw(path, report, sensor_size, **opts)
+        src = open_raw(path, report, sensor_size, _forced=version, **opts)
         if src.fmt != version:
             raise UnknownFormatError(f"{path}: header says {src.fmt}, but format={version!r}")
         return src

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ..errors import ParameterError
@@ -17,6 +19,18 @@ from .collate import pad_time
 from .datasets import NMNIST
 from .synthetic import SyntheticDVS
 from .transforms import ToSpikeTensor
+
+#: Every form ``neurosparse report --data`` takes, in the words of its ``--help``; the
+#: help text and the error for an unknown name are both made from this one list.
+#: ``load_sample`` reads the named samples; the report command reads the others itself.
+DATA_FORMS = (
+    "'example' (the input the build function returns)",
+    "'synthetic-dvs[:B]'",
+    "'nmnist:ROOT[:B]'",
+    "'synthetic:T,B,...[@rate]'",
+    "a .pt/.pth/.npy/.npz file",
+)
+DATA_HELP = ", ".join(DATA_FORMS[:-1]) + ", or " + DATA_FORMS[-1]
 
 
 def _batch(text: str, default: int) -> int:
@@ -44,9 +58,11 @@ def load_sample(name: str) -> torch.Tensor:
         ds = NMNIST(root, train=False, transform=ToSpikeTensor(dt_us=1000))
         b = min(_batch(b_text, 8), len(ds))
         return pad_time([ds[i] for i in range(b)])[0]
-    raise ParameterError(
-        f"unknown sample {name!r}: use 'synthetic-dvs[:B]' or 'nmnist:ROOT[:B]'"
-    )
+    hint = ""
+    if os.path.splitext(name)[1] or os.sep in name:  # meant as a file
+        hint = ("; a file must hold a tensor saved as .pt/.pth (torch.save) or .npy/.npz, "
+                "and an N-MNIST folder is read with 'nmnist:ROOT'")
+    raise ParameterError(f"unknown sample {name!r}: --data takes {DATA_HELP}{hint}")
 
 
 __all__ = ["load_sample"]

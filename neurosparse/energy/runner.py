@@ -117,5 +117,15 @@ def cli_report(target: str, data: str | None, hardware: list[str] | None) -> Rep
         layout = "TB"
     model.eval()
     with Meter(model, layout=layout) as meter, torch.no_grad():
-        model(x)
+        try:
+            model(x)
+        except Exception as exc:  # one line for the CLI; --debug shows the chained cause
+            source = (f"--data {data!r}" if data and data != "example"
+                      else "the build function's example input")
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise InputValueError(
+                f"the model failed on input of shape {tuple(x.shape)} (from {source}): "
+                f"{why}; the data's shape must match the model's input (with layout "
+                f"{layout!r}), so pick --data of that shape or adapt the model"
+            ) from exc
     return meter.report(hardware=hardware or None)
