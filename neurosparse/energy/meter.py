@@ -37,11 +37,13 @@ from .recurrent import count_rnn, count_rnn_cell
 from .sequence import (
     Call,
     SequenceBuffer,
+    call_batch,
     chunk_span,
+    continues,
     first_batch,
     incoming_state,
+    knows_layout,
     modified_in_place,
-    norse_sequence,
     outgoing_state,
     sequence_shape,
 )
@@ -621,16 +623,25 @@ class Meter:
         self._seq.append(label, Call(self._seqno, payload, span, batch, read))
         self._seqno += 1
 
-    def _neuron_pre_hook(self, label: str, family: str):
+    def _neuron_pre_hook(self, label: str, family: str, step: bool = False):
+        """Before a neuron's call: a new sequence starts unless the call continues the
+        neuron's previous one (passes the state it returned or kept, same batch).
+
+        ``step``: the hook of ``neuron.step`` (one step ``[B, ...]``); otherwise a call of
+        a module that knows its layout covers ``[T, B, ...]`` and its batch is dim 1."""
+        module = self._handlers[label][2]
+        may_chunk = not step and knows_layout(module, family)
+
         def pre(module, args, kwargs):
             if label not in self._seq.calls:
                 return None
             incoming = incoming_state(module, family, args, kwargs)
-            fresh = not any(incoming is o for o in self._last_state.get(label, ()))
             x = args[0] if args else None
-            batch = (int(x.shape[0]) if isinstance(x, torch.Tensor) and x.dim() >= 2
-                     else first_batch(args))
-            if fresh or batch != self._last_batch.get(label):
+            if not isinstance(x, torch.Tensor):
+                x = tt.first_tensor(args)
+            span = chunk_span(module, family, x) if may_chunk else None
+            if (not continues(incoming, self._last_state.get(label, ()))
+                    or call_batch(span, x) != self._last_batch.get(label)):
                 self._boundary(label)
             return None
 
@@ -748,7 +759,8 @@ class Meter:
         The wrapper is an instance attribute removed on exit; its returned handle has
         the ``remove()`` the meter calls on every hook handle.
         """
-        pre = self._neuron_pre_hook(label, "neurosparse") if self.layout == "auto" else None
+        pre = (self._neuron_pre_hook(label, "neurosparse", step=True)
+               if self.layout == "auto" else None)
         original = module.step
 
         def step(x, state=None):
@@ -771,9 +783,7 @@ class Meter:
         module = self._handlers[label][2]
         # only modules that know their layout can cover several steps per call; the rest
         # (plain torch layers, snnTorch neurons, Norse cells) skip the span test per call
-        may_chunk = (getattr(module, "step_mode", None) is not None
-                     or isinstance(module, nn.RNNBase) or family == "neurosparse"
-                     or (family in ("norse", "norse-recurrent") and norse_sequence(module)))
+        may_chunk = knows_layout(module, family)
 
         _, stackable, _ = self._handlers[label]
         kind = self._records[label].kind
@@ -810,7 +820,7 @@ class Meter:
                 self._buffer(label, payload, span, batch, read_by_counter(args, output))
                 if family is not None:
                     self._last_state[label] = outgoing_state(module, family, output)
-                    self._last_batch[label] = batch
+                    self._last_batch[label] = call_batch(span, x)
                 return
             if self._ctx is not None:
                 self._pending.setdefault(label, []).append(payload)

@@ -8,9 +8,12 @@ of the model's input (which cannot tell [T, B, ...] from [B, T, ...] or [B, C, L
   sequence mode), neurosparse event/delta layers given one more dim than a step has,
   SpikingJelly modules with ``step_mode="m"``, Norse sequence modules (``LIF``, not
   ``LIFCell``), torch ``nn.RNN``/``GRU``/``LSTM`` (``batch_first`` says which dim).
-* **steps**: every other call of a stateful neuron is one time step. A neuron whose
-  incoming state is not the state it returned last (``None``, ``reset_mem()``,
-  SpikingJelly ``reset_net``, a fresh ``init_leaky()``) starts a new sequence.
+* **steps**: every other call of a stateful neuron is one time step.
+
+Either way, a neuron call whose incoming state is not a state the neuron returned or kept
+last (``None``, ``reset_mem()``, SpikingJelly ``reset_net``, a fresh ``init_leaky()``), or
+whose batch differs, starts a new sequence (:func:`continues`); a chunk that is passed
+the state of the chunk before continues its sequence, whatever the chunks' lengths.
 """
 
 from __future__ import annotations
@@ -34,6 +37,15 @@ def _sequence_neuron(module: nn.Module) -> bool:
     from ..neurons.base import SpikingNeuron
 
     return isinstance(module, SpikingNeuron)
+
+
+def knows_layout(module: nn.Module, family: str | None) -> bool:
+    """Whether a call of ``module`` may cover several steps (:func:`chunk_span` can answer
+    other than None): the rest (plain torch layers, snnTorch neurons, Norse cells) skip
+    the span test per call."""
+    return (getattr(module, "step_mode", None) is not None
+            or isinstance(module, (nn.RNNBase, OpCounter)) or family == "neurosparse"
+            or (family in ("norse", "norse-recurrent") and norse_sequence(module)))
 
 
 def chunk_span(module: nn.Module, family: str | None, x) -> tuple[int, int] | None:
@@ -81,16 +93,37 @@ def incoming_state(module: nn.Module, family: str, args, kwargs):
 
 
 def outgoing_state(module: nn.Module, family: str, output) -> tuple:
-    """Objects a continuing call may pass back (returned state, module-held state)."""
+    """Objects a continuing call may pass back (returned state, module-held state).
+
+    None is never one of them: it is how a call starts from rest. A neurosparse neuron
+    continues only from the state it returned: its kept ``state`` belongs to ``step``
+    (the meter's ``step`` wrapper passes it as the incoming state), stays None in
+    sequence mode, and is left behind by a step given an explicit state. (Counted as a
+    continuation, that None made every ``neuron(x)`` continue the call before it.)
+    """
     attr = _STATE_ATTR.get(family)
-    held = getattr(module, attr, _MISSING) if attr is not None else _MISSING
-    if isinstance(output, tuple):
-        return output[1:] if held is _MISSING else (*output[1:], held)
-    return () if held is _MISSING else (held,)
+    held = getattr(module, attr, None) if attr is not None else None
+    returned = output[1:] if isinstance(output, tuple) else ()
+    return tuple(o for o in (*returned, held) if o is not None)
 
 
-_STATE_ATTR = {"snntorch": "mem", "spikingjelly": "v", "neurosparse": "state"}
-_MISSING = object()
+def continues(incoming, outgoing: tuple) -> bool:
+    """Whether a neuron call that starts from ``incoming`` (:func:`incoming_state`)
+    continues the call that left ``outgoing`` (:func:`outgoing_state`): the very object
+    it returned or kept. ``None`` (from rest) never continues."""
+    return incoming is not None and any(incoming is o for o in outgoing)
+
+
+def call_batch(span: tuple[int, int] | None, x) -> int | None:
+    """Batch size of one call: the chunk's ``B`` where the call covers ``[T, B, ...]``
+    (dim 0 is then time, not batch), else dim 0 of a step's input ``[B, ...]``."""
+    if span is not None:
+        return span[1]
+    return int(x.shape[0]) if isinstance(x, torch.Tensor) and x.dim() >= 2 else None
+
+
+# state a neuron keeps on itself and reads when none is passed (snnTorch, SpikingJelly)
+_STATE_ATTR = {"snntorch": "mem", "spikingjelly": "v"}
 
 
 class Call:
@@ -215,6 +248,7 @@ def first_batch(x) -> int | None:
     return int(x.shape[0])
 
 
-__all__ = ["chunk_span", "incoming_state", "outgoing_state", "Call", "SequenceBuffer",
+__all__ = ["chunk_span", "knows_layout", "incoming_state", "outgoing_state", "continues",
+           "call_batch", "Call", "SequenceBuffer",
            "modified_in_place",
            "sequence_shape", "norse_sequence", "first_batch"]
