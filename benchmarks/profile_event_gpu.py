@@ -8,6 +8,9 @@
    layer, the dense layer and plain ``F.linear``.
 3. ``lifstep``: one ``LIF.step`` through the fused kernel against the reference step,
    eager, host time and in a CUDA graph (``--sections lifstep``).
+4. ``launch``: host µs per launch of a kernel of eight ``[1, 4096]`` fp32 arrays: numba's
+   dispatcher, ``ops.cuda_env.launch`` with the same tensors every call and with new
+   output tensors every call, beside torch ops for scale (``--sections launch``).
 
     python3 benchmarks/profile_event_gpu.py --out $OUT/profile_event_gpu.json
 """
@@ -166,6 +169,68 @@ def lif_step(n: int, rows_list, reps: int) -> dict:
     return out
 
 
+def launch_host(reps: int, calls: int = 3000) -> dict:
+    from numba import cuda
+
+    from neurosparse.ops import cuda_env
+
+    @cuda.jit
+    def add8(a, b, c, d, e, f, g, out):
+        k = cuda.grid(1)
+        if k < out.shape[1]:
+            out[0, k] = a[0, k] + b[0, k] + c[0, k] + d[0, k] + e[0, k] + f[0, k] + g[0, k]
+
+    n = 4096
+    ins = [torch.rand(1, n, device="cuda") for _ in range(7)]
+    out = torch.empty(1, n, device="cuda")
+    env = cuda_env.CudaEnv(out.device)
+    views = [cuda.as_cuda_array(t, sync=False) for t in (*ins, out)]
+    grid, block = n // 128, 128
+    env.launch(add8, grid, block, *ins, out)  # compiles; keeps the overload
+    torch.testing.assert_close(out, sum(ins))
+    a, b = torch.rand(n, device="cuda"), torch.rand(n, device="cuda")
+    c = torch.empty(n, device="cuda")
+    rows = [torch.rand(n, device="cuda") for _ in range(8)]
+    zs = [torch.zeros((), device="cuda") for _ in range(8)]
+
+    def new_out():
+        env.launch(add8, grid, block, *ins, torch.empty(1, n, device="cuda"))
+
+    # (launch path, fn): the path is set for each timed sample (cuda_env reads it per call)
+    fns = {"numba dispatcher (views made beforehand)":
+               ("0", lambda: add8[grid, block, env.stream](*views)),
+           "cuda.core path, same tensors": ("core", lambda: env.launch(add8, grid, block, *ins,
+                                                                       out)),
+           "cuda.core path, new output tensor": ("core", new_out),
+           "driver path, same tensors": ("driver", lambda: env.launch(add8, grid, block, *ins,
+                                                                      out)),
+           "driver path, new output tensor": ("driver", new_out),
+           "torch.add(out=)": ("0", lambda: torch.add(a, b, out=c)),
+           "torch.empty((1, 4096))": ("0", lambda: torch.empty(1, n, device="cuda")),
+           "torch.stack of 8 rows": ("0", lambda: torch.stack(rows)),
+           "torch.stack of 8 0-d tensors": ("0", lambda: torch.stack(zs))}  # fmt: skip
+    mode_of = cuda_env.fast_launch_mode
+    res: dict = {k: [] for k in fns}
+    try:
+        for rep in range(reps + 2):  # two warm-up rounds, then reps rounds in turn
+            for name, (mode, f) in fns.items():
+                path = {"0": "off"}.get(mode, mode)
+                cuda_env.fast_launch_mode = lambda path=path: path
+                t = host_ms(f, calls) * 1e3
+                if rep >= 2:
+                    res[name].append(t)
+                if name.endswith("same tensors"):  # each path computed the sum
+                    torch.cuda.synchronize()
+                    torch.testing.assert_close(out, sum(ins))
+    finally:
+        cuda_env.fast_launch_mode = mode_of
+    out_stats = {k: _stats(v) for k, v in res.items()}
+    for k, v in out_stats.items():
+        print(f"launch host {k}: {v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f}) µs",
+              flush=True)  # fmt: skip
+    return {"launcher": cuda_env.launcher(), "calls": calls, "host_us": out_stats}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="profile_event_gpu.json")
@@ -173,6 +238,9 @@ def main() -> None:
     ap.add_argument("--sections", default="graphs,host")
     args = ap.parse_args()
     res: dict = {"hardware": hardware()}
+    if "launch" in args.sections:
+        res["launch"] = launch_host(args.reps)
+        Path(args.out).write_text(json.dumps(res, indent=1))
     if "host" in args.sections:
         res["host"] = host_profile(4096, 300)
         Path(args.out).write_text(json.dumps(res, indent=1))

@@ -33,7 +33,6 @@ CHUNK = int(os.environ.get("NEUROSPARSE_LIF_CUDA_CHUNK", "16"))
 CHUNK1 = CHUNK + 1  # local-array sizes must be plain constants
 
 
-@functools.cache
 def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg):
     """Kernels specialised on the neuron's flags (compile-time constants on the GPU).
 
@@ -43,19 +42,25 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
     ``kernels.lif_cpu.get_kernels`` returns; launch them with one thread per neuron
     (``THREADS`` per block).
     """
+    return _build(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)[:2]
+
+
+def get_scalar_forward(reset, delay, detach, synaptic, euler, adaptive, refractory, sg):
+    """``forward`` of :func:`get_kernels` for a neuron whose every parameter is one value:
+    the ``params`` block is replaced by its eight rows as 0-d arrays (``x, state0, beta,
+    gain, leak, theta, alpha, v_reset, adapt, rho, z, h, th_trace, refr_trace, state``)."""
+    return _build(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)[2]
+
+
+@functools.cache
+def _build(reset, delay, detach, synaptic, euler, adaptive, refractory, sg):
     lif_step.check_surrogate_id(sg)
 
-    @cuda.jit
-    def forward(x, state0, params, z, h, th_trace, refr_trace, state):
-        k = cuda.grid(1)
-        T, K = x.shape
-        if k >= K:
-            return
-        n = k % params.shape[1]
+    @cuda.jit(device=True)
+    def run_forward(x, state0, k, p_beta, p_gain, p_leak, p_theta, p_alpha, p_vreset,
+                    p_adapt, p_rho, z, h, th_trace, refr_trace, state):  # fmt: skip
+        T = x.shape[0]
         v, i, a, c = state0[0, k], state0[1, k], state0[2, k], state0[3, k]
-        p_beta, p_gain, p_leak, p_theta = params[0, n], params[1, n], params[2, n], params[3, n]
-        p_alpha, p_vreset, p_adapt = params[4, n], params[5, n], params[6, n]
-        p_rho = params[7, n]
         xs = cuda.local.array(CHUNK, np.float32)
         for t0 in range(0, T, CHUNK):
             for u in range(CHUNK):
@@ -78,6 +83,27 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
         state[1, k] = i
         state[2, k] = a
         state[3, k] = c
+
+    @cuda.jit
+    def forward(x, state0, params, z, h, th_trace, refr_trace, state):
+        k = cuda.grid(1)
+        if k >= x.shape[1]:
+            return
+        n = k % params.shape[1]
+        run_forward(x, state0, k, params[0, n], params[1, n], params[2, n], params[3, n],
+                    params[4, n], params[5, n], params[6, n], params[7, n], z, h, th_trace,
+                    refr_trace, state)  # fmt: skip
+
+    @cuda.jit
+    def forward_scalar(x, state0, beta, gain, leak, theta, alpha, vreset, adapt, rho, z, h,
+                       th_trace, refr_trace, state):  # fmt: skip
+        # the eight parameters as 0-d arrays: a streaming step passes its modules' scalar
+        # parameters as they are, with no torch.stack launch to make a [8, 1] block
+        k = cuda.grid(1)
+        if k >= x.shape[1]:
+            return
+        run_forward(x, state0, k, beta[()], gain[()], leak[()], theta[()], alpha[()],
+                    vreset[()], adapt[()], rho[()], z, h, th_trace, refr_trace, state)  # fmt: skip
 
     @cuda.jit
     def backward(gz, gstate, h, th_trace, refr_trace, state0, params, slope, gx, gout):
@@ -137,4 +163,4 @@ def get_kernels(reset, delay, detach, synaptic, euler, adaptive, refractory, sg)
         gout[2, k] = g_beta
         gout[3, k] = g_theta
 
-    return forward, backward
+    return forward, backward, forward_scalar

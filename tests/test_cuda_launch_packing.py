@@ -1,8 +1,9 @@
 """The fast CUDA launch packs kernel parameters the way numba's array ABI lays them out.
 
 The launch itself needs a GPU (``tests/test_gpu.py`` holds it to numba's own launch
-there); the packing is plain Python, so it is checked here on CPU tensors against NumPy's
-view of the same memory and against numba's data model, which CI can run.
+there); the parameter block is plain Python and ctypes, so it is checked here on CPU
+tensors against NumPy's view of the same memory and against numba's data model, which
+CI can run.
 """
 
 import ctypes
@@ -29,7 +30,7 @@ def test_array_parameter_count_is_numbas_flattened_model(ndim):
     model = default_manager.lookup(arr)
     assert model._fields == ("meminfo", "parent", "nitems", "itemsize", "data", "shape",
                              "strides")  # fmt: skip
-    assert len(cuda_env._param_ctors(arr)) == len(_flat(model.get_argument_type()))
+    assert 5 + 2 * cuda_env._param_layout(arr) == len(_flat(model.get_argument_type()))
 
 
 @pytest.mark.parametrize(
@@ -50,13 +51,63 @@ def test_array_values_are_numpys_view_of_the_same_memory(make):
     assert got == (0, 0, a.size, a.itemsize, a.ctypes.data, *a.shape, *a.strides)
 
 
-def test_packed_params_interleave_arrays_and_typed_scalars():
+def _block(layout, args):
+    kinds = tuple(map(cuda_env._arg_kind, args))
+    return cuda_env._Packed(None, layout, kinds, None).slots()
+
+
+def _read_pointers(slots) -> list:
+    """What the driver reads: each parameter through its pointer, as int64 or float."""
+    out = []
+    for i, x in enumerate(slots.layout):
+        first = sum(5 + 2 * y if type(y) is int else 1 for y in slots.layout[:i])
+        n = 5 + 2 * x if type(x) is int else 1
+        kind = ctypes.c_int64 if type(x) is int else x
+        out += [kind.from_address(slots.pointers[first + j]).value for j in range(n)]
+    return out
+
+
+def test_block_interleaves_arrays_and_typed_scalars():
     x = torch.arange(6, dtype=torch.float32).view(2, 3)
     y = torch.zeros(4, dtype=torch.int64)[1:]
-    packed = cuda_env._Packed(None, [None, ctypes.c_float, None, int], None)
-    params = packed.params([x, np.float32(0.5), y, 7])
+    slots = _block([2, ctypes.c_float, 1, ctypes.c_int64], [x, np.float32(0.5), y, 7])
+    assert slots.fill([x, np.float32(0.5), y, 7])
+    params = slots.values()
     assert params[:9] == list(cuda_env._array_values(x))
-    assert isinstance(params[9], ctypes.c_float) and params[9].value == 0.5
+    assert params[9] == 0.5
     assert params[10:17] == [0, 0, 3, 8, y.data_ptr(), 3, 8]
-    assert params[17] == 7 and type(params[17]) is int
+    assert params[17] == 7
     assert len(params) == 18
+    assert _read_pointers(slots) == params
+
+
+def test_block_rewrites_only_what_changed_and_refuses_other_kinds():
+    a = torch.arange(12, dtype=torch.float32).view(3, 4)
+    slots = _block([2, ctypes.c_float], [a, np.float32(1.0)])
+    assert slots.fill([a, np.float32(1.0)])
+    b = torch.zeros(5, 2)  # same kind (fp32, rank 2, C order), other memory and shape
+    assert slots.fill([b, np.float32(-2.5)])
+    assert slots.values() == [*cuda_env._array_values(b), -2.5]
+    assert _read_pointers(slots) == slots.values()
+    # a view of b's memory in Fortran order: same pointer, another kind
+    assert not slots.fill([b.t(), np.float32(0.0)])
+    assert not slots.fill([b.double(), np.float32(0.0)])
+    assert not slots.fill([b, 0.0])  # a Python float is not the np.float32 it was typed as
+    assert not slots.fill([b])
+    c = torch.ones(2, 7)
+    assert slots.fill([c, np.float32(3.0)])  # usable again after a refusal
+    assert slots.values() == [*cuda_env._array_values(c), 3.0]
+
+
+def test_each_thread_has_its_own_block():
+    import threading
+
+    x = torch.zeros(3)
+    packed = cuda_env._Packed(None, [1], (cuda_env._arg_kind(x),), None)
+    mine = packed.slots()
+    other = []
+    t = threading.Thread(target=lambda: other.append(packed.slots()))
+    t.start()
+    t.join()
+    assert packed.slots() is mine and other[0] is not mine
+    assert other[0].address != mine.address

@@ -223,6 +223,47 @@ def test_event_linear_fast_launch_equals_numbas_own_launch(monkeypatch, kernels_
     assert torch.equal(fast, layer(x))
 
 
+@pytest.mark.skipif(DEV != "cuda", reason="the launch paths exist only on the GPU")
+def test_driver_launch_path_equals_numbas_own_launch(monkeypatch, kernels_mode):
+    # NEUROSPARSE_CUDA_FAST_LAUNCH=driver: cuLaunchKernel on kept parameter blocks, and
+    # the LIF step's scalar parameters as 0-d tensors; same bits as numba's launch
+    from neurosparse.ops.cuda_env import launcher
+
+    kernels_mode("numba")
+    monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "driver")
+    assert launcher().startswith("cuLaunchKernel")
+    torch.manual_seed(4)
+    layer = ns.EventLinear(300, 70, mode="event", device=DEV)
+    lif = ns.LIF(0.9).to(DEV)
+    xs = [(torch.rand(5, 300, device=DEV) < 0.1).float() for _ in range(3)]
+
+    def run():
+        outs, st = [], None
+        with torch.no_grad():
+            for x in xs:  # new inputs each step: the blocks are rewritten where they changed
+                z, st = lif.step(layer(x) * 4, st)
+                outs.append(z)
+            outs += list(st)
+        return outs
+
+    run()  # first calls through numba, overloads kept
+    fast = run()
+    monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "0")
+    plain = run()
+    assert any(o.sum() > 0 for o in plain[:3])
+    for a, b in zip(fast, plain):
+        assert torch.equal(a, b)
+    # a backward on autograd's own thread: a block per thread, its context made current
+    monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "driver")
+    x = (torch.rand(4, 2, 300, device=DEV) < 0.1).float().requires_grad_()
+    layer(x).sum().backward()
+    g_fast = x.grad.clone()
+    x.grad = None
+    monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "0")
+    layer(x).sum().backward()
+    assert torch.equal(g_fast, x.grad)
+
+
 def test_event_linear_eager_shortcut_checks_like_the_general_path(kernels_mode):
     # a plain CUDA tensor takes the eager shortcut, a neuron's tuple the general path:
     # same kernel, same bits; what the shortcut's guard refuses still gets its error

@@ -5,18 +5,27 @@ memory through these views, with no copies, and launches on torch's current stre
 kernels and torch ops stay ordered without host synchronisation.
 
 :meth:`CudaEnv.launch` is the cheap way in. A plain ``kernel[grid, block, stream](...)``
-call on torch tensors costs 0.26-0.33 ms of host time on the H100 box (numba-cuda
-0.30.4, ``benchmarks/profile_lif_gpu.py``), 0.03-0.05 ms through ``cuda.core.launch``:
-each tensor becomes a numba device array through ``__cuda_array_interface__``, every
-argument is typed again to pick the overload, and a new stream object is made. Once a
-kernel has run for one set of argument kinds (dtype, rank, layout of each tensor;
-type of each scalar), ``launch`` keeps the compiled overload and writes later calls'
-arguments straight from the tensors (pointer, sizes, byte strides: numba's array ABI)
-into ``cuda.core.launch``. Anything it does not recognise takes the plain path. (A
-direct ``cuLaunchKernel`` through ctypes was tried on an H100 on 2026-12-05 and was
-slower: 58.8 vs 48.8 µs per eager ``EventLinear`` call.)
-``NEUROSPARSE_CUDA_FAST_LAUNCH=0`` turns the shortcut off; :func:`launcher` says which
-path runs.
+call costs about 97 µs of host time for a kernel of eight arrays (H200, numba-cuda
+0.30.4; RESULTS.md, "GPU launch host time"): each tensor becomes a numba device array
+through ``__cuda_array_interface__``, every argument is typed again to pick the overload,
+and a new stream object is made. Once a kernel has run for one set of argument kinds
+(dtype, rank, layout of each tensor; type of each scalar), ``launch`` keeps the compiled
+overload and writes later calls' arguments straight from the tensors (pointer, sizes,
+byte strides: numba's array ABI) into ``cuda.core.launch`` (38.8 µs for that kernel).
+The ``driver`` path starts them with the driver's ``cuLaunchKernel`` (through
+cuda.bindings) on a parameter block it keeps per thread: numba's array ABI (pointer,
+sizes, byte strides) is written into the block only for the arguments whose tensor
+changed since that thread's last launch of the overload, and the driver copies the
+values at launch, so the block can be rewritten at once. The probe measured 9.0 µs per
+such launch against 38.8 µs for packing every argument into ``cuda.core.launch``.
+Anything it does not recognise takes numba's path.
+
+``NEUROSPARSE_CUDA_FAST_LAUNCH`` picks the path: ``1`` (default) packs every call's
+arguments into ``cuda.core.launch`` (run on H100 and H200: ``tests/test_gpu.py``);
+``driver`` takes the ``cuLaunchKernel`` path above, which has passed the CPU and
+simulator tests but **has not yet run on a GPU** (the device had no machine for two
+sessions), so it is opt-in until ``tests/test_gpu.py`` passes with it; ``0`` uses
+numba's own launch every time. :func:`launcher` says which path runs.
 """
 
 from __future__ import annotations
@@ -36,15 +45,23 @@ _NP_TO_TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.int32): torch.i
 _SIM: list[bool] = []  # numba's simulator flag, read once (an import per launch costs µs)
 
 
-def fast_launch_enabled() -> bool:
-    """Whether :meth:`CudaEnv.launch` may bypass numba's dispatcher (real GPU only)."""
-    if os.environ.get("NEUROSPARSE_CUDA_FAST_LAUNCH", "1") in ("0", "false", "no"):
-        return False
+def fast_launch_mode() -> str:
+    """``"core"``, ``"driver"`` or ``"off"`` (module docstring; ``"off"`` in the simulator)."""
+    value = os.environ.get("NEUROSPARSE_CUDA_FAST_LAUNCH", "1")
+    if value in ("0", "false", "no"):
+        return "off"
     if not _SIM:
         from numba.cuda import config
 
         _SIM.append(bool(config.ENABLE_CUDASIM))
-    return not _SIM[0]
+    if _SIM[0]:
+        return "off"
+    return "driver" if value == "driver" else "core"
+
+
+def fast_launch_enabled() -> bool:
+    """Whether :meth:`CudaEnv.launch` may bypass numba's dispatcher (real GPU only)."""
+    return fast_launch_mode() != "off"
 
 
 def _layout(t: torch.Tensor) -> str:
@@ -78,11 +95,12 @@ def _array_values(a) -> tuple:
             *a.strides)  # fmt: skip
 
 
-# cuda.core takes Python ints for 8-byte integers, ctypes objects for the other scalars
-_SCALAR_CTORS = {"float32": ctypes.c_float, "float64": ctypes.c_double, "bool": bool,
-                 "int8": ctypes.c_int8, "int16": ctypes.c_int16, "int32": ctypes.c_int32,
-                 "int64": int, "uint8": ctypes.c_uint8, "uint16": ctypes.c_uint16,
-                 "uint32": ctypes.c_uint32, "uint64": int}  # fmt: skip
+# ctypes storage of each scalar kernel parameter, by numba type name (arrays are int64
+# fields: numba passes each field of an array argument as a parameter of its own)
+_SCALAR_CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double, "bool": ctypes.c_bool,
+                  "int8": ctypes.c_int8, "int16": ctypes.c_int16, "int32": ctypes.c_int32,
+                  "int64": ctypes.c_int64, "uint8": ctypes.c_uint8, "uint16": ctypes.c_uint16,
+                  "uint32": ctypes.c_uint32, "uint64": ctypes.c_uint64}  # fmt: skip
 
 
 def _is_array(numba_type) -> bool:
@@ -91,27 +109,109 @@ def _is_array(numba_type) -> bool:
     return type(numba_type).__name__ == "Array" and hasattr(numba_type, "ndim")
 
 
-def _param_ctors(numba_type) -> list | None:
-    """How each kernel parameter one argument becomes is passed to ``cuda.core`` (numba
-    passes each field of an array argument as a parameter of its own), or None for a kind
-    this launcher does not pack."""
+def _param_layout(numba_type) -> int | type | None:
+    """How one argument is passed: the rank of an array (``5 + 2 * ndim`` int64 fields),
+    the ctypes type of a scalar, or None for a kind this launcher does not pack."""
     if _is_array(numba_type):
-        return [int] * (5 + 2 * numba_type.ndim)
-    ctor = _SCALAR_CTORS.get(str(numba_type))
-    return None if ctor is None else [ctor]
+        return int(numba_type.ndim)
+    return _SCALAR_CTYPES.get(str(numba_type))
+
+
+def _signature(a) -> tuple:
+    """What an array argument's parameters are made of; equal signatures, equal fields
+    and equal kinds (dtype, rank and layout follow from it; a pointer names its device)."""
+    if isinstance(a, torch.Tensor):
+        return (a.data_ptr(), a.dtype, a.shape, a.stride())
+    return (a.device_ctypes_pointer.value, a.dtype, a.shape, a.strides)
+
+
+class _Slots:
+    """One thread's parameter block for one overload: the values and the array of
+    pointers to them that ``cuLaunchKernel`` reads.
+
+    ``layout``: per argument, what :func:`_param_layout` says; ``kinds``: per argument,
+    what :func:`_arg_kind` said when the overload was kept.
+    """
+
+    def __init__(self, layout: list, kinds: tuple) -> None:
+        self.layout, self.kinds = layout, kinds
+        n_fields = sum(5 + 2 * x for x in layout if type(x) is int)
+        self.fields = (ctypes.c_int64 * max(n_fields, 1))()
+        base = ctypes.addressof(self.fields)
+        addresses: list[int] = []
+        # per argument: the offset of its fields (an array) or its ctypes value (a scalar)
+        self.plan: list = []
+        offset = 0
+        for x in layout:
+            if type(x) is int:
+                n = 5 + 2 * x
+                addresses += [base + 8 * (offset + j) for j in range(n)]
+                self.plan.append(offset)
+                offset += n
+            else:
+                value = x()
+                addresses.append(ctypes.addressof(value))
+                self.plan.append(value)
+        self.pointers = (ctypes.c_void_p * len(addresses))(*addresses)
+        self.address = ctypes.addressof(self.pointers)
+        self.seen: list = [None] * len(layout)
+
+    def fill(self, args) -> bool:
+        """Write ``args`` into the block; False (and the block unusable until a later
+        fill succeeds) where an argument is not of the overload's kind."""
+        if len(args) != len(self.plan):
+            return False
+        seen, kinds, fields = self.seen, self.kinds, self.fields
+        for i, (where, a) in enumerate(zip(self.plan, args)):
+            if type(where) is int:
+                if not isinstance(a, torch.Tensor) and not getattr(a, "__cuda_ndarray__", False):
+                    return False
+                sig = _signature(a)
+                if sig == seen[i]:
+                    continue
+                if _arg_kind(a) != kinds[i]:
+                    seen[i] = None
+                    return False
+                values = _array_values(a)
+                fields[where:where + len(values)] = values
+                seen[i] = sig
+            else:
+                if type(a) is not kinds[i][1]:
+                    return False
+                where.value = a
+        return True
+
+    def values(self) -> list:
+        """The parameters as the kernel will read them (for tests)."""
+        out: list = []
+        for where, x in zip(self.plan, self.layout):
+            out += list(self.fields[where:where + 5 + 2 * x]) if type(x) is int else [where.value]
+        return out
+
+
+# cuda.core takes Python ints for 8-byte integers and bool for bool, ctypes objects for
+# the other scalars
+_CORE_SCALARS = {ctypes.c_int64: int, ctypes.c_uint64: int, ctypes.c_bool: bool}
 
 
 class _Packed:
-    """A compiled overload of one kernel and how to pass its parameters."""
+    """A compiled overload of one kernel: its ``cuda.core`` kernel, its driver handle and
+    per-thread blocks (the ``driver`` path)."""
 
-    def __init__(self, kernel, ctors: list, device: int | None) -> None:
+    def __init__(self, function, layout: list, kinds: tuple, device: int | None,
+                 kernel=None) -> None:  # fmt: skip
+        self.function = function  # a cuda.bindings CUfunction (None in CPU tests)
         self.kernel = kernel  # cuda.core's kernel object
-        # per argument: None for an array (its fields are Python ints already, passed as
-        # they are), else the ctypes constructor of the scalar
-        self.ctors = ctors
+        self.layout = layout
+        self.kinds = kinds
         self.device = device  # CUDA device of the tensor arguments (None: numba's current)
+        self._local = threading.local()
+        # per argument, for cuda.core: None for an array (its fields are Python ints), else
+        # the constructor of the scalar
+        self.ctors = [None if type(x) is int else _CORE_SCALARS.get(x, x) for x in layout]
 
     def params(self, args) -> list:
+        """The parameters of one call as ``cuda.core.launch`` takes them."""
         out: list = []
         for ctor, a in zip(self.ctors, args):
             if ctor is None:
@@ -120,13 +220,23 @@ class _Packed:
                 out.append(ctor(a))
         return out
 
+    def slots(self) -> _Slots:
+        """This thread's parameter block (autograd runs the backward on its own thread:
+        one shared block could be rewritten between another thread's fill and launch)."""
+        s = getattr(self._local, "slots", None)
+        if s is None:
+            if self.function is not None:
+                _ensure_context(self.device)
+            s = self._local.slots = _Slots(self.layout, self.kinds)
+        return s
+
 
 _thread = threading.local()
 
 
 def _ensure_context(device: int | None) -> None:
     # numba-cuda makes its context current on a thread the first time it launches there;
-    # the fast path must too: autograd runs backward on its own thread, where a kernel
+    # the fast paths must too: autograd runs backward on its own thread, where a kernel
     # first launched from the main thread would otherwise find no context. (One device
     # per thread is assumed, as numba-cuda assumes it.)
     done = getattr(_thread, "contexts", None)
@@ -139,20 +249,39 @@ def _ensure_context(device: int | None) -> None:
         done.add(device)
 
 
-def _compile_packed(dispatcher, views, device: int | None) -> _Packed | None:
-    """The overload the plain launch of ``views`` used, with how to pack its arguments."""
+_DRIVER: list = []  # (cuLaunchKernel, CUfunction, CUstream, CUDA_SUCCESS), imported once
+
+
+def _driver() -> list:
+    if not _DRIVER:
+        from cuda.bindings import driver
+
+        _DRIVER.extend((driver.cuLaunchKernel, driver.CUfunction, driver.CUstream,
+                        driver.CUresult.CUDA_SUCCESS))  # fmt: skip
+    return _DRIVER
+
+
+def _compile_packed(dispatcher, views, kinds: tuple, device: int | None) -> _Packed | None:
+    """The overload the plain launch of ``views`` used, with how to pass its arguments."""
     try:
         argtypes = tuple(dispatcher.typeof_pyval(v) for v in views)
         kern = dispatcher.overloads.get(argtypes)
         if kern is None or kern.debug or kern.extensions or getattr(kern, "cooperative", False):
             return None
-        ctors = [_param_ctors(t) for t in kern.argument_types]
-        if any(c is None for c in ctors):
+        layout = [_param_layout(t) for t in kern.argument_types]
+        if any(x is None for x in layout):
             return None
-        per_arg = [None if _is_array(t) else c[0] for t, c in zip(kern.argument_types, ctors)]
-        return _Packed(kern._codelibrary.get_cufunc().kernel, per_arg, device)
+        # the library kernel handle (CUkernel): cuLaunchKernel takes it in place of a
+        # CUfunction and resolves it in the current context, so one handle serves every
+        # device
+        core_kernel = kern._codelibrary.get_cufunc().kernel
     except Exception:  # an unfamiliar numba-cuda: keep the plain path
         return None
+    try:
+        function = _driver()[1](int(core_kernel.handle))
+    except Exception:  # no cuda.bindings driver: the driver path stays off for it
+        function = None
+    return _Packed(function, layout, kinds, device, core_kernel)
 
 
 _packed: dict[tuple, _Packed | None] = {}  # (kernel, argument kinds) -> overload
@@ -164,21 +293,36 @@ def launch(kernel, grid, block, stream, *args: Any) -> None:
     through numba (which compiles if needed); later ones skip numba's per-call work
     (module docstring). ``kernels.launch`` routes the torch-free launchers here.
     """
-    if not fast_launch_enabled():
+    mode = fast_launch_mode()
+    if mode == "off":
         kernel[grid, block, stream](*[_view(a) if isinstance(a, torch.Tensor) else a
                                       for a in args])  # fmt: skip
         return
-    key = (kernel, *map(_arg_kind, args))
-    packed = _packed.get(key, False)
+    if mode == "driver":
+        # this thread's last overload of the kernel: a step loop calls each kernel with
+        # the same kinds every time, and its fill compares signatures instead of a key
+        last = getattr(_thread, "last", None)
+        if last is None:
+            last = _thread.last = {}
+        packed = last.get(kernel)
+        if packed is not None and _fast(packed, grid, block, stream, args):
+            return
+    kinds = tuple(map(_arg_kind, args))
+    packed = _packed.get((kernel, *kinds), False)
     if packed:
-        _fast(packed, grid, block, stream, args)
-        return
+        if mode == "core":
+            _fast_core(packed, grid, block, stream, args)
+            return
+        if packed.function is not None and _fast(packed, grid, block, stream, args):
+            last[kernel] = packed
+            return
     views = [_view(a) if isinstance(a, torch.Tensor) else a for a in args]
     kernel[grid, block, stream](*views)
     if packed is False:  # first time for this key
-        usable = not any(k[0] == "x" for k in key[1:])
+        usable = not any(k[0] == "x" for k in kinds)
         device = next((a.device.index for a in args if isinstance(a, torch.Tensor)), None)
-        _packed[key] = _compile_packed(kernel, views, device) if usable else None
+        _packed[(kernel, *kinds)] = (_compile_packed(kernel, views, kinds, device) if usable
+                                     else None)  # fmt: skip
 
 
 def _view(t: torch.Tensor):
@@ -191,12 +335,28 @@ def _view(t: torch.Tensor):
     return cuda.as_cuda_array(t.detach(), sync=False)
 
 
+_streams: dict[Any, Any] = {}  # numba stream -> the driver's CUstream
+_dims: dict[tuple, tuple] = {}  # (grid, block) -> the six launch dimensions
+
+
+def _launch_dims(grid, block) -> tuple:
+    dims = _dims.get((grid, block))
+    if dims is None:
+        g = (grid, 1, 1) if isinstance(grid, int) else (*grid, 1, 1)[:3]
+        b = (block, 1, 1) if isinstance(block, int) else (*block, 1, 1)[:3]
+        dims = (*map(int, g), *map(int, b))
+        if len(_dims) < 4096:  # grids follow problem sizes: keep the cache bounded
+            _dims[grid, block] = dims
+    return dims
+
+
 _core_streams: dict[Any, Any] = {}  # numba stream -> cuda.core stream
 _CORE: list = []  # (LaunchConfig, launch) of cuda.core, imported on first use
 _configs: dict[tuple, Any] = {}
 
 
-def _fast(packed: _Packed, grid, block, stream, args) -> None:
+def _fast_core(packed: _Packed, grid, block, stream, args) -> None:
+    """Launch through ``cuda.core``, every argument packed anew."""
     if not _CORE:
         from cuda.core import LaunchConfig
         from cuda.core import launch as core_launch
@@ -217,9 +377,31 @@ def _fast(packed: _Packed, grid, block, stream, args) -> None:
     core_launch(core, config, packed.kernel, *packed.params(args))
 
 
+def _fast(packed: _Packed, grid, block, stream, args) -> bool:
+    """Launch through the driver; False (nothing launched) where ``args`` do not fit."""
+    slots = packed.slots()
+    if not slots.fill(args):
+        return False
+    cu_launch, _, cu_stream, ok = _driver()
+    handle = _streams.get(stream)
+    if handle is None:
+        raw = stream.handle  # a CUstream (cuda.bindings) or a ctypes pointer
+        raw = getattr(raw, "value", raw)
+        handle = cu_stream(int(raw) if raw else 0)
+        if len(_streams) < 64:  # CudaEnv keeps one numba stream per torch stream
+            _streams[stream] = handle
+    (err,) = cu_launch(packed.function, *_launch_dims(grid, block), 0, handle, slots.address, 0)
+    if err != ok:
+        raise RuntimeError(f"cuLaunchKernel failed: {err!r}")
+    return True
+
+
 def launcher() -> str:
     """Which launch path :func:`launch` takes after a kernel's first call."""
-    return "cuda.core" if fast_launch_enabled() else "numba (NEUROSPARSE_CUDA_FAST_LAUNCH=0)"
+    mode = fast_launch_mode()
+    if mode == "driver":
+        return "cuLaunchKernel (NEUROSPARSE_CUDA_FAST_LAUNCH=driver)"
+    return "cuda.core" if mode == "core" else "numba (NEUROSPARSE_CUDA_FAST_LAUNCH=0)"
 
 
 class CudaEnv:

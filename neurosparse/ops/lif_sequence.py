@@ -58,7 +58,8 @@ def _unsupported(x: torch.Tensor, spec: NeuronSpec) -> str | None:
 
 
 def _kernels(spec: NeuronSpec, device: torch.device):
-    """``(forward, backward)`` callables on torch tensors for ``spec`` on ``device``.
+    """``(forward, backward)`` callables on torch tensors for ``spec`` on ``device``, plus,
+    on CUDA, the forward that takes the eight parameters as 0-d tensors.
 
     Each takes the number of neurons (threads) first, then the kernel's arguments.
     Kept per (spec, device): a streaming step calls this once per step, and building the
@@ -116,7 +117,8 @@ def _make_runners(spec: NeuronSpec, device: torch.device):
 
         return run
 
-    return tuple(on_gpu(k) for k in lif_cuda.get_kernels(*flags))
+    kernels = (*lif_cuda.get_kernels(*flags), lif_cuda.get_scalar_forward(*flags))
+    return tuple(on_gpu(k) for k in kernels)
 
 
 def _empty(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -137,7 +139,8 @@ def _unused(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _forward(x, state0, params, spec: NeuronSpec, out=None):
-    """The forward kernel on fresh outputs: ``(z, state, h, th, rm)``."""
+    """The forward kernel on fresh outputs: ``(z, state, h, th, rm)``. ``params``: the
+    ``[8, P]`` block, or (on CUDA, nothing to differentiate) eight 0-d tensors."""
     T, K = x.shape
     dev = x.device
     z = _empty((T, K), dev)
@@ -151,8 +154,11 @@ def _forward(x, state0, params, spec: NeuronSpec, out=None):
     # ``out``: a caller's [4, K] buffer (step mode's ``out=``, never under autograd); the
     # kernels read a neuron's state0 before they write its state, so it may be state0
     state = _empty((4, K), dev) if out is None else out
-    forward, _ = _kernels(spec, x.device)
-    forward(K, x, state0, params, z, h, th, rm, state)
+    runners = _kernels(spec, x.device)
+    if isinstance(params, tuple):
+        runners[2](K, x, state0, *params, z, h, th, rm, state)
+    else:
+        runners[0](K, x, state0, params, z, h, th, rm, state)
     return z, state, h, th, rm
 
 
@@ -181,7 +187,7 @@ class _LIFSequence(torch.autograd.Function):
         gstate = torch.zeros(2, K, **f32) if gstate is None else gstate[:2].contiguous()
         gx = _empty((T, K), h.device)
         gout = _empty((4, K), h.device)
-        _, backward = _kernels(spec, h.device)
+        backward = _kernels(spec, h.device)[1]
         backward(K, gz, gstate, h, th, rm, state0, params, np.float32(spec.surrogate.slope),
                  gx, gout)  # fmt: skip
         g_state0 = None
@@ -196,19 +202,33 @@ class _LIFSequence(torch.autograd.Function):
         return gx, g_state0, g_params, None, None
 
 
-def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.Tensor):
+def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.Tensor,
+                 tracked: bool):  # fmt: skip
     # Stacked anew on every call, never kept between calls: a kept block can be checked
     # against the tensors' identities and version counters, but not against an edit
     # through ``param.data`` (its own version counter), and a CUDA graph must re-read the
     # parameters on each replay. (Keeping it saved a launch per step; see RESULTS.md.)
     dev, f32 = x.device, torch.float32
     qs = [q if q.dtype is f32 and q.device == dev else q.to(device=dev, dtype=f32) for q in p]
-    # scalars stay one column on CUDA: one small copy instead of eight expanded ones
-    # (host time per call is what a GPU sequence op is short of; the CPU kernel blocks
-    # work by feature and wants the full width)
+    # scalars on CUDA: host time per call is what a GPU step is short of (the CPU kernel
+    # blocks work by feature and wants the full width)
     if x.is_cuda and all(q.dim() == 0 for q in qs):
-        return torch.stack(qs).view(8, 1)
+        if not tracked and _scalar_forward():
+            # the kernel reads the eight tensors themselves: no stack launch (40.9 µs of
+            # host time for eight rows on an H200, RESULTS.md "GPU launch host time");
+            # a tracked call keeps the block, which the backward reads
+            return tuple(qs)
+        return torch.stack(qs).view(8, 1)  # one small copy instead of eight expanded ones
     return torch.stack([q.expand(feat).reshape(n_feat) for q in qs])
+
+
+def _scalar_forward() -> bool:
+    """Whether an untracked CUDA call hands its scalar parameters to the kernel as 0-d
+    tensors: with the ``driver`` launch path only, which it was built with and which, like
+    it, has not yet run on a GPU (``ops/cuda_env.py``)."""
+    from .cuda_env import fast_launch_mode
+
+    return fast_launch_mode() == "driver"
 
 
 def _one_buffer(state: NeuronState, k: int) -> torch.Tensor | None:
@@ -340,10 +360,10 @@ def _sequence_kernel(x, state, p, spec, v_init, out=None) -> tuple[torch.Tensor,
     T, B = x.shape[:2]
     feat = x.shape[2:]
     n_feat = math.prod(feat)
-    params = _pack_params(p, feat, n_feat, x)
     tracked = torch.is_grad_enabled() and (
-        x.requires_grad or params.requires_grad
+        x.requires_grad or any(q.requires_grad for q in p)
         or (state is not None and any(s.requires_grad for s in state)))  # fmt: skip
+    params = _pack_params(p, feat, n_feat, x, tracked)
     state0 = _pack_state(state, v_init, B, feat, n_feat, x, tracked)
     if out is None:
         buf = None

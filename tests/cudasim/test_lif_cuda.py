@@ -66,3 +66,31 @@ def test_cuda_equals_cpu(flags):
     np.testing.assert_array_equal(cpu[0], gpu[0])  # spikes exactly
     for a, b in zip(cpu, gpu):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("flags", FLAGS[1::5])
+def test_scalar_parameter_forward_equals_the_block_forward(flags):
+    # the streaming step's kernel: the eight parameters as 0-d arrays, one value each
+    reset, delay, synaptic, euler, adaptive, refr = flags
+    rng = np.random.default_rng(7 + sum(flags))
+    x = rng.uniform(-0.2, 1.0, (T, K)).astype(np.float32)
+    state0 = np.zeros((4, K), np.float32)
+    state0[0] = rng.uniform(0, 0.5, K)
+    params = _params(rng)[:, :1].copy()  # one column: every neuron the same parameters
+    spec = (reset, delay, 0, synaptic, euler, adaptive, refr, 1)
+    forward, _ = lif_cuda.get_kernels(*spec)
+    scalar = lif_cuda.get_scalar_forward(*spec)
+
+    def run(kernel, *p):
+        f = np.float32
+        outs = [np.zeros((T, K), f), np.zeros((T, K), f),
+                np.zeros((T, K) if adaptive else (1, 1), f),
+                np.zeros((T, K) if refr else (1, 1), np.uint8), np.zeros((4, K), f)]
+        kernel[(K + 31) // 32, 32](x, state0, *p, *outs)
+        return outs
+
+    block = run(forward, params)
+    zero_d = run(scalar, *[np.array(params[j, 0]) for j in range(8)])
+    assert block[0].sum() > 0
+    for a, b in zip(block, zero_d):
+        np.testing.assert_array_equal(a, b)
