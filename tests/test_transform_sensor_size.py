@@ -93,6 +93,10 @@ def test_plain_array_and_sizeless_event_array_raise(name):
     ev = short_digit_events()
     with pytest.raises(ParameterError, match="plain array carries no size"):
         TRANSFORMS[name](None)(ev)
+    # what a Tonic dataset hands a transform: a plain structured array; its size is the
+    # dataset's, which the message names
+    with pytest.raises(ParameterError, match=r"sensor_size=dataset\.sensor_size"):
+        TRANSFORMS[name](None)(ev)
     with pytest.raises(ParameterError, match="made with sensor_size=None"):
         TRANSFORMS[name](None)(nd.EventArray(ev))
     with pytest.raises(ParameterError, match="format 'evt2'"):

@@ -44,7 +44,8 @@ def _missing_size_message(events: object, who: str) -> str:
     arr = np.asarray(events)
     meta = getattr(events, "meta", None)
     if meta is None:
-        where = "a plain array carries no size (an EventArray from a reader or dataset may)"
+        where = ("a plain array carries no size (an EventArray from a reader or dataset "
+                 "may); with a Tonic dataset pass its own: sensor_size=dataset.sensor_size")
     elif meta.get("format") == "nmnist":
         where = (
             "N-MNIST / N-Caltech101 .bin files have no header, so read_events leaves "

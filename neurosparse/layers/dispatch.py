@@ -54,10 +54,11 @@ MODES = ("auto", "event", "dense")
 #   .venv/bin/python benchmarks/event_layers.py                            (linear rows)
 #   .venv/bin/python benchmarks/event_layers.py --sections conv --reps 9   (conv rows)
 # Single rows and small batches (a streaming step): ``measure_linear_cpu`` three times
-# each on the same VM, 2026-12-07, the lowest of the three (crossovers 0.0 / 0.0 / 0.0 at
-# 1 x 1024 x 512, 0.12 / 0.0 / 0.06 at 1 x 1024², 0.48 / 0.39 / 0.50 at 1 x 4096²,
-# 0.25 / 0.20 / 0.20 at 8 x 1024²): a call this small is mostly the event path's fixed
-# cost (count pass, index, kernel entry), which the dense product does not pay.
+# each on the same VM, 2026-12-07, while other jobs ran on it; the lowest of the three
+# (crossovers 0.0 / 0.0 / 0.0 at 1 x 256² and at 1 x 1024 x 512, 0.12 / 0.0 / 0.06 at
+# 1 x 1024², 0.48 / 0.39 / 0.50 at 1 x 4096², 0.25 / 0.20 / 0.20 at 8 x 1024²): a call
+# this small is mostly the event path's fixed cost (count pass, index, kernel entry),
+# which the dense product does not pay.
 LINEAR_CPU: list[tuple[tuple[int, ...], float]] = [
     ((3200, 4096, 4096), 0.31),
     ((32, 4096, 4096), 0.40),
@@ -96,7 +97,8 @@ _TABLES = {
 # Shapes of at least this many multiply-adds get a crossover measured on this machine
 # (CPU linear; 0.1-4 s once per size class, cached); below it the whole call costs a few
 # tens of µs and the table decides. (It was 2**24 until a single 1024 -> 512 row at 5 %
-# input took the table's 0.40 of a 320-row shape: event 2.3x slower than F.linear.)
+# input took the table's 0.40 of a 320-row shape: ``neurosparse bench``, one run on the
+# 2-core VM, auto on the event path 184.9 µs against F.linear 79.8 µs.)
 MEASURE_MIN_MACS = 1 << 20
 _RATES = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 # One timed sample runs a path this long at least (calls repeated): a single call of a
