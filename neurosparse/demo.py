@@ -163,19 +163,21 @@ HARDWARE = ("loihi", "speck", "cpu-45nm", "gpu-a100-fp16")
 def energy_lines(report) -> list[str]:
     """The demo's energy table: one row per profile, then one line per column."""
     from .energy import _format as fmt
-    from .energy.report import bound_mark
+    from .energy.report import bound_mark, dynamic_text
 
-    rows = [f"{'energy / inference on':<22} {'total':>10} {'dynamic':>10} {'static':>10} "
+    rows = [f"{'energy / inference on':<22} {'total':>10} {'dynamic':>13} {'static':>10} "
             f"{'latency':>9}  provenance"]
     for r in report.hardware:
-        # every energy of a lower-bound profile is one (Speck's dynamic 0 J is "not
-        # modelled", not "free"), as in the report's tables
+        # every energy of a lower-bound profile is one, as in the report's tables; Speck's
+        # dynamic energy is "not published", not 0 J
         b = bound_mark(r)
-        e, d, st = (b + fmt.unit(v, "J") for v in (r.energy_j, r.dynamic_j, r.static_j))
-        rows.append(f"  {r.name:<20} {e:>10} {d:>10} {st:>10} "
+        e, st = (b + fmt.unit(v, "J") for v in (r.energy_j, r.static_j))
+        d = dynamic_text(r, r.dynamic_j)
+        rows.append(f"  {r.name:<20} {e:>10} {d:>13} {st:>10} "
                     f"{fmt.unit(r.latency_s, 's'):>9}  {r.provenance}")
     rows += [
-        "  total = dynamic + static; dynamic = counted ops x the profile's energy per op;",
+        "  total = dynamic + static; dynamic = counted ops x the profile's energy per op",
+        "  (not published: the profile has none, so total counts static only);",
         "  static = static power x latency for the cores the network occupies (whole CPU/GPU);",
         "  latency = the profile's latency model (pipelined layers on neuromorphic chips);",
         "  provenance = measured silicon (-quoted: second-hand) / pre-silicon / estimate /",

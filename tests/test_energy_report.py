@@ -123,9 +123,15 @@ def test_report_prints_provenance_split_and_column_legend():
     assert "pre-silicon" in row["loihi"]
     assert "lower-bound" in row["speck"] and "≥" in row["speck"]
     assert "lower-bound" in row["gpu-a100-fp16"] and "≥" in row["gpu-a100-fp16"]
+    # Speck publishes no energy per operation: its dynamic energy is unknown, not "≥ 0 J"
+    assert not by["speck"].dynamic_published and by["gpu-a100-fp16"].dynamic_published
+    assert "not published" in row["speck"] and "≥ 0 J" not in text
+    assert "not published" not in row["gpu-a100-fp16"] + row["loihi"]
+    assert Report.from_json(rep.to_json()).hardware[1].dynamic_published is False
     # per layer too: a lower-bound profile's energies are marked, the others are not
     layer_lines = [line for line in text.splitlines() if line.startswith(("0 ", "1 ", "Total"))]
-    assert layer_lines and all(line.count("≥") == 2 for line in layer_lines)
+    assert layer_lines and all(line.count("≥") == 1 and line.count("not published") == 1
+                               for line in layer_lines)
     for column in ("Provenance", "Dynamic", "Static", "Latency", "Cores"):
         assert any(line.strip().startswith(column) for line in text.split("Columns:")[1]
                    .splitlines()), column
@@ -144,8 +150,12 @@ def test_demo_energy_lines_explain_every_column():
         row = next(line for line in lines if line.split() and line.split()[0] == r.name)
         assert row.endswith(r.provenance)
         assert r.energy_j == pytest.approx(r.dynamic_j + r.static_j)
-        # a lower bound's total, dynamic and static energies are each marked as one
-        assert row.count("≥") == (3 if r.provenance == "lower-bound" else 0)
+        # a lower bound's total, dynamic and static energies are each marked as one; a
+        # dynamic energy the profile does not publish (Speck) says so instead
+        bound = r.provenance == "lower-bound"
+        assert row.count("≥") == (0 if not bound else 3 if r.dynamic_published else 2)
+        assert ("not published" in row) == (not r.dynamic_published)
+    assert not next(r for r in rep.hardware if r.name == "speck").dynamic_published
     for word in ("dynamic =", "static =", "latency =", "provenance ="):
         assert word in text
 

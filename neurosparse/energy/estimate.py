@@ -168,6 +168,9 @@ class HardwareResult:
     static_mode: str = "occupied"
     cores: int = 0
     stages: int = 0
+    # False when the profile publishes no energy per operation at all (Speck): its dynamic
+    # energy is then unknown, not 0 J, and reports say "not published"
+    dynamic_published: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -308,6 +311,8 @@ def estimate(layers: list[LayerCounts], samples: int, steps: int,
         uncertain=sorted(profile.uncertain), notes=profile.notes,
         provenance=profile.provenance, static_mode=static if event else "device",
         cores=used, stages=len(stages(layers)) if event else 0,
+        dynamic_published=any(float(v) > 0 for k, v in profile.energy.items()
+                              if k.endswith("_pj")),
     )
 
 

@@ -62,7 +62,8 @@ HARDWARE_COLUMNS = {
     "Provenance": ("measured silicon (quoted: second-hand), pre-silicon simulation, estimate, "
                    "lower-bound"),
     "Energy": "dynamic + static, per inference (≥: a lower bound)",
-    "Dynamic": "counted operations × the profile's energy per operation (≥: a lower bound)",
+    "Dynamic": "counted ops × energy per op (≥: a lower bound; "
+               "not published: the profile has none)",
     "Static": "static power × latency, for the cores in use (or chips/device)",
     "Range": "energy with the uncertain constants at their low / high ends",
     "Latency": "pipelined stages on chips; layers in turn on CPU/GPU",
@@ -227,7 +228,7 @@ class Report:
                    fmt.count(c["neuron_updates"]), fmt.count(c["spikes"]), fmt.frac(sp),
                    fmt.nbytes(layer.params_bytes), fmt.nbytes(c["state_bytes_rw"])]
             if energy_cols:
-                row += [bound_mark(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J")
+                row += [dynamic_text(r, r.layer_energy_j.get(layer.name, 0.0))
                         for r in self.hardware]
             rows.append(row)
         t = self.totals
@@ -237,7 +238,7 @@ class Report:
                  fmt.nbytes(sum(layer.params_bytes for layer in self.layers)),
                  fmt.nbytes(t["state_bytes_rw"])]
         if energy_cols:
-            total += [bound_mark(r) + fmt.unit(r.dynamic_j, "J") for r in self.hardware]
+            total += [dynamic_text(r, r.dynamic_j) for r in self.hardware]
         rows.append(total)
         return header, rows
 
@@ -252,7 +253,7 @@ class Report:
             cores = f"{r.cores} / {r.chips}" if r.cores else "-"
             energy = bound_mark(r) + fmt.unit(r.energy_j, "J")
             rows.append([r.name + (" ≈" if r.uncertain else ""), r.provenance, energy,
-                         bound_mark(r) + fmt.unit(r.dynamic_j, "J"), fmt.unit(r.static_j, "J"), rng,
+                         dynamic_text(r, r.dynamic_j), fmt.unit(r.static_j, "J"), rng,
                          fmt.unit(r.latency_s, "s"), cores])
         return header, rows
 
@@ -307,8 +308,7 @@ class Report:
         """(header, rows) of the dynamic energy per layer and hardware; a lower-bound
         profile's energies carry their ≥ here as everywhere."""
         return (["Layer"] + [r.name for r in self.hardware],
-                [[layer.name] + [bound_mark(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0),
-                                                          "J")
+                [[layer.name] + [dynamic_text(r, r.layer_energy_j.get(layer.name, 0.0))
                                  for r in self.hardware] for layer in self.layers])
 
     def print(self, console=None) -> None:
@@ -346,7 +346,7 @@ class Report:
             header = ["Layer"] + [f"{p} {r.name}" for r in self.hardware for p in ("E", "t")]
             # a lower bound's per-layer energies are lower bounds too (as in the text table)
             rows = [[layer.name] + [v for r in self.hardware for v in (
-                bound_mark(r) + fmt.unit(r.layer_energy_j.get(layer.name, 0.0), "J"),
+                dynamic_text(r, r.layer_energy_j.get(layer.name, 0.0)),
                 fmt.unit(r.layer_latency_s.get(layer.name, 0.0), "s"))]
                 for layer in self.layers]
             parts += ["## Energy and busy time per layer and hardware", "",
@@ -427,6 +427,14 @@ __all__ = ["Report", "SCHEMA", "SCHEMA_VERSION", "STEP_FIELDS"]
 # how each static-power mode reads in the legend (estimate.STATIC_MODES, plus "device")
 _STATIC_WORDS = {"occupied": "the cores in use (chips)", "chip": "whole chips",
                  "device": "the whole device (CPU/GPU)"}
+
+
+def dynamic_text(r, joules: float) -> str:
+    """A dynamic energy as printed: "not published" where the profile gives no energy per
+    operation (Speck; "≥ 0 J" would be true and useless), else ``bound_mark`` + value."""
+    if not getattr(r, "dynamic_published", True):
+        return "not published"
+    return bound_mark(r) + fmt.unit(joules, "J")
 
 
 def bound_mark(r) -> str:
