@@ -217,3 +217,23 @@ def test_kernels_switch_torch_keeps_the_meter_on_torch_reductions(monkeypatch):
     monkeypatch.setenv("NEUROSPARSE_KERNELS", "torch")
     assert not tt._kernel_takes(x)
     assert tt.binary_rows(x, 1).tolist() == [3.0] * 4
+
+
+@pytest.mark.parametrize("values", ["binary", "graded", "nan"])
+def test_step_changes_kernel_equals_torch_compare_and_sum(values, monkeypatch):
+    """The self-counting layers' temporal counts: the one-pass kernel gives the changes
+    between steps and the first step's non-zeros exactly as torch's ``!=`` and sum."""
+    gen = torch.Generator().manual_seed(3)
+    rows = (torch.rand(7, 50, generator=gen) < 0.3).float()
+    if values != "binary":
+        rows = rows * torch.randn(7, 50, generator=gen)
+    if values == "nan":
+        rows[2, 5] = rows[3, 5] = float("nan")  # NaN != NaN: counted as a change, as torch
+    rest, first = tt.step_changes(rows)
+    assert isinstance(rest, int)  # the kernel ran
+    want_rest = int((rows[1:] != rows[:-1]).sum())
+    assert (rest, first) == (want_rest, int((rows[0] != 0).sum()))
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "torch")
+    t_rest, t_first = tt.step_changes(rows)
+    assert (int(t_rest), int(t_first)) == (want_rest, first)
+    assert tt.step_changes(rows[:1])[0] == 0  # one step: nothing to compare

@@ -159,6 +159,23 @@ def _kernel_rows(x: torch.Tensor, sample_ndim: int) -> Lead | None:
 
 
 
+def step_changes(rows: torch.Tensor) -> tuple:
+    """(elements changed between consecutive rows of ``rows`` [steps, N], non-zeros of
+    its first row): one pass of ``kernels.step_stats`` on CPU (ints; 4.5x faster than
+    torch's compare-and-sum on a [100, 32·1024] spike sequence, 1.8 against 8.0 ms on
+    the 2-core VM), torch elsewhere (0-d tensors on the device: no host sync)."""
+    if _kernel_takes(rows):
+        from ..kernels import step_stats
+
+        T, N = rows.shape
+        nnz = np.empty((T, 1), dtype=np.int64)
+        changed = np.empty((T, 1), dtype=np.int64)
+        step_stats.step_row_stats(rows.numpy().reshape(T, 1, N), nnz, changed)
+        return int(changed[1:].sum()), int(nnz[0, 0])
+    rest = (rows[1:] != rows[:-1]).sum() if rows.shape[0] > 1 else 0
+    return rest, torch.count_nonzero(rows[0])
+
+
 def _binary_rows(x: torch.Tensor, sample_ndim: int) -> Lead | None:
     xd = x.detach()
     flat = xd.reshape(-1)

@@ -186,8 +186,7 @@ def _exact_delta(tm: torch.Tensor, prev: torch.Tensor | None):
     no host sync in the hook); the last step is copied, so an input buffer refilled in
     place between steps is compared as it was."""
     rows = tm.detach().reshape(tm.shape[0], -1)
-    rest = (rows[1:] != rows[:-1]).sum() if rows.shape[0] > 1 else 0
-    first_zero = torch.count_nonzero(rows[0])
+    rest, first_zero = tt.step_changes(rows)
     first_prev = None
     if prev is not None and prev.shape == rows[0].shape and prev.device == rows.device:
         first_prev = (rows[0] != prev).sum()
