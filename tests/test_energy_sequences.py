@@ -161,3 +161,38 @@ def test_snntorch_step_loop_init_leaky_per_batch():
     assert (m.samples, m.time_steps) == (2 * B, T)
     assert _fc(m).totals["synops"] == sum(float(x.sum()) for x in xs) * N_OUT
     assert m.counts()[1].totals["neuron_updates"] == 2 * T * B * N_OUT
+
+
+def test_snntorch_loop_detaching_the_membrane_is_one_sequence_per_batch():
+    """Truncated BPTT: ``mem = mem.detach()`` each step makes a new object that views the
+    returned membrane. It used to start a new sequence every step: T x B samples of one
+    step, every per-inference figure divided by T."""
+    snn = pytest.importorskip("snntorch")
+    fc, lif = _first("nn.Linear"), snn.Leaky(beta=0.9)
+    xs = [_spikes(7), _spikes(8)]
+    with Meter(nn.ModuleDict({"fc": fc, "lif": lif})) as m:
+        for x in xs:
+            mem = lif.init_leaky()
+            for t in range(T):
+                _, mem = lif(fc(x[t]), mem)
+                mem = mem.detach()
+    assert (m.samples, m.time_steps) == (2 * B, T)
+    rep = m.report()
+    synops = sum(float(x.sum()) for x in xs) * N_OUT
+    assert rep.per_inference(_fc(m))["synops"] == pytest.approx(synops / (2 * B))
+
+
+def test_norse_state_rebuilt_from_detached_fields_continues():
+    norse = pytest.importorskip("norse.torch")
+    from norse.torch.functional.lif import LIFFeedForwardState
+
+    net = norse.SequentialState(_first("nn.Linear"), norse.LIFCell())
+    x = _spikes(9)
+    with torch.no_grad(), Meter(net) as m:
+        s = None
+        for t in range(T):
+            _, s = net(x[t], s)
+            s = [None if st is None else LIFFeedForwardState(st.v.detach(), st.i.detach())
+                 for st in s]
+        net(x[0], None)  # a fresh state still starts a new sequence (one more sample)
+    assert (m.samples, m.time_steps) == (B + B, T)

@@ -110,8 +110,25 @@ def outgoing_state(module: nn.Module, family: str, output) -> tuple:
 def continues(incoming, outgoing: tuple) -> bool:
     """Whether a neuron call that starts from ``incoming`` (:func:`incoming_state`)
     continues the call that left ``outgoing`` (:func:`outgoing_state`): the very object
-    it returned or kept. ``None`` (from rest) never continues."""
-    return incoming is not None and any(incoming is o for o in outgoing)
+    it returned or kept, or a view of it (``mem.detach()``, a state tuple rebuilt from
+    detached fields: truncated-BPTT loops; each step used to count as a new sequence).
+    ``None`` (from rest) never continues."""
+    return incoming is not None and any(incoming is o or _same_memory(incoming, o)
+                                        for o in outgoing)
+
+
+def _same_memory(a, b) -> bool:
+    """``a`` holds the tensors of ``b`` or views of them (same data pointer, shape, dtype
+    and device), field by field for state tuples. The meter keeps ``b`` alive until the
+    next call, so its memory cannot be handed to a newly allocated state meanwhile: a
+    match means ``a`` was derived from ``b``, not made fresh (``init_leaky()``, zeros)."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return (a.numel() > 0 and a.data_ptr() == b.data_ptr() and a.shape == b.shape
+                and a.dtype == b.dtype and a.device == b.device)
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) and a:
+        fields = [(x, y) for x, y in zip(a, b) if x is not None or y is not None]
+        return bool(fields) and all(_same_memory(x, y) for x, y in fields)
+    return False
 
 
 def call_batch(span: tuple[int, int] | None, x) -> int | None:
