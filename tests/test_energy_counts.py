@@ -52,6 +52,41 @@ def test_linear_zero_weights_and_graded_inputs():
     assert c.totals["dense_macs"] == 12
 
 
+@pytest.mark.parametrize(("loop", "layer"), [("steps", "linear"), ("sequence", "linear"),
+                                             ("steps", "conv")])
+def test_one_count_in_one_step_makes_only_that_steps_operations_macs(loop, layer):
+    """Event-count frames are 0/1 in most steps and hold a 2 in some: NeuroBench's rule
+    per call is per step in a step loop. The stacked calls used to be judged as one, so
+    one count turned the whole sequence into MACs; a whole-sequence call is judged step
+    by step too, so both loops give the same numbers."""
+    torch.manual_seed(1)
+    T, B = 4, 2
+    if layer == "linear":
+        net = nn.Linear(10, 6)
+        x = (torch.rand(T, B, 10) < 0.5).float()
+        x[3, 0, 0] = 2.0
+        fan = (net.weight != 0).sum(0).double()
+        per_step = [float(((x[t] != 0).double() * fan).sum()) for t in range(T)]
+    else:
+        net = nn.Conv2d(2, 3, 3, padding=1)
+        x = (torch.rand(T, B, 2, 5, 5) < 0.3).float()
+        x[1, 1, 0, 2, 2] = 3.0
+        ones = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+        with torch.no_grad():
+            ones.weight.fill_(1.0)
+            per_step = [float(ones((x[t] != 0).float()).sum()) for t in range(T)]
+    graded = [bool(((x[t] != 0) & (x[t].abs() != 1)).any()) for t in range(T)]
+    model = StepLoop(net) if loop == "steps" else net
+    with torch.no_grad(), Meter(model, layout="TB") as m:
+        model(x)
+    c = _one(m)
+    assert c.totals["synops"] == pytest.approx(sum(p for p, g in zip(per_step, graded)
+                                                   if not g))
+    assert c.totals["macs"] == pytest.approx(sum(p for p, g in zip(per_step, graded) if g))
+    assert c.per_step["macs"] == pytest.approx([p if g else 0.0
+                                                for p, g in zip(per_step, graded)])
+
+
 @pytest.mark.parametrize("layer", ["linear", "conv"])
 def test_weights_pruned_through_data_between_meters_are_counted(layer):
     """Magnitude pruning through ``weight.data`` leaves the version counter alone; a

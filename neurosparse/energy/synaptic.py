@@ -75,12 +75,17 @@ def synaptic_counts(
         nnz = tt.nonzero_lead(x, sample_ndim, nz)
     eff = tt.fanout_dot(x, fan, uniform, sample_ndim, nz, nnz, binary)
     ternary = binary or tt.is_ternary(x, float(nnz.sum()))
+    spiking = None if ternary else _ternary_steps(x, sample_ndim, ctx)
     n_lead = max(math.prod(tt.lead_shape(x, sample_ndim)), 1)
     per_in = x.numel() // n_lead
     per_out = out.numel() // n_lead
     rec.units = max(rec.units, out.numel() // tt.time_batch_size(x, sample_ndim))
+    if spiking is not None:  # some steps spike, others carry graded values
+        kind = {"synops": eff * spiking, "macs": eff * ~spiking}
+    else:
+        kind = {"synops" if ternary else "macs": eff}
     counts = {
-        "synops" if ternary else "macs": eff,
+        **kind,
         "dense_macs": tt.full_lead(x, sample_ndim, dense_per_lead),
         "dense_synops": tt.full_lead(x, sample_ndim, dense_synops_per_lead),
         "events_in": nnz,
@@ -91,6 +96,24 @@ def synaptic_counts(
         **delta_counts(x, sample_ndim, ctx, scratch, per_in, nnz if binary else None),
     }
     return counts
+
+
+def _ternary_steps(x: torch.Tensor, sample_ndim: int, ctx: StepContext) -> tt.Lead | None:
+    """Where a stacked or whole-sequence input is not all in {-1, 0, 1}: a lead mask of
+    the time steps that are (their operations are accumulates, the others' MACs: the rule
+    per step, as a step loop's calls meet it one by one), or None when it has no time
+    dimension or no step is. An event-count frame (Tonic ``ToFrame``) is 0/1 in sparse
+    steps and counts elsewhere; one count used to turn the whole sequence into MACs."""
+    view = ctx.time_view(x, sample_ndim) if ctx.T > 1 else None
+    if view is None:
+        return None
+    tv, back = view
+    a = tv.detach().abs().reshape(tv.shape[0], -1)
+    steps = ((a == 0) | (a == 1)).all(1)
+    if not bool(steps.any()):
+        return None
+    lead = tt.lead_shape(tv, sample_ndim)
+    return back(steps.reshape(-1, *([1] * (len(lead) - 1))).expand(lead))
 
 
 def count_linear(module: nn.Linear, args, out, ctx, rec, scratch) -> dict[str, tt.Lead]:
