@@ -570,12 +570,23 @@ def test_norse_leaky_integrator_readout_emits_no_spikes():
     net = norse.SequentialState(nn.Linear(20, 10), norse.LIFCell(), nn.Linear(10, 3),
                                 norse.LICell())
     x = (torch.rand(5, 2, 20) < 0.5).float()
+    spikes = []
+    hook = net[1].register_forward_hook(lambda mod, a, o: spikes.append(o[0].clone()))
     with Meter(net) as m, torch.no_grad():
         state = None
         for t in range(5):
             _, state = net(x[t], state)
+    hook.remove()
     li = _layers(m)["3"]
     assert li["spikes"] == 0 and li["neuron_updates"] == 5 * 2 * 3
+    # its outputs are voltages: no output sparsity, and left out of the activation
+    # sparsity (its "no spikes" were counted as zeros: 0.75 here against 0.60 by hand)
+    rep = m.report()
+    z = torch.stack(spikes)
+    assert rep.activation_sparsity == pytest.approx(1 - float((z != 0).sum()) / z.numel())
+    readout = next(layer for layer in rep.layers if layer.name == "3")
+    assert readout.output_sparsity is None and not readout.spiking
+    assert not type(rep).from_json(rep.to_json()).layers[-1].spiking
 
 
 def test_meter_splits_by_step_only_layers_whose_events_cost_the_same():

@@ -72,6 +72,10 @@ class LayerCounts:
         Number of state variables per neuron (0 for stateless layers).
     notes : list of str
         Approximations made while counting this layer.
+    spiking : bool
+        False for a neuron layer whose output is a voltage, not spikes (Norse's leaky
+        integrator readouts): it has no output sparsity and is left out of the report's
+        activation sparsity (NeuroBench hooks spiking layers only).
     """
 
     name: str
@@ -87,6 +91,7 @@ class LayerCounts:
     state_vars: int = 0
     calls: int = 0
     notes: list[str] = field(default_factory=list)
+    spiking: bool = True
 
     def add(self, amounts: dict[str, float], step_amounts: list[dict[str, float]] | None,
             first_step: int = 0) -> None:
@@ -118,7 +123,10 @@ class LayerCounts:
 
     @property
     def output_sparsity(self) -> float | None:
-        """Fraction of zero outputs (neuron and activation layers)."""
+        """Fraction of zero outputs (neuron and activation layers); None for a layer whose
+        output is a voltage (``spiking`` False): its "no spikes" are not zeros."""
+        if not self.spiking:
+            return None
         return _ratio_sparsity(self.totals["spikes"], self.totals["neuron_updates"])
 
     @property
@@ -142,6 +150,7 @@ class LayerCounts:
             "output_sparsity": self.output_sparsity,
             "temporal_sparsity": self.temporal_sparsity,
             "notes": list(self.notes),
+            "spiking": self.spiking,
         }
 
     @classmethod
@@ -155,6 +164,7 @@ class LayerCounts:
             totals=totals, per_step=per_step, units=int(d["units"]),
             params_bytes=int(d["params_bytes"]), state_vars=int(d["state_vars"]),
             calls=int(d.get("calls", 0)), notes=list(d.get("notes", [])),
+            spiking=bool(d.get("spiking", True)),
         )
 
 

@@ -113,6 +113,7 @@ def count_neuron(module: nn.Module, args, output, ctx, rec, scratch, family: str
     if _norse_integrator(module):
         # a leaky integrator's output is its membrane voltage (a readout), never a spike
         n_spk = updates * 0
+        rec.spiking = False
         rec.note("leaky integrator (no threshold): its output is a voltage, counted as no spikes")
     elif family == "neurosparse" and _binary_by_construction(module) and spk_ndim:
         n_spk = tt.row_sums(spikes, spk_ndim)  # LIF-family spikes are 0/1: skip the check

@@ -36,7 +36,8 @@ DEFINITIONS = {
             "Effective_MACs)",
     "dense_macs": "multiply-accumulates of dense execution (every tap, padding included)",
     "dense_synops": "NeuroBench Dense: all-ones weights and inputs (padding taps excluded)",
-    "activation_sparsity": "zeros / all outputs of neuron and activation layers, all steps "
+    "activation_sparsity": "zeros / all outputs of neuron and activation layers (leaky-"
+                           "integrator readouts excluded: voltages, not spikes), all steps "
                            "and samples (NeuroBench ActivationSparsity)",
     "input_sparsity": "zeros / all inputs of all synaptic layers together (a mean over "
                       "the layers weighted by their inputs; per layer: the layer table)",
@@ -149,18 +150,20 @@ class Report:
                 out[k] = out.get(k, 0.0) + v
         return out
 
-    def _ratio(self, num: str, den: str, kinds=None) -> float | None:
+    def _ratio(self, num: str, den: str, kinds=None, spiking_only: bool = False
+               ) -> float | None:  # fmt: skip
         n = d = 0.0
         for layer in self.layers:
-            if kinds is None or layer.kind in kinds:
+            if (kinds is None or layer.kind in kinds) and (layer.spiking or not spiking_only):
                 n += layer.totals[num]
                 d += layer.totals[den]
         return None if d <= 0 else 1.0 - n / d
 
     @property
     def activation_sparsity(self) -> float | None:
-        """NeuroBench ActivationSparsity over neuron/activation layers (and recurrent cells)."""
-        return self._ratio("spikes", "neuron_updates", NEURON_KINDS)
+        """NeuroBench ActivationSparsity over neuron/activation layers (and recurrent
+        cells); leaky-integrator readouts (voltages, no spikes) are left out, as there."""
+        return self._ratio("spikes", "neuron_updates", NEURON_KINDS, spiking_only=True)
 
     @property
     def input_sparsity(self) -> float | None:
