@@ -93,23 +93,39 @@ class LayerCounts:
     notes: list[str] = field(default_factory=list)
     spiking: bool = True
 
-    def add(self, amounts: dict[str, float], step_amounts: list[dict[str, float]] | None,
+    def add(self, amounts: dict[str, float],
+            step_amounts: list[dict[str, float]] | dict[str, list[float]] | None,
             first_step: int = 0) -> None:
-        """Add one call's totals; ``step_amounts[i]`` goes to step ``first_step + i``."""
+        """Add one call's totals; ``step_amounts[i]`` goes to step ``first_step + i``.
+
+        ``step_amounts`` may also be key-major, count -> per-step values (all of one
+        length): a sequence's split then costs one list operation per count, not one dict
+        lookup per count and step (~0.7 ms a call for 100 steps)."""
         totals = self.totals
         for key, value in amounts.items():
             totals[key] = totals.get(key, 0) + value
         if not step_amounts:
             return
-        end = first_step + len(step_amounts)
-        for key in STEP_FIELDS:  # key-major: one list per count, no per-step dict lookups
+        if isinstance(step_amounts, dict):
+            n = len(next(iter(step_amounts.values())))
+            columns = step_amounts
+        else:
+            n = len(step_amounts)
+            columns = {key: [step.get(key) or 0.0 for step in step_amounts]
+                       for key in STEP_FIELDS} if n > 1 else None
+        end = first_step + n
+        for key in STEP_FIELDS:
             seq = self.per_step[key]
             if len(seq) < end:
                 seq.extend([0.0] * (end - len(seq)))
-            for t, step in enumerate(step_amounts, first_step):
-                v = step.get(key)
+            if columns is None:  # one step
+                v = step_amounts[0].get(key)
                 if v:
-                    seq[t] += v
+                    seq[first_step] += v
+                continue
+            values = columns.get(key)
+            if values is not None:
+                seq[first_step:end] = [a + b for a, b in zip(seq[first_step:end], values)]
 
     def note(self, text: str) -> None:
         if text not in self.notes:

@@ -143,15 +143,14 @@ def _events_per_step(module: nn.Module, x: torch.Tensor, span: tuple[int, int]):
     return tt.nonzero_lead(x.detach().reshape(span[0], -1), 1)
 
 
-def _linear_steps(totals: dict, events: list[int]) -> list[dict[str, float]]:
-    """Per-step counts of a ``_per_row_linear`` layer from its input events per step."""
+def _linear_steps(totals: dict, events: list[int]) -> dict[str, list[float]]:
+    """Per-step counts (key-major) of a ``_per_row_linear`` layer from its input events
+    per step."""
     n = sum(events)
     T = len(events)
-    out = []
-    for e in events:
-        step = {k: totals[k] / T for k in _ROW_FIELDS}
-        step.update({k: (totals[k] * e / n if n else 0.0) for k in _EVENT_FIELDS})
-        out.append(step)
+    out = {k: [totals[k] / T] * T for k in _ROW_FIELDS}
+    out.update({k: ([totals[k] * e / n for e in events] if n else [0.0] * T)
+                for k in _EVENT_FIELDS})
     return out
 
 
@@ -572,7 +571,7 @@ class Meter:
             return
         # counts without time structure are spread evenly over the steps
         T = max(T, 1)
-        rec.add(totals, [{k: v / T for k, v in totals.items()}] * T, first_step)
+        rec.add(totals, {k: [v / T] * T for k, v in totals.items()}, first_step)
         if T > 1:
             rec.note("part of the counts had no time structure and were spread evenly over steps")
 
@@ -595,7 +594,7 @@ class Meter:
             if ctx.T > 1 and ctx.layout != "B" and block.dim() > 1:
                 parts = ctx.split_block(block)
                 if parts is not None:
-                    split = [dict(zip(FIELDS, row)) for row in parts.T.tolist()]
+                    split = dict(zip(FIELDS, parts.tolist()))  # key-major
             return dict(zip(FIELDS, totals)), split
         zeros = torch.zeros((), dtype=torch.float64, device=ref.device)
         leads = [zeros if t is None else tt.reduce_lead(t) for t in leads]
@@ -608,7 +607,7 @@ class Meter:
                 cols = [p if p is not None else torch.zeros(ctx.T, dtype=torch.float64,
                                                             device=ref.device)
                         for p in parts]
-                split = [dict(zip(FIELDS, row)) for row in torch.stack(cols, 1).tolist()]
+                split = dict(zip(FIELDS, torch.stack(cols).tolist()))  # key-major
         return dict(zip(FIELDS, totals)), split
 
     # -- layout "auto" -------------------------------------------------------------------
