@@ -135,17 +135,21 @@ def check_not_padded_batch_first(x: torch.Tensor, where: str) -> None:
     pass over ``x`` (CUDA tensors are not inspected: it would wait for the GPU), which is
     why :class:`~neurosparse.Sequential` runs it on its first calls only.
     """
-    if x.dim() < 3 or x.shape[0] < 2 or x.shape[1] < 2 or x.is_cuda or x.is_meta:
+    if (x.dim() < 3 or x.shape[0] < 2 or x.shape[1] < 2 or x.is_cuda or x.is_meta
+            or x.numel() == 0):
         return
-    active = x.detach().reshape(x.shape[0], x.shape[1], -1).any(-1)
-    rows = _prefix_lengths(active)
-    if rows is None or int(rows.min()) < 1 or int(rows.max()) != x.shape[1]:
+    rows = x.detach().reshape(x.shape[0], x.shape[1], -1)
+    # |x|'s row maximum is non-zero exactly where any(-1) is true (NaN included: NaN != 0),
+    # and 3.5x faster on CPU floats ([100, 32, 1024]: 2.6 against 9.2 ms, 1 thread)
+    active = rows.abs().amax(-1).ne(0) if rows.is_floating_point() else rows.any(-1)
+    lengths = _prefix_lengths(active)
+    if lengths is None or int(lengths.min()) < 1 or int(lengths.max()) != x.shape[1]:
         return
-    if len(torch.unique(rows)) < 2 or _prefix_lengths(active.t()) is not None:
+    if len(torch.unique(lengths)) < 2 or _prefix_lengths(active.t()) is not None:
         return
     raise ShapeError(
         f"{where} got shape {tuple(x.shape)} that looks batch-first [B, T, ...]: each of the "
-        f"{x.shape[0]} entries of axis 0 is zero after {int(rows.min())}..{x.shape[1]} steps of "
+        f"{x.shape[0]} entries of axis 0 is zero after {int(lengths.min())}..{x.shape[1]} steps of "
         f"axis 1, the padding of samples of different lengths; {_FIX} (batch_first=False "
         "skips this check)"
     )

@@ -99,3 +99,25 @@ def test_the_padding_check_runs_on_the_first_calls_only():
         net(xb)  # the last checked call
     net(xt)
     assert net._layout_checks_left == 0  # later calls pay nothing for the check
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64])
+def test_padding_check_reads_activity_as_any_nonzero(dtype):
+    """The check's row activity (|x|'s maximum != 0 for floats) is ``any`` of the row: a
+    negative or NaN entry makes a step active, -0.0 does not."""
+    from neurosparse._layout import check_not_padded_batch_first
+
+    lengths = [2, 5, 3]
+    x = torch.zeros(3, 5, 4, dtype=dtype)  # [B, T, F], zero after each sample's length
+    for b, n in enumerate(lengths):
+        x[b, :n, b % 4] = -2
+    if dtype.is_floating_point:
+        x[0, 1, 0] = float("nan")  # NaN inside a sample: the step stays active
+    with pytest.raises(ShapeError, match="looks batch-first"):
+        check_not_padded_batch_first(x, "test")
+    if dtype.is_floating_point:
+        x[2, 3:, :] = -0.0  # -0.0 after sample 2's length reads as padding, as any() says
+        with pytest.raises(ShapeError, match="zero after 2..5 steps"):
+            check_not_padded_batch_first(x, "test")
+        x[2, 4, 0] = float("nan")  # a NaN after the length breaks the padding signature
+        check_not_padded_batch_first(x, "test")
