@@ -306,3 +306,38 @@ def test_fractional_bins_and_empty_time_surface_say_what():
         nd.ToSpikeTensor(SIZE, n_time_bins=2.5)
     with pytest.raises(InputValueError, match="no events"):
         nd.ToTimeSurface(SIZE, dt=1000, tau=500)(random_events(n=0))
+
+
+def _two_pixel_events(t, dtype="<i8"):
+    ev = np.zeros(len(t), [("x", "<i8"), ("y", "<i8"), ("t", dtype), ("p", "<i8")])
+    ev["x"] = np.arange(len(t)) % 2
+    ev["t"], ev["p"] = t, 1
+    return ev
+
+
+def test_spike_tensor_refuses_fractional_float_times_and_takes_whole_ones():
+    """Float times were cut to integers before binning: t = 0.9, 1.1, 2.5 µs at dt 1
+    gave bins 0, 1, 2 (floor of t - t0: 0, 0, 1), and times in seconds all fell into
+    bin 0 of a one-µs-wide span."""
+    to = nd.ToSpikeTensor(sensor_size=(2, 1, 2), dt_us=1, binary=False)
+    with pytest.raises(InputValueError, match=r"fractional values \(e.g. 0.9\).*1e6"):
+        to(_two_pixel_events([0.9, 1.1, 2.5], "<f8"))
+    with pytest.raises(InputValueError, match="fractional"):
+        nd.ToSpikeTensor(sensor_size=(2, 1, 2), n_time_bins=4)(
+            _two_pixel_events([0, 0.002, 0.004, 0.0057], "<f8"))
+    whole = to(_two_pixel_events([3.0, 4.0, 6.0], "<f8"))
+    assert torch.equal(whole, to(_two_pixel_events([3, 4, 6])))
+    assert whole.sum((1, 2, 3)).tolist() == [1, 1, 0, 1]
+
+
+def test_spike_tensor_refuses_bin_arithmetic_that_would_overflow():
+    """n_time_bins with start_time=0 on absolute AEDAT 4 times (µs since 1970):
+    (t - start) * n_time_bins passed 2**63 and both events vanished."""
+    t0 = 1605537493718345
+    ev = _two_pixel_events([t0, t0 + 1000])
+    with pytest.raises(ParameterError, match="overflows 64-bit.*start_time near"):
+        nd.ToSpikeTensor(sensor_size=(2, 1, 2), n_time_bins=6000, start_time=0)(ev)
+    # below the limit the same start is binned exactly: both in the last of 10 bins
+    out = nd.ToSpikeTensor(sensor_size=(2, 1, 2), n_time_bins=10, start_time=0,
+                           binary=False)(ev)
+    assert out.sum((1, 2, 3)).tolist() == [0] * 9 + [2]

@@ -101,6 +101,22 @@ def _check_time_order(ev: np.ndarray, what: str) -> None:
             )
 
 
+def _check_whole_times(t: np.ndarray) -> None:
+    """Spike binning counts time in whole units (µs): float timestamps with fractions
+    (float µs, or seconds) would be cut to integers and land in the wrong bins."""
+    if t.dtype.kind != "f" or t.size == 0:
+        return
+    if not np.isfinite(t).all():
+        raise InputValueError("ToSpikeTensor: the events' t holds NaN or infinite values")
+    if (t != np.floor(t)).any():
+        raise InputValueError(
+            f"ToSpikeTensor bins whole time units (µs), but the events' t ({t.dtype}) has "
+            f"fractional values (e.g. {float(t[t != np.floor(t)][0])}): convert first, e.g. "
+            "ev['t'] = np.round(ev['t'] * 1e6) for seconds, np.floor(ev['t']) for µs "
+            "(ToFrame takes float times as they are)"
+        )
+
+
 def _check_positive(name: str, value: float | None) -> None:
     if value is not None and not value > 0:
         raise ParameterError(f"{name} must be > 0, got {value!r}")
@@ -177,6 +193,10 @@ class ToSpikeTensor(_Checked):
         ends at ``t_last`` and drops the events there, this one has a bin for them.
     start_time
         Time of the start of bin 0; default the first event's time.
+
+    Times are counted in whole units (µs): float ``t`` with fractional values (float µs,
+    seconds) is refused with :class:`~neurosparse.errors.InputValueError` rather than cut
+    to integers; whole-valued floats are binned as integers.
     """
 
     sensor_size: tuple[int, int, int] | None = None
@@ -204,6 +224,7 @@ class ToSpikeTensor(_Checked):
         ev = as_event_array(events)
         size = _sensor_size(events, self.sensor_size, "ToSpikeTensor")
         n = ev.shape[0]
+        _check_whole_times(ev["t"])
         t_first = int(ev["t"].min()) if n else 0
         t0 = t_first if self.start_time is None else int(self.start_time)
         span = (int(ev["t"].max()) - t0 + 1) if n else 1
@@ -215,6 +236,15 @@ class ToSpikeTensor(_Checked):
             num, den = 1, dt
         else:
             n_bins, num, den = int(self.n_time_bins), int(self.n_time_bins), max(span, 1)
+        if n and max(abs(int(ev["t"].max()) - t0), abs(t_first - t0)) * num >= 2**63:
+            # the bin (t - t0) * num // den is computed in 64-bit integers: past this it
+            # wraps, and the events would land outside every bin unseen
+            raise ParameterError(
+                f"ToSpikeTensor: start_time={t0} is {abs(t_first - t0)} µs from the first "
+                f"event (t={t_first}); with n_time_bins={n_bins} the bin arithmetic overflows "
+                "64-bit integers. Pass a start_time near the events (default: the first "
+                "event's time), or dt_us for fixed-width bins"
+            )
         if not registry.use_kernel("events_to_spikes", "cpu"):
             return spikes_reference(ev, size, n_bins, t0, num, den, self.binary)
         out = np.zeros((n_bins, size[2], size[1], size[0]), dtype=np.float32)
@@ -232,6 +262,9 @@ class ToFrame:
     ``time_window``, ``event_count``, ``n_time_bins``, ``n_event_bins`` must be set.
     ``sensor_size=None`` takes the one the events carry; with neither,
     :class:`~neurosparse.errors.ParameterError` (never guessed from the coordinates).
+    Counts are int16 as Tonic's: past 32767 events on one pixel in one frame they wrap
+    (as there); use shorter frames or ``ToSpikeTensor`` (float32 counts) for such
+    streams.
     """
 
     sensor_size: tuple[int, int, int] | None = None
@@ -310,9 +343,10 @@ class ToVoxelGrid(_Checked):
     """Events -> voxel grid ``[n_time_bins, 1, H, W]`` (float64), as Tonic's ToVoxelGrid.
 
     Bilinear in time over ``n_time_bins * (t - t_first) / (t_last - t_first)``, polarity 0
-    counted as -1. Unlike Tonic's, the input's polarity column is left untouched, and
-    ``t_first`` / ``t_last`` are the earliest / latest times, so events out of time order
-    give the grid of the same events sorted (Tonic indexes outside its grid there).
+    counted as -1. The input's polarity column is left untouched (as Tonic's transform
+    class, which copies; its functional form rewrites ``p``), and ``t_first`` /
+    ``t_last`` are the earliest / latest times, so events out of time order give the grid
+    of the same events sorted (Tonic indexes outside its grid there).
     ``sensor_size=None`` takes the one the events carry (as ``ToSpikeTensor``).
     """
 
