@@ -117,3 +117,27 @@ def test_every_reader_spells_dropped_keys_in_snake_case(tmp_path):
         got, _ = _skip(p)
         bad = [k for k in got.meta["dropped"] if not KEY.match(k)]
         assert not bad, (p.name, got.meta["dropped"])
+
+
+@pytest.mark.parametrize(("name", "head", "says"), [
+    ("rec.es", b"Event Stream\x02\x00\x00\x016\x00", "Event Stream (.es) file"),
+    ("nas.aedat", b"\x00\x10\x00\x00\x00\x00\x01\x02" * 4, "without the '#!AER-DAT'"),
+])
+def test_unsupported_formats_are_named(tmp_path, name, head, says):
+    """docs/data.md says UnknownFormatError names .es and headerless AEDAT files; it said
+    only that it could not tell the format and to pass format=."""
+    path = tmp_path / name
+    path.write_bytes(head)
+    with pytest.raises(UnknownFormatError, match=re.escape(says) + ".*not supported yet"):
+        nd.read_events(path)
+
+
+@pytest.mark.parametrize("rel", ["eventstream/test.es",
+                                 "nas_audio/sound_mono_32ch_ONOFF_addr2b_ts02.aedat"])
+def test_unsupported_real_recordings_are_named(rel):
+    reason = missing_reason(rel)
+    if reason:
+        pytest.skip(reason)
+    path = data_dir() / rel
+    with pytest.raises(UnknownFormatError, match="not supported yet"):
+        nd.read_events(path)

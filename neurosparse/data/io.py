@@ -117,6 +117,17 @@ def _detect(p: str) -> tuple[str, tuple | None]:
             "(supported: 2.0, 3.1, 4.0)"
         )
     ext = os.path.splitext(p)[1].lower()
+    if head.startswith(b"Event Stream"):
+        raise UnknownFormatError(
+            f"{p}: an Event Stream (.es) file; this format is not supported yet (it is "
+            "read by the 'loris' package; supported: " + ", ".join(FORMATS) + ")"
+        )
+    if ext == ".aedat":  # every supported AEDAT version starts with its '#!AER-DAT' line
+        raise UnknownFormatError(
+            f"{p}: an .aedat file without the '#!AER-DAT' version line: AEDAT 1.0 or a "
+            "headerless recording (e.g. NAS audio); not supported yet (supported AEDAT "
+            "versions: 2.0, 3.1, 4.0)"
+        )
     if head.startswith(b"%"):
         header = fmt_prophesee.parse_header(p)
         keys = header[0]
