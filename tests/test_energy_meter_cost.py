@@ -237,3 +237,25 @@ def test_step_changes_kernel_equals_torch_compare_and_sum(values, monkeypatch):
     t_rest, t_first = tt.step_changes(rows)
     assert (int(t_rest), int(t_first)) == (want_rest, first)
     assert tt.step_changes(rows[:1])[0] == 0  # one step: nothing to compare
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_column_nonzeros_kernel_equals_count_nonzero(dtype, monkeypatch):
+    """The fan-out map's non-zero weights per input column: the row-major kernel equals
+    ``torch.count_nonzero(w, dim=0)`` with pruned columns, NaN (non-zero) and -0.0 (zero);
+    a transposed (non-contiguous) weight and NEUROSPARSE_KERNELS=torch take torch."""
+    from neurosparse.energy.fanout import _column_nonzeros, linear_fanout
+
+    gen = torch.Generator().manual_seed(5)
+    w = torch.randn(37, 53, generator=gen, dtype=dtype)
+    w[:, :7] = 0
+    w[torch.rand(37, 53, generator=gen) < 0.3] = 0
+    w[3, 9], w[4, 10] = float("nan"), -0.0
+    want = torch.count_nonzero(w, dim=0)
+    assert torch.equal(_column_nonzeros(w), want)
+    assert torch.equal(_column_nonzeros(w.t().contiguous().t()), want)  # torch's path
+    fan, uniform = linear_fanout(w)
+    assert fan.dtype == torch.float64 and fan.tolist() == want.double().tolist()
+    assert not uniform
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "torch")
+    assert torch.equal(_column_nonzeros(w), want)

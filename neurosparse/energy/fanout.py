@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import weakref
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,10 +74,24 @@ def linear_fanout(weight: torch.Tensor, ones: bool = False) -> tuple[torch.Tenso
     if ones:
         fan = torch.full((weight.shape[1],), float(weight.shape[0]), dtype=torch.float64)
         return fan, True
-    # count_nonzero: no bool copy of the weights (3.5x faster than (w != 0).sum on a
-    # 1024² CPU weight; every meter rebuilds this map, see the module docstring)
-    fan = torch.count_nonzero(weight.detach(), dim=0).to(torch.float64).cpu()
+    fan = _column_nonzeros(weight.detach()).to(torch.float64).cpu()
     return fan, bool(fan.numel() == 0 or fan.min() == fan.max())
+
+
+def _column_nonzeros(w: torch.Tensor) -> torch.Tensor:
+    """Non-zeros per column of ``w`` [out, in]: one row-major pass of
+    ``kernels/weight_stats.py`` for contiguous fp32/fp64 CPU weights (20x faster than
+    ``count_nonzero(dim=0)`` at 4096², see there; every meter rebuilds this map), torch
+    elsewhere (on a GPU the count stays there) or under ``NEUROSPARSE_KERNELS=torch``."""
+    from . import _tensors as tt
+
+    if w.dim() == 2 and tt._kernel_takes(w):
+        from ..kernels import weight_stats
+
+        out = np.zeros(w.shape[1], dtype=np.int64)
+        weight_stats.column_nonzeros(w.numpy(), out)
+        return torch.from_numpy(out)
+    return torch.count_nonzero(w, dim=0)
 
 
 def module_linear_fanout(
