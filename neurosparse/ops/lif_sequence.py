@@ -224,8 +224,8 @@ def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.T
 
 def _scalar_forward() -> bool:
     """Whether an untracked CUDA call hands its scalar parameters to the kernel as 0-d
-    tensors: with the ``driver`` launch path only, which it was built with and which, like
-    it, has not yet run on a GPU (``ops/cuda_env.py``)."""
+    tensors: with the ``driver`` launch path only, which it was built with and which is
+    disabled since its first GPU run gave wrong spikes (``ops/cuda_env.py``)."""
     from .cuda_env import fast_launch_mode
 
     return fast_launch_mode() == "driver"
