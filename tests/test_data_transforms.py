@@ -140,8 +140,30 @@ def test_pad_time_rejects_bad_batches():
         nd.pad_time([])
     with pytest.raises(ShapeError, match="after the time axis"):
         nd.pad_time([(torch.zeros(2, 2, 3, 3), 0), (torch.zeros(2, 2, 4, 3), 1)])
+    with pytest.raises(DTypeError, match="NumPy array.*of events.*ToSpikeTensor"):
+        nd.pad_time([(nd.make_events([0], [1], [1], [1]), 0)])  # events, not a tensor
     with pytest.raises(DTypeError, match="torch.Tensor"):
-        nd.pad_time([(np.zeros((2, 2)), 0)])
+        nd.pad_time([("frames", 0)])
+
+
+def test_pad_time_takes_tonic_toframe_numpy_frames_as_padtensors_does():
+    """Tonic's ToFrame gives NumPy int16 frames; Tonic's PadTensors collates them, and
+    pad_time refused them."""
+    import tonic
+
+    to_frame = TT.ToFrame(sensor_size=(5, 4, 2), time_window=1000)
+    rng = np.random.default_rng(2)
+    samples = []
+    for i, n in enumerate((30, 80)):
+        ev = nd.make_events(np.sort(rng.integers(0, 1000 * (i + 3), n)), rng.integers(0, 5, n),
+                            rng.integers(0, 4, n), rng.integers(0, 2, n))
+        samples.append((to_frame(np.asarray(ev)), i))
+    assert isinstance(samples[0][0], np.ndarray)
+    x, y = nd.pad_time(samples)
+    want, want_y = tonic.collation.PadTensors(batch_first=False)(samples)
+    # the same values; the frames keep their int16 (PadTensors makes float32)
+    assert x.dtype == torch.int16 and torch.equal(x.float(), want)
+    assert y.tolist() == want_y.tolist() == [0, 1]
 
 
 # --- Tonic-equivalent transforms --------------------------------------------------------------

@@ -44,10 +44,16 @@ def _pad(batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor, Any]:
                 + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
             )
         x, y = item
+        if isinstance(x, np.ndarray) and x.dtype.names is None:
+            # a transform's NumPy frames (Tonic's ToFrame gives int16 [T, P, H, W]), as
+            # Tonic's PadTensors takes them; event arrays (structured) still need binning
+            x = torch.from_numpy(np.ascontiguousarray(x))
         if not torch.is_tensor(x):
             raise DTypeError(
-                f"batch[{i}][0] must be a torch.Tensor [T, ...], got {type(x).__name__}; "
-                "use a transform such as neurosparse.data.ToSpikeTensor"
+                f"batch[{i}][0] must be a torch.Tensor or NumPy array [T, ...], got "
+                f"{type(x).__name__}"
+                + (" of events" if isinstance(x, np.ndarray) else "")
+                + "; use a transform such as neurosparse.data.ToSpikeTensor"
             )
         tensors.append(x)
         labels.append(y)
@@ -78,6 +84,8 @@ def _pad(batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor, Any]:
 def pad_time(batch: Sequence[tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, Any]:
     """Stack ``[(x_i [T_i, ...], label_i)]`` into ``([T_max, B, ...], labels)``, zero-padded.
 
+    ``x_i`` may be tensors or NumPy arrays (Tonic's ``ToFrame`` frames); the batch takes the
+    dtype they promote to (int16 frames stay int16; Tonic's ``PadTensors`` makes float32).
     Integer labels come back as a ``LongTensor [B]``.
     """
     out, _, labels = _pad(batch)
