@@ -177,7 +177,7 @@ def energy_lines(report) -> list[str]:
                     f"{fmt.unit(r.latency_s, 's'):>9}  {r.provenance}")
     rows += [
         "  total = dynamic + static; dynamic = counted ops x the profile's energy per op",
-        "  (not published: the profile has none, so total counts static only);",
+        "  (not published: the profile has no energy per op; total is static only);",
         "  static = static power x latency for the cores the network occupies (whole CPU/GPU);",
         "  latency = the profile's latency model (pipelined layers on neuromorphic chips);",
         "  provenance = measured silicon (-quoted: second-hand) / pre-silicon / estimate /",
