@@ -66,7 +66,7 @@ HARDWARE_COLUMNS = {
     "Dynamic": "counted ops × energy per op (≥: a lower bound; "
                "not published: the profile has none)",
     "Static": "static power × latency, for the cores in use (or chips/device)",
-    "Range": "energy with the uncertain constants at their low / high ends",
+    "Range": "energy with the uncertain constants at their low / high ends (≥: bounds)",
     "Latency": "pipelined stages on chips; layers in turn on CPU/GPU",
     "Cores": "cores the mapping occupies / chips (neuromorphic profiles)",
 }
@@ -251,7 +251,9 @@ class Report:
         for r in self.hardware:
             # "no range": the profile marks constants uncertain without giving bounds
             same = "no range" if r.uncertain else "exact"
-            rng = (fmt.unit_range(r.energy_low_j, r.energy_high_j, "J")
+            # a lower bound's range is one of lower bounds (its uncertain constants at
+            # their ends), marked as its energies are
+            rng = (bound_mark(r) + fmt.unit_range(r.energy_low_j, r.energy_high_j, "J")
                    if r.energy_low_j != r.energy_high_j else same)
             cores = f"{r.cores} / {r.chips}" if r.cores else "-"
             energy = bound_mark(r) + fmt.unit(r.energy_j, "J")
