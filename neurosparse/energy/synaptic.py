@@ -74,8 +74,13 @@ def synaptic_counts(
         nz = x.detach() != 0
         nnz = tt.nonzero_lead(x, sample_ndim, nz)
     eff = tt.fanout_dot(x, fan, uniform, sample_ndim, nz, nnz, binary)
-    ternary = binary or tt.is_ternary(x, float(nnz.sum()))
-    spiking = None if ternary else _ternary_steps(x, sample_ndim, ctx)
+    ternary, spiking = True, None
+    if not binary:
+        steps = _ternary_steps(x, sample_ndim, ctx)
+        if steps is None:  # no time axis: one rule for the call
+            ternary = tt.is_ternary(x, float(nnz.sum()))
+        else:
+            ternary, spiking = _split_rule(steps, x, sample_ndim, ctx)
     n_lead = max(math.prod(tt.lead_shape(x, sample_ndim)), 1)
     per_in = x.numel() // n_lead
     per_out = out.numel() // n_lead
@@ -98,22 +103,28 @@ def synaptic_counts(
     return counts
 
 
-def _ternary_steps(x: torch.Tensor, sample_ndim: int, ctx: StepContext) -> tt.Lead | None:
-    """Where a stacked or whole-sequence input is not all in {-1, 0, 1}: a lead mask of
-    the time steps that are (their operations are accumulates, the others' MACs: the rule
-    per step, as a step loop's calls meet it one by one), or None when it has no time
-    dimension or no step is. An event-count frame (Tonic ``ToFrame``) is 0/1 in sparse
-    steps and counts elsewhere; one count used to turn the whole sequence into MACs."""
+def _ternary_steps(x: torch.Tensor, sample_ndim: int, ctx: StepContext) -> torch.Tensor | None:
+    """Per time step of a stacked or whole-sequence input, whether all its values are in
+    {-1, 0, 1} (bool ``[T]``), or None when it has no time axis. NeuroBench's rule is per
+    call, which a step loop meets once per step: an event-count frame (Tonic ``ToFrame``)
+    is 0/1 in sparse steps and counts elsewhere, and one count used to turn the whole
+    sequence into MACs."""
     view = ctx.time_view(x, sample_ndim) if ctx.T > 1 else None
     if view is None:
         return None
-    tv, back = view
-    a = tv.detach().abs().reshape(tv.shape[0], -1)
-    steps = ((a == 0) | (a == 1)).all(1)
+    a = view[0].detach().abs().reshape(view[0].shape[0], -1)
+    return ((a == 0) | (a == 1)).all(1)
+
+
+def _split_rule(steps: torch.Tensor, x: torch.Tensor, sample_ndim: int, ctx: StepContext):
+    """(all steps ternary, lead mask of the ternary steps where only some are, else None)."""
+    if bool(steps.all()):
+        return True, None
     if not bool(steps.any()):
-        return None
+        return False, None
+    tv, back = ctx.time_view(x, sample_ndim)
     lead = tt.lead_shape(tv, sample_ndim)
-    return back(steps.reshape(-1, *([1] * (len(lead) - 1))).expand(lead))
+    return False, back(steps.reshape(-1, *([1] * (len(lead) - 1))).expand(lead))
 
 
 def count_linear(module: nn.Linear, args, out, ctx, rec, scratch) -> dict[str, tt.Lead]:
