@@ -40,6 +40,9 @@ def test_array_parameter_count_is_numbas_flattened_model(ndim):
         lambda: torch.arange(24, dtype=torch.float32).view(4, 6).t(),  # Fortran order
         lambda: torch.arange(48, dtype=torch.int32).view(4, 12)[1:, ::3],  # offset, gaps
         lambda: torch.zeros(5, dtype=torch.uint8),
+        lambda: torch.arange(10, dtype=torch.float32)[1::3],  # 1-D, offset and stride
+        lambda: torch.tensor(0.9),  # 0-d: a LIF step's scalar parameter
+        lambda: torch.arange(24, dtype=torch.int64).view(2, 3, 4),
         lambda: torch.arange(60, dtype=torch.bfloat16).view(3, 4, 5)[:, 1],
     ],
 )
