@@ -116,15 +116,13 @@ def test_each_thread_has_its_own_block():
     assert other[0].address != mine.address
 
 
-def test_driver_path_is_disabled_with_a_warning(monkeypatch):
-    """The driver path gave wrong spikes on its first GPU run: asking for it warns and
-    takes the cuda.core path (the GPU test turns it on to hold it to numba's launch)."""
+def test_environment_picks_the_launch_path(monkeypatch):
     monkeypatch.setattr(cuda_env, "_SIM", [False])
-    monkeypatch.setattr(cuda_env, "_WARNED", [])
+    for value, mode in (("driver", "driver"), ("1", "core"), ("0", "off"), ("no", "off")):
+        monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", value)
+        assert cuda_env.fast_launch_mode() == mode
+    monkeypatch.delenv("NEUROSPARSE_CUDA_FAST_LAUNCH")
+    assert cuda_env.fast_launch_mode() == "core"
+    monkeypatch.setattr(cuda_env, "_SIM", [True])  # the simulator: numba's launch only
     monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "driver")
-    with pytest.warns(RuntimeWarning, match="driver is disabled"):
-        assert cuda_env.fast_launch_mode() == "core"
-    monkeypatch.setattr(cuda_env, "_DRIVER_ENABLED", True)
-    assert cuda_env.fast_launch_mode() == "driver"
-    monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "0")
     assert cuda_env.fast_launch_mode() == "off"

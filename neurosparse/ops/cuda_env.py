@@ -21,16 +21,11 @@ such launch against 38.8 µs for packing every argument into ``cuda.core.launch`
 Anything it does not recognise takes numba's path.
 
 ``NEUROSPARSE_CUDA_FAST_LAUNCH`` picks the path: ``1`` (default) packs every call's
-arguments into ``cuda.core.launch`` (run on H100 and H200: ``tests/test_gpu.py``); ``0``
-uses numba's own launch every time. :func:`launcher` says which path runs.
-
-The ``driver`` path **is disabled**: its first GPU run (H100, 2026-12-07) gave an
-``EventLinear`` + LIF step loop spikes that differ from numba's launch
-(``tests/test_gpu.py::test_driver_launch_path_equals_numbas_own_launch``), for a cause not
-yet found, and saved only ~6 µs a launch there (14.9 against 21.2 µs for the cuda.core
-path). ``NEUROSPARSE_CUDA_FAST_LAUNCH=driver`` warns and takes the cuda.core path; the
-code stays for the GPU test and the CPU tests of its parameter block, which is where a
-fix starts (``_DRIVER_ENABLED``).
+arguments into ``cuda.core.launch`` (run on H100 and H200: ``tests/test_gpu.py``);
+``driver`` takes the ``cuLaunchKernel`` path above (opt-in; on an H100 it gave the same
+bits as numba's launch in ``tests/test_gpu.py``, and a LIF step 96.6 against 111.3 µs of
+host time: RESULTS.md, "GPU tests and eager host time"); ``0`` uses numba's own launch
+every time. :func:`launcher` says which path runs.
 """
 
 from __future__ import annotations
@@ -38,7 +33,6 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-import warnings
 from typing import Any
 
 import numpy as np
@@ -49,11 +43,6 @@ _NP_TO_TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.int32): torch.i
 
 
 _SIM: list[bool] = []  # numba's simulator flag, read once (an import per launch costs µs)
-
-
-# the driver path gave wrong results on its first GPU run (module docstring): off until
-# fixed; tests/test_gpu.py turns it on to hold it to numba's launch
-_DRIVER_ENABLED = False
 
 
 def fast_launch_mode() -> str:
@@ -67,19 +56,7 @@ def fast_launch_mode() -> str:
         _SIM.append(bool(config.ENABLE_CUDASIM))
     if _SIM[0]:
         return "off"
-    if value == "driver":
-        if _DRIVER_ENABLED:
-            return "driver"
-        if not _WARNED:
-            _WARNED.append(True)
-            warnings.warn(
-                "NEUROSPARSE_CUDA_FAST_LAUNCH=driver is disabled: on its first GPU run it "
-                "gave results different from numba's launch (neurosparse/ops/cuda_env.py); "
-                "using the cuda.core launch path", RuntimeWarning, stacklevel=2)
-    return "core"
-
-
-_WARNED: list[bool] = []
+    return "driver" if value == "driver" else "core"
 
 
 def fast_launch_enabled() -> bool:
@@ -437,7 +414,7 @@ def launcher() -> str:
     """Which launch path :func:`launch` takes after a kernel's first call."""
     mode = fast_launch_mode()
     if mode == "driver":
-        return "cuLaunchKernel (NEUROSPARSE_CUDA_FAST_LAUNCH=driver, disabled: see cuda_env)"
+        return "cuLaunchKernel (NEUROSPARSE_CUDA_FAST_LAUNCH=driver)"
     return "cuda.core" if mode == "core" else "numba (NEUROSPARSE_CUDA_FAST_LAUNCH=0)"
 
 
