@@ -224,11 +224,12 @@ def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.T
 
 def _scalar_forward() -> bool:
     """Whether an untracked CUDA call hands its scalar parameters to the kernel as 0-d
-    tensors: with the ``driver`` launch path only, which it was built with and which is
-    disabled since its first GPU run gave wrong spikes (``ops/cuda_env.py``)."""
+    tensors (no ``torch.stack`` launch for the ``[8, 1]`` block): on the fast launch
+    paths, which pack them as plain fields; numba's own launch (``0``, the simulator)
+    types every array argument anew, so it keeps the block."""
     from .cuda_env import fast_launch_mode
 
-    return fast_launch_mode() == "driver"
+    return fast_launch_mode() != "off"
 
 
 def _one_buffer(state: NeuronState, k: int) -> torch.Tensor | None:
