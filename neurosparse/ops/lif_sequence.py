@@ -214,9 +214,10 @@ def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.T
     # blocks work by feature and wants the full width)
     if x.is_cuda and all(q.dim() == 0 for q in qs):
         if not tracked and _scalar_forward():
-            # the kernel reads the eight tensors themselves: no stack launch (40.9 µs of
-            # host time for eight rows on an H200, RESULTS.md "GPU launch host time");
-            # a tracked call keeps the block, which the backward reads
+            # the kernel reads the eight tensors themselves: no stack launch (a 1 x 4096
+            # step on an H100: 3.6 instead of 5.2 µs in a CUDA graph, 111 instead of 123
+            # µs of host time eager; RESULTS.md "GPU tests and eager host time"); a
+            # tracked call keeps the block, which the backward reads
             return tuple(qs)
         return torch.stack(qs).view(8, 1)  # one small copy instead of eight expanded ones
     return torch.stack([q.expand(feat).reshape(n_feat) for q in qs])
@@ -311,7 +312,7 @@ def neuron_step_op(
 
     On CUDA the fused kernel runs the step (``T = 1``): a streaming step is bound by
     launches, and the reference step is ~16 elementwise kernels (a 1 x 4096 step in a
-    CUDA graph on an H100: 23.6 µs, through the kernel 5.2 µs). Elsewhere the reference step
+    CUDA graph on an H100: 23.6 µs, through the kernel 3.6 µs). Elsewhere the reference step
     runs: on the CPU its torch ops are the faster choice for a step (no-grad step loops on
     the 2-core VM, per step: 1 x 256 76 µs against 166 through the kernel, 1 x 4096 112
     against 437, 32 x 1024 a tie; with gradients the reference wins at all three).
