@@ -125,6 +125,34 @@ def test_neuron_steps_on_cuda_equal_the_reference_steps(name, kernels_mode):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", list(NEURONS))
+def test_neuron_steps_without_autograd_equal_the_reference_steps(name, kernels_mode):
+    # no autograd: a CUDA step whose parameters are all scalars hands them to the kernel
+    # as 0-d tensors on the fast launch paths (no [8, 1] block); per-neuron parameters
+    # keep the block. Both against the reference steps.
+    torch.manual_seed(0)
+    neuron = NEURONS[name]().to(DEV)
+    x = torch.rand(12, 3, 97, device=DEV) * (6.0 if name == "CubaLIF" else 1.3)
+
+    def run():
+        st, zs = neuron.initial_state(x[0]), []
+        with torch.no_grad():
+            for t in range(x.shape[0]):
+                z, st = neuron.step(x[t], st)
+                zs.append(z)
+        return torch.stack(zs), st
+
+    kernels_mode("numba")
+    run()  # the first call of each kernel goes through numba's launch
+    k = run()
+    kernels_mode("torch")
+    r = run()
+    assert torch.equal(k[0], r[0])
+    assert 0.02 < float(r[0].mean()) < 0.98
+    for a, b in zip(k[1], r[1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.skipif(DEV != "cuda", reason="CUDA graphs exist only on the GPU")
 def test_recurrent_lif_step_replays_in_a_cuda_graph(kernels_mode):
     # streaming: one captured step writing its new state into the static buffers
