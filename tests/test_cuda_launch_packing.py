@@ -7,6 +7,7 @@ CI can run.
 """
 
 import ctypes
+import threading
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ def test_block_rewrites_only_what_changed_and_refuses_other_kinds():
 
 
 def test_each_thread_has_its_own_block():
-    import threading
+
 
     x = torch.zeros(3)
     packed = cuda_env._Packed(None, [1], (cuda_env._arg_kind(x),), None)
@@ -118,11 +119,29 @@ def test_each_thread_has_its_own_block():
 
 def test_environment_picks_the_launch_path(monkeypatch):
     monkeypatch.setattr(cuda_env, "_SIM", [False])
-    for value, mode in (("driver", "driver"), ("1", "core"), ("0", "off"), ("no", "off")):
+    for value, mode in (("driver", "driver"), ("1", "driver"), ("core", "core"), ("0", "off"),
+                        ("no", "off")):  # fmt: skip
         monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", value)
         assert cuda_env.fast_launch_mode() == mode
     monkeypatch.delenv("NEUROSPARSE_CUDA_FAST_LAUNCH")
-    assert cuda_env.fast_launch_mode() == "core"
+    assert cuda_env.fast_launch_mode() == "driver"
     monkeypatch.setattr(cuda_env, "_SIM", [True])  # the simulator: numba's launch only
     monkeypatch.setenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "driver")
     assert cuda_env.fast_launch_mode() == "off"
+
+
+def test_driver_path_without_a_driver_handle_launches_through_cuda_core(monkeypatch):
+    # the default path on a machine without cuda.bindings: the kept overload has no
+    # CUfunction, so each call goes to cuda.core instead of numba's slow dispatcher
+    monkeypatch.setattr(cuda_env, "fast_launch_mode", lambda: "driver")
+    monkeypatch.setattr(cuda_env, "_thread", threading.local())
+    x = torch.zeros(3)
+    kernel = object()
+    packed = cuda_env._Packed(None, [1, ctypes.c_float], (cuda_env._arg_kind(x),
+                                                          cuda_env._arg_kind(1.5)), None)
+    monkeypatch.setitem(cuda_env._packed, (kernel, *packed.kinds), packed)
+    calls = []
+    monkeypatch.setattr(cuda_env, "_fast_core", lambda p, *a: calls.append((p, a)))
+    monkeypatch.setattr(cuda_env, "_fast", lambda *a: pytest.fail("no driver handle to use"))
+    cuda_env.launch(kernel, 1, 32, "stream", x, 1.5)
+    assert calls == [(packed, (1, 32, "stream", (x, 1.5)))]

@@ -20,12 +20,12 @@ values at launch, so the block can be rewritten at once. The probe measured 9.0 
 such launch against 38.8 µs for packing every argument into ``cuda.core.launch``.
 Anything it does not recognise takes numba's path.
 
-``NEUROSPARSE_CUDA_FAST_LAUNCH`` picks the path: ``1`` (default) packs every call's
-arguments into ``cuda.core.launch`` (run on H100 and H200: ``tests/test_gpu.py``);
-``driver`` takes the ``cuLaunchKernel`` path above (opt-in; on an H100 it gave the same
-bits as numba's launch in ``tests/test_gpu.py``, and a LIF step 96.6 against 111.3 µs of
-host time: RESULTS.md, "GPU tests and eager host time"); ``0`` uses numba's own launch
-every time. :func:`launcher` says which path runs.
+``NEUROSPARSE_CUDA_FAST_LAUNCH`` picks the path: ``1`` (default) takes the ``driver``
+path (on H100s: the same bits as numba's launch in every test of ``tests/test_gpu.py``,
+and a LIF step 96.6 against 111.3 µs of host time through ``cuda.core``: RESULTS.md,
+"GPU tests and eager host time"), or ``cuda.core`` for a kernel without a driver handle
+(no cuda.bindings); ``core`` packs every call's arguments into ``cuda.core.launch``;
+``0`` uses numba's own launch every time. :func:`launcher` says which path runs.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def fast_launch_mode() -> str:
         _SIM.append(bool(config.ENABLE_CUDASIM))
     if _SIM[0]:
         return "off"
-    return "driver" if value == "driver" else "core"
+    return "core" if value == "core" else "driver"
 
 
 def fast_launch_enabled() -> bool:
@@ -320,10 +320,11 @@ def launch(kernel, grid, block, stream, *args: Any) -> None:
     kinds = tuple(map(_arg_kind, args))
     packed = _packed.get((kernel, *kinds), False)
     if packed:
-        if mode == "core":
+        # cuda.core also where the kernel has no driver handle (no cuda.bindings)
+        if mode == "core" or packed.function is None:
             _fast_core(packed, grid, block, stream, args)
             return
-        if packed.function is not None and _fast(packed, grid, block, stream, args):
+        if _fast(packed, grid, block, stream, args):
             last[kernel] = packed
             return
     views = [_view(a) if isinstance(a, torch.Tensor) else a for a in args]
@@ -410,8 +411,9 @@ def launcher() -> str:
     """Which launch path :func:`launch` takes after a kernel's first call."""
     mode = fast_launch_mode()
     if mode == "driver":
-        return "cuLaunchKernel (NEUROSPARSE_CUDA_FAST_LAUNCH=driver)"
-    return "cuda.core" if mode == "core" else "numba (NEUROSPARSE_CUDA_FAST_LAUNCH=0)"
+        return "cuLaunchKernel (cuda.core where cuda.bindings is missing)"
+    return ("cuda.core (NEUROSPARSE_CUDA_FAST_LAUNCH=core)" if mode == "core"
+            else "numba (NEUROSPARSE_CUDA_FAST_LAUNCH=0)")  # fmt: skip
 
 
 class CudaEnv:
