@@ -294,6 +294,18 @@ def lif_net_at(n: int, batch_list, rate: float, steps: int, seq_t: int, seq_b: i
                                                             counter)  # fmt: skip
                     except Exception as e:
                         graphs[f"{name} graph"] = _raiser(f"{type(e).__name__}: {e}")
+                # the same event net through ns.GraphStream: its own input copy, replay,
+                # output copy and counter bookkeeping per call
+                ls, _ = ns_layers("event fp32")
+                gnet = ns.Sequential(ls[0], ns.LIF(0.9), ls[1], ns.LIF(0.9)).to(DEV)
+                for clone in (True, False):
+                    gs = ns.GraphStream(gnet, xs[0], clone=clone)
+
+                    def gs_call(gs=gs, c=counter):
+                        c["t"] = (c["t"] + 1) % xs.shape[0]
+                        return gs.step(xs[c["t"]])
+
+                    graphs[f"ns event fp32 GraphStream{'' if clone else ' clone=False'}"] = gs_call
             res = round_robin({**calls, **graphs}, reps, steps)
             # hidden activity (first LIF layer) over the input steps, fp32 dense net
             lin0, lif0 = base[0], ns.LIF(0.9).to(DEV)

@@ -59,6 +59,7 @@ from .layers import (  # noqa: E402
 from .neurons import ALIF, IF, LIF, CubaLIF, NeuronState, SpikingNeuron, surrogate  # noqa: E402
 from .sdr import DendriticLinear, KWinners, KWinners2d  # noqa: E402
 from .sequential import Sequential  # noqa: E402
+from .streaming import GraphStream  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -74,6 +75,7 @@ __all__ = [
     "DeltaLinear",
     "EventConv2d",
     "EventLinear",
+    "GraphStream",
     "DendriticLinear",
     "KWinners",
     "KWinners2d",

@@ -771,3 +771,62 @@ def test_delta_layer_forward_and_backward_replay_in_a_cuda_graph(kernels_mode, k
     # counts summed on the device in place during warm-up, capture, replay and eager call
     assert layer.op_counts()["events_in"] > 0
     assert layer.delta_streams()["input"].nnz > 0
+
+
+def _stream_net(kind: str):
+    torch.manual_seed(5)
+    if kind == "linear":
+        net = ns.Sequential(ns.EventLinear(300, 200, mode="event"), ns.LIF(0.9),
+                            ns.EventLinear(200, 100, mode="auto"), ns.LIF(0.8))  # fmt: skip
+        scales = {0: 4.0, 2: 6.0}
+    else:
+        net = ns.Sequential(ns.EventConv2d(2, 4, 3, padding=1, mode="event"), ns.LIF(0.9),
+                            torch.nn.Flatten(), ns.EventLinear(4 * 16 * 16, 50),
+                            ns.ALIF(0.8))  # fmt: skip
+        scales = {0: 3.0, 3: 3.0}
+    with torch.no_grad():
+        for k, s in scales.items():
+            net[k].weight.mul_(s)
+    return net.to(DEV)
+
+
+@pytest.mark.skipif(DEV != "cuda", reason="CUDA graphs exist only on the GPU")
+@pytest.mark.parametrize("kind, batch", [("linear", 1), ("linear", 4), ("conv", 2)])
+def test_graph_stream_replays_equal_the_eager_stream(kernels_mode, kind, batch):
+    from neurosparse.errors import ParameterError
+
+    kernels_mode("numba")
+    shape = (batch, 300) if kind == "linear" else (batch, 2, 16, 16)
+    g = torch.Generator(device=DEV).manual_seed(6)
+    xs = [(torch.rand(shape, device=DEV, generator=g) < 0.1).float() for _ in range(8)]
+    eager_net, net = _stream_net(kind), _stream_net(kind)
+    eager = ns.GraphStream(eager_net, xs[0], graph=False)
+    stream = ns.GraphStream(net, xs[0])
+    assert stream.graphed
+    ref = [eager.step(x) for x in xs]
+    got = [stream.step(x.cpu() if i % 2 else x) for i, x in enumerate(xs)]  # host frames too
+    assert sum(float(r.sum()) for r in ref) > 0
+    for a, b in zip(got, ref):
+        assert torch.equal(a, b)
+    for s, e in zip(stream.states, eager.states):
+        assert (s is None) == (e is None)
+        if s is not None:
+            for a, b in zip(s, e):
+                assert torch.equal(a, b)
+    # the replays counted as the eager steps did (warm-up and capture not counted)
+    for m, e in zip(net, eager_net):
+        if hasattr(m, "op_counts"):
+            assert m.op_counts() == e.op_counts()
+    stream.reset()
+    assert all(torch.equal(a, b) for a, b in zip([stream.step(x) for x in xs], ref))
+    stream.reset_counters()
+    assert all(v == 0 for v in net[0].op_counts().values())
+    hook = net[1].register_forward_hook(lambda *a: None)
+    with pytest.raises(ParameterError, match="hooks"):
+        stream.step(xs[0])
+    hook.remove()
+    net[0].reset_counters()  # by hand: drops the tallies the graph writes
+    with pytest.raises(ParameterError, match="reset_counters"):
+        stream.step(xs[0])
+    static = ns.GraphStream(_stream_net(kind), xs[0], clone=False)
+    assert static.step(xs[0]) is static.step(xs[1])
