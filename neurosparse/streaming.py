@@ -13,7 +13,7 @@ on a side stream, the capture, and op counters that stay exact across replays.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -28,14 +28,15 @@ from .sequential import _state_call
 
 
 def _flatten(net) -> list[nn.Module]:
-    if isinstance(net, nn.Sequential):
+    if isinstance(net, (nn.Sequential, nn.ModuleList)):
         return [m for child in net for m in _flatten(child)]
     if isinstance(net, nn.Module):
         return [net]
-    if isinstance(net, Iterable):
+    if isinstance(net, Iterable) and not isinstance(net, (str, bytes, Mapping)):
         return [m for child in net for m in _flatten(child)]
     raise ParameterError(
-        f"GraphStream takes a Sequential, a module or a list of modules, got {type(net).__name__}"
+        "GraphStream takes a Sequential, a ModuleList, a module or a list of modules, got "
+        f"{type(net).__name__}"
     )
 
 
@@ -46,21 +47,52 @@ def _check_stateless(m: nn.Module) -> None:
         return
     inner = next((s for s in m.modules() if isinstance(s, (SpikingNeuron, StepState))), None)
     if inner is not None or _state_call(m) is not None:
-        what = type(inner if inner is not None else m).__name__
+        if inner is m:
+            why = "it keeps the state of its step calls in the module"
+        elif inner is not None:
+            why = f"it holds a {type(inner).__name__}"
+        else:
+            why = ("its forward takes a second argument, as recurrent cells and the peers' "
+                   "neurons take their state")  # fmt: skip
         raise ParameterError(
-            f"{type(m).__name__} keeps a state between time steps ({what}), which GraphStream "
-            "cannot carry: it steps the neurosparse neurons (LIF, IF, ALIF, CubaLIF) of a "
-            "Sequential on static state buffers and runs every other module as a stateless "
-            "function of its input; put the neurons directly into the Sequential, or run "
-            "this net with an explicit step loop"
+            f"{type(m).__name__} may keep a state between time steps ({why}), which "
+            "GraphStream cannot carry: it steps the neurosparse neurons (LIF, IF, ALIF, "
+            "CubaLIF) of a Sequential on static state buffers and runs every other module "
+            "as a stateless function of one input; put the neurons directly into the "
+            "Sequential, or run this net with an explicit step loop"
         )
 
 
 def _has_hooks(modules: list[nn.Module]) -> bool:
-    """Whether forward hooks are set globally or on any of ``modules`` (all submodules)."""
+    """Whether forward hooks are set globally or on any of ``modules`` (all submodules),
+    or a neuron's ``step`` is wrapped on the instance (as the energy meter counts it)."""
     if _nn_module._global_forward_hooks or _nn_module._global_forward_pre_hooks:
         return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+    return any(m._forward_hooks or m._forward_pre_hooks or "step" in m.__dict__
+               for m in modules)  # fmt: skip
+
+
+def _state_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype ``step(x, state, out=state)`` keeps a neuron's state in for input ``x``:
+    fp32 for half-precision input (the kernels and the reference step keep an fp32
+    membrane), the input's own otherwise, and half precision only where
+    ``NEUROSPARSE_KERNELS=torch`` runs the reference in it (``neuron_step_op``)."""
+    from .ops import registry
+
+    if x.dtype in (torch.float16, torch.bfloat16) and registry.kernel_mode() != "torch":
+        return torch.float32
+    return x.dtype
+
+
+def _frozen(modules: list[nn.Module]) -> list:
+    """What a capture bakes into the graph besides the kernels: each module's training
+    flag and the memory of each parameter and buffer."""
+    out: list = []
+    for m in modules:
+        out.append(m.training)
+        out += [t.data_ptr() for t in m._parameters.values() if t is not None]
+        out += [t.data_ptr() for t in m._buffers.values() if t is not None]
+    return out
 
 
 def _live_counts():
@@ -170,10 +202,13 @@ class GraphStream:
     Runs under ``torch.no_grad()`` (inference). The net starts from rest; :meth:`reset`
     returns every neuron to rest. In a graph, Python code inside the modules runs once, at
     capture: forward hooks (the energy meter's included) would never see the replays, so
-    a graphed stream refuses them (meter a stream made with ``graph=False``). The op
+    a graphed stream refuses them (meter a stream made with ``graph=False``), and it
+    refuses a step after a module's training mode or a parameter or buffer tensor was
+    replaced (the graph holds the old ones; edits in place are replayed). The op
     counters of event layers stay exact: device counts are replayed with the kernels,
-    host counts are added after each replay, and counting starts at zero when the stream
-    is made.
+    host counts are added after each replay, and a graphed stream starts them at zero
+    (its warm-up is not counted; an eager stream leaves them as they were).
+    Half-precision input keeps an fp32 neuron state, as ``step`` does.
 
     Examples
     --------
@@ -206,10 +241,13 @@ class GraphStream:
         self.graphed, self.clone = graph, bool(clone)
         self._x = example.detach().clone()
         self._neuron = [isinstance(m, SpikingNeuron) for m in self.modules]
-        self._all = [s for m in self.modules for s in m.modules()]  # where hooks may sit
+        # every module and submodule once (where hooks and counters may sit)
+        self._all = list({id(s): s for m in self.modules for s in m.modules()}.values())
         # per module: its static state (neurons, made at their first step), else None
         self.states: list[NeuronState | None] = [None] * len(self.modules)
-        self._counts = _Counts([m for m in self.modules if isinstance(m, OpCounter)])
+        # every counting layer once, also inside blocks and at several positions
+        counters = {id(m): m for m in self._all if isinstance(m, OpCounter)}
+        self._counts = _Counts(list(counters.values()))
         self._graph = None
         self._out: torch.Tensor | None = None
         if graph:
@@ -221,10 +259,8 @@ class GraphStream:
         """Neuron ``k``'s static state, made at its first step shaped like its input."""
         st = self.states[k]
         if st is None:
-            # the CUDA kernels keep an fp32 state; the CPU reference keeps the input's
-            # dtype (it would promote a half input to an fp32 state)
-            dt = torch.float32 if h.is_cuda else h.dtype
-            st = NeuronState(*torch.zeros(4, *h.shape, dtype=dt, device=h.device).unbind(0))
+            st = NeuronState(*torch.zeros(4, *h.shape, dtype=_state_dtype(h),
+                                          device=h.device).unbind(0))  # fmt: skip
             if self.modules[k].v_init != 0:
                 st.v.fill_(self.modules[k].v_init)
             self.states[k] = st
@@ -234,6 +270,7 @@ class GraphStream:
         h = x
         with torch.no_grad():
             for k, m in enumerate(self.modules):
+                self._at = k  # for the capture's error message
                 if self._neuron[k]:
                     st = self._state_for(k, h)
                     h, _ = m.step(h, st, out=st)
@@ -247,8 +284,16 @@ class GraphStream:
         return h
 
     def _capture(self, warmup: int) -> None:
+        from ._checks import finite_checks_on_gpu
+
         if _has_hooks(self._all):
             raise ParameterError(_HOOKS)
+        if finite_checks_on_gpu():
+            raise ParameterError(
+                "NEUROSPARSE_CHECK_FINITE_GPU=1 reads every input's check back to the host, "
+                "which a CUDA graph cannot capture; unset it for a GraphStream, or pass "
+                "graph=False"
+            )
         side = torch.cuda.Stream(device=self._x.device)
         side.wait_stream(torch.cuda.current_stream(self._x.device))
         with torch.cuda.stream(side):
@@ -257,9 +302,19 @@ class GraphStream:
         torch.cuda.current_stream(self._x.device).wait_stream(side)
         before = self._counts.snapshot()
         self._graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self._graph):
-            self._out = self._run(self._x)
+        try:
+            with torch.cuda.graph(self._graph):
+                self._out = self._run(self._x)
+        except RuntimeError as exc:  # torch's capture errors name no module
+            m = self.modules[self._at]
+            raise ParameterError(
+                f"capturing the step in a CUDA graph failed in module {self._at} "
+                f"({type(m).__name__}): {exc}. A module that reads a result back to the host "
+                "(a data-dependent shape, .item(), a check) cannot be captured; run it with "
+                "graph=False"
+            ) from exc
         self._counts.capture_done(*before)
+        self._frozen = _frozen(self._all)
 
     # use ---------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -302,6 +357,14 @@ class GraphStream:
             return out
         if _has_hooks(self._all):
             raise ParameterError(_HOOKS)
+        if _frozen(self._all) != self._frozen:
+            raise ParameterError(
+                "a module's training mode, or a parameter or buffer tensor of the net, was "
+                "replaced after the CUDA-graph capture (.train()/.eval(), .to(), a new "
+                "nn.Parameter, load_state_dict(assign=True)); the graph would replay the old "
+                "ones: make a new GraphStream. Edits in place (load_state_dict, an optimizer "
+                "step, weight.data.copy_) are replayed and need none"
+            )
         self._counts.check()
         self._x.copy_(x)
         self._graph.replay()

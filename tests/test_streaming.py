@@ -76,7 +76,9 @@ def test_reset_starts_the_stream_from_rest_again():
 def test_eager_stream_keeps_hooks_and_counters_per_step():
     net, xs = _net(), _inputs(5)
     seen = []
-    net[1].register_forward_hook(lambda m, i, o: seen.append(1))  # not called by step()
+    # a neuron's forward hook sees its forward, which a stream does not call (it steps
+    # the neuron); the energy meter wraps step() itself (the metering test below)
+    net[1].register_forward_hook(lambda m, i, o: seen.append(1))
     net[2].register_forward_hook(lambda m, i, o: seen.append(2))
     stream = ns.GraphStream(net, xs[0], graph=False)
     for x in xs:
@@ -89,7 +91,7 @@ def test_eager_stream_keeps_hooks_and_counters_per_step():
 
 
 def test_a_delta_layer_is_refused():
-    with pytest.raises(ParameterError, match="DeltaLinear keeps a state between time steps"):
+    with pytest.raises(ParameterError, match="DeltaLinear may keep a state .*it keeps"):
         ns.GraphStream(ns.Sequential(nn.Linear(8, 8), ns.DeltaLinear(8, 8, threshold=0.1)),
                        torch.zeros(2, 8), graph=False)  # fmt: skip
 
@@ -121,7 +123,7 @@ def test_a_neuron_hidden_in_a_composite_module_is_refused():
         def forward(self, x):
             return self.lif.step(self.fc(x))[0]  # keeps the LIF's state in the module
 
-    with pytest.raises(ParameterError, match="Block keeps a state .*LIF"):
+    with pytest.raises(ParameterError, match="Block may keep a state .*holds a LIF"):
         ns.GraphStream(Block(), torch.zeros(2, 8), graph=False)
 
 
@@ -129,7 +131,7 @@ def test_snntorch_and_norse_neurons_are_refused():
     snn = pytest.importorskip("snntorch", reason="snnTorch is a dev dependency")
     norse = pytest.importorskip("norse.torch", reason="Norse is a dev dependency")
     for neuron in (snn.Leaky(beta=0.9), norse.LIFCell()):
-        with pytest.raises(ParameterError, match="keeps a state between time steps"):
+        with pytest.raises(ParameterError, match="may keep a state .*second argument"):
             ns.GraphStream([nn.Linear(8, 8), neuron], torch.zeros(2, 8), graph=False)
 
 
@@ -197,3 +199,79 @@ def test_a_counter_made_during_the_capture_is_refused():
     with pytest.raises(ParameterError, match="changed kind during the CUDA-graph capture"):
         counts.capture_done(*before)
     assert isinstance(c, Counter)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_input_keeps_an_fp32_state_as_step_does(dtype):
+    lif = ns.LIF(0.99)
+    g = torch.Generator().manual_seed(2)
+    xs = [(torch.rand(2, 64, generator=g) * 0.3).to(dtype) for _ in range(200)]
+    ref = _loop(copy.deepcopy(nn.Sequential(lif)), xs)
+    stream = ns.GraphStream(ns.Sequential(lif), xs[0], graph=False)
+    got = [stream.step(x) for x in xs]
+    assert stream.states[0].v.dtype == torch.float32
+    assert sum(float(r.float().sum()) for r in ref) > 50
+    for a, b in zip(got, ref):
+        assert a.dtype == dtype and torch.equal(a, b)
+
+
+def test_an_eager_stream_meters_like_a_hand_written_loop():
+    from neurosparse.energy import Meter
+
+    xs = _inputs(4)
+    net_a, net_b = _net(), _net()
+    stream = ns.GraphStream(net_a, xs[0], graph=False)
+    with Meter(net_a, layout="B") as ma:
+        for x in xs:
+            stream.step(x)
+    with Meter(net_b, layout="B") as mb:
+        _loop(net_b, xs)
+    a = [(c.name, dict(c.totals)) for c in ma.counts()]
+    b = [(c.name, dict(c.totals)) for c in mb.counts()]
+    assert a == b and any(t.get("spikes", 0) > 0 for _, t in a)
+
+
+def test_counting_layers_are_found_once_wherever_they_sit():
+    shared = ns.EventLinear(16, 16)
+
+    class Block(nn.Module):  # a stateless block around a counting layer
+        def __init__(self):
+            super().__init__()
+            self.inner = ns.EventLinear(16, 16)
+
+        def forward(self, x):
+            return self.inner(x)
+
+    block = Block()
+    stream = ns.GraphStream(nn.ModuleList([shared, ns.LIF(0.9), shared, block]),
+                            torch.zeros(2, 16), graph=False)  # fmt: skip
+    assert len(stream.modules) == 4  # a ModuleList is flattened like a Sequential
+    assert stream._counts.counters == [shared, block.inner]
+
+
+@pytest.mark.parametrize("net", ["a string", {"fc": nn.Linear(2, 2)}, 3])
+def test_what_is_not_a_net_is_refused(net):
+    with pytest.raises(ParameterError, match="takes a Sequential"):
+        ns.GraphStream(net, torch.zeros(2, 2), graph=False)
+
+
+def test_what_a_capture_bakes_in_is_watched():
+    from neurosparse.streaming import _frozen
+
+    net = _net().eval()
+    mods = list(net.modules())
+    frozen = _frozen(mods)
+    net[0].load_state_dict(net[0].state_dict())  # in place: the graph replays it
+    assert _frozen(mods) == frozen
+    net[2].weight = nn.Parameter(net[2].weight.detach().clone())  # a new tensor
+    assert _frozen(mods) != frozen
+    frozen = _frozen(mods)
+    net.train()
+    assert _frozen(mods) != frozen
+
+
+def test_a_capture_refuses_finite_checks_that_read_back(monkeypatch):
+    stream = ns.GraphStream(_net(), torch.zeros(3, 64), graph=False)
+    monkeypatch.setenv("NEUROSPARSE_CHECK_FINITE_GPU", "1")
+    with pytest.raises(ParameterError, match="NEUROSPARSE_CHECK_FINITE_GPU"):
+        stream._capture(1)  # refused before anything touches a GPU

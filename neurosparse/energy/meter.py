@@ -761,10 +761,10 @@ class Meter:
                if self.layout == "auto" else None)
         original = module.step
 
-        def step(x, state=None):
+        def step(x, state=None, **kw):  # kw: ``out=`` (static state buffers)
             if pre is not None:
                 pre(module, (x, state if state is not None else module.state), {})
-            out = original(x, state)
+            out = original(x, state, **kw)
             hook(module, (x, state), out, step=True)
             return out
 
