@@ -302,16 +302,17 @@ class GraphStream:
         torch.cuda.current_stream(self._x.device).wait_stream(side)
         before = self._counts.snapshot()
         self._graph = torch.cuda.CUDAGraph()
+        self._at = None
         try:
             with torch.cuda.graph(self._graph):
                 self._out = self._run(self._x)
         except RuntimeError as exc:  # torch's capture errors name no module
-            m = self.modules[self._at]
+            at = self._at
+            where = "" if at is None else f" in module {at} ({type(self.modules[at]).__name__})"
             raise ParameterError(
-                f"capturing the step in a CUDA graph failed in module {self._at} "
-                f"({type(m).__name__}): {exc}. A module that reads a result back to the host "
-                "(a data-dependent shape, .item(), a check) cannot be captured; run it with "
-                "graph=False"
+                f"capturing the step in a CUDA graph failed{where}: {exc}. A module that reads "
+                "a result back to the host (a data-dependent shape, .item(), a check) cannot "
+                "be captured; run it with graph=False"
             ) from exc
         self._counts.capture_done(*before)
         self._frozen = _frozen(self._all)
