@@ -16,6 +16,8 @@ from neurosparse._counters import OpCounter
 from neurosparse.errors import DeviceError, DTypeError, ParameterError, ShapeError
 from neurosparse.streaming import _Counts
 
+from _hand_steps import hand_steps  # tests/, beside this
+
 
 def _net():
     torch.manual_seed(0)
@@ -32,29 +34,14 @@ def _net():
     return net
 
 
-def _loop(net, xs):
-    """What a user writes by hand: each neuron's state passed from step to step."""
-    mods, states, outs = list(net), {}, []
-    with torch.no_grad():
-        for x in xs:
-            h = x
-            for k, m in enumerate(mods):
-                if isinstance(m, ns.SpikingNeuron):
-                    h, states[k] = m.step(h, states.get(k))
-                else:
-                    h = m(h)
-            outs.append(h)
-    return outs
-
-
 def _inputs(n=8, shape=(3, 64)):
     g = torch.Generator().manual_seed(1)
     return [(torch.rand(shape, generator=g) < 0.3).float() for _ in range(n)]
 
 
-def test_eager_stream_equals_a_hand_written_step_loop():
+def test_eager_stream_equals_a_hand_written_stephand_steps():
     net, xs = _net(), _inputs()
-    ref = _loop(copy.deepcopy(net), xs)
+    ref = hand_steps(copy.deepcopy(net), xs)
     stream = ns.GraphStream(net, xs[0], graph=False)
     got = [stream.step(x) for x in xs]
     assert sum(float(r.sum()) for r in ref) > 0  # the last layer spikes
@@ -105,7 +92,7 @@ def test_nested_sequentials_are_flattened():
             m.weight.mul_(5)
     xs = [torch.rand(2, 8) for _ in range(6)]
     flat = nn.Sequential(inner[0], inner[1], net[1], net[2])
-    ref = _loop(copy.deepcopy(flat), xs)
+    ref = hand_steps(copy.deepcopy(flat), xs)
     stream = ns.GraphStream(net, xs[0], graph=False)
     assert [type(m) for m in stream.modules] == [type(m) for m in flat]
     got = [stream.step(x) for x in xs]
@@ -206,7 +193,7 @@ def test_half_input_keeps_an_fp32_state_as_step_does(dtype):
     lif = ns.LIF(0.99)
     g = torch.Generator().manual_seed(2)
     xs = [(torch.rand(2, 64, generator=g) * 0.3).to(dtype) for _ in range(200)]
-    ref = _loop(copy.deepcopy(nn.Sequential(lif)), xs)
+    ref = hand_steps(copy.deepcopy(nn.Sequential(lif)), xs)
     stream = ns.GraphStream(ns.Sequential(lif), xs[0], graph=False)
     got = [stream.step(x) for x in xs]
     assert stream.states[0].v.dtype == torch.float32
@@ -215,7 +202,7 @@ def test_half_input_keeps_an_fp32_state_as_step_does(dtype):
         assert a.dtype == dtype and torch.equal(a, b)
 
 
-def test_an_eager_stream_meters_like_a_hand_written_loop():
+def test_an_eager_stream_meters_like_a_hand_writtenhand_steps():
     from neurosparse.energy import Meter
 
     xs = _inputs(4)
@@ -225,7 +212,7 @@ def test_an_eager_stream_meters_like_a_hand_written_loop():
         for x in xs:
             stream.step(x)
     with Meter(net_b, layout="B") as mb:
-        _loop(net_b, xs)
+        hand_steps(net_b, xs)
     a = [(c.name, dict(c.totals)) for c in ma.counts()]
     b = [(c.name, dict(c.totals)) for c in mb.counts()]
     assert a == b and any(t.get("spikes", 0) > 0 for _, t in a)
