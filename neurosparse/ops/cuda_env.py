@@ -22,8 +22,8 @@ Anything it does not recognise takes numba's path.
 
 ``NEUROSPARSE_CUDA_FAST_LAUNCH`` picks the path: ``1`` (default) takes the ``driver``
 path (on H100s: the same bits as numba's launch in every test of ``tests/test_gpu.py``,
-and a LIF step 96.6 against 111.3 µs of host time through ``cuda.core``: RESULTS.md,
-"GPU tests and eager host time"), or ``cuda.core`` for a kernel without a driver handle
+and a LIF step 0.87x the host time through ``cuda.core``, paired median: RESULTS.md,
+"GPU streaming through GraphStream"), or ``cuda.core`` for a kernel without a driver handle
 (no cuda.bindings); ``core`` packs every call's arguments into ``cuda.core.launch``;
 ``0`` uses numba's own launch every time. :func:`launcher` says which path runs.
 """
