@@ -9,14 +9,13 @@ from collections import Counter
 
 import pytest
 import torch
+from _hand_steps import hand_steps  # tests/, beside this
 from torch import nn
 
 import neurosparse as ns
 from neurosparse._counters import OpCounter
 from neurosparse.errors import DeviceError, DTypeError, ParameterError, ShapeError
 from neurosparse.streaming import _Counts
-
-from _hand_steps import hand_steps  # tests/, beside this
 
 
 def _net():
