@@ -209,3 +209,13 @@ def test_high_order_sequences(tmp_path):
     assert f["predicted_segment_decrement = 0.05"]["wrong"][0] == 0.0
     assert f["htm.core defaults"]["accuracy"][0] == 1.0
     assert f["htm.core defaults"]["wrong"][0] > 0.0
+
+
+def test_09_streaming(tmp_path):
+    s = run_example("09_streaming.py", tmp_path)
+    # one step per frame, and not one spike different from the sequence-mode call
+    assert s["steps"] == 300 and s["mismatches"] == 0
+    assert 0 < s["output_spikes"] < s["steps"] * 64
+    assert s["median_step_ms"] > 0 and s["frame_ms"] == 1.0
+    assert s["mode"] == ("CUDA graph" if s["device"] == "cuda" else "eager")
+    assert nonempty(tmp_path / "streaming.png")
