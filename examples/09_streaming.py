@@ -10,8 +10,9 @@
 # against one sequence-mode call on the whole recording, and the per-step latency is
 # compared with the frame time: below it, the net keeps up with the camera.
 #
-# Data: `--file` (any format `ns.data.read_events` knows), else the DVS128 recording in
-# `../shared/data/dvs/aedat2` when that folder exists, else a recording
+# Data: `--file` (any format `ns.data.read_events` knows), else the DVS128 recording of
+# the project's small real recordings (`$NEUROSPARSE_DATA_DIR`, else `../shared/data/dvs`;
+# `python -m neurosparse.data.fetch_recordings` downloads them), else a recording
 # `ns.data.SyntheticDVS` generates.
 #
 #     python examples/09_streaming.py [--file REC.aedat] [--quick]
@@ -52,6 +53,8 @@ if args.file is not None:
 elif sample.exists():
     events, source = ns.data.read_events(sample), f"DVS128 recording {sample.name}"
 else:
+    print(f"no {sample}: streaming a generated recording instead "
+          "(python -m neurosparse.data.fetch_recordings downloads the real ones)")
     events = ns.data.SyntheticDVS(1, n_classes=8, sensor_size=(128, 128, 2),
                                   seed=args.seed).events(0)  # fmt: skip
     source = "SyntheticDVS (generated)"
@@ -91,8 +94,9 @@ x = frames[:, None].to(device)  # [T, B=1, 2, H, W]
 # `GraphStream(net, example)` takes one frame's shape. Each `stream.step(frame)` runs the
 # net on that frame and returns its output; the neurons' states carry over between
 # calls until `stream.reset()`. On the CPU a step is bound by Python's per-layer work
-# (about a millisecond here); on an H100 a 2-layer 4096-4096-4096 event net steps in
-# about 40 µs through `GraphStream` (`benchmarks/RESULTS.md`).
+# (1-2 ms on a 2-core VM, slower than the 1 ms frames); on an H100 a 2-layer
+# 4096-4096-4096 event net steps in about 40 µs through `GraphStream`
+# (`benchmarks/RESULTS.md`).
 
 # %%
 stream = ns.GraphStream(net, x[0])

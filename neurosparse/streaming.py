@@ -13,6 +13,7 @@ on a side stream, the capture, and op counters that stay exact across replays.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -40,27 +41,56 @@ def _flatten(net) -> list[nn.Module]:
     )
 
 
+_PEERS = {"snntorch": "from_snntorch", "norse": "from_norse",
+          "spikingjelly": "from_spikingjelly"}  # fmt: skip
+# names under which a forward takes the state it continues from (recurrent cells,
+# snnTorch's ``mem``, Norse's ``state``); another second argument (a mask) is an input
+_STATE_ARGS = {"state", "states", "hx", "h", "h0", "hidden", "mem", "prev_state", "s"}
+
+
+def _state_arg(m: nn.Module) -> bool:
+    """Whether ``m``'s forward takes a state to continue from as a further argument."""
+    call = _state_call(m)
+    if call != "positional":
+        return call is not None
+    try:
+        ps = list(inspect.signature(type(m).forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in ps):
+        return True  # ``forward(*args)``: a wrapper that may pass anything on
+    return len(ps) > 1 and ps[1].name.lower() in _STATE_ARGS
+
+
 def _check_stateless(m: nn.Module) -> None:
     """Refuse a module whose step state a graph could not carry: only neurosparse neurons
     get static state buffers, every other module must keep no state between steps."""
+    m = getattr(m, "_orig_mod", m)  # a torch.compile'd module: the module it compiled
     if isinstance(m, SpikingNeuron):
         return
     inner = next((s for s in m.modules() if isinstance(s, (SpikingNeuron, StepState))), None)
-    if inner is not None or _state_call(m) is not None:
-        if inner is m:
-            why = "it keeps the state of its step calls in the module"
-        elif inner is not None:
-            why = f"it holds a {type(inner).__name__}"
-        else:
-            why = ("its forward takes a second argument, as recurrent cells and the peers' "
-                   "neurons take their state")  # fmt: skip
-        raise ParameterError(
-            f"{type(m).__name__} may keep a state between time steps ({why}), which "
-            "GraphStream cannot carry: it steps the neurosparse neurons (LIF, IF, ALIF, "
-            "CubaLIF) of a Sequential on static state buffers and runs every other module "
-            "as a stateless function of one input; put the neurons directly into the "
-            "Sequential, or run this net with an explicit step loop"
-        )
+    recurrent = isinstance(m, (nn.RNNBase, nn.RNNCellBase))
+    if inner is None and not recurrent and not _state_arg(m):
+        return
+    if inner is m:
+        why = "it keeps the state of its step calls in the module"
+    elif inner is not None:
+        why = f"it holds a {type(inner).__name__}"
+    elif recurrent:
+        why = "a recurrent layer"
+    else:
+        why = "its forward takes the state to continue from as an argument"
+    peer = _PEERS.get(type(m).__module__.split(".")[0])
+    fix = (f"convert the net with ns.interop.{peer}(net) first (its neurons become "
+           "neurosparse neurons with equal spikes)" if peer else
+           "put neurosparse neurons directly into the Sequential, or run this net with an "
+           "explicit step loop")  # fmt: skip
+    raise ParameterError(
+        f"{type(m).__name__} may keep a state between time steps ({why}), which "
+        "GraphStream cannot carry: it steps the neurosparse neurons (LIF, IF, ALIF, "
+        f"CubaLIF) of a Sequential on static state buffers and runs every other module as "
+        f"a stateless function of one input; {fix}"
+    )
 
 
 def _has_hooks(modules: list[nn.Module]) -> bool:
@@ -197,23 +227,36 @@ class GraphStream:
         static output tensor itself, which the next step overwrites: one copy fewer per
         step, for a loop that consumes each output before the next call.
 
+    Attributes
+    ----------
+    states : list of NeuronState or None
+        Per module of :attr:`modules`: the static state of a neuron (made at its first
+        step; fp32 rows of one buffer), None for the other modules. Read them to watch
+        membranes; :meth:`reset` rewrites them in place.
+    modules : list of nn.Module
+        The modules stepped, in order (nested ``Sequential``s flattened).
+    graphed : bool
+        Whether steps replay a CUDA graph.
+
     Notes
     -----
-    Runs under ``torch.no_grad()`` (inference). The net starts from rest; :meth:`reset`
-    returns every neuron to rest. In a graph, Python code inside the modules runs once, at
-    capture: forward hooks (the energy meter's included) would never see the replays, so
-    a graphed stream refuses them (meter a stream made with ``graph=False``), and it
-    refuses a step after a module's training mode or a parameter or buffer tensor was
-    replaced (the graph holds the old ones; edits in place are replayed). The op
-    counters of event layers stay exact: device counts are replayed with the kernels,
-    host counts are added after each replay, and a graphed stream starts them at zero
-    (its warm-up is not counted; an eager stream leaves them as they were).
+    Runs under ``torch.no_grad()`` (inference); put the net in ``eval()`` mode first
+    (dropout and batch norm in training mode draw and update as in training). The net
+    starts from rest; :meth:`reset` returns every neuron to rest. In a graph, Python
+    code inside the modules runs once, at capture: forward hooks (the energy meter's
+    included) would never see the replays, so a graphed stream refuses them (meter a
+    stream made with ``graph=False``), and it refuses a step after a module's training
+    mode or a parameter or buffer tensor was replaced (the graph holds the old ones;
+    edits in place are replayed). The op counters of event layers stay exact: device
+    counts are replayed with the kernels, host counts are added after each replay, and
+    a graphed stream starts them at zero (its warm-up is not counted; an eager stream
+    leaves them as they were).
     Half-precision input keeps an fp32 neuron state, as ``step`` does.
 
     Examples
     --------
     >>> net = ns.Sequential(ns.EventLinear(4096, 4096), ns.LIF(0.9),
-    ...                     ns.EventLinear(4096, 4096), ns.LIF(0.9)).cuda()
+    ...                     ns.EventLinear(4096, 4096), ns.LIF(0.9)).cuda().eval()
     >>> stream = ns.GraphStream(net, torch.zeros(1, 4096, device="cuda"))
     >>> for frame in frames:          # [1, 4096] each
     ...     spikes = stream.step(frame)
@@ -343,10 +386,16 @@ class GraphStream:
         if not isinstance(x, torch.Tensor):
             raise DTypeError(f"step takes a torch.Tensor, got {type(x).__name__}")
         if x.shape != self._x.shape:
+            made = tuple(self._x.shape)
+            if x.dim() == len(made) + 1 and tuple(x.shape[1:]) == made:
+                hint = "step takes one time step [B, ...]: loop over the first axis"
+            elif x.dim() == len(made) and tuple(x.shape[1:]) == made[1:]:
+                hint = "the batch size is part of the stream: make one per batch size"
+            else:
+                hint = "each step must be shaped like the example the stream was made with"
             raise ShapeError(
-                f"step input has shape {tuple(x.shape)} but the stream was made for "
-                f"{tuple(self._x.shape)}; a graph replays fixed shapes: make a new "
-                "GraphStream for another batch size"
+                f"step input has shape {tuple(x.shape)} but the stream was made for {made}; "
+                f"{hint}"
             )
         if x.dtype != self._x.dtype:
             raise DTypeError(

@@ -116,9 +116,34 @@ def test_a_neuron_hidden_in_a_composite_module_is_refused():
 def test_snntorch_and_norse_neurons_are_refused():
     snn = pytest.importorskip("snntorch", reason="snnTorch is a dev dependency")
     norse = pytest.importorskip("norse.torch", reason="Norse is a dev dependency")
-    for neuron in (snn.Leaky(beta=0.9), norse.LIFCell()):
-        with pytest.raises(ParameterError, match="may keep a state .*second argument"):
+    for neuron, fix in ((snn.Leaky(beta=0.9), "from_snntorch"), (norse.LIFCell(), "from_norse")):
+        with pytest.raises(ParameterError, match=f"may keep a state .*ns.interop.{fix}"):
             ns.GraphStream([nn.Linear(8, 8), neuron], torch.zeros(2, 8), graph=False)
+
+
+@pytest.mark.parametrize("module", [nn.GRUCell(8, 8), nn.LSTM(8, 8)])
+def test_recurrent_layers_are_refused(module):
+    with pytest.raises(ParameterError, match="a recurrent layer"):
+        ns.GraphStream([nn.Linear(8, 8), module], torch.zeros(2, 8), graph=False)
+
+
+def test_a_second_argument_that_is_no_state_is_accepted():
+    class Masked(nn.Module):  # forward(x, mask=None): an input, not a state
+        def forward(self, x, mask=None):
+            return x if mask is None else x * mask
+
+    class Cell(nn.Module):  # forward(x, h=None): a state, by its name
+        def forward(self, x, h=None):
+            return x
+
+    lif = ns.LIF(0.9)
+    xs = [torch.rand(2, 8) * 2 for _ in range(5)]
+    stream = ns.GraphStream([Masked(), lif], xs[0], graph=False)
+    got = [stream.step(x) for x in xs]
+    for a, b in zip(got, hand_steps(copy.deepcopy(nn.Sequential(lif)), xs)):
+        assert torch.equal(a, b)
+    with pytest.raises(ParameterError, match="Cell may keep a state .*as an argument"):
+        ns.GraphStream([Cell(), lif], xs[0], graph=False)
 
 
 def test_bad_inputs_get_clear_errors():
@@ -131,8 +156,12 @@ def test_bad_inputs_get_clear_errors():
         ns.GraphStream(ns.Sequential(), torch.zeros(3, 64))
     stream = ns.GraphStream(net, torch.zeros(3, 64))
     assert not stream.graphed  # a CPU example: eager steps
-    with pytest.raises(ShapeError, match="made for \\(3, 64\\)"):
+    with pytest.raises(ShapeError, match="made for \\(3, 64\\); the batch size"):
         stream.step(torch.zeros(2, 64))
+    with pytest.raises(ShapeError, match="one time step .*loop over the first axis"):
+        stream.step(torch.zeros(5, 3, 64))  # a whole sequence
+    with pytest.raises(ShapeError, match="shaped like the example"):
+        stream.step(torch.zeros(3, 65))
     with pytest.raises(DTypeError, match="float64"):
         stream.step(torch.zeros(3, 64, dtype=torch.float64))
 
