@@ -11,24 +11,16 @@
 #     python examples/01_quickstart.py [--file REC.bin] [--quick]
 
 # %%
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")  # files only; drop this line in a notebook to see figures inline
 import torch
-from _common import SHARED_DVS, parse_args, write_summary
+from _common import SHARED_DVS, parse_args, recording_flags, write_summary
 
 import neurosparse as ns
 from neurosparse import viz
 
-
-def add_flags(p):
-    p.add_argument("--file", type=Path, default=None, help="an event recording to read")
-    p.add_argument("--dt-us", type=int, default=1000, help="time bin of the spike tensor (µs)")
-
-
-args = parse_args("01_quickstart", __doc__ or "Quickstart", add_flags)
+args = parse_args("01_quickstart", __doc__ or "Quickstart", recording_flags)
 torch.manual_seed(args.seed)
 
 # %% [markdown]

@@ -20,24 +20,17 @@
 # %%
 import statistics
 import time
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; drop this line in a notebook to see figures inline
 import matplotlib.pyplot as plt
 import torch
-from _common import SHARED_DVS, parse_args, write_summary
+from _common import SHARED_DVS, parse_args, recording_flags, write_summary
 
 import neurosparse as ns
 
-
-def add_flags(p):
-    p.add_argument("--file", type=Path, default=None, help="an event recording to read")
-    p.add_argument("--dt-us", type=int, default=1000, help="frame time of the stream (µs)")
-
-
-args = parse_args("09_streaming", __doc__ or "Streaming", add_flags)
+args = parse_args("09_streaming", __doc__ or "Streaming", recording_flags)
 torch.manual_seed(args.seed)
 device = "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -48,6 +48,13 @@ def parse_args(name: str, doc: str, add=None) -> argparse.Namespace:
     return args
 
 
+def recording_flags(p: argparse.ArgumentParser) -> None:
+    """``--file`` (a recording to read) and ``--dt-us`` (the time bin), for the examples
+    that read one DVS recording."""
+    p.add_argument("--file", type=Path, default=None, help="an event recording to read")
+    p.add_argument("--dt-us", type=int, default=1000, help="time bin of the frames (µs)")
+
+
 def event_linear_class():
     """``ns.EventLinear`` where the installed neurosparse has it, else ``nn.Linear``."""
     import neurosparse as ns
