@@ -23,6 +23,7 @@ from torch.nn.modules import module as _nn_module
 from ._counters import OpCounter
 from ._state import StepState
 from .errors import DeviceError, DTypeError, ParameterError, ShapeError
+from .layers.dispatch import LiveCount
 from .neurons.base import SpikingNeuron
 from .neurons.functional import NeuronState
 from .sequential import _state_call
@@ -114,6 +115,14 @@ def _state_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+def _to_rest(neuron: SpikingNeuron, st: NeuronState) -> None:
+    """A static state to rest in place: membrane ``v_init``, the other fields 0."""
+    for s in st:
+        s.zero_()
+    if neuron.v_init != 0:
+        st.v.fill_(neuron.v_init)
+
+
 def _frozen(modules: list[nn.Module]) -> list:
     """What a capture bakes into the graph besides the kernels: each module's training
     flag and the memory of each parameter and buffer."""
@@ -123,12 +132,6 @@ def _frozen(modules: list[nn.Module]) -> list:
         out += [t.data_ptr() for t in m._parameters.values() if t is not None]
         out += [t.data_ptr() for t in m._buffers.values() if t is not None]
     return out
-
-
-def _live_counts():
-    from .layers.dispatch import LiveCount
-
-    return LiveCount
 
 
 class _Counts:
@@ -173,12 +176,11 @@ class _Counts:
 
     def zero(self) -> None:
         """Counters to zero in place (the graph keeps writing the same device tensors)."""
-        live = _live_counts()
         for c, _ in self.host:
             for k, v in list(c.items()):
                 if isinstance(v, torch.Tensor):
                     v.zero_()
-                elif isinstance(v, live):
+                elif isinstance(v, LiveCount):
                     v.tally.zero_()
                     v.offset = 0
                 else:
@@ -302,10 +304,9 @@ class GraphStream:
         """Neuron ``k``'s static state, made at its first step shaped like its input."""
         st = self.states[k]
         if st is None:
-            st = NeuronState(*torch.zeros(4, *h.shape, dtype=_state_dtype(h),
+            st = NeuronState(*torch.empty(4, *h.shape, dtype=_state_dtype(h),
                                           device=h.device).unbind(0))  # fmt: skip
-            if self.modules[k].v_init != 0:
-                st.v.fill_(self.modules[k].v_init)
+            _to_rest(self.modules[k], st)
             self.states[k] = st
         return st
 
@@ -366,10 +367,7 @@ class GraphStream:
         with torch.no_grad():
             for m, st in zip(self.modules, self.states):
                 if st is not None:
-                    for s in st:
-                        s.zero_()
-                    if m.v_init != 0:
-                        st.v.fill_(m.v_init)
+                    _to_rest(m, st)
 
     def reset_counters(self) -> None:
         """The op counters of the net's layers to zero, in place (a counter reset through
@@ -403,8 +401,7 @@ class GraphStream:
                 f"convert it with x.to({self._x.dtype})"
             )
         if not self.graphed:
-            out = self._run(x.to(self._x.device))
-            return out
+            return self._run(x.to(self._x.device))
         if _has_hooks(self._all):
             raise ParameterError(_HOOKS)
         if _frozen(self._all) != self._frozen:

@@ -104,8 +104,6 @@ def test_block_rewrites_only_what_changed_and_refuses_other_kinds():
 
 
 def test_each_thread_has_its_own_block():
-
-
     x = torch.zeros(3)
     packed = cuda_env._Packed(None, [1], (cuda_env._arg_kind(x),), None)
     mine = packed.slots()

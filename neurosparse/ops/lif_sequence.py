@@ -18,6 +18,7 @@ from .._shared_tensors import shared_tensor
 from ..errors import ParameterError
 from ..neurons.surrogate import kernel_id_of
 from . import registry
+from .cuda_env import fast_launch_enabled
 from .lif_reference import (
     NeuronParams,
     NeuronSpec,
@@ -213,7 +214,9 @@ def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.T
     # scalars on CUDA: host time per call is what a GPU step is short of (the CPU kernel
     # blocks work by feature and wants the full width)
     if x.is_cuda and all(q.dim() == 0 for q in qs):
-        if not tracked and _scalar_forward():
+        # on the fast launch paths, which pack them as plain fields; numba's own launch
+        # (``0``, the simulator) types every array argument anew, so it keeps the block
+        if not tracked and fast_launch_enabled():
             # the kernel reads the eight tensors themselves: no stack launch (a 1 x 4096
             # step on an H100: 3.6 instead of 5.2 µs in a CUDA graph, 111 instead of 123
             # µs of host time eager; RESULTS.md "GPU tests and eager host time"); a
@@ -221,16 +224,6 @@ def _pack_params(p: NeuronParams, feat: tuple[int, ...], n_feat: int, x: torch.T
             return tuple(qs)
         return torch.stack(qs).view(8, 1)  # one small copy instead of eight expanded ones
     return torch.stack([q.expand(feat).reshape(n_feat) for q in qs])
-
-
-def _scalar_forward() -> bool:
-    """Whether an untracked CUDA call hands its scalar parameters to the kernel as 0-d
-    tensors (no ``torch.stack`` launch for the ``[8, 1]`` block): on the fast launch
-    paths, which pack them as plain fields; numba's own launch (``0``, the simulator)
-    types every array argument anew, so it keeps the block."""
-    from .cuda_env import fast_launch_mode
-
-    return fast_launch_mode() != "off"
 
 
 def _one_buffer(state: NeuronState, k: int) -> torch.Tensor | None:
