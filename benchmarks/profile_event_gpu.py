@@ -1,7 +1,8 @@
 """Where the GPU event Linear spends its time: the kernels in a CUDA graph, the host eager.
 
 1. The op alone, 4096 -> 4096, in a CUDA graph, per row count and input rate: the
-   row-tile kernel (``tile``), the event lists + gather pair (``lists``), and dense
+   row-tile kernel (``tile``), the fused gather (``fused``), the event lists + gather
+   pair (``lists``: the wide gather; ``lists narrow``: the column gather), and dense
    TF32 / bf16, round-robin, µs per call (medians with min-max).
 2. The host: ``cProfile`` of eager ``EventLinear(mode="event")`` calls at batch 1 (the
    functions that cost the most own time), and the eager per-call time of the event
@@ -42,6 +43,13 @@ def _stats(xs: list[float]) -> dict:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
 
+# (name, SPLIT_ROWS, FUSED, WIDE): the row tile; the fused gather (each block compacts
+# its row, int64 weight words); event lists with the wide gather and with the column
+# gather they replaced
+VARIANTS = (("tile", 1 << 30, True, True), ("fused", 1, True, True),
+            ("lists", 1, False, True), ("lists narrow", 1, False, False))  # fmt: skip
+
+
 def kernels_in_graphs(n: int, rows_list, rates, reps: int) -> list[dict]:
     g = torch.Generator(device="cuda").manual_seed(0)
     w = torch.randn(n, n, device="cuda", generator=g) / math.sqrt(n)
@@ -59,25 +67,25 @@ def kernels_in_graphs(n: int, rows_list, rates, reps: int) -> list[dict]:
             xb = x.bfloat16()
             fns = {}
             with torch.no_grad():
-                for path, at in (("tile", 1 << 30), ("lists", 1)):
-                    kc.SPLIT_ROWS = at  # fixed at capture
+                for path, at, fused, wide in VARIANTS:
+                    kc.SPLIT_ROWS, kc.FUSED, kc.WIDE = at, fused, wide  # fixed at capture
                     fns[f"{path} fp32"] = cuda_graph(lambda: event_linear(x, w_t, b, mode="event"))
                     fns[f"{path} bf16"] = cuda_graph(lambda: event_linear(xb, wb_t, bb,
                                                                           mode="event"))
-                kc.SPLIT_ROWS = split
+                kc.SPLIT_ROWS, kc.FUSED, kc.WIDE = split, True, True
                 torch.backends.cuda.matmul.allow_tf32 = True
                 fns["dense tf32"] = cuda_graph(lambda: F.linear(x, w, b))
                 torch.backends.cuda.matmul.allow_tf32 = False
                 fns["dense bf16"] = cuda_graph(lambda: F.linear(xb, wb, bb))
                 ref = F.linear(x.double(), w.double(), b.double())
                 errs = {}
-                for path, at in (("tile", 1 << 30), ("lists", 1)):
-                    kc.SPLIT_ROWS = at
+                for path, at, fused, wide in VARIANTS:
+                    kc.SPLIT_ROWS, kc.FUSED, kc.WIDE = at, fused, wide
                     y = event_linear(x, w_t, b, mode="event").double()
                     yb = event_linear(xb, wb_t, bb, mode="event").double()
                     errs[f"{path} fp32"] = float((y - ref).norm() / ref.norm().clamp_min(1e-30))
                     errs[f"{path} bf16"] = float((yb - ref).norm() / ref.norm().clamp_min(1e-30))
-                kc.SPLIT_ROWS = split
+                kc.SPLIT_ROWS, kc.FUSED, kc.WIDE = split, True, True
             fns = {k: f for k, f in fns.items() if f is not None}  # None: capture failed
             res = round_robin(fns, reps, timer=lambda f: cuda_ms(f, 20) * 1e3)
             row = {"rows": rows, "rate": rate, "us": {k: _stats(v) for k, v in res.items()},
@@ -236,6 +244,8 @@ def main() -> None:
     ap.add_argument("--out", default="profile_event_gpu.json")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--sections", default="graphs,host")
+    ap.add_argument("--rows", default="1,8,16,64,256", help="row counts of 'graphs'")
+    ap.add_argument("--rates", default="0.001,0.01,0.1", help="input rates of 'graphs'")
     args = ap.parse_args()
     res: dict = {"hardware": hardware()}
     if "launch" in args.sections:
@@ -248,8 +258,9 @@ def main() -> None:
         res["lif_step"] = lif_step(4096, (1, 16), args.reps)
         Path(args.out).write_text(json.dumps(res, indent=1))
     if "graphs" in args.sections:
-        res["graphs"] = kernels_in_graphs(4096, (1, 8, 16, 64, 256), (0.001, 0.01, 0.1),
-                                          args.reps)  # fmt: skip
+        rows = [int(r) for r in args.rows.split(",")]
+        rates = [float(r) for r in args.rates.split(",")]
+        res["graphs"] = kernels_in_graphs(4096, rows, rates, args.reps)
     Path(args.out).write_text(json.dumps(res, indent=1))
     for k, v in res.get("host", {}).get("eager_us", {}).items():
         print(f"eager {k}: {v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f}) µs")

@@ -2,12 +2,15 @@
 
 ``out[r, n] = bias[n] + Σ_{k: x[r, k] ≠ 0} x[r, k] · W[n, k]`` for ``x [M, K]`` dense
 (binary or graded spikes), read straight from torch memory (numba.cuda; torch-free).
-Two designs, picked by the row count (:func:`wants_lists`):
+The design is picked by the row count and the weight's layout (:func:`gather_path`):
 
 - from ``SPLIT_ROWS`` (16) rows, two kernels: ``compact_rows`` writes each row's events
   into a fixed-capacity list (``K`` slots per row, one block per row, a block scan), and
-  ``gather_rows`` sums the weight rows of a row's events, one block per (row, ``GCOLS``
-  columns) (see the section "many rows" below);
+  one block per (row, ``GCOLS`` columns) sums the weight rows of the row's events
+  (section "many rows"). Where ``Wᵀ`` is contiguous (``EventLinear`` stores it so),
+  ``gather_rows_wide`` reads it as int64 words (4 bf16 or 2 fp32 columns per load),
+  else ``gather_rows`` one column per load. ``gather_fused``, one kernel whose blocks
+  compact their own row, is there to be measured (off: ``FUSED``);
 - below that, the one-kernel row tile described next (at batch 1 a 4096-wide layer still
   spreads over 128 blocks, and no second launch is paid).
 
@@ -69,6 +72,10 @@ if SIM:
         u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
         return np.int16(np.uint16(u & 0xFFFF).view(np.int16))
 
+    @cuda.jit(device=True)
+    def _bits_to_f32(bits):
+        return np.array([int(bits) & 0xFFFFFFFF], np.uint32).view(np.float32)[0]
+
 else:
     from numba.cuda import libdevice
 
@@ -84,6 +91,11 @@ else:
         u = int32(u + int32(0x7FFF) + ((u >> 16) & 1)) >> 16
         return int16(u)
 
+    @cuda.jit(device=True, inline=True)
+    def _bits_to_f32(bits):
+        # the low 32 bits of an integer as a float32 (int32() truncates)
+        return libdevice.int_as_float(int32(bits))
+
 
 @cuda.jit(device=True, inline=True)
 def _as_f32(v):
@@ -91,24 +103,24 @@ def _as_f32(v):
 
 
 @functools.cache
-def _chunk_loader(bf16: bool):
+def _chunk_loader(bf16: bool, tpb: int = TPB, ept: int = EPT):
     load = _bf16_to_f32 if bf16 else _as_f32
 
     @cuda.jit(device=True, inline=True)
     def load_chunk(x, row, k0, t, vals):
-        """Inputs ``k0 + t + e * TPB`` (``e < EPT``) of ``x[row]`` into ``vals``; returns
+        """Inputs ``k0 + t + e * tpb`` (``e < ept``) of ``x[row]`` into ``vals``; returns
         ``(mask, events, ±1 events, NaN/inf seen)``, bit e of mask set for an event. All
         loads are issued before any is tested (testing each as it arrived serialised
         them: ~16 L2 latencies)."""
         n_in = x.shape[1]
-        for e in range(EPT):
-            k = k0 + t + e * TPB
+        for e in range(ept):
+            k = k0 + t + e * tpb
             vals[e] = load(x[row, k]) if k < n_in else float32(0)
         mask = 0
         n_ev = 0
         n_unit = 0
         bad = 0
-        for e in range(EPT):
+        for e in range(ept):
             v = vals[e]
             if v != 0:
                 mask |= 1 << e
@@ -400,6 +412,253 @@ def _rows_kernel(bf16: bool):
     return gather_rows
 
 
+# -- the same gather through 8-byte weight loads -----------------------------------------
+# ``gather_rows`` loads one weight per column: a warp's load instruction is one 128-byte
+# line (fp32) or half of one (bf16), four instructions per event per thread. Here a
+# contiguous ``Wᵀ`` is read as int64 words (4 bf16 or 2 fp32 columns in each), so a
+# thread's four columns are adjacent and come in one load (bf16) or two (fp32): 4x / 2x
+# fewer load instructions for the same bytes, 8 events per pass. The gather was bound by
+# load instructions, not bytes: on an H100, 4096², the op in a CUDA graph at 1 % input,
+# 256 rows 48.4 -> 27.4 µs (bf16) / 53.2 -> 41.0 (fp32), 16 rows 18.3 -> 12.7 / 17.2 ->
+# 12.1 (RESULTS.md, "8-byte weight loads"). Every column adds the same products in the
+# same order as ``gather_rows`` (groups of ``GE`` events, then single events, staged
+# ``GT`` at a time), so the sums are the same bits.
+WIDE = True  # take the wide gather where the weight allows it (columns_per_word)
+
+
+@functools.cache
+def _wide_parts(bf16: bool, per_pass: int = 0):
+    """Device functions of the wide gathers: ``sum_events`` (a staged list of events
+    added into a thread's four column sums) and ``store_cols`` (the sums written out)."""
+    # events whose weight words are loaded before any is used (8 words in flight per
+    # thread for bf16, 16 for fp32); 16 bf16 events per pass measured no faster on an H100
+    PASS = per_pass or 8
+    load = _bf16_to_f32 if bf16 else _as_f32
+
+    @cuda.jit(device=True, inline=True)
+    def col(wa, wb, q):
+        """Column ``q`` (0-3) of a thread's four from its words ``wa`` (and ``wb``)."""
+        if bf16:
+            return _bf16_to_f32((wa >> (16 * q)) & 0xFFFF)
+        w = wa if q < 2 else wb
+        return _bits_to_f32((w >> (32 * (q & 1))) & 0xFFFFFFFF)
+
+    @cuda.jit(device=True, inline=True)
+    def words(w8, k, la, lb):
+        wa = w8[k, la]
+        return wa, (wa if bf16 else w8[k, lb])
+
+    @cuda.jit(device=True, inline=True)
+    def add4(a, q, v0, v1, v2, v3, w0, w1, w2, w3):
+        # gather_rows' pass: (v0 w0 + v1 w1) + (v2 w2 + v3 w3), added to the sum
+        return a + ((v0 * col(w0[0], w0[1], q) + v1 * col(w1[0], w1[1], q))
+                    + (v2 * col(w2[0], w2[1], q) + v3 * col(w3[0], w3[1], q)))
+
+    @cuda.jit(device=True, inline=True)
+    def sum_events(k_s, v_s, m, w8, la, lb, a0, a1, a2, a3):
+        """Add events ``k_s/v_s[:m]`` to the sums in groups of ``GE`` (then one by one),
+        every weight word of ``PASS`` events loaded before any is used."""
+        wa = cuda.local.array(PASS, int64)
+        wb = cuda.local.array(PASS, int64)
+        vv = cuda.local.array(PASS, float32)
+        j = 0
+        while j + PASS <= m:
+            for e in range(PASS):
+                k = k_s[j + e]
+                wa[e] = w8[k, la]
+                wb[e] = wa[e] if bf16 else w8[k, lb]
+                vv[e] = v_s[j + e]
+            for g in range(0, PASS, GE):
+                w0 = (wa[g], wb[g])
+                w1 = (wa[g + 1], wb[g + 1])
+                w2 = (wa[g + 2], wb[g + 2])
+                w3 = (wa[g + 3], wb[g + 3])
+                a0 = add4(a0, 0, vv[g], vv[g + 1], vv[g + 2], vv[g + 3], w0, w1, w2, w3)
+                a1 = add4(a1, 1, vv[g], vv[g + 1], vv[g + 2], vv[g + 3], w0, w1, w2, w3)
+                a2 = add4(a2, 2, vv[g], vv[g + 1], vv[g + 2], vv[g + 3], w0, w1, w2, w3)
+                a3 = add4(a3, 3, vv[g], vv[g + 1], vv[g + 2], vv[g + 3], w0, w1, w2, w3)
+            j += PASS
+        while j + GE <= m:
+            w0 = words(w8, k_s[j], la, lb)
+            w1 = words(w8, k_s[j + 1], la, lb)
+            w2 = words(w8, k_s[j + 2], la, lb)
+            w3 = words(w8, k_s[j + 3], la, lb)
+            v0 = v_s[j]
+            v1 = v_s[j + 1]
+            v2 = v_s[j + 2]
+            v3 = v_s[j + 3]
+            a0 = add4(a0, 0, v0, v1, v2, v3, w0, w1, w2, w3)
+            a1 = add4(a1, 1, v0, v1, v2, v3, w0, w1, w2, w3)
+            a2 = add4(a2, 2, v0, v1, v2, v3, w0, w1, w2, w3)
+            a3 = add4(a3, 3, v0, v1, v2, v3, w0, w1, w2, w3)
+            j += GE
+        while j < m:
+            w0 = words(w8, k_s[j], la, lb)
+            v0 = v_s[j]
+            a0 += v0 * col(w0[0], w0[1], 0)
+            a1 += v0 * col(w0[0], w0[1], 1)
+            a2 += v0 * col(w0[0], w0[1], 2)
+            a3 += v0 * col(w0[0], w0[1], 3)
+            j += 1
+        return a0, a1, a2, a3
+
+    @cuda.jit(device=True, inline=True)
+    def store(out, bias, has_bias, r, c, n, acc):
+        if c < n:
+            if has_bias:
+                acc += load(bias[c])
+            if bf16:
+                out[r, c] = _f32_to_bf16(acc)
+            else:
+                out[r, c] = acc
+
+    @cuda.jit(device=True, inline=True)
+    def store_cols(out, bias, has_bias, r, ja, jb, n8, a0, a1, a2, a3):
+        """The four sums of word ``ja`` (bf16) or words ``ja, jb`` (fp32) of row ``r``."""
+        n = out.shape[1]
+        if ja < n8:
+            if bf16:
+                store(out, bias, has_bias, r, 4 * ja, n, a0)
+                store(out, bias, has_bias, r, 4 * ja + 1, n, a1)
+                store(out, bias, has_bias, r, 4 * ja + 2, n, a2)
+                store(out, bias, has_bias, r, 4 * ja + 3, n, a3)
+            else:
+                store(out, bias, has_bias, r, 2 * ja, n, a0)
+                store(out, bias, has_bias, r, 2 * ja + 1, n, a1)
+        if not bf16 and jb < n8:
+            store(out, bias, has_bias, r, 2 * jb, n, a2)
+            store(out, bias, has_bias, r, 2 * jb + 1, n, a3)
+
+    return sum_events, store_cols
+
+
+@cuda.jit(device=True, inline=True)
+def _word_columns(bf16, n8):
+    """A thread's words ``ja, jb`` and their clamped load indexes ``la, lb`` (module
+    comment above: four bf16 columns in one word, or two fp32 columns in each of two)."""
+    t = cuda.threadIdx.x
+    if bf16:
+        ja = cuda.blockIdx.y * GT + t
+        jb = ja
+    else:
+        ja = cuda.blockIdx.y * 2 * GT + t
+        jb = ja + GT
+    # clamped, so no load is predicated; nothing is stored past the last word
+    return ja, jb, min(ja, n8 - 1), min(jb, n8 - 1)
+
+
+@functools.cache
+def _wide_kernel(bf16: bool, per_pass: int = 0):
+    sum_events, store_cols = _wide_parts(bf16, per_pass)
+
+    @cuda.jit
+    def gather_rows_wide(idx, val, cnt, w8, bias, has_bias, out):
+        """``gather_rows`` with ``Wᵀ`` read as ``w8 [K, N / 4]`` (bf16) or ``[K, N / 2]``
+        (fp32) int64 words. A thread owns columns ``4j .. 4j + 3`` of word ``j`` (bf16)
+        or ``2j, 2j + 1, 2j', 2j' + 1`` of words ``j`` and ``j' = j + GT`` (fp32)."""
+        r = cuda.blockIdx.x
+        t = cuda.threadIdx.x
+        n8 = w8.shape[1]
+        ja, jb, la, lb = _word_columns(bf16, n8)
+        k_s = cuda.shared.array(GT, int32)
+        v_s = cuda.shared.array(GT, float32)
+        a0 = float32(0)
+        a1 = float32(0)
+        a2 = float32(0)
+        a3 = float32(0)
+        total = cnt[r]
+        for j0 in range(0, total, GT):
+            m = min(GT, total - j0)
+            if t < m:
+                k_s[t] = idx[r, j0 + t]
+                v_s[t] = val[r, j0 + t]
+            cuda.syncthreads()
+            a0, a1, a2, a3 = sum_events(k_s, v_s, m, w8, la, lb, a0, a1, a2, a3)
+            cuda.syncthreads()  # the next pass overwrites the staged events
+        store_cols(out, bias, has_bias, r, ja, jb, n8, a0, a1, a2, a3)
+
+    return gather_rows_wide
+
+
+# -- one kernel: each gather block compacts its row itself ------------------------------
+# The event lists cost a launch, a write and a read of every row's list, and a wait for
+# the whole compaction before any gather starts. Here every (row, GCOLS columns) block of
+# the wide gather scans its row itself, ``FCH`` inputs at a time (the 8 blocks of a
+# 4096-wide row read it 8 times, from L2), stages the chunk's events in shared memory and
+# adds them. Same sums per column as the wide gather over lists of the same order.
+FE = 2 if SIM else 16  # inputs per thread per chunk of the fused gather
+FCH = GT * FE  # inputs per chunk (and the most events a chunk can stage)
+# Off until measured on a GPU (no device time was left in the session that wrote it):
+# ``profile_event_gpu.py --sections graphs`` times it as its "fused" variant.
+FUSED = False  # the fused gather for a weight read as words (gather_path)
+
+
+@functools.cache
+def _fused_kernel(bf16: bool, per_pass: int = 0, fe: int = FE):
+    sum_events, store_cols = _wide_parts(bf16, per_pass)
+    load_chunk = _chunk_loader(bf16, GT, fe)
+    FE, FCH = fe, GT * fe  # noqa: N806 (the module's constants, or a variant's)
+
+    @cuda.jit
+    def gather_fused(x, w8, bias, has_bias, out, tally):
+        """``out[r, cols] = bias + Σ_k x[r, k] · Wᵀ[k, cols]`` for row ``blockIdx.x`` and
+        the ``GCOLS`` columns of ``blockIdx.y`` (word layout of ``gather_rows_wide``); the
+        blocks of column block 0 add their row's statistics to ``tally`` as
+        ``compact_rows`` does."""
+        r = cuda.blockIdx.x
+        t = cuda.threadIdx.x
+        n_in = x.shape[1]
+        n8 = w8.shape[1]
+        ja, jb, la, lb = _word_columns(bf16, n8)
+        k_s = cuda.shared.array(FCH, int32)
+        v_s = cuda.shared.array(FCH, float32)
+        scan_s = cuda.shared.array(GT, int32)
+        st = cuda.shared.array(2, int32)
+        vals = cuda.local.array(FE, float32)
+        if t < 2:
+            st[t] = 0
+        a0 = float32(0)
+        a1 = float32(0)
+        a2 = float32(0)
+        a3 = float32(0)
+        n_ev = 0
+        n_unit = 0
+        bad = 0
+        for k0 in range(0, n_in, FCH):
+            mask, ne, nu, nb = load_chunk(x, r, k0, t, vals)
+            n_ev += ne
+            n_unit += nu
+            bad |= nb
+            pos, total = _block_exclusive_scan(scan_s, t, cuda.popc(mask))
+            for e in range(FE):
+                if mask & (1 << e):
+                    k_s[pos] = k0 + t + e * GT
+                    v_s[pos] = vals[e]
+                    pos += 1
+            cuda.syncthreads()
+            a0, a1, a2, a3 = sum_events(k_s, v_s, total, w8, la, lb, a0, a1, a2, a3)
+            cuda.syncthreads()  # the next chunk overwrites the staged events
+        store_cols(out, bias, has_bias, r, ja, jb, n8, a0, a1, a2, a3)
+        if cuda.blockIdx.y == 0:
+            cuda.atomic.add(st, 0, n_ev)
+            cuda.atomic.add(st, 1, n_unit)
+            any_bad = cuda.syncthreads_or(bad)
+            if t == 0:
+                cuda.atomic.add(tally, 0, int64(st[0]))
+                cuda.atomic.add(tally, 1, int64(st[1]))
+                if any_bad:
+                    cuda.atomic.add(tally, 2, int64(1))
+
+    return gather_fused
+
+
+def columns_per_word(bf16: bool) -> int:
+    """Columns in one int64 word of the wide gather: 4 (bf16) or 2 (fp32). A contiguous
+    ``Wᵀ`` whose column count is a multiple of it and whose data is 8-byte aligned can be
+    read that way."""
+    return 4 if bf16 else 2
+
+
 @functools.cache
 def _count_kernel(bf16: bool):
     load = _bf16_to_f32 if bf16 else _as_f32
@@ -444,29 +703,52 @@ def launch_count(x, tally, stream, bf16: bool = False) -> None:
     _launch.launch(_count_kernel(bf16), blocks, TPB, stream, flat, tally)
 
 
-def launch_gather(x, wt, bias, out, tally, stream, bf16: bool = False, lists=None) -> None:
+def launch_gather(x, wt, bias, out, tally, stream, bf16: bool = False, lists=None,
+                  wide=None) -> None:  # fmt: skip
     """Launch the forward: ``x [M, K]``, ``wt [K, N]`` (any strides), ``bias [N]`` or
     None, ``out [M, N]``, ``tally [3]`` int64 (added to: events, ±1 events, rows with
     NaN/inf). bf16 operands are passed as int16 views (``bf16=True``).
 
-    ``lists``: ``(idx, val, cnt)`` scratch of shapes ``[M, K]`` int32, ``[M, K]`` float32
-    and ``[M]`` int32 (see :func:`wants_lists`); given, the two-kernel path runs
-    (compact each row, then gather), else the one-kernel row tile."""
+    The design follows from what is given (:func:`gather_path` says which to give):
+    ``lists`` (``(idx, val, cnt)`` scratch of shapes ``[M, K]`` int32, ``[M, K]``
+    float32 and ``[M]`` int32): compact each row, then gather, through ``wide`` (``wt``
+    as int64 words, :func:`columns_per_word`) where given; ``wide`` alone: the fused
+    gather; neither: the one-kernel row tile."""
     n_rows, n = out.shape
     if n_rows == 0 or n == 0:
         return
     has_bias = bias is not None
     b = bias if has_bias else out[0]
+    grid = (n_rows, (n + GCOLS - 1) // GCOLS)
     if lists is not None:
         idx, val, cnt = lists
         _launch.launch(_compact_kernel(bf16), n_rows, TPB, stream, x, idx, val, cnt, tally)
-        _launch.launch(_rows_kernel(bf16), (n_rows, (n + GCOLS - 1) // GCOLS), GT, stream,
-                       idx, val, cnt, wt, b, has_bias, out)  # fmt: skip
+        if wide is not None:
+            _launch.launch(_wide_kernel(bf16), grid, GT, stream, idx, val, cnt, wide, b,
+                           has_bias, out)  # fmt: skip
+        else:
+            _launch.launch(_rows_kernel(bf16), grid, GT, stream, idx, val, cnt, wt, b,
+                           has_bias, out)  # fmt: skip
+        return
+    if wide is not None:
+        _launch.launch(_fused_kernel(bf16), grid, GT, stream, x, wide, b, has_bias, out, tally)
         return
     grid = ((n_rows + RT - 1) // RT, (n + TN - 1) // TN)
     _launch.launch(_kernel(bf16), grid, TPB, stream, x, wt, b, has_bias, out, tally)
 
 
+def gather_path(n_rows: int, words: bool) -> str:
+    """Which forward a call of ``n_rows`` rows takes: ``"tile"`` below ``SPLIT_ROWS``;
+    from there the event lists, gathered through int64 words where the weight can be
+    read so (``words``: ``"lists wide"``), else ``"lists"``; ``"fused"`` for such a
+    weight when ``FUSED`` is on (benchmarks toggle ``FUSED`` and ``WIDE``)."""
+    if n_rows < SPLIT_ROWS:
+        return "tile"
+    if words and FUSED:
+        return "fused"
+    return "lists wide" if words and WIDE else "lists"
+
+
 def wants_lists(n_rows: int) -> bool:
-    """Whether a call of ``n_rows`` rows should take the two-kernel path (event lists)."""
+    """Whether a call of ``n_rows`` rows leaves the row tile (:func:`gather_path`)."""
     return n_rows >= SPLIT_ROWS

@@ -421,6 +421,15 @@ def _cuda_kernels():
     return _KC[0]
 
 
+def _as_words(wt: torch.Tensor, per_word: int) -> torch.Tensor | None:
+    """``wt [K, N]`` read as int64 words of ``per_word`` columns (the wide gather of
+    ``kernels/event_linear_cuda.py``), or None where its layout does not allow it."""
+    k, n = wt.shape
+    if n % per_word or not wt.is_contiguous() or wt.data_ptr() % 8 or k == 0:
+        return None
+    return wt.view(torch.int64)
+
+
 def _forward_cuda(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor | None):
     kc = _cuda_kernels()
     (x,) = index.arrays
@@ -435,15 +444,20 @@ def _forward_cuda(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor |
         b = None if b is None else b.view(torch.int16)
     else:
         y_k = y
-    lists = None
+    lists = wide = None
     if kc.wants_lists(index.rows):
-        # one allocation for the event lists: idx and val are its two [M, K] planes
-        m, k = x.shape
-        ws = torch.empty((2, m, k), dtype=torch.int32, device=index.device)
-        cnt = torch.empty(m, dtype=torch.int32, device=index.device)
-        lists = (env.arg(ws[0]), env.arg(ws[1].view(torch.float32)), env.arg(cnt))
+        words = _as_words(wt, kc.columns_per_word(bf16))
+        path = kc.gather_path(index.rows, words is not None)
+        if path in ("fused", "lists wide"):
+            wide = env.arg(words)
+        if path.startswith("lists"):
+            # one allocation for the event lists: idx and val are its two [M, K] planes
+            m, k = x.shape
+            ws = torch.empty((2, m, k), dtype=torch.int32, device=index.device)
+            cnt = torch.empty(m, dtype=torch.int32, device=index.device)
+            lists = (env.arg(ws[0]), env.arg(ws[1].view(torch.float32)), env.arg(cnt))
     kc.launch_gather(env.arg(x), env.arg(wt), None if b is None else env.arg(b), env.arg(y_k),
-                     env.arg(tally), env.stream, bf16, lists)  # fmt: skip
+                     env.arg(tally), env.stream, bf16, lists, wide)  # fmt: skip
     return y
 
 

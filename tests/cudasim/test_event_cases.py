@@ -200,6 +200,53 @@ def test_linear_cuda_rows_tiles_and_chunks(rows):
     assert layer.op_counts()["events_in"] == int((x != 0).sum())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_linear_cuda_wide_and_fused_gathers(monkeypatch, dtype):
+    # From 16 rows a weight readable as int64 words takes the wide gather over the event
+    # lists, which adds every column's products in the order of gather_rows (the same
+    # bits); with FUSED on, the fused gather (each block compacts its row itself). Rows:
+    # empty, full (more events than one staged chunk: passes, groups of 4 and single
+    # events), graded; ragged last column block.
+    from neurosparse.kernels import event_linear_cuda as kc
+
+    torch.manual_seed(6)
+    n_in = 2 * kc.FCH + 7
+    n_out = 2 * kc.GCOLS + 8  # three column blocks, the last one ragged
+    layer = EventLinear(n_in, n_out, mode="event", dtype=dtype)
+    x = spikes((17, n_in), 0.3, graded=True, seed=12).to(dtype)
+    x[1] = 0
+    x[2] = 1
+    x[3, :4] = torch.tensor([-1.0, 0.5, 1.0, 2.0])
+    launched = []
+    for name in ("_fused_kernel", "_wide_kernel", "_rows_kernel"):
+        make = getattr(kc, name)
+        monkeypatch.setattr(kc, name, lambda bf16, m=make, k=name: launched.append(k) or m(bf16))
+    with torch.no_grad():
+        monkeypatch.setattr(kc, "FUSED", True)
+        layer.reset_counters()
+        fused = layer(x)
+        counts = layer.op_counts()
+        monkeypatch.setattr(kc, "FUSED", False)  # the default
+        wide = layer(x)
+        monkeypatch.setattr(kc, "WIDE", False)
+        narrow = layer(x)
+        ref = torch.nn.functional.linear(x.double(), layer.weight.double(),
+                                         layer.bias.double())  # fmt: skip
+    assert launched == ["_fused_kernel", "_wide_kernel", "_rows_kernel"]
+    assert torch.equal(wide, narrow)
+    tol = (2**-7 if dtype == torch.bfloat16 else 1e-5) * max(1.0, float(ref.abs().max()))
+    for y in (fused, wide):
+        assert float((y.double() - ref).abs().max()) <= tol
+    # the fused gather's statistics are the compaction's: events and ±1 events
+    assert counts["events_in"] == int((x != 0).sum())
+    layer.reset_counters()
+    monkeypatch.setattr(ops_lin, "kernel_device", lambda t: t.device.type)
+    monkeypatch.setenv("NEUROSPARSE_KERNELS", "auto")  # bf16 on the CPU: the reference
+    with torch.no_grad():
+        layer(x)
+    assert layer.op_counts() == counts
+
+
 @pytest.mark.parametrize(
     "geom,rate,bias",
     [((2, 4, 3, 1, 1, 1), 0.0, True), ((2, 4, 3, 1, 1, 1), 1.0, False),
