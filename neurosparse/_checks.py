@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -57,6 +58,19 @@ def check_finite(name: str, x: torch.Tensor, allow_inf: bool = False) -> None:
     if not x.numel():
         return
     xd = x.detach()
+    if x.is_cpu and xd.is_floating_point() and not torch.compiler.is_compiling():
+        # the sum read as a Python float: ``torch.isfinite`` of a 0-d tensor costs several
+        # µs of host time per call (a streaming step's budget), ``.item()`` about one
+        # (under torch.compile the tensor test below, which Dynamo breaks on silently)
+        s = xd.sum().item()
+        if allow_inf:
+            if s == s:  # not NaN
+                return
+            if bool(torch.isnan(xd).any()):
+                raise InputValueError(f"{name} contains NaN values")
+        elif not math.isfinite(s) and not bool(torch.isfinite(xd).all()):
+            raise InputValueError(f"{name} contains NaN or infinite values")
+        return
     if allow_inf:  # a NaN sum: NaN, or +inf and -inf; only then the exact test
         if bool(torch.isnan(xd.sum())) and bool(torch.isnan(xd).any()):
             raise InputValueError(f"{name} contains NaN values")
@@ -83,16 +97,17 @@ def check_module_device(
     """
     # the module's own tensors first, as ``parameters()`` yields them, without its
     # generator machinery (a per-step cost of a streaming neuron's host time)
-    ref = next((t for t in module._parameters.values() if t is not None), None)
+    ref = _first_tensor(module._parameters)
     if ref is None and module._modules:
         ref = next(iter(module.parameters()), None)
     if ref is None:
-        ref = next((t for t in module._buffers.values() if t is not None), None)
+        ref = _first_tensor(module._buffers)
     if ref is None and module._modules:
         ref = next(iter(module.buffers()), None)
     if ref is None:
         return
-    if ref.device != x.device:
+    # two CPU tensors share the one CPU device: no device objects to build and compare
+    if not (ref.is_cpu and x.is_cpu) and ref.device != x.device:
         raise DeviceError(
             f"{where} is on {ref.device} but its input is on {x.device}; move the input with "
             f"x.to({str(ref.device)!r}) or the module with .to({str(x.device)!r})"
@@ -102,6 +117,14 @@ def check_module_device(
             f"{where} is {ref.dtype} but its input is {x.dtype}; convert the input with "
             f"x.to({ref.dtype}) or the module with .to({x.dtype})"
         )
+
+
+def _first_tensor(tensors: dict) -> torch.Tensor | None:
+    """The first value of a module's ``_parameters`` / ``_buffers`` that is not None."""
+    for t in tensors.values():
+        if t is not None:
+            return t
+    return None
 
 
 def unwrap(x: object) -> object:

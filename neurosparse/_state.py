@@ -44,8 +44,23 @@ class StepState(nn.Module):
         if state is not None:
             return run(state)
         out, new = run(self.state)
-        self.state = new
+        self._keep_state(new)
         return out, new
+
+    def _keep_state(self, new: object) -> None:
+        """``self.state = new``, without ``nn.Module.__setattr__`` where that is the same.
+
+        Its search of the parameter, buffer and module dicts costs a few µs per step. Once
+        ``state`` is a plain instance attribute it is in none of them (registering a name
+        that is an attribute raises, and assigning a Parameter, Module or buffer removes
+        the attribute), so for a tuple (or None) on a module that keeps
+        ``nn.Module.__setattr__``, writing the instance dict is what that method does.
+        """
+        if ((new is None or isinstance(new, tuple)) and "state" in self.__dict__
+                and type(self).__setattr__ is nn.Module.__setattr__):  # fmt: skip
+            self.__dict__["state"] = new
+        else:
+            self.state = new
 
     def reset(self) -> None:
         """Forget the state kept by :meth:`step` (start a new stream)."""

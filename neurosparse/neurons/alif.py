@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_finite_range
+from .base import reusable_params
 from .functional import NeuronParams
 from .lif import LIF
 
 
+@reusable_params
 class ALIF(LIF):
     r"""LIF whose threshold rises with each spike and relaxes back.
 

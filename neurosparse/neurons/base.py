@@ -15,6 +15,8 @@ Two modes, both returning ``(spikes, state)``:
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import nn
 
@@ -41,6 +43,25 @@ def constant(value: float, like: torch.Tensor) -> torch.Tensor:
                          lambda: torch.full((), value, dtype=like.dtype, device=like.device))
 
 
+# the neuron classes whose ``params()`` ``_step_params`` may reuse (exact types: a
+# subclass may override ``params`` or derive a field from elsewhere)
+_REUSABLE_PARAMS: set[type] = set()
+
+_STEP_RANKS = tuple(range(1, 8))
+_SEQUENCE_RANKS = tuple(range(3, 9))
+
+
+def reusable_params(cls: type) -> type:
+    """Class decorator: ``cls.params()`` may be reused between steps by ``_step_params``.
+
+    Only for a ``params()`` that returns the module's own parameters and buffers as they
+    are, constants made like ``self.threshold`` (:func:`constant`), and fields that the
+    class's ``_fresh_fields`` derives anew on every call.
+    """
+    _REUSABLE_PARAMS.add(cls)
+    return cls
+
+
 def _param(value, learn: bool, name: str, module: nn.Module) -> None:
     t = torch.as_tensor(value, dtype=torch.float32).clone()
     if learn:
@@ -53,6 +74,9 @@ class SpikingNeuron(StepState):
     """Base of every neurosparse neuron (the energy meter recognises the flag below)."""
 
     is_spiking_neuron = True
+    # ``(tensors, threshold dtype, made under inference mode, params)`` of the last
+    # step's ``params()``; see ``_step_params``
+    _params_memo: tuple | None = None
 
     def __init__(self, spec: NeuronSpec, v_init: float = 0.0) -> None:
         super().__init__()
@@ -63,6 +87,57 @@ class SpikingNeuron(StepState):
     # subclasses fill these -------------------------------------------------------------
     def params(self) -> NeuronParams:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _fresh_fields(self, p: NeuronParams) -> NeuronParams:
+        """``p`` with the fields that ``params()`` derives from a tensor (e.g. the clamp of
+        a learnable beta) computed anew: a derived copy cannot be kept, since an edit
+        through ``tensor.data`` changes neither the tensor's identity nor its version."""
+        return p
+
+    def _step_params(self) -> NeuronParams:
+        """:meth:`params` for one step: on the CPU the tuple of the previous step, while
+        that is what ``params()`` would return.
+
+        Making it costs more host time per step than a small step's arithmetic (the
+        tuple, the buffers read through ``nn.Module.__getattr__``, the constants' cache).
+        It is reused only for the classes marked :func:`reusable_params` (whose fields are
+        the module's own tensors, which carry in-place edits with them, constants like the
+        threshold, and fields ``_fresh_fields`` derives anew) and only while
+
+        - the module's parameters and buffers are the same tensor objects (``.to()``,
+          ``load_state_dict(assign=True)``, assigning or deleting one replace them);
+        - the threshold, which the constants are made like, keeps its dtype and stays on
+          the CPU (``threshold.data = ...`` may change both in the same object);
+        - a tuple made under ``torch.inference_mode`` (whose fresh constants are inference
+          tensors) is used under inference mode only.
+        """
+        if (type(self) not in _REUSABLE_PARAMS or "params" in self.__dict__
+                or torch.compiler.is_compiling()):  # fmt: skip
+            return self.params()
+        tensors = (*self._parameters.values(), *self._buffers.values())
+        memo = self._params_memo
+        if memo is not None:
+            kept, dtype, inference, p = memo
+            thr = p.threshold
+            if (len(kept) == len(tensors) and all(map(operator.is_, kept, tensors))
+                    and thr.dtype is dtype and thr.is_cpu
+                    and (not inference or torch.is_inference_mode_enabled())):  # fmt: skip
+                return self._fresh_fields(p)
+        p = self.params()
+        thr = p.threshold
+        if isinstance(thr, torch.Tensor) and thr.is_cpu:
+            self.__dict__["_params_memo"] = (tensors, thr.dtype,
+                                             torch.is_inference_mode_enabled(), p)  # fmt: skip
+        return p
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        self.__dict__.pop("_params_memo", None)  # its tensors are being replaced
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_params_memo", None)  # a cache of this process, not the module's state
+        return state
 
     @property
     def state_vars(self) -> int:
@@ -79,6 +154,18 @@ class SpikingNeuron(StepState):
         return initial_state(x_t, self.v_init)
 
     def _check_state(self, state: NeuronState, like: torch.Tensor) -> NeuronState:
+        if type(state) is NeuronState and like.is_cpu:
+            # the common case (a state this neuron returned, on the CPU) in one test, no
+            # device objects built; anything else takes the checks below, which raise
+            try:
+                v, i, a, c = state
+                shape = like.shape
+                if (v.shape == shape and i.shape == shape and a.shape == shape
+                        and c.shape == shape and v.is_cpu and i.is_cpu and a.is_cpu
+                        and c.is_cpu):  # fmt: skip
+                    return state
+            except Exception:  # not tensors: the checks below say so
+                pass
         if not isinstance(state, NeuronState):
             if isinstance(state, tuple) and len(state) == 4:
                 state = NeuronState(*state)
@@ -120,7 +207,7 @@ class SpikingNeuron(StepState):
         ``T = 0`` raises :class:`~neurosparse.errors.ShapeError`, as ``torch.nn.RNN``
         refuses it; fewer than three dimensions raise too (see ``docs/conventions.md``).
         """
-        x = self._check_input(x, tuple(range(3, 9)), "[T, B, ...], time first")
+        x = self._check_input(x, _SEQUENCE_RANKS, "[T, B, ...], time first")
         if x.shape[0] == 0:
             raise ShapeError(
                 f"input has T = 0 time steps (shape {tuple(x.shape)}); a sequence needs at "
@@ -148,14 +235,14 @@ class SpikingNeuron(StepState):
         and on CUDA the kernel writes them directly (no copy). See
         ``docs/how-to/kernels.md``.
         """
-        x = self._check_input(x, tuple(range(1, 8)), "[B, ...], one time step")
+        x = self._check_input(x, _STEP_RANKS, "[B, ...], one time step")
         if out is not None:
             out = self._check_state(out, x)
 
         def run(s):
             if s is not None and s is not out:  # ``out=state``: checked above
                 s = self._check_state(s, x)
-            p = self.params()
+            p = self._step_params()
             _check_param_shapes(p, x.shape[1:])
             return neuron_step_op(x, s, p, self.spec, self.v_init, out)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_finite_range, check_range
-from .base import SpikingNeuron, _param, constant
+from .base import SpikingNeuron, _param, constant, reusable_params
 from .functional import NeuronParams, NeuronSpec
 from .surrogate import SuperSpike, Surrogate
 
 
+@reusable_params
 class CubaLIF(SpikingNeuron):
     r"""Current-based LIF, one forward-Euler step per time step (Norse ``LIFCell``).
 
@@ -68,3 +69,6 @@ class CubaLIF(SpikingNeuron):
             beta=1 - self.gain, gain=self.gain, leak=self.v_leak, threshold=self.threshold,
             alpha=self.alpha, v_reset=self.v_reset, adapt=z, rho=z,
         )  # fmt: skip
+
+    def _fresh_fields(self, p: NeuronParams) -> NeuronParams:
+        return p._replace(beta=1 - self.gain)  # derived: made anew per call, as params() does

@@ -8,11 +8,19 @@ import torch
 
 from .._checks import check_choice, check_finite_range
 from ..errors import ParameterError
-from .base import SpikingNeuron, _param, check_beta, check_threshold, constant
+from .base import (
+    SpikingNeuron,
+    _param,
+    check_beta,
+    check_threshold,
+    constant,
+    reusable_params,
+)
 from .functional import RESETS, NeuronParams, NeuronSpec
 from .surrogate import ATan, FastSigmoid, Surrogate
 
 
+@reusable_params
 class LIF(SpikingNeuron):
     r"""Leaky integrate-and-fire neuron.
 
@@ -163,6 +171,12 @@ class LIF(SpikingNeuron):
             v_reset=z, adapt=z, rho=z,
         )  # fmt: skip
 
+    def _fresh_fields(self, p: NeuronParams) -> NeuronParams:
+        # a learnable beta enters clamped, a new tensor (in the autograd graph) per call;
+        # ``self.beta`` is looked up in ``_parameters`` first, as here
+        beta = self._parameters.get("beta")
+        return p if beta is None else p._replace(beta=beta.clamp(0, 1))
+
 
 def _snntorch_reset_delay(reset_delay: bool) -> None:
     """Refuse ``reset_delay=False`` in the snnTorch constructors, which promise equal spikes.
@@ -181,6 +195,7 @@ def _snntorch_reset_delay(reset_delay: bool) -> None:
         )
 
 
+@reusable_params
 class IF(LIF):
     """Integrate-and-fire neuron: an :class:`LIF` without leak (``beta = 1``)."""
 

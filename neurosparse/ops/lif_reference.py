@@ -37,14 +37,26 @@ input and cannot fire for ``spec.refractory`` steps; ``c`` counts them down.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
+from torch.autograd import forward_ad
 
-if TYPE_CHECKING:  # the surrogate objects are the neurons' (neurons/surrogate.py)
-    from ..neurons.surrogate import Surrogate
+# the surrogate objects are the neurons' (neurons/surrogate.py)
+from ..neurons.surrogate import Surrogate
 
 RESETS = ("subtract", "zero", "none")
+
+# the 0 the CPU comparisons test against: a 0-d tensor, since a Python 0 is wrapped in a
+# new tensor on every call (~2 µs of a small step's host time); comparing with 0 is exact
+# in every float type, so the result is the same (made on the CPU as a normal tensor
+# whatever default device or inference mode the importer runs under)
+with torch.inference_mode(False):
+    _ZERO = torch.zeros((), dtype=torch.float32, device="cpu")
+# whether a transform may differentiate a spike without autograd's recording (both
+# private to torch; where one is missing every spike goes through the surrogate's Function)
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+_SKIP_FUNCTION = _functorch_active is not None and hasattr(forward_ad, "_current_level")
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,31 @@ def initial_state(like: torch.Tensor, v_init: torch.Tensor | float = 0.0) -> Neu
     return NeuronState(v, zeros.clone(), zeros.clone(), zeros.clone())
 
 
+def _test(op, h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``op(h, 0).to(dtype)`` for a comparison ``op`` (``torch.gt``: ``(h > 0).to(dtype)``);
+    on the CPU one kernel writing ``dtype`` directly (the bool tensor and its conversion
+    cost ~3 µs more on a 1 x 64 step, ~35 µs on 32 x 1024)."""
+    if type(h) is torch.Tensor and h.is_cpu:
+        return op(h, _ZERO, out=torch.empty_like(h, dtype=dtype))
+    return op(h, 0).to(dtype)
+
+
+def _spike(h: torch.Tensor, spec: NeuronSpec) -> torch.Tensor:
+    """``spec.surrogate(h)``: the Heaviside step of ``h``, differentiable by the surrogate.
+
+    Where nothing is differentiated (no autograd recording for ``h``, no forward-mode
+    or functorch transform) the forward of a surrogate called the built-in way
+    (``SpikeFunction``: ``(h > 0).to(h.dtype)``) is computed directly: the autograd
+    Function's call costs a few µs of host time per step and returns the same tensor.
+    """
+    surrogate = spec.surrogate
+    if (_SKIP_FUNCTION and type(surrogate).__call__ is Surrogate.__call__
+            and not (h.requires_grad and torch.is_grad_enabled())
+            and forward_ad._current_level < 0 and not _functorch_active()):  # fmt: skip
+        return _test(torch.gt, h, h.dtype)
+    return surrogate(h)
+
+
 def _reset_after(u: torch.Tensor, z: torch.Tensor, p: NeuronParams, spec: NeuronSpec):
     zr = z.detach() if spec.detach_reset else z
     if spec.reset == "subtract":
@@ -117,24 +154,29 @@ def neuron_step(
         d, i_new = x, i
 
     if spec.reset_delay:
-        r = (v - (p.threshold + p.adapt * a) > 0).to(x.dtype)
+        # ``+ p.adapt * a`` stays for a non-adaptive neuron too: ``0 * a`` is exact only
+        # for a finite ``a`` (an explicit state may hold anything), and adding it rounds
+        # the threshold to ``a``'s dtype (a half-precision state)
+        r = _test(torch.gt, v - (p.threshold + p.adapt * a), x.dtype)
         a_new = p.rho * a + r if spec.adaptive else a
         th = p.threshold + p.adapt * a_new if spec.adaptive else p.threshold
         vb = (1 - r) * v if spec.reset == "zero" else v
+        # a LIF's ``gain * d`` (1) and ``+ leak`` (0) stay: ``-0.0 + 0.0`` is +0.0, so the
+        # sum's bits depend on it, and testing for a gain of 1 costs what the product does
         u = vb + p.gain * ((p.leak - vb) + d) if spec.euler else p.beta * vb + p.gain * d + p.leak
         v_new = u - r * p.threshold if spec.reset == "subtract" else u
-        z = spec.surrogate(v_new - th)
+        z = _spike(v_new - th, spec)
         return z, NeuronState(v_new, i_new, a_new, c)
 
     th = p.threshold + p.adapt * a if spec.adaptive else p.threshold
     if spec.refractory > 0:
-        free = (c <= 0).to(x.dtype)
+        free = _test(torch.le, c, x.dtype)
         d = d * free
     u = v + p.gain * ((p.leak - v) + d) if spec.euler else p.beta * v + p.gain * d + p.leak
-    z = spec.surrogate(u - th)
+    z = _spike(u - th, spec)
     if spec.refractory > 0:
         z = z * free
-        fired = z.detach() > 0
+        fired = torch.gt(z.detach(), _ZERO if z.is_cpu else 0)
         c_new = torch.where(fired, torch.full_like(c, spec.refractory), (c - 1).clamp(min=0))
     else:
         c_new = c
