@@ -319,6 +319,19 @@ def _compact_kernel(bf16: bool):
     return compact_rows
 
 
+@cuda.jit(device=True, inline=True)
+def _stage_events(idx, val, r, j0, total, k_s, v_s):
+    """Events ``j0 ..`` of row ``r``'s list, at most ``GT``, into shared memory (after
+    a barrier, so every thread sees them); returns how many."""
+    t = cuda.threadIdx.x
+    m = min(GT, total - j0)
+    if t < m:
+        k_s[t] = idx[r, j0 + t]
+        v_s[t] = val[r, j0 + t]
+    cuda.syncthreads()
+    return m
+
+
 @functools.cache
 def _rows_kernel(bf16: bool):
     load = _bf16_to_f32 if bf16 else _as_f32
@@ -359,11 +372,7 @@ def _rows_kernel(bf16: bool):
         a3 = float32(0)
         total = cnt[r]
         for j0 in range(0, total, GT):
-            m = min(GT, total - j0)
-            if t < m:
-                k_s[t] = idx[r, j0 + t]
-                v_s[t] = val[r, j0 + t]
-            cuda.syncthreads()
+            m = _stage_events(idx, val, r, j0, total, k_s, v_s)
             j = 0
             while j + GE <= m:
                 ka = k_s[j]
@@ -557,22 +566,14 @@ def _wide_kernel(bf16: bool, per_pass: int = 0):
         (fp32) int64 words. A thread owns columns ``4j .. 4j + 3`` of word ``j`` (bf16)
         or ``2j, 2j + 1, 2j', 2j' + 1`` of words ``j`` and ``j' = j + GT`` (fp32)."""
         r = cuda.blockIdx.x
-        t = cuda.threadIdx.x
         n8 = w8.shape[1]
         ja, jb, la, lb = _word_columns(bf16, n8)
         k_s = cuda.shared.array(GT, int32)
         v_s = cuda.shared.array(GT, float32)
-        a0 = float32(0)
-        a1 = float32(0)
-        a2 = float32(0)
-        a3 = float32(0)
+        a0 = a1 = a2 = a3 = float32(0)
         total = cnt[r]
         for j0 in range(0, total, GT):
-            m = min(GT, total - j0)
-            if t < m:
-                k_s[t] = idx[r, j0 + t]
-                v_s[t] = val[r, j0 + t]
-            cuda.syncthreads()
+            m = _stage_events(idx, val, r, j0, total, k_s, v_s)
             a0, a1, a2, a3 = sum_events(k_s, v_s, m, w8, la, lb, a0, a1, a2, a3)
             cuda.syncthreads()  # the next pass overwrites the staged events
         store_cols(out, bias, has_bias, r, ja, jb, n8, a0, a1, a2, a3)
