@@ -306,17 +306,26 @@ def _compact_kernel(bf16: bool):
                     val[r, pos] = vals[e]
                     pos += 1
             base += total
-        cuda.atomic.add(st, 0, n_ev)
-        cuda.atomic.add(st, 1, n_unit)
-        any_bad = cuda.syncthreads_or(bad)
+        _add_row_stats(st, tally, n_ev, n_unit, bad)
         if t == 0:
             cnt[r] = base
-            cuda.atomic.add(tally, 0, int64(st[0]))
-            cuda.atomic.add(tally, 1, int64(st[1]))
-            if any_bad:
-                cuda.atomic.add(tally, 2, int64(1))
 
     return compact_rows
+
+
+@cuda.jit(device=True, inline=True)
+def _add_row_stats(st, tally, n_ev, n_unit, bad):
+    """Add a row's events, ±1 events (each thread's counts) and, once, whether it holds
+    NaN/inf to ``tally``; ``st``: two shared int32 zeroed before the block's last
+    barrier. Every thread of the block must call it (it holds a barrier)."""
+    cuda.atomic.add(st, 0, n_ev)
+    cuda.atomic.add(st, 1, n_unit)
+    any_bad = cuda.syncthreads_or(bad)
+    if cuda.threadIdx.x == 0:
+        cuda.atomic.add(tally, 0, int64(st[0]))
+        cuda.atomic.add(tally, 1, int64(st[1]))
+        if any_bad:
+            cuda.atomic.add(tally, 2, int64(1))
 
 
 @cuda.jit(device=True, inline=True)
@@ -333,11 +342,14 @@ def _stage_events(idx, val, r, j0, total, k_s, v_s):
 
 
 @functools.cache
-def _rows_kernel(bf16: bool):
+def _storer(bf16: bool):
+    """``store(out, bias, has_bias, r, c, n, acc)``: a gather's sum of column ``c < n``
+    of row ``r``, plus the bias, written in the output's type (bf16 rounded to nearest
+    even)."""
     load = _bf16_to_f32 if bf16 else _as_f32
 
     @cuda.jit(device=True, inline=True)
-    def _store(out, bias, has_bias, r, c, n, acc):
+    def store(out, bias, has_bias, r, c, n, acc):
         if c < n:
             if has_bias:
                 acc += load(bias[c])
@@ -345,6 +357,14 @@ def _rows_kernel(bf16: bool):
                 out[r, c] = _f32_to_bf16(acc)
             else:
                 out[r, c] = acc
+
+    return store
+
+
+@functools.cache
+def _rows_kernel(bf16: bool):
+    load = _bf16_to_f32 if bf16 else _as_f32
+    _store = _storer(bf16)
 
     @cuda.jit
     def gather_rows(idx, val, cnt, wt, bias, has_bias, out):
@@ -442,7 +462,7 @@ def _wide_parts(bf16: bool, per_pass: int = 0):
     # events whose weight words are loaded before any is used (8 words in flight per
     # thread for bf16, 16 for fp32); 16 bf16 events per pass measured no faster on an H100
     PASS = per_pass or 8
-    load = _bf16_to_f32 if bf16 else _as_f32
+    assert PASS % GE == 0, "a pass is whole groups of GE events"
 
     @cuda.jit(device=True, inline=True)
     def col(wa, wb, q):
@@ -511,15 +531,7 @@ def _wide_parts(bf16: bool, per_pass: int = 0):
             j += 1
         return a0, a1, a2, a3
 
-    @cuda.jit(device=True, inline=True)
-    def store(out, bias, has_bias, r, c, n, acc):
-        if c < n:
-            if has_bias:
-                acc += load(bias[c])
-            if bf16:
-                out[r, c] = _f32_to_bf16(acc)
-            else:
-                out[r, c] = acc
+    store = _storer(bf16)
 
     @cuda.jit(device=True, inline=True)
     def store_cols(out, bias, has_bias, r, ja, jb, n8, a0, a1, a2, a3):
@@ -586,7 +598,9 @@ def _wide_kernel(bf16: bool, per_pass: int = 0):
 # the whole compaction before any gather starts. Here every (row, GCOLS columns) block of
 # the wide gather scans its row itself, ``FCH`` inputs at a time (the 8 blocks of a
 # 4096-wide row read it 8 times, from L2), stages the chunk's events in shared memory and
-# adds them. Same sums per column as the wide gather over lists of the same order.
+# adds them. Deterministic, but its events come in another order than the lists' (every
+# ``GT``-th input of ``FCH``-input chunks), so its sums may differ from theirs in the last
+# bit.
 FE = 2 if SIM else 16  # inputs per thread per chunk of the fused gather
 FCH = GT * FE  # inputs per chunk (and the most events a chunk can stage)
 # Off until measured on a GPU (no device time was left in the session that wrote it):
@@ -618,18 +632,11 @@ def _fused_kernel(bf16: bool, per_pass: int = 0, fe: int = FE):
         vals = cuda.local.array(FE, float32)
         if t < 2:
             st[t] = 0
-        a0 = float32(0)
-        a1 = float32(0)
-        a2 = float32(0)
-        a3 = float32(0)
-        n_ev = 0
-        n_unit = 0
-        bad = 0
+        a0 = a1 = a2 = a3 = float32(0)
+        n_ev = n_unit = bad = 0
         for k0 in range(0, n_in, FCH):
             mask, ne, nu, nb = load_chunk(x, r, k0, t, vals)
-            n_ev += ne
-            n_unit += nu
-            bad |= nb
+            n_ev, n_unit, bad = n_ev + ne, n_unit + nu, bad | nb
             pos, total = _block_exclusive_scan(scan_s, t, cuda.popc(mask))
             for e in range(FE):
                 if mask & (1 << e):
@@ -640,15 +647,8 @@ def _fused_kernel(bf16: bool, per_pass: int = 0, fe: int = FE):
             a0, a1, a2, a3 = sum_events(k_s, v_s, total, w8, la, lb, a0, a1, a2, a3)
             cuda.syncthreads()  # the next chunk overwrites the staged events
         store_cols(out, bias, has_bias, r, ja, jb, n8, a0, a1, a2, a3)
-        if cuda.blockIdx.y == 0:
-            cuda.atomic.add(st, 0, n_ev)
-            cuda.atomic.add(st, 1, n_unit)
-            any_bad = cuda.syncthreads_or(bad)
-            if t == 0:
-                cuda.atomic.add(tally, 0, int64(st[0]))
-                cuda.atomic.add(tally, 1, int64(st[1]))
-                if any_bad:
-                    cuda.atomic.add(tally, 2, int64(1))
+        if cuda.blockIdx.y == 0:  # the same for the whole block
+            _add_row_stats(st, tally, n_ev, n_unit, bad)
 
     return gather_fused
 

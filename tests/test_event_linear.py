@@ -236,3 +236,21 @@ def test_tiled_copy_of_the_weight_gives_the_in_place_result_bit_for_bit(monkeypa
     assert torch.equal(in_place, tiled)
     torch.testing.assert_close(tiled, nn.functional.linear(x, layer.weight, layer.bias),
                                rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+def test_cuda_weight_words_only_where_a_view_can_read_them():
+    # the wide CUDA gather reads Wᵀ as int64 words; _as_words must refuse (None) every
+    # layout torch's view() would reject, not raise: a [N, 1] weight's transpose has
+    # strides (1, 1) and counts as contiguous
+    from neurosparse.ops.event_linear import _as_words
+
+    assert _as_words(torch.randn(8, 1).t(), 2) is None
+    wt = torch.randn(8, 6).t().contiguous()  # [6, 8], as EventLinear stores Wᵀ
+    words = _as_words(wt, 2)
+    assert words.shape == (6, 4) and torch.equal(words.view(torch.float32), wt)
+    assert _as_words(torch.randn(6, 6), 4) is None  # width not a multiple of the word
+    shifted = torch.randn(6 * 8 + 1)[1:].view(6, 8)  # storage offset of one element
+    assert _as_words(shifted, 2) is None
+    assert _as_words(torch.randn(8, 6).t(), 2) is None  # strided
+    bits = torch.randn(6, 8).bfloat16().view(torch.int16)
+    assert torch.equal(_as_words(bits, 4).view(torch.int16), bits)

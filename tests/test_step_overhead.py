@@ -308,6 +308,28 @@ def test_assigned_and_reregistered_tensors_are_seen():
     _continue_like_fresh(lif, lambda: ns.LIF(beta=0.6, threshold=0.35, learn_beta=True), x)
 
 
+def test_a_field_held_as_a_plain_attribute_is_seen():
+    # ``del lif.beta; lif.beta = t`` leaves beta in the instance dict, which Python reads
+    # before the parameter and buffer dicts the cache compares
+    lif = ns.LIF(beta=0.9)
+    del lif.beta
+    lif.beta = torch.tensor(0.9)
+    x = _warm(lif)
+    lif.beta = torch.tensor(0.0)
+    _continue_like_fresh(lif, lambda: ns.LIF(beta=0.0), x)
+
+
+def test_a_plain_tensor_in_parameters_is_not_clamped_on_later_steps():
+    # torch.func.functional_call puts plain tensors into _parameters; params() clamps a
+    # beta only when it is an nn.Parameter, and the reused tuple must follow that rule
+    lif = ns.LIF(beta=0.9, learn_beta=True)
+    lif._parameters["beta"] = torch.tensor(1.5)
+    _warm(lif)
+    for _ in range(2):
+        assert torch.equal(lif._step_params().beta, lif.params().beta)
+    assert float(lif._step_params().beta) == 1.5
+
+
 def test_to_dtype_is_seen():
     lif = ns.LIF(beta=0.9, threshold=0.8)
     _warm(lif)

@@ -46,6 +46,11 @@ def constant(value: float, like: torch.Tensor) -> torch.Tensor:
 # the neuron classes whose ``params()`` ``_step_params`` may reuse (exact types: a
 # subclass may override ``params`` or derive a field from elsewhere)
 _REUSABLE_PARAMS: set[type] = set()
+# the attributes those ``params()`` read; one held as a plain instance attribute (after
+# ``del lif.beta; lif.beta = t``, or from weight_norm-style hooks) is read before the
+# module's parameter and buffer dicts, where the identity check of the cache looks
+_PARAM_ATTRS = frozenset(("beta", "threshold", "alpha", "adapt", "rho", "gain", "v_leak",
+                          "v_reset", "params"))  # fmt: skip
 
 _STEP_RANKS = tuple(range(1, 8))
 _SEQUENCE_RANKS = tuple(range(3, 9))
@@ -109,9 +114,11 @@ class SpikingNeuron(StepState):
         - the threshold, which the constants are made like, keeps its dtype and stays on
           the CPU (``threshold.data = ...`` may change both in the same object);
         - a tuple made under ``torch.inference_mode`` (whose fresh constants are inference
-          tensors) is used under inference mode only.
+          tensors) is used under inference mode only;
+        - no field (nor ``params`` itself) is a plain instance attribute, which Python
+          reads before the parameter and buffer dicts.
         """
-        if (type(self) not in _REUSABLE_PARAMS or "params" in self.__dict__
+        if (type(self) not in _REUSABLE_PARAMS or not _PARAM_ATTRS.isdisjoint(self.__dict__)
                 or torch.compiler.is_compiling()):  # fmt: skip
             return self.params()
         tensors = (*self._parameters.values(), *self._buffers.values())

@@ -173,9 +173,9 @@ class LIF(SpikingNeuron):
 
     def _fresh_fields(self, p: NeuronParams) -> NeuronParams:
         # a learnable beta enters clamped, a new tensor (in the autograd graph) per call;
-        # ``self.beta`` is looked up in ``_parameters`` first, as here
-        beta = self._parameters.get("beta")
-        return p if beta is None else p._replace(beta=beta.clamp(0, 1))
+        # by params()' own rule (_beta), so a plain tensor that torch.func.functional_call
+        # puts in _parameters stays unclamped here too
+        return p if "beta" not in self._parameters else p._replace(beta=self._beta())
 
 
 def _snntorch_reset_delay(reset_delay: bool) -> None:

@@ -425,7 +425,10 @@ def _as_words(wt: torch.Tensor, per_word: int) -> torch.Tensor | None:
     """``wt [K, N]`` read as int64 words of ``per_word`` columns (the wide gather of
     ``kernels/event_linear_cuda.py``), or None where its layout does not allow it."""
     k, n = wt.shape
-    if n % per_word or not wt.is_contiguous() or wt.data_ptr() % 8 or k == 0:
+    # strides checked as such: is_contiguous() ignores the stride of a size-1 axis, which
+    # view() does not (a [1, N] view of an [N, 1] weight)
+    if (n % per_word or k == 0 or wt.stride() != (n, 1) or wt.storage_offset() % per_word
+            or wt.data_ptr() % 8):  # fmt: skip
         return None
     return wt.view(torch.int64)
 
