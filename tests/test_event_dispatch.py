@@ -33,6 +33,19 @@ def test_nearest_measured_shape_supplies_the_crossover(monkeypatch):
     assert dispatch.crossover("linear", "mps", (64, 12, 9)) == 0.2
 
 
+def test_the_nearest_entry_is_kept_per_shape_but_not_across_a_new_table(monkeypatch):
+    monkeypatch.setattr(dispatch, "_NEAREST", {})
+    monkeypatch.setattr(dispatch, "CONV_CPU", [((1, 2, 128, 128, 8, 5), 0.3)])
+    monkeypatch.setitem(dispatch._TABLES, ("conv2d", "cpu"), dispatch.CONV_CPU)
+    shape = (1, 2, 128, 128, 8, 5)
+    assert dispatch.crossover("conv2d", "cpu", shape) == 0.3
+    assert dispatch._NEAREST[("conv2d", "cpu", shape)] == (dispatch.CONV_CPU, 0.3)
+    monkeypatch.setitem(dispatch._TABLES, ("conv2d", "cpu"), [((1, 2, 128, 128, 8, 5), 0.07)])
+    assert dispatch.crossover("conv2d", "cpu", shape) == 0.07  # the new table, searched
+    monkeypatch.setattr(dispatch, "_FIXED", {("conv2d", "cpu"): 0.5})
+    assert dispatch.crossover("conv2d", "cpu", shape) == 0.5  # an override still wins
+
+
 def test_measured_tables_are_rates():
     for table in dispatch._TABLES.values():
         assert table, "every table holds at least one measurement"

@@ -260,11 +260,24 @@ def crossover(op: str, device: str, shape: tuple[int, ...]) -> float:
         if measured is not None:
             return measured
     table = _TABLES.get((op, device)) or _TABLES[(op, "cpu")]
+    # the nearest entry of a table, kept per shape: the search costs ~30 µs of host time
+    # per call, a streaming step's budget; kept with its table, so a replaced table is
+    # searched anew
+    key = (op, device, tuple(shape))
+    hit = _NEAREST.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[1]
 
     def distance(entry: tuple[tuple[int, ...], float]) -> float:
         return sum(abs(math.log(max(1, a)) - math.log(max(1, b))) for a, b in zip(entry[0], shape))
 
-    return min(table, key=distance)[1]
+    rate = min(table, key=distance)[1]
+    if len(_NEAREST) < 4096:  # shapes follow the data: keep the cache bounded
+        _NEAREST[key] = (table, rate)
+    return rate
+
+
+_NEAREST: dict[tuple, tuple] = {}  # (op, device, shape) -> (table, its nearest crossover)
 
 
 def choose_path(mode: str, op: str, device: str, shape: tuple[int, ...], rate: float) -> str:
