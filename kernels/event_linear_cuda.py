@@ -720,7 +720,7 @@ def launch_gather(x, wt, bias, out, tally, stream, bf16: bool = False, lists=Non
         return
     has_bias = bias is not None
     b = bias if has_bias else out[0]
-    grid = (n_rows, (n + GCOLS - 1) // GCOLS)
+    grid = (n_rows, (n + GCOLS - 1) // GCOLS)  # the gathers': a block per (row, GCOLS)
     if lists is not None:
         idx, val, cnt = lists
         _launch.launch(_compact_kernel(bf16), n_rows, TPB, stream, x, idx, val, cnt, tally)
@@ -734,8 +734,8 @@ def launch_gather(x, wt, bias, out, tally, stream, bf16: bool = False, lists=Non
     if wide is not None:
         _launch.launch(_fused_kernel(bf16), grid, GT, stream, x, wide, b, has_bias, out, tally)
         return
-    grid = ((n_rows + RT - 1) // RT, (n + TN - 1) // TN)
-    _launch.launch(_kernel(bf16), grid, TPB, stream, x, wt, b, has_bias, out, tally)
+    tiles = ((n_rows + RT - 1) // RT, (n + TN - 1) // TN)
+    _launch.launch(_kernel(bf16), tiles, TPB, stream, x, wt, b, has_bias, out, tally)
 
 
 def gather_path(n_rows: int, words: bool) -> str:

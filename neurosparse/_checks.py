@@ -58,23 +58,17 @@ def check_finite(name: str, x: torch.Tensor, allow_inf: bool = False) -> None:
     if not x.numel():
         return
     xd = x.detach()
+    s = xd.sum()
     if x.is_cpu and xd.is_floating_point() and not torch.compiler.is_compiling():
-        # the sum read as a Python float: ``torch.isfinite`` of a 0-d tensor costs several
-        # µs of host time per call (a streaming step's budget), ``.item()`` about one
-        # (under torch.compile the tensor test below, which Dynamo breaks on silently)
-        s = xd.sum().item()
-        if allow_inf:
-            if s == s:  # not NaN
-                return
-            if bool(torch.isnan(xd).any()):
-                raise InputValueError(f"{name} contains NaN values")
-        elif not math.isfinite(s) and not bool(torch.isfinite(xd).all()):
-            raise InputValueError(f"{name} contains NaN or infinite values")
-        return
+        # read as a Python float: ``torch.isfinite`` of a 0-d tensor costs several µs of
+        # host time per call (a streaming step's budget), ``.item()`` about one (not
+        # under torch.compile, where Dynamo would break the graph on it)
+        s = s.item()
     if allow_inf:  # a NaN sum: NaN, or +inf and -inf; only then the exact test
-        if bool(torch.isnan(xd.sum())) and bool(torch.isnan(xd).any()):
+        if bool(s != s) and bool(torch.isnan(xd).any()):
             raise InputValueError(f"{name} contains NaN values")
-    elif not torch.isfinite(xd.sum()) and not torch.isfinite(xd).all():
+    elif (not (math.isfinite(s) if type(s) is float else bool(torch.isfinite(s)))
+            and not bool(torch.isfinite(xd).all())):  # fmt: skip
         raise InputValueError(f"{name} contains NaN or infinite values")
 
 
