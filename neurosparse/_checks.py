@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
 import torch
 
+from ._env import getenv
 from .errors import DeviceError, DTypeError, InputValueError, ParameterError, ShapeError
 
 
@@ -37,7 +37,7 @@ def check_rank(name: str, x: torch.Tensor, ranks: Sequence[int], layout: str) ->
 def finite_checks_on_gpu() -> bool:
     """Whether :func:`check_finite` also inspects CUDA tensors
     (``NEUROSPARSE_CHECK_FINITE_GPU=1``; off by default)."""
-    return os.environ.get("NEUROSPARSE_CHECK_FINITE_GPU", "0") not in ("", "0")
+    return getenv("NEUROSPARSE_CHECK_FINITE_GPU", "0") not in ("", "0")
 
 
 def check_finite(name: str, x: torch.Tensor, allow_inf: bool = False) -> None:

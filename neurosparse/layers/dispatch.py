@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 from .._checks import check_choice, finite_checks_on_gpu
+from .._env import getenv
 
 MODES = ("auto", "event", "dense")
 
@@ -252,7 +253,7 @@ def crossover(op: str, device: str, shape: tuple[int, ...]) -> float:
     """
     if (op, device) in _FIXED:
         return _FIXED[(op, device)]
-    env = os.environ.get("NEUROSPARSE_EVENT_CROSSOVER")
+    env = getenv("NEUROSPARSE_EVENT_CROSSOVER")
     if env:
         return float(env)
     if op == "linear" and device == "cpu":
@@ -359,7 +360,7 @@ def cuda_linear_path(mode: str, m: int, k: int, n: int, dtype: torch.dtype) -> s
     if mode != "auto":
         return mode
     fixed = _FIXED.get(("linear", "cuda"))
-    env = os.environ.get("NEUROSPARSE_EVENT_CROSSOVER")
+    env = getenv("NEUROSPARSE_EVENT_CROSSOVER")
     if fixed is not None or env:
         return "event" if (fixed if fixed is not None else float(env)) >= 1 else "dense"
     return "dense"

@@ -31,12 +31,13 @@ and a LIF step 0.87x the host time through ``cuda.core``, paired median: RESULTS
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from typing import Any
 
 import numpy as np
 import torch
+
+from .._env import getenv
 
 _NP_TO_TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.int32): torch.int32,
                 np.dtype(np.int64): torch.int64}  # fmt: skip
@@ -47,7 +48,7 @@ _SIM: list[bool] = []  # numba's simulator flag, read once (an import per launch
 
 def fast_launch_mode() -> str:
     """``"core"``, ``"driver"`` or ``"off"`` (module docstring; ``"off"`` in the simulator)."""
-    value = os.environ.get("NEUROSPARSE_CUDA_FAST_LAUNCH", "1")
+    value = getenv("NEUROSPARSE_CUDA_FAST_LAUNCH", "1")
     if value in ("0", "false", "no"):
         return "off"
     if not _SIM:

@@ -433,35 +433,59 @@ def _as_words(wt: torch.Tensor, per_word: int) -> torch.Tensor | None:
     return wt.view(torch.int64)
 
 
-def _forward_cuda(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor | None):
-    kc = _cuda_kernels()
-    (x,) = index.arrays
-    env = CudaEnv(index.device)
-    bf16 = x.dtype == torch.bfloat16
-    y = torch.empty((index.rows, weight.shape[0]), dtype=x.dtype, device=index.device)
-    tally = index.tally if index.tally is not None else scratch_tally(index.device)
-    wt = weight.detach().t()  # read in place through its strides: no copy to go stale
-    b = None if bias is None else bias.detach()
-    if bf16:
-        x, wt, y_k = x.view(torch.int16), wt.view(torch.int16), y.view(torch.int16)
-        b = None if b is None else b.view(torch.int16)
-    else:
-        y_k = y
-    lists = wide = None
-    if kc.wants_lists(index.rows):
-        words = _as_words(wt, kc.columns_per_word(bf16))
-        path = kc.gather_path(index.rows, words is not None)
-        if path in ("fused", "lists wide"):
-            wide = env.arg(words)
-        if path.startswith("lists"):
+class CudaLinearLaunch:
+    """The forward kernels' arguments for one weight, bias, tally, row count and dtype:
+    everything of a launch but the input and output. ``launch(x)`` allocates the output
+    (and the event lists where the path reads them) and starts the kernels.
+
+    Made per call by :func:`_forward_cuda`; an ``EventLinear`` keeps one across eager
+    calls that match it (``layers/event_linear_plan.py``). The weight is read in place
+    through its strides (no copy that could go stale), so a write into it is seen by the
+    next launch; a weight re-pointed by ``.data =`` needs a new object."""
+
+    def __init__(self, device: torch.device, rows: int, weight: torch.Tensor,
+                 bias: torch.Tensor | None, tally: torch.Tensor | None,
+                 dtype: torch.dtype) -> None:  # fmt: skip
+        kc = self.kc = _cuda_kernels()
+        env = self.env = CudaEnv(device)
+        self.device, self.rows, self.n_out = device, rows, weight.shape[0]
+        self.dtype = dtype
+        self.bf16 = bf16 = dtype == torch.bfloat16
+        self.tally = env.arg(tally if tally is not None else scratch_tally(device))
+        wt = weight.detach().t()
+        b = None if bias is None else bias.detach()
+        if bf16:
+            wt = wt.view(torch.int16)
+            b = None if b is None else b.view(torch.int16)
+        self.wt, self.bias = env.arg(wt), None if b is None else env.arg(b)
+        self.path, self.wide = "tile", None
+        if kc.wants_lists(rows):
+            words = _as_words(wt, kc.columns_per_word(bf16))
+            self.path = kc.gather_path(rows, words is not None)
+            if self.path in ("fused", "lists wide"):
+                self.wide = env.arg(words)
+
+    def launch(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [rows, K]`` (contiguous, the dtype given) -> a new ``[rows, n_out]`` output."""
+        env = self.env
+        y = torch.empty((self.rows, self.n_out), dtype=self.dtype, device=self.device)
+        x_k, y_k = (x.view(torch.int16), y.view(torch.int16)) if self.bf16 else (x, y)
+        lists = None
+        if self.path.startswith("lists"):
             # one allocation for the event lists: idx and val are its two [M, K] planes
             m, k = x.shape
-            ws = torch.empty((2, m, k), dtype=torch.int32, device=index.device)
-            cnt = torch.empty(m, dtype=torch.int32, device=index.device)
+            ws = torch.empty((2, m, k), dtype=torch.int32, device=self.device)
+            cnt = torch.empty(m, dtype=torch.int32, device=self.device)
             lists = (env.arg(ws[0]), env.arg(ws[1].view(torch.float32)), env.arg(cnt))
-    kc.launch_gather(env.arg(x), env.arg(wt), None if b is None else env.arg(b), env.arg(y_k),
-                     env.arg(tally), env.stream, bf16, lists, wide)  # fmt: skip
-    return y
+        self.kc.launch_gather(env.arg(x_k), self.wt, self.bias, env.arg(y_k), self.tally,
+                              env.stream, self.bf16, lists, self.wide)  # fmt: skip
+        return y
+
+
+def _forward_cuda(index: LinearIndex, weight: torch.Tensor, bias: torch.Tensor | None):
+    (x,) = index.arrays
+    return CudaLinearLaunch(index.device, index.rows, weight, bias, index.tally,
+                            x.dtype).launch(x)  # fmt: skip
 
 
 def count_cuda(x2d: torch.Tensor, tally: torch.Tensor) -> None:

@@ -23,6 +23,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .._env import getenv
 from ..errors import KernelUnavailableError, ParameterError
 
 _MODES = ("auto", "numba", "torch")
@@ -42,7 +43,7 @@ _OPS: dict[str, _Op] = {}
 
 def kernel_mode() -> str:
     """Return the value of ``NEUROSPARSE_KERNELS`` (``auto`` when unset)."""
-    mode = os.environ.get("NEUROSPARSE_KERNELS", "auto").strip().lower() or "auto"
+    mode = getenv("NEUROSPARSE_KERNELS", "auto").strip().lower() or "auto"
     if mode not in _MODES:
         raise ParameterError(
             f"NEUROSPARSE_KERNELS={mode!r} is not one of {_MODES}; unset it or pick one of those"
