@@ -36,6 +36,7 @@ from _timing import cuda_graph, cuda_ms, hardware, host_ms, round_robin  # noqa:
 
 import neurosparse as ns  # noqa: E402
 from neurosparse.kernels import event_linear_cuda as kc  # noqa: E402
+from neurosparse.layers import event_linear_plan as plan_mod  # noqa: E402
 from neurosparse.layers.event_linear import event_linear  # noqa: E402
 
 
@@ -104,7 +105,14 @@ def host_profile(n: int, calls: int) -> dict:
     w, b = dense.weight.detach(), dense.bias.detach()
     with torch.no_grad():
         wb, bb, xb = w.bfloat16(), b.bfloat16(), x.bfloat16()
-        fns = {"EventLinear event": lambda: layer(x), "EventLinear dense": lambda: dense(x),
+        def general():  # the same call with no kept plan (layers/event_linear_plan.py)
+            plan_mod.KEEP_CALLS = False
+            layer.__dict__.pop("_ns_plan", None)
+            layer(x)
+            plan_mod.KEEP_CALLS = True
+
+        fns = {"EventLinear event": lambda: layer(x), "EventLinear event, general path": general,
+               "EventLinear dense": lambda: dense(x),
                "F.linear": lambda: F.linear(x, w, b),
                "F.linear bf16": lambda: F.linear(xb, wb, bb)}  # fmt: skip
         res = round_robin(fns, 9, warmup=5, timer=lambda f: cuda_ms(f, 50) * 1e3)

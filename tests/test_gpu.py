@@ -516,6 +516,74 @@ def test_weight_data_writes_are_seen_on_the_gpu():
     torch.testing.assert_close(layer(x), layer.to_dense()(x), rtol=1e-5, atol=1e-5)
 
 
+
+@pytest.mark.skipif(DEV != "cuda", reason="a kept call is made only on the GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(1, 256), (3, 2, 256), (40, 256)])  # row tile, lists
+def test_event_linear_kept_call_equals_the_general_path(kernels_mode, dtype, shape):
+    # layers/event_linear_plan.py: the replayed call gives the general path's bits and
+    # counts, reads in-place weight writes, and steps aside for another stream, a
+    # re-pointed weight, autograd and graph capture
+    kernels_mode("numba")
+    torch.manual_seed(5)
+    layer = ns.EventLinear(256, 96, mode="event", device=DEV, dtype=dtype)
+    xs = [(torch.rand(shape, device=DEV) < 0.05).to(dtype) for _ in range(3)]
+
+    def general(x):
+        layer.__dict__.pop("_ns_plan", None)
+        return layer(x)
+
+    with torch.no_grad():
+        want = [general(x) for x in xs]
+        counts = layer.op_counts()
+        layer.reset_counters()
+        layer(xs[0])
+        plan = layer.__dict__["_ns_plan"]
+        assert plan is not None
+        got = [layer(x) for x in xs]
+        assert layer.__dict__["_ns_plan"] is plan  # replayed, not remade
+        for g, w in zip(got, want):
+            assert torch.equal(g, w)
+        layer.reset_counters()
+        for x in xs:
+            layer(x)
+        assert layer.op_counts() == counts
+        layer.weight.mul_(-1)  # in place: the same plan reads it
+        assert torch.equal(layer(xs[0]), general(xs[0]))
+        layer(xs[0])
+        plan = layer.__dict__["_ns_plan"]
+        side = torch.cuda.Stream()
+        with torch.cuda.stream(side):
+            y_side = layer(xs[1])
+        torch.cuda.current_stream().wait_stream(side)
+        assert layer.__dict__["_ns_plan"] is not plan
+        assert torch.equal(y_side, general(xs[1]))
+        layer(xs[0])
+        layer.weight.data = layer.weight.data.clone() * 2  # re-pointed
+        ref = torch.nn.functional.linear(xs[2].float(), layer.weight.float(),
+                                         layer.bias.float()).to(dtype)  # fmt: skip
+        torch.testing.assert_close(layer(xs[2]), ref, rtol=2e-2 if dtype != torch.float32
+                                   else 1e-5, atol=1e-5)  # fmt: skip
+        # captured in a graph after a plan was kept: replays equal eager
+        layer(xs[0])
+        static = xs[0].clone()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            layer(static)
+        torch.cuda.current_stream().wait_stream(s)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            y_graph = layer(static)
+        for x in xs:
+            static.copy_(x)
+            graph.replay()
+            assert torch.equal(y_graph, general(x))
+    y = layer(xs[0])  # grad mode: the autograd op, and a gradient
+    assert y.requires_grad
+    y.float().sum().backward()
+    assert layer.weight.grad is not None
+
 # -- mode="auto" is never slower than the best dense path --------------------------------
 def _paired_best_us(f, g, rounds=9):
     """Best of ``rounds`` for ``f`` and ``g``, timed alternately. Eager calls here are

@@ -386,6 +386,13 @@ class LiveCount:
     __radd__ = __add__
 
 
+def add_host_counts(c, inputs: int, dense_macs: int) -> None:
+    """Add a CUDA Linear call's host-known counts to a counter dict whose device counts
+    are live views of its tally (:func:`device_tally`)."""
+    c["inputs_in"] = c.get("inputs_in", 0) + inputs
+    c["dense_macs"] = c.get("dense_macs", 0) + dense_macs
+
+
 def device_tally(counter, x2d: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """The int64 ``[3]`` tally of ``counter`` (an ``OpCounter`` module) for the CUDA event
     kernel, and the host-known counts of this call. Its ``synops`` / ``macs`` /
@@ -398,8 +405,7 @@ def device_tally(counter, x2d: torch.Tensor, weight: torch.Tensor) -> torch.Tens
     held = counter.__dict__.get("_ns_tally")
     if held is not None and held[0] == key and c.get("events_in") is held[2]:
         # the usual call: the live views stand; add what the host knows (plain ints)
-        c["inputs_in"] = c.get("inputs_in", 0) + m * n_in
-        c["dense_macs"] = c.get("dense_macs", 0) + m * n_in * n_out
+        add_host_counts(c, m * n_in, m * n_in * n_out)
         return held[1]
     tally = torch.zeros(3, dtype=torch.int64, device=x2d.device)
     for name, live in (("synops", LiveCount(tally, 1, n_out)),

@@ -18,6 +18,7 @@ from ..errors import DTypeError, ShapeError
 from ..ops.event_linear import backend, event_linear_apply, index_linear, scan_linear
 from ._base import EventTwin, LinearTwin
 from .dispatch import MODES, choose_path, run_cuda_linear
+from .event_linear_plan import make_plan
 
 
 def check_weight(
@@ -213,4 +214,21 @@ class EventLinear(EventTwin, LinearTwin):
     counts_per_input_event = True
 
     def _events(self, x: torch.Tensor) -> tuple[torch.Tensor, str]:
-        return _event_linear(x, self.weight, self.bias, self.mode, self)
+        plan = self.__dict__.get("_ns_plan")
+        if plan is not None:
+            y = plan.run(self, x)
+            if y is not None:
+                return y, "event"
+        y, path = _event_linear(x, self.weight, self.bias, self.mode, self)
+        # an eager CUDA call with nothing to differentiate is kept for the next one
+        self.__dict__["_ns_plan"] = make_plan(self, x, path)
+        return y, path
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        self.__dict__.pop("_ns_plan", None)  # its tensors are being replaced
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state.pop("_ns_plan", None)  # a plan of this process's streams and kernels
+        return state

@@ -200,6 +200,31 @@ def test_linear_cuda_rows_tiles_and_chunks(rows):
     assert layer.op_counts()["events_in"] == int((x != 0).sum())
 
 
+@pytest.mark.parametrize("rows", [2, 16])  # the row tile; the event lists
+def test_linear_cuda_kept_call_replays_the_kernels(rows):
+    # layers/event_linear_plan.py with the kernels themselves: a replayed call gives the
+    # general path's bits and counts and reads an in-place weight write
+    torch.manual_seed(8)
+    layer = EventLinear(30, 11, mode="event")
+    xs = [spikes((rows, 30), 0.2, graded=s == 1, seed=20 + s) for s in range(3)]
+    with torch.no_grad():
+        want = []
+        for x in xs:
+            layer.__dict__.pop("_ns_plan", None)
+            want.append(layer(x))
+        counts = layer.op_counts()
+        layer.reset_counters()
+        got = [layer(x) for x in xs]
+        assert layer.__dict__["_ns_plan"] is not None
+        assert layer.op_counts() == counts
+        layer.weight.mul_(3.0)
+        again = layer(xs[0])
+    assert CALLS["event_linear_forward_cuda"] == 4  # 3 general calls, the first replay's
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+    assert_f32_close(again, layer.to_dense()(xs[0]))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_linear_cuda_wide_and_fused_gathers(monkeypatch, dtype):
     # From 16 rows a weight readable as int64 words takes the wide gather over the event
