@@ -26,6 +26,7 @@ from neurosparse.ops import event_linear as ops
 from neurosparse.ops import registry
 
 layer_mod = importlib.import_module("neurosparse.layers.event_linear")
+plan_mod = importlib.import_module("neurosparse.layers.event_linear_plan")
 KC = ops._cuda_kernels()
 
 
@@ -208,6 +209,20 @@ def test_another_input_takes_the_general_path(general, other):
     assert len(general) == 2
     x = other[0] if isinstance(other, tuple) else other
     torch.testing.assert_close(y, expected(lin, x))
+
+
+def test_another_stream_takes_the_general_path(general, monkeypatch):
+    # torch's current stream is read per call (a raw pointer on the GPU): a call on
+    # another stream must not launch on the kept one
+    streams = iter([7, 7, 8, 8, 8])
+    monkeypatch.setattr(plan_mod, "_stream", lambda dev: next(streams))
+    lin, x = layer(), spikes(2, 24)
+    with torch.no_grad():
+        lin(x)  # kept on stream 7
+        lin(x)  # replayed
+        lin(x)  # stream 8: general path, kept on 8
+        lin(x)  # replayed
+    assert len(general) == 2 and StandIn.launched == 4
 
 
 def test_autograd_takes_the_general_path_and_gets_gradients(general):

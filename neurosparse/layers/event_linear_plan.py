@@ -86,10 +86,9 @@ class LinearPlan:
             return None
         if _switches(self.call.kc) != self.switches:
             return None
-        if self.dev >= 0:
-            if _stream(self.dev) != self.stream:
-                return None
-        elif ops.kernel_device(x) != "cuda":  # the simulator tests' routing was undone
+        if _stream(self.dev) != self.stream:
+            return None
+        if self.dev < 0 and ops.kernel_device(x) != "cuda":  # the simulator tests' routing
             return None
         c, held = d.get("_op_counter"), d.get("_ns_tally")
         if held is not self.held or c is None or c.get("events_in") is not held[2]:
