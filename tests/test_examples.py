@@ -211,6 +211,17 @@ def test_high_order_sequences(tmp_path):
     assert f["htm.core defaults"]["wrong"][0] > 0.0
 
 
+DAVIS_346 = data_dir() / "aedat4" / "aestream_davis.aedat4"
+
+
+@pytest.mark.skipif(not DAVIS_346.is_file(), reason=str(missing_reason("aedat4")))
+def test_09_streaming_a_sensor_whose_width_is_no_multiple_of_the_stride(tmp_path):
+    # 346 x 260: the conv's output is ceil(346 / 4) = 87 wide, which the Linear after it
+    # must take (it was sized 346 // 4 = 86 and refused the frames)
+    s = run_example("09_streaming.py", tmp_path, "--file", str(DAVIS_346))
+    assert s["mismatches"] == 0 and s["steps"] > 0
+
+
 def test_09_streaming(tmp_path):
     s = run_example("09_streaming.py", tmp_path)
     # one step per frame, and not one spike different from the sequence-mode call
