@@ -39,6 +39,9 @@ elif sample.exists():
 else:
     events = ns.data.SyntheticDVS(1, n_classes=8, sensor_size=(34, 34, 2), seed=args.seed).events(0)
     source = "SyntheticDVS (generated)"
+if len(events) == 0:
+    raise SystemExit(f"{source} holds no events: pick a recording with events "
+                     "(or leave --file out for the sample)")
 if events.sensor_size is None:  # a headerless file: the extent of the events
     events.sensor_size = (int(events["x"].max()) + 1, int(events["y"].max()) + 1, 2)
 W, H, P = events.sensor_size
@@ -80,7 +83,10 @@ print(f"spike tensor {tuple(spikes.shape)} [T, C, H, W]; {int(spikes.sum())} spi
 x = spikes[:, None]  # [T, 1, 2, H, W]
 proj = torch.nn.Linear(2 * H * W, 32)
 with torch.no_grad():
-    proj.weight.uniform_(0, 0.02)  # excitatory, so the neurons fire
+    # excitatory, so the neurons fire; scaled down where a bin holds many spikes (a
+    # large sensor), so that they fire rather than saturate at one spike every step
+    per_bin = float(x.sum()) / max(1, x.shape[0])
+    proj.weight.uniform_(0, min(0.02, 0.5 / max(per_bin, 1.0)))
     current = proj(x.flatten(2))
 lif = ns.LIF(beta=0.95, threshold=1.0)
 out, v = viz.record_membrane(lif, current)

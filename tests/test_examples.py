@@ -212,6 +212,27 @@ def test_high_order_sequences(tmp_path):
 
 
 DAVIS_346 = data_dir() / "aedat4" / "aestream_davis.aedat4"
+EMPTY_AEDAT = data_dir() / "aedat2" / "sample_aedat_header.aedat"  # a header, no events
+
+
+@pytest.mark.skipif(not DAVIS_346.is_file(), reason=str(missing_reason("aedat4")))
+def test_01_quickstart_on_a_large_sensor_fires_without_saturating(tmp_path):
+    # thousands of spikes per 1 ms bin on 346 x 260: the projection is scaled so the
+    # neurons do not all fire at every step (they did: a rate of 1.000)
+    s = run_example("01_quickstart.py", tmp_path, "--file", str(DAVIS_346))
+    assert s["sensor_size"] == [346, 260, 2]
+    assert 0.01 < s["lif_rate"] < 0.9
+
+
+@pytest.mark.skipif(not EMPTY_AEDAT.is_file(), reason=str(missing_reason("aedat2")))
+@pytest.mark.parametrize("name", ["01_quickstart.py", "09_streaming.py"])
+def test_examples_say_an_empty_recording_has_nothing_to_show(tmp_path, name):
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name), "--quick", "--out",
+                           str(tmp_path), "--file", str(EMPTY_AEDAT)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode != 0
+    assert "holds no events" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.skipif(not DAVIS_346.is_file(), reason=str(missing_reason("aedat4")))
