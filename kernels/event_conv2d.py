@@ -23,6 +23,9 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._serial import serial_twin
+from .event_linear import SERIAL_BELOW_MACS
+
 
 @numba.njit(cache=True)
 def _span(i, pad, k, s, n_out):
@@ -89,6 +92,23 @@ def conv_forward(rowptr, idx, val, wp, bias, out, h, w, sh, sw, ph, pw, n_chunks
             for o in range(o_all):
                 for ox in range(wo):
                     out[b, o, oy, ox] = acc[ox, o]
+
+
+# Streaming calls (one frame of a DVS camera: a few dozen events) are too small to pay for
+# a parallel region (~0.2 ms to start on the 2-core VM when quiet, more when its cores
+# are busy): they run this twin, compiled without threads from the same function (the
+# same sums in the same order: same bits).
+conv_forward_serial = serial_twin(conv_forward)
+
+
+def forward(rowptr, idx, val, wp, bias, out, h, w, sh, sw, ph, pw, n_chunks) -> None:
+    """:func:`conv_forward`, single-threaded when the call's multiply-adds (an upper
+    bound: events x footprint x output channels of a group, plus the output written)
+    are fewer than :data:`~kernels.event_linear.SERIAL_BELOW_MACS`."""
+    _, kh, kw, og = wp.shape
+    macs = int(rowptr[-1]) * -(-kh // sh) * -(-kw // sw) * og + out.size
+    kernel = conv_forward_serial if macs < SERIAL_BELOW_MACS else conv_forward
+    kernel(rowptr, idx, val, wp, bias, out, h, w, sh, sw, ph, pw, n_chunks)
 
 
 @numba.njit(parallel=True, cache=True)

@@ -101,6 +101,35 @@ def test_serial_twins_of_small_calls_give_the_same_bits():
         np.testing.assert_allclose(y_s.T if transpose else y_s, want, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape,rate", [((1, 2, 64, 64), 0.005), ((4, 8, 64, 52), 0.3)])
+def test_conv_forward_serial_twin_gives_the_parallel_kernels_bits(shape, rate):
+    # a streaming frame (a few events: the serial twin) and a busy batch (the parallel
+    # kernel); both kernels on both, bit for bit, and against nn.Conv2d
+    from neurosparse.kernels import event_conv2d as kc
+    from neurosparse.kernels import event_linear as kl
+
+    g = np.random.default_rng(5)
+    x = ((g.random(shape) < rate) * g.standard_normal(shape)).astype(np.float32)
+    n, c, h, w = shape
+    weight = g.standard_normal((6, c, 5, 5)).astype(np.float32)
+    bias = g.standard_normal(6).astype(np.float32)
+    counts = ei.scan_rows(x)[0]  # rows (n, y), columns c * W + x (event_index.py)
+    rowptr, idx, val = ei.csr_from_counts(x, counts)
+    wp = kc.pack_weight(weight, 1)
+    ho, wo = (h + 4 - 5) // 2 + 1, (w + 4 - 5) // 2 + 1
+    outs = []
+    for kernel in (kc.conv_forward_serial, kc.conv_forward):
+        out = np.empty((n, 6, ho, wo), np.float32)
+        kernel(rowptr, idx, val, wp, bias, out, h, w, 2, 2, 2, 2, 4)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight),
+                                      torch.from_numpy(bias), stride=2, padding=2)  # fmt: skip
+    np.testing.assert_allclose(outs[0], want.numpy(), rtol=1e-4, atol=1e-4)
+    small = int(rowptr[-1]) * 3 * 3 * 6 + outs[0].size < kl.SERIAL_BELOW_MACS
+    assert small == (rate < 0.1)  # the case names the twin it is meant for
+
+
 _TWIN_SCRIPT = """
 import numpy as np
 from neurosparse.kernels import event_index as ei
@@ -120,10 +149,12 @@ def test_serial_twins_have_their_own_cache_entries(tmp_path):
     import subprocess
     import sys
 
+    from neurosparse.kernels import event_conv2d as kc
     from neurosparse.kernels import event_linear as kl
 
     pairs = [(ei.row_counts, ei.row_counts_serial), (ei.flat_counts, ei.flat_counts_serial),
-             (ei.row_fill, ei.row_fill_serial), (kl.gather_rows, kl.gather_rows_serial)]
+             (ei.row_fill, ei.row_fill_serial), (kl.gather_rows, kl.gather_rows_serial),
+             (kc.conv_forward, kc.conv_forward_serial)]
     for kernel, twin in pairs:
         names = [k._cache._cache_file._index_name for k in (kernel, twin)]
         assert names[0] != names[1], names

@@ -212,8 +212,8 @@ def _forward_cpu(index: ConvIndex, weight: torch.Tensor, bias: torch.Tensor | No
     wp = kc.pack_weight(weight.detach().numpy(), g.groups)
     b = np.zeros(g.c_out, np.float32) if bias is None else bias.detach().numpy()
     out = empty_cpu((g.n, g.c_out, g.ho, g.wo))
-    kc.conv_forward(*index.arrays, wp, b, out.numpy(), g.h, g.w, g.sh, g.sw, g.ph, g.pw,
-                    _n_chunks(g.n * g.ho, 8))  # fmt: skip
+    kc.forward(*index.arrays, wp, b, out.numpy(), g.h, g.w, g.sh, g.sw, g.ph, g.pw,
+               _n_chunks(g.n * g.ho, 8))  # fmt: skip
     return out
 
 
