@@ -16,6 +16,9 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._serial import serial_twin
+from .delta_encode import SERIAL_BELOW
+
 _UNIT_BLOCK = 512
 
 
@@ -43,10 +46,20 @@ def running_sum(inc, z0, out, reverse):
                 o[j] = acc[j]
 
 
+# a streaming step's running sum: no parallel region (see delta_encode.py)
+running_sum_serial = serial_twin(running_sum)
+
+
+def sum_into(inc: np.ndarray, z0: np.ndarray, out: np.ndarray, reverse: bool = False) -> None:
+    """:func:`running_sum`, single-threaded below ``SERIAL_BELOW`` elements."""
+    kernel = running_sum_serial if inc.size < SERIAL_BELOW else running_sum
+    kernel(inc, z0, out, reverse)
+
+
 def accumulate(inc: np.ndarray, z0: np.ndarray | None, reverse: bool = False) -> np.ndarray:
     """Running sum of ``inc[T, R]`` from ``z0[R]`` (zeros when None), as a new array."""
     if z0 is None:
         z0 = np.zeros(inc.shape[1], inc.dtype)
     out = np.empty_like(inc)
-    running_sum(inc, z0, out, reverse)
+    sum_into(inc, z0, out, reverse)
     return out

@@ -20,6 +20,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._serial import serial_twin
+
 _UNIT_BLOCK = 1024  # units of one work item: its references stay in L1
 
 
@@ -64,6 +66,13 @@ def delta_encode(x, ref0, thr, delta, ref_out, counts, units, bad):
         bad[b, k] = nonfinite != 0
 
 
+# One step of a streaming delta layer is too small to pay for a parallel region (~0.2 ms
+# to start on the 2-core VM when quiet, more when its cores are busy): it runs this twin,
+# compiled without threads from the same function (same results).
+delta_encode_serial = serial_twin(delta_encode)
+SERIAL_BELOW = 1 << 17  # elements of x (as kernels/event_index.py)
+
+
 def n_blocks(n_units: int) -> int:
     """Unit blocks per sample in :func:`delta_encode`'s count arrays."""
     return max(1, -(-n_units // _UNIT_BLOCK))
@@ -93,6 +102,7 @@ def encode(
     counts = np.empty((n_t, n_b, k), np.int32)
     units = np.empty((n_t, n_b, k), np.int32)
     bad = np.zeros((n_b, k), np.bool_)
-    delta_encode(x, ref0, thr, delta, ref_out, counts, units, bad)
+    kernel = delta_encode_serial if x.size < SERIAL_BELOW else delta_encode
+    kernel(x, ref0, thr, delta, ref_out, counts, units, bad)
     rows = counts.sum(2, dtype=np.int64).astype(np.int32).reshape(-1)
     return delta, ref_out, rows, units.sum(2, dtype=np.int64).reshape(-1), bool(bad.any())

@@ -27,6 +27,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._serial import serial_twin
 from .event_linear import _accumulate
 
 
@@ -155,6 +156,11 @@ def rnn_sequence(mx, wt, thr, h0, c0, href0, mh0, cell, h_seq, dh, c_out, href_o
             mh_out[b, i] = mh[i]
 
 
+# one sample (a streaming cell) gives the batch-parallel loop nothing to split: it runs
+# this twin, with no parallel region to start (see delta_encode.py)
+rnn_sequence_serial = serial_twin(rnn_sequence)
+
+
 def run(mx, wt, thr, h0, c0, href0, mh0, cell: int):
     """Allocate the outputs and run :func:`rnn_sequence` (float32 C-contiguous inputs).
 
@@ -168,6 +174,6 @@ def run(mx, wt, thr, h0, c0, href0, mh0, cell: int):
     href_out = np.empty((n_b, n_h), np.float32)
     mh_out = np.empty((n_b, gh), np.float32)
     counts = np.empty((n_t, n_b), np.int32)
-    rnn_sequence(mx, wt, thr, h0, c0, href0, mh0, cell, h_seq, dh, c_out, href_out, mh_out,
-                 counts)  # fmt: skip
+    kernel = rnn_sequence_serial if n_b == 1 else rnn_sequence
+    kernel(mx, wt, thr, h0, c0, href0, mh0, cell, h_seq, dh, c_out, href_out, mh_out, counts)
     return h_seq, dh, c_out, href_out, mh_out, counts

@@ -103,3 +103,36 @@ def test_rnn_kernel_equals_torch_loop(cell):
         np.testing.assert_allclose(c_out, ref.state.c.numpy(), atol=2e-6)
     np.testing.assert_array_equal(counts, (dh != 0).sum(2))
     assert 0 < counts.sum() < n_t * n_b * n_h  # the thresholds did suppress some deltas
+
+
+@pytest.mark.parametrize("cell", [GRU, LSTM])
+def test_serial_twins_give_the_parallel_kernels_bits(cell, monkeypatch):
+    # a streaming step (one sample, one time step) runs the single-threaded twins; they
+    # must compute what the parallel kernels compute, bit for bit
+    rng = np.random.default_rng(11)
+    f = np.float32
+    x = rng.normal(size=(4, 3, 1030)).cumsum(0).astype(f)
+    ref0 = rng.normal(size=(3, 1030)).astype(f)
+    thr = rng.uniform(0, 1.0, 1030).astype(f)
+    n_h = 13
+    gh = (3 if cell == GRU else 4) * n_h
+    mx = rng.normal(0, 0.8, (6, 1, gh)).astype(f)
+    wt = rng.normal(0, 0.4, (n_h, gh)).astype(f)
+    rthr = np.full(n_h, 0.05, f)
+    h0, c0, href0 = (rng.normal(0, 0.3, (1, n_h)).astype(f) for _ in range(3))
+    mh0 = rng.normal(0, 0.3, (1, gh)).astype(f)
+
+    def run_all():
+        enc = delta_encode.encode(x, ref0, thr)
+        acc = delta_accumulate.accumulate(x.reshape(4, -1), ref0.reshape(-1))
+        rnn = delta_rnn.run(mx, wt, rthr, h0, c0, href0, mh0, cell)
+        return [a for a in (*enc[:4], acc, *rnn)]
+
+    assert x.size < delta_encode.SERIAL_BELOW  # these sizes take the twins
+    serial = run_all()
+    for mod, name in ((delta_encode, "delta_encode"), (delta_accumulate, "running_sum"),
+                      (delta_rnn, "rnn_sequence")):  # fmt: skip
+        monkeypatch.setattr(mod, f"{name}_serial", getattr(mod, name))
+    parallel = run_all()
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)

@@ -149,12 +149,17 @@ def test_serial_twins_have_their_own_cache_entries(tmp_path):
     import subprocess
     import sys
 
+    from neurosparse.kernels import delta_accumulate as ka
+    from neurosparse.kernels import delta_encode as kd
+    from neurosparse.kernels import delta_rnn as kr
     from neurosparse.kernels import event_conv2d as kc
     from neurosparse.kernels import event_linear as kl
 
     pairs = [(ei.row_counts, ei.row_counts_serial), (ei.flat_counts, ei.flat_counts_serial),
              (ei.row_fill, ei.row_fill_serial), (kl.gather_rows, kl.gather_rows_serial),
-             (kc.conv_forward, kc.conv_forward_serial)]
+             (kc.conv_forward, kc.conv_forward_serial),
+             (kd.delta_encode, kd.delta_encode_serial), (ka.running_sum, ka.running_sum_serial),
+             (kr.rnn_sequence, kr.rnn_sequence_serial)]
     for kernel, twin in pairs:
         names = [k._cache._cache_file._index_name for k in (kernel, twin)]
         assert names[0] != names[1], names

@@ -52,7 +52,7 @@ def _run(inc2: torch.Tensor, z0: torch.Tensor, reverse: bool, inplace: bool = Fa
         return out
     from ..kernels import delta_accumulate as ka
 
-    ka.running_sum(inc2.numpy(), z0.numpy(), out.numpy(), reverse)
+    ka.sum_into(inc2.numpy(), z0.numpy(), out.numpy(), reverse)
     return out
 
 
