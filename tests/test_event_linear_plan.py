@@ -275,3 +275,50 @@ def test_cpu_calls_keep_no_plan(monkeypatch):
     with torch.no_grad():
         lin(spikes(2, 24))
     assert lin.__dict__["_ns_plan"] is None and StandIn.made == 0
+
+
+def test_keep_calls_off_stops_replays_at_once(general, monkeypatch):
+    lin, x = layer(), spikes(2, 24)
+    with torch.no_grad():
+        lin(x)
+        monkeypatch.setattr(plan_mod, "KEEP_CALLS", False)
+        lin(x)
+        lin(x)
+    assert len(general) == 3
+
+
+class MaskedLinear(ns.EventLinear):
+    """A subclass that hands the general path a masked weight through ``__getattr__``."""
+
+    def __getattr__(self, name):
+        w = super().__getattr__(name)
+        mask = self._buffers.get("mask")
+        return w * mask if name == "weight" and mask is not None else w
+
+
+def test_a_weight_supplied_another_way_is_read_as_the_general_path_reads_it(general):
+    torch.manual_seed(1)
+    lin = MaskedLinear(24, 10, mode="event")
+    lin.register_buffer("mask", (torch.rand(10, 24) < 0.5).float())
+    x = spikes(2, 24)
+    with torch.no_grad():
+        ys = [lin(x) for _ in range(3)]
+    want = F.linear(x, lin._parameters["weight"] * lin.mask, lin.bias)
+    for y in ys:
+        torch.testing.assert_close(y, want)
+
+
+def test_keeping_records_no_extra_kernel_fallbacks(monkeypatch):
+    # a call the kernels do not take (float64 on the CPU) is recorded once per call by
+    # the general path, not a second time by the plan's checks
+    monkeypatch.setattr(ops, "kernel_device", lambda t: t.device.type)
+    lin = layer().double()
+    recorded = []
+    for keep in (False, True):
+        monkeypatch.setattr(plan_mod, "KEEP_CALLS", keep)
+        before = sum(registry._OPS[ops.OP].fallbacks.values())
+        with torch.no_grad():
+            for _ in range(4):
+                lin(spikes(2, 24).double())
+        recorded.append(sum(registry._OPS[ops.OP].fallbacks.values()) - before)
+    assert recorded[1] == recorded[0] > 0

@@ -13,9 +13,11 @@ strides); the mode; the switches that chose the kernels; the current stream; the
 counter's tally; and the kernels' arguments (:class:`~neurosparse.ops.event_linear.
 CudaLinearLaunch`). A later call that matches every one of them allocates the output,
 adds its counts and launches; any difference -- a new shape, a replaced or re-pointed
-weight (``.data =``, ``.to()``), a parametrization, grad mode, another stream, a changed
-switch, reset counters -- takes the general path, which raises its errors and keeps a
-new plan. In-place writes to the weight need nothing: the kernels read it in place.
+weight (``.data =``, ``.to()``), a parametrization, something to differentiate, another
+stream, a changed switch, reset counters -- takes the general path, which raises its
+errors and keeps a new plan. In-place writes to the weight need nothing: the kernels read
+it in place. The weight and bias are read as the general path reads them
+(``layer.weight``), so a subclass or hook that supplies them its own way is followed.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class LinearPlan:
     __slots__ = ("call", "shape", "dtype", "dev", "weight", "bias", "storage", "switches",
                  "stream", "held", "rows", "n_in", "out_shape", "inputs", "dense")  # fmt: skip
 
-    def __init__(self, layer, x: torch.Tensor, w: torch.Tensor, b, held) -> None:
+    def __init__(self, x: torch.Tensor, w: torch.Tensor, b, held) -> None:
         n_out, n_in = w.shape
         self.shape, self.dtype, self.dev = x.shape, x.dtype, x.get_device()
         self.weight, self.bias, self.held = w, b, held
@@ -74,12 +76,11 @@ class LinearPlan:
     def run(self, layer, x: object) -> torch.Tensor | None:
         """The output of ``layer(x)`` if the call matches the plan, else None (nothing
         done: the caller takes the general path)."""
-        if (type(x) is not torch.Tensor or x.shape != self.shape or x.dtype is not self.dtype
-                or x.get_device() != self.dev or not x.is_contiguous()):  # fmt: skip
+        if (not KEEP_CALLS or type(x) is not torch.Tensor or x.shape != self.shape
+                or x.dtype is not self.dtype or x.get_device() != self.dev
+                or not x.is_contiguous()):  # fmt: skip
             return None
-        d = layer.__dict__
-        p = d["_parameters"]
-        w, b = p.get("weight"), p.get("bias", x)  # x: not a parameter any more
+        w, b = layer.weight, layer.bias  # as the general path reads them
         if w is not self.weight or b is not self.bias or layer.mode != "event":
             return None
         if _needs_grad(x, w, b) or (_storage(w), _storage(b)) != self.storage:
@@ -90,6 +91,7 @@ class LinearPlan:
             return None
         if self.dev < 0 and ops.kernel_device(x) != "cuda":  # the simulator tests' routing
             return None
+        d = layer.__dict__
         c, held = d.get("_op_counter"), d.get("_ns_tally")
         if held is not self.held or c is None or c.get("events_in") is not held[2]:
             return None  # counters reset or moved: device_tally makes new live views
@@ -100,17 +102,18 @@ class LinearPlan:
 
 def make_plan(layer, x: object, path: str) -> LinearPlan | None:
     """The plan of a call of ``layer`` on ``x`` that just took ``path`` on the general
-    path, or None where such a call is not kept (not the CUDA event kernels, autograd,
-    a non-contiguous input, a weight or bias that is not the layer's own parameter)."""
+    path, or None where such a call is not kept (not the CUDA event kernels, something
+    to differentiate, a non-contiguous input, the GPU finite check switched on)."""
     if not KEEP_CALLS or path != "event" or type(x) is not torch.Tensor or layer.mode != "event":
         return None
-    p = layer.__dict__["_parameters"]
-    w, b = p.get("weight"), p.get("bias", x)
-    if w is None or b is x or _needs_grad(x, w, b) or not x.is_contiguous():
+    if ops.kernel_device(x) != "cuda":  # before backend(): it records CPU fallbacks
         return None
-    if ops.backend(x) != "cuda" or x.dim() not in (2, 3) or finite_checks_on_gpu():
+    w, b = layer.weight, layer.bias
+    if _needs_grad(x, w, b) or not x.is_contiguous() or x.dim() not in (2, 3):
+        return None
+    if ops.backend(x) != "cuda" or finite_checks_on_gpu():
         return None  # (the finite check reads the input back: the general path does it)
     held = layer.__dict__.get("_ns_tally")
     if held is None or held[1].get_device() != x.get_device():
         return None
-    return LinearPlan(layer, x, w, b, held)
+    return LinearPlan(x, w, b, held)
