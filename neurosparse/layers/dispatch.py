@@ -225,7 +225,7 @@ def measure_linear_cpu(shape: tuple[int, int, int], reps: int = 5) -> float:
 
 
 def _measured_cpu(shape: tuple[int, ...]) -> float | None:
-    if os.environ.get("NEUROSPARSE_MEASURE_CROSSOVER", "1") in ("0", "false", "no"):
+    if getenv("NEUROSPARSE_MEASURE_CROSSOVER", "1") in ("0", "false", "no"):
         return None
     if math.prod(shape) < MEASURE_MIN_MACS:
         return None
