@@ -14,7 +14,10 @@ call, under ``torch.no_grad()``:
 * ``DeltaGRU(128, 128, threshold=0.05).step`` on ``[1, 128]``;
 
 each with the twins (``serial``, the default) and with the parallel kernels put in the
-twins' place (``parallel``, the code before). Rounds interleave every case; medians
+twins' place (``parallel``, the code before), beside what a user could run instead:
+torch's dense ``nn.Conv2d`` / ``nn.Linear`` / ``nn.GRUCell`` of the same sizes on the
+same input (``dense torch``; torch's own threads, as the user would have them). Rounds
+interleave every case; medians
 (min-max) of wall time per call, and the paired ratio serial / parallel per round.
 Wall time, since a parallel region's cost is waiting for threads; run it on a quiet
 machine and say so (``uptime``'s load is recorded).
@@ -64,9 +67,13 @@ def cases() -> dict:
         t["i"] = (t["i"] + 1) % 64
         return seq[t["i"]]
 
-    return {"EventConv2d, one DVS frame": lambda: conv(frame),
-            "DeltaLinear(512, 256).step": lambda: lin.step(nxt(xs)),
-            "DeltaGRU(128, 128).step": lambda: gru.step(nxt(gs))}  # fmt: skip
+    dconv = torch.nn.Conv2d(2, 8, 5, stride=4, padding=2)
+    dlin, dgru = torch.nn.Linear(512, 256), torch.nn.GRUCell(128, 128)
+    hg = torch.zeros(1, 128)
+    return {"EventConv2d, one DVS frame": (lambda: conv(frame), lambda: dconv(frame)),
+            "DeltaLinear(512, 256).step": (lambda: lin.step(nxt(xs)), lambda: dlin(nxt(xs))),
+            "DeltaGRU(128, 128).step": (lambda: gru.step(nxt(gs)),
+                                        lambda: dgru(nxt(gs), hg))}  # fmt: skip
 
 
 def main() -> None:
@@ -76,17 +83,19 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/cpu_streaming_twins.json")
     args = ap.parse_args()
     fns = cases()
-    times = {(c, k): [] for c in fns for k in ("serial", "parallel")}
+    kinds = ("serial", "parallel", "dense torch")
+    times = {(c, k): [] for c in fns for k in kinds}
     with torch.no_grad():
         for serial in (True, False):  # compile and warm both
             use(serial)
-            for f in fns.values():
+            for f, g in fns.values():
                 for _ in range(20):
                     f()
+                    g()
         for _ in range(args.rounds):
             for c, k in times:
                 use(k == "serial")
-                f = fns[c]
+                f = fns[c][1] if k == "dense torch" else fns[c][0]
                 t0 = time.perf_counter()
                 for _ in range(args.calls):
                     f()
@@ -95,18 +104,21 @@ def main() -> None:
     rows = {}
     print(f"load average {os.getloadavg()[0]:.2f}\n")
     print("| step, µs wall per call | serial twins (now) | parallel kernels (before) "
-          "| paired ratio |")
-    print("|---|---:|---:|---:|")
+          "| serial / parallel, paired | dense torch |")
+    print("|---|---:|---:|---:|---:|")
+
+    def cell(d: dict, f: str = ".1f") -> str:
+        return f"{d['median']:{f}} ({d['min']:{f}}-{d['max']:{f}})"
+
     for c in fns:
         s, p = times[(c, "serial")], times[(c, "parallel")]
         ratios = [a / b for a, b in zip(s, p)]
         rows[c] = {k: {"median": statistics.median(v), "min": min(v), "max": max(v)}
-                   for k, v in (("serial", s), ("parallel", p), ("ratio", ratios))}  # fmt: skip
+                   for k, v in (("serial", s), ("parallel", p), ("ratio", ratios),
+                                ("dense torch", times[(c, "dense torch")]))}  # fmt: skip
         r = rows[c]
-        print(f"| {c} | {r['serial']['median']:.1f} ({r['serial']['min']:.1f}-"
-              f"{r['serial']['max']:.1f}) | {r['parallel']['median']:.1f} "
-              f"({r['parallel']['min']:.1f}-{r['parallel']['max']:.1f}) | "
-              f"{r['ratio']['median']:.2f} ({r['ratio']['min']:.2f}-{r['ratio']['max']:.2f}) |")
+        print(f"| {c} | {cell(r['serial'])} | {cell(r['parallel'])} | "
+              f"{cell(r['ratio'], '.2f')} | {cell(r['dense torch'])} |")
     out = {"hardware": hardware(), "load_average": os.getloadavg(), "rounds": args.rounds,
            "calls": args.calls, "us_per_call": rows}  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
