@@ -197,8 +197,10 @@ class SpikingNeuron(StepState):
         if x.dim() == 2 and ranks[0] == 3:
             raise ShapeError(
                 f"a sequence input must be [T, B, features...] (time first), got 2-D shape "
-                f"{tuple(x.shape)}; for one time step [B, features] call .step(x), for one "
-                "neuron per sample add a feature axis with x.unsqueeze(-1)"
+                f"{tuple(x.shape)}; for one time step [B, features] call the neuron's "
+                ".step(x) (a Sequential: pass x[None] as a one-step sequence, or step it "
+                "with ns.GraphStream(net, x).step(x)), for one neuron per sample add a "
+                "feature axis with x.unsqueeze(-1)"
             )
         check_rank("input", x, ranks, layout)
         check_module_device(self, x, type(self).__name__)
