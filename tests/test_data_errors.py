@@ -627,3 +627,17 @@ def test_aedat4_zstd_frame_cut_short(tmp_path):
     assert "1 incomplete packet at the end of the file" in msg
     assert got.meta["dropped"]["incomplete_last_packets"] == 1
     assert np.array_equal(np.asarray(got), good[: len(got)])
+
+
+def test_aedat2_layout_against_the_header_is_warned_about(tmp_path):
+    # a DVS128 file read as DAVIS decodes to other addresses (the real DVS128 recording:
+    # 64,696 of its 130,114 events, at wrong coordinates); the caller's layout is used,
+    # and the disagreement with the header said
+    path = tmp_path / "dvs128.aedat"
+    nd.write_aedat2(path, events(50, 128, 128), layout="dvs128")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(nd.read_events(path)) == 50
+        assert len(nd.read_events(path, layout="dvs128")) == 50
+    with pytest.warns(UserWarning, match="names AEChip .* layout is 'dvs128', but layout='davis'"):
+        nd.read_events(path, layout="davis")

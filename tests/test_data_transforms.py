@@ -363,3 +363,20 @@ def test_spike_tensor_refuses_bin_arithmetic_that_would_overflow():
     out = nd.ToSpikeTensor(sensor_size=(2, 1, 2), n_time_bins=10, start_time=0,
                            binary=False)(ev)
     assert out.sum((1, 2, 3)).tolist() == [0] * 9 + [2]
+
+
+@pytest.mark.parametrize("make", [lambda: nd.ToSpikeTensor(dt_us=1000, start_time=0),
+                                  lambda: nd.ToFrame(sensor_size=None, time_window=1000,
+                                                     start_time=0)])  # fmt: skip
+def test_a_start_time_far_before_absolute_timestamps_is_refused_with_the_reason(make):
+    # AEDAT4 / EVT recordings count µs since 1970; start_time=0 would ask for ~1.6e12
+    # empty frames first, which numpy refused with "Unable to allocate 1016. PiB"
+    t0 = 1_589_163_147_368_868
+    ev = nd.make_events(t0 + np.arange(0, 5000, 10), np.arange(500) % 34,
+                        np.arange(500) % 30, np.arange(500) % 2)  # fmt: skip
+    ev = nd.EventArray(ev, sensor_size=(34, 30, 2))
+    with pytest.raises(ParameterError, match=r"start_time=0 lies .* before the first event.*"
+                                             r"start_time=None"):  # fmt: skip
+        make()(ev)
+    # from the first event: 5 ms of events, 4 or 5 frames (ToFrame drops the incomplete one)
+    assert make().__class__(**{**make().__dict__, "start_time": None})(ev).shape[0] in (4, 5)

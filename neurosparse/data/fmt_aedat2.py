@@ -9,6 +9,8 @@ address with bits 16-30 set is a corrupt word (``kernels/decode_aedat2.py``).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import UnknownFormatError
@@ -87,6 +89,14 @@ def open_source(path, report, sensor_size, layout: str | None = None, **opts) ->
             f"{path}: cannot tell the address layout from AEChip {chip!r}; pass "
             f"layout='dvs128' or layout='davis' (got layout={layout!r})"
         )
+    if layout is not None and chip_lay is not None and layout != chip_lay:
+        # the caller's word wins, but a header that names another chip usually means the
+        # events will decode to other addresses (a DVS128 file read as DAVIS keeps about
+        # half of its events, at wrong coordinates), so it is said
+        warnings.warn(
+            f"{path}: the header names AEChip {chip!r}, whose layout is {chip_lay!r}, but "
+            f"layout={layout!r} was passed; the events are decoded as {layout!r}. Leave "
+            "layout out to follow the header", UserWarning, stacklevel=4)  # fmt: skip
     if sensor_size is None and chip_size is not None and (layout is None or layout == chip_lay):
         sensor_size = (*chip_size, 2)
     meta = {"chip": chip, "layout": name, "header_lines": len(lines)}

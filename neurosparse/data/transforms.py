@@ -13,6 +13,7 @@ to the rest of neurosparse; the others keep Tonic's NumPy outputs.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -38,6 +39,39 @@ def _raise_outside(ev: np.ndarray, index: int, sensor_size: tuple[int, int, int]
             f"sensor_size={sensor_size} (W, H, P); pass the recording's real sensor_size, or "
             "crop the events first (neurosparse.data.Crop)"
         )
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: no check
+        return None
+
+
+def _check_fits(who: str, n_frames: int, size: tuple, itemsize: int, t0: int, t_first: int,
+                step_us: float, start_arg: str) -> None:  # fmt: skip
+    """Refuse an output larger than the machine's memory, saying why it is that large.
+
+    Absolute timestamps (AEDAT4 and EVT files count µs since 1970: ~1.6e15) with a start
+    time of 0 ask for ~10^12 empty frames before the first event; numpy's own error
+    ("Unable to allocate 1016. PiB") does not say that.
+    """
+    need = n_frames * size[0] * size[1] * size[2] * itemsize
+    have = _memory_bytes()
+    if have is None or need <= have:
+        return
+    lead = ""
+    if t_first > t0:
+        lead = (f" {start_arg}={t0} lies {t_first - t0} µs before the first event "
+                f"(t={t_first}), about {int((t_first - t0) // max(step_us, 1))} empty frames;"
+                f" pass {start_arg}=None to start at the first event, or")  # fmt: skip
+    else:
+        lead = " pass"
+    raise ParameterError(
+        f"{who}: {n_frames} frames of {size[0]} x {size[1]} x {size[2]} need "
+        f"{need / 2**30:.3g} GiB, more than this machine's {have / 2**30:.3g} GiB;{lead} a "
+        "longer time bin, or cut the recording into pieces first"
+    )
 
 
 def _missing_size_message(events: object, who: str) -> str:
@@ -245,6 +279,7 @@ class ToSpikeTensor(_Checked):
                 "64-bit integers. Pass a start_time near the events (default: the first "
                 "event's time), or dt_us for fixed-width bins"
             )
+        _check_fits("ToSpikeTensor", n_bins, size, 4, t0, t_first, den / num, "start_time")
         if not registry.use_kernel("events_to_spikes", "cpu"):
             return spikes_reference(ev, size, n_bins, t0, num, den, self.binary)
         out = np.zeros((n_bins, size[2], size[1], size[0]), dtype=np.float32)
@@ -329,6 +364,13 @@ class ToFrame:
             return np.zeros((n, size[2], size[1], size[0]), dtype=np.int16)
         if self.time_window is not None or self.n_time_bins is not None:
             _check_time_order(ev, "ToFrame slicing by time")
+        if self.time_window is not None:  # before Tonic's slicer lays out the windows
+            t_first, t_last = int(ev["t"][0]), int(ev["t"][-1])
+            start = t_first if self.start_time is None else int(self.start_time)
+            end = t_last if self.end_time is None else int(self.end_time)
+            stride = self.time_window - self.overlap
+            _check_fits("ToFrame", max(1, int(-(-(end - start) // stride))), size, 2, start,
+                        t_first, stride, "start_time")  # fmt: skip
         sl = self._slices(ev)
         out = np.zeros((sl.shape[0], size[2], size[1], size[0]), dtype=np.int16)
         bad = frames_from_slices(
