@@ -31,7 +31,8 @@ torch.manual_seed(args.seed)
 # %%
 sample = SHARED_DVS / "nmnist" / "Test" / "0" / "00004.bin"
 if args.file is not None:
-    events, source = ns.data.read_events(args.file), str(args.file)
+    size = None if args.sensor_size is None else (*args.sensor_size, 2)
+    events, source = ns.data.read_events(args.file, sensor_size=size), str(args.file)
 elif sample.exists():
     # N-MNIST files carry no header: the sensor size is the dataset's
     events = ns.data.read_events(sample, sensor_size=(34, 34, 2))
@@ -43,7 +44,14 @@ if len(events) == 0:
     raise SystemExit(f"{source} holds no events: pick a recording with events "
                      "(or leave --file out for the sample)")
 if events.sensor_size is None:  # a headerless file: the extent of the events
+    print(f"{source} states no sensor size: using the extent of its events (pass "
+          "--sensor-size W H for the real one)")
     events.sensor_size = (int(events["x"].max()) + 1, int(events["y"].max()) + 1, 2)
+if args.quick and len(events):  # the busiest 500 ms (an N-MNIST sample is ~300 ms)
+    t = events["t"].astype("int64")
+    ends = t.searchsorted(t + 500_000)
+    first = int((ends - range(len(t))).argmax())
+    events = events[first:ends[first]]
 W, H, P = events.sensor_size
 span_ms = (int(events["t"][-1]) - int(events["t"][0])) / 1000
 print(f"{source}: {len(events)} events on a {W}x{H} sensor over {span_ms:.1f} ms, "

@@ -171,12 +171,6 @@ print(f"lowest energy: {best.name} {best.energy_j:.3g} J per inference, "
 
 # %%
 report.plot(args.out / "energy_report.png")
-chance = 0.1
-if args.data != "shared":
-    # measured (synthetic, --quick, seeds 0-2): 0.67-0.87 test accuracy; full run higher
-    assert test_acc > 3 * chance, f"test accuracy {test_acc:.2f} is near chance"
-else:
-    assert train_acc >= 0.5, f"the network did not learn the 10 shared recordings ({train_acc})"
 write_summary(args.out, data=args.data, layer=Linear.__name__, epochs=epochs,
               train_samples=int(y_train.shape[0]), test_samples=int(y_test.shape[0]),
               train_accuracy=train_acc, test_accuracy=test_acc, train_seconds=train_s,
@@ -184,3 +178,13 @@ write_summary(args.out, data=args.data, layer=Linear.__name__, epochs=epochs,
               energy_j={r.name: r.energy_j for r in report.hardware},
               latency_s={r.name: r.latency_s for r in report.hardware},
               report=str(args.out / "energy.md"))
+chance = 0.1
+# the results are written first: a check below that fails leaves them to look at
+if args.data == "synthetic":
+    # measured (synthetic, --quick, seeds 0-2): 0.67-0.87 test accuracy; full run higher
+    assert test_acc > 3 * chance, f"test accuracy {test_acc:.2f} is near chance"
+elif args.data == "shared":
+    assert train_acc >= 0.5, f"the network did not learn the 10 shared recordings ({train_acc})"
+elif test_acc <= 3 * chance:  # your own folder: how much it holds decides what is learnt
+    print(f"note: test accuracy {test_acc:.2f} is near chance ({chance}) with "
+          f"{int(y_train.shape[0])} training recordings and {epochs} epochs")

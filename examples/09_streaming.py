@@ -42,7 +42,8 @@ device = "cuda" if torch.cuda.is_available() else "cpu"
 # %%
 sample = SHARED_DVS / "aedat2" / "DVS128-2017-03-21-short.aedat"
 if args.file is not None:
-    events, source = ns.data.read_events(args.file), str(args.file)
+    size = None if args.sensor_size is None else (*args.sensor_size, 2)
+    events, source = ns.data.read_events(args.file, sensor_size=size), str(args.file)
 elif sample.exists():
     events, source = ns.data.read_events(sample), f"DVS128 recording {sample.name}"
 else:
@@ -54,8 +55,9 @@ else:
 if len(events) == 0:
     raise SystemExit(f"{source} holds no events: there is nothing to stream; pick a "
                      "recording with events (or leave --file out for the sample)")
-# a recording that states no sensor size (N-MNIST .bin, some .dat files) is refused
-# here with what to pass: a size guessed from the events would shift the geometry
+if events.sensor_size is None:  # a size guessed from the events would shift the geometry
+    raise SystemExit(f"{source} states no sensor size: pass it with --sensor-size W H "
+                     "(N-MNIST: 34 34)")
 frames = ns.data.ToSpikeTensor(dt_us=args.dt_us)(events)  # [T, 2, H, W]
 H, W = frames.shape[-2:]
 if args.quick:  # the busiest 300 frames

@@ -49,9 +49,12 @@ def parse_args(name: str, doc: str, add=None) -> argparse.Namespace:
 
 
 def recording_flags(p: argparse.ArgumentParser) -> None:
-    """``--file`` (a recording to read) and ``--dt-us`` (the time bin), for the examples
-    that read one DVS recording."""
+    """``--file`` (a recording to read), ``--sensor-size`` (for a file that states none)
+    and ``--dt-us`` (the time bin), for the examples that read one DVS recording."""
     p.add_argument("--file", type=Path, default=None, help="an event recording to read")
+    p.add_argument("--sensor-size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                   help="the sensor's width and height, for a --file that states none "
+                        "(N-MNIST .bin: 34 34; many .dat files)")
     p.add_argument("--dt-us", type=int, default=1000, help="time bin of the frames (µs)")
 
 

@@ -243,6 +243,32 @@ def test_09_streaming_a_sensor_whose_width_is_no_multiple_of_the_stride(tmp_path
     assert s["mismatches"] == 0 and s["steps"] > 0
 
 
+NCARS_DAT = data_dir() / "prophesee_dat" / "NCARS_obj_004397_td.dat"  # states no size
+
+
+@pytest.mark.skipif(not NCARS_DAT.is_file(), reason=str(missing_reason("prophesee_dat")))
+def test_09_streaming_asks_for_a_sensor_size_the_recording_lacks(tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, str(EXAMPLES / "09_streaming.py"), "--quick", "--out",
+           str(tmp_path), "--file", str(NCARS_DAT)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and "--sensor-size W H" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    s = run_example("09_streaming.py", tmp_path, "--file", str(NCARS_DAT),
+                    "--sensor-size", "120", "100")  # fmt: skip
+    assert s["mismatches"] == 0 and s["steps"] > 0
+
+
+@pytest.mark.skipif(not SHARED_NMNIST.is_dir(), reason=str(missing_reason("nmnist")))
+def test_02_writes_its_results_on_a_folder_too_small_to_learn_from(tmp_path):
+    # the shared N-MNIST folder as one's own data (--data nmnist): 10 training
+    # recordings, accuracy near chance, which the example notes instead of failing
+    s = run_example("02_nmnist_energy.py", tmp_path, "--data", "nmnist", "--root",
+                    str(SHARED_NMNIST), "--hardware", "loihi")  # fmt: skip
+    assert s["data"] == "nmnist" and s["train_samples"] == 10
+    assert 0.0 <= s["test_accuracy"] <= 1.0 and nonempty(tmp_path / "energy.md")
+
+
 def test_09_streaming(tmp_path):
     s = run_example("09_streaming.py", tmp_path)
     # one step per frame, and not one spike different from the sequence-mode call
