@@ -57,10 +57,11 @@ def _check_fits(who: str, n_frames: int, size: tuple, itemsize: int, t0: int, t_
     ("Unable to allocate 1016. PiB") does not say that.
     """
     need = n_frames * size[0] * size[1] * size[2] * itemsize
+    if need < 1 << 30:  # the usual call: no system call per sample
+        return
     have = _memory_bytes()
     if have is None or need <= have:
         return
-    lead = ""
     if t_first > t0:
         lead = (f" {start_arg}={t0} lies {t_first - t0} µs before the first event "
                 f"(t={t_first}), about {int((t_first - t0) // max(step_us, 1))} empty frames;"

@@ -56,17 +56,13 @@ def _run(inc2: torch.Tensor, z0: torch.Tensor, reverse: bool, inplace: bool = Fa
     return out
 
 
-def _sums(inc: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
-    n_t = inc.shape[0]
-    inc2 = inc.detach().reshape(n_t, -1).contiguous()
-    z = _run(inc2, z0.detach().reshape(-1).contiguous(), False)
-    return z.reshape(inc.shape)
-
-
 class _AccumulateFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inc, z0):  # type: ignore[override]
-        return _sums(inc, z0)
+        n_t = inc.shape[0]
+        inc2 = inc.detach().reshape(n_t, -1).contiguous()
+        z = _run(inc2, z0.detach().reshape(-1).contiguous(), False)
+        return z.reshape(inc.shape)
 
     @staticmethod
     @once_differentiable
@@ -86,10 +82,9 @@ def accumulate(inc: torch.Tensor, z0: torch.Tensor, inplace: bool = False) -> to
     delta layers: one big allocation less) when no gradient is needed and it is
     contiguous.
     """
-    if not (torch.is_grad_enabled() and (inc.requires_grad or z0.requires_grad)):
-        if inplace and inc.is_contiguous():
+    if inplace and not (torch.is_grad_enabled() and (inc.requires_grad or z0.requires_grad)):
+        if inc.is_contiguous():
             n_t = inc.shape[0]
             z0c = z0.reshape(-1).contiguous()
             return _run(inc.view(n_t, -1), z0c, False, inplace=True).view(inc.shape)
-        return _sums(inc, z0)  # nothing to differentiate: no autograd Function
     return _AccumulateFn.apply(inc, z0)

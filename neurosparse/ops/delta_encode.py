@@ -161,20 +161,17 @@ def _last_refs(x3, delta, ref0):
     return torch.where(after >= 0, seen, ref0.expand_as(x3))
 
 
-def _encode(x3, ref0, thr, impl, stats):
-    x3c, r0 = x3.detach().contiguous(), ref0.detach().contiguous()
-    th = thr.detach().contiguous()
-    if impl == "torch":
-        return _encode_torch(x3c, r0, th, stats)
-    if on_gpu(x3):
-        return _encode_cuda(x3c, r0, th, stats)
-    return _encode_cpu(x3c, r0, th, stats)
-
-
 class _DeltaEncodeFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x3, ref0, thr, width, impl, stats):  # type: ignore[override]
-        delta, ref = _encode(x3, ref0, thr, impl, stats)
+        x3c, r0 = x3.detach().contiguous(), ref0.detach().contiguous()
+        th = thr.detach().contiguous()
+        if impl == "torch":
+            delta, ref = _encode_torch(x3c, r0, th, stats)
+        elif on_gpu(x3):
+            delta, ref = _encode_cuda(x3c, r0, th, stats)
+        else:
+            delta, ref = _encode_cpu(x3c, r0, th, stats)
         ctx.width = width
         ctx.save_for_backward(x3, ref0, thr, delta)
         return delta, ref
@@ -209,11 +206,5 @@ def delta_encode_op(
     stats)``; gradients reach ``x3``, ``ref0`` and ``thr`` (see the module docstring).
     """
     stats = EncodeStats(total=x3.numel())
-    if not torch.is_grad_enabled() or not (x3.requires_grad or ref0.requires_grad
-                                           or thr.requires_grad):  # fmt: skip
-        # nothing to differentiate: no autograd Function (its bookkeeping is most of a
-        # streaming step's host time)
-        delta, ref = _encode(x3, ref0, thr, implementation(x3), stats)
-        return delta, ref, stats
     delta, ref = _DeltaEncodeFn.apply(x3, ref0, thr, float(width), implementation(x3), stats)
     return delta, ref, stats
