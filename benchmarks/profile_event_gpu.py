@@ -2,7 +2,8 @@
 
 1. The op alone, 4096 -> 4096, in a CUDA graph, per row count and input rate: the
    row-tile kernel (``tile``), the fused gather (``fused``), the event lists + gather
-   pair (``lists``: the wide gather; ``lists narrow``: the column gather), and dense
+   pair (``lists``: the wide gather; ``lists narrow``: the column gather), the design
+   the kernels pick by default at that row count (``default``), and dense
    TF32 / bf16, round-robin, µs per call (medians with min-max).
 2. The host: ``cProfile`` of eager ``EventLinear(mode="event")`` calls at batch 1 (the
    functions that cost the most own time), and the eager per-call time of the event
@@ -44,11 +45,23 @@ def _stats(xs: list[float]) -> dict:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
 
-# (name, SPLIT_ROWS, FUSED, WIDE): the row tile; the fused gather (each block compacts
-# its row, int64 weight words); event lists with the wide gather and with the column
-# gather they replaced
-VARIANTS = (("tile", 1 << 30, True, True), ("fused", 1, True, True),
-            ("lists", 1, False, True), ("lists narrow", 1, False, False))  # fmt: skip
+# (name, settings of kernels/event_linear_cuda.py) forcing each design at any row count:
+# the row tile; the fused gather (each block compacts its row, int64 weight words);
+# event lists with the wide gather and with the column gather they replaced
+_BIG = 1 << 30
+VARIANTS = (("tile", dict(SPLIT_ROWS=_BIG, FUSED=False, WIDE=True)),
+            ("fused", dict(FUSED=True, FUSED_FROM=1, LISTS_FROM=_BIG)),
+            ("lists", dict(SPLIT_ROWS=1, FUSED=False, WIDE=True)),
+            ("lists narrow", dict(SPLIT_ROWS=1, FUSED=False, WIDE=False)))  # fmt: skip
+_DESIGN = ("SPLIT_ROWS", "FUSED", "FUSED_FROM", "LISTS_FROM", "WIDE")
+
+
+def _design(settings: dict | None = None) -> dict:
+    """Set the kernels' design constants (fixed at capture); returns the previous ones."""
+    old = {k: getattr(kc, k) for k in _DESIGN}
+    for k, v in (settings or {}).items():
+        setattr(kc, k, v)
+    return old
 
 
 def kernels_in_graphs(n: int, rows_list, rates, reps: int) -> list[dict]:
@@ -61,32 +74,34 @@ def kernels_in_graphs(n: int, rows_list, rates, reps: int) -> list[dict]:
     wb_t.copy_(wb)
     b, bb = torch.zeros(n, device="cuda"), torch.zeros(n, device="cuda", dtype=torch.bfloat16)
     out = []
-    split = kc.SPLIT_ROWS
+    default = _design()
     for rows in rows_list:
         for rate in rates:
             x = (torch.rand(rows, n, device="cuda", generator=g) < rate).float()
             xb = x.bfloat16()
             fns = {}
             with torch.no_grad():
-                for path, at, fused, wide in VARIANTS:
-                    kc.SPLIT_ROWS, kc.FUSED, kc.WIDE = at, fused, wide  # fixed at capture
+                fns["default fp32"] = cuda_graph(lambda: event_linear(x, w_t, b, mode="event"))
+                fns["default bf16"] = cuda_graph(lambda: event_linear(xb, wb_t, bb, mode="event"))
+                for path, settings in VARIANTS:
+                    _design(settings)
                     fns[f"{path} fp32"] = cuda_graph(lambda: event_linear(x, w_t, b, mode="event"))
                     fns[f"{path} bf16"] = cuda_graph(lambda: event_linear(xb, wb_t, bb,
                                                                           mode="event"))
-                kc.SPLIT_ROWS, kc.FUSED, kc.WIDE = split, True, True
+                _design(default)
                 torch.backends.cuda.matmul.allow_tf32 = True
                 fns["dense tf32"] = cuda_graph(lambda: F.linear(x, w, b))
                 torch.backends.cuda.matmul.allow_tf32 = False
                 fns["dense bf16"] = cuda_graph(lambda: F.linear(xb, wb, bb))
                 ref = F.linear(x.double(), w.double(), b.double())
                 errs = {}
-                for path, at, fused, wide in VARIANTS:
-                    kc.SPLIT_ROWS, kc.FUSED, kc.WIDE = at, fused, wide
+                for path, settings in VARIANTS:
+                    _design(settings)
                     y = event_linear(x, w_t, b, mode="event").double()
                     yb = event_linear(xb, wb_t, bb, mode="event").double()
                     errs[f"{path} fp32"] = float((y - ref).norm() / ref.norm().clamp_min(1e-30))
                     errs[f"{path} bf16"] = float((yb - ref).norm() / ref.norm().clamp_min(1e-30))
-                kc.SPLIT_ROWS, kc.FUSED, kc.WIDE = split, True, True
+                _design(default)
             fns = {k: f for k, f in fns.items() if f is not None}  # None: capture failed
             res = round_robin(fns, reps, timer=lambda f: cuda_ms(f, 20) * 1e3)
             row = {"rows": rows, "rate": rate, "us": {k: _stats(v) for k, v in res.items()},

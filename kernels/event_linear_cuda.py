@@ -4,15 +4,24 @@
 (binary or graded spikes), read straight from torch memory (numba.cuda; torch-free).
 The design is picked by the row count and the weight's layout (:func:`gather_path`):
 
-- from ``SPLIT_ROWS`` (16) rows, two kernels: ``compact_rows`` writes each row's events
-  into a fixed-capacity list (``K`` slots per row, one block per row, a block scan), and
-  one block per (row, ``GCOLS`` columns) sums the weight rows of the row's events
-  (section "many rows"). Where ``Wᵀ`` is contiguous (``EventLinear`` stores it so),
-  ``gather_rows_wide`` reads it as int64 words (4 bf16 or 2 fp32 columns per load),
-  else ``gather_rows`` one column per load. ``gather_fused``, one kernel whose blocks
-  compact their own row, is there to be measured (off: ``FUSED``);
-- below that, the one-kernel row tile described next (at batch 1 a 4096-wide layer still
-  spreads over 128 blocks, and no second launch is paid).
+- from ``FUSED_FROM`` (8) to ``LISTS_FROM`` (128) rows, where ``Wᵀ`` is contiguous
+  (``EventLinear`` stores it so) and can be read as int64 words (4 bf16 or 2 fp32
+  columns per load): ``gather_fused``, one kernel; one block per (row, ``GCOLS``
+  columns) compacts its row's events chunk by chunk in shared memory and sums their
+  weight rows (section "fused");
+- from ``LISTS_FROM`` rows with such a weight, and from ``SPLIT_ROWS`` (16) rows with
+  any other: two kernels. ``compact_rows`` writes each row's events into a
+  fixed-capacity list (``K`` slots per row, one block per row, a block scan), and one
+  block per (row, ``GCOLS`` columns) sums the weight rows of the row's events (section
+  "many rows"): ``gather_rows_wide`` through the int64 words, else ``gather_rows`` one
+  column per load;
+- below those, the one-kernel row tile described next (at batch 1 a 4096-wide layer
+  still spreads over 128 blocks, and no second launch is paid).
+
+H100, 4096 x 4096, in CUDA graphs, µs per call at 1 % input (fp32; ``python
+benchmarks/profile_event_gpu.py --sections graphs``, RESULTS.md): 1 row: tile 6.3, fused
+8.3; 8 rows: tile 16.3, fused 10.6, lists 12.5; 64 rows: fused 16.3, lists 17.4; 256
+rows: fused 41.7, lists 40.5 (bf16 35.0 against 27.4).
 
 One block owns a tile of ``RT`` rows and ``TN = 32`` output columns (grid: row tiles ×
 column tiles; a 4096-wide layer gives 128 blocks for one row, enough to spread a
@@ -603,9 +612,12 @@ def _wide_kernel(bf16: bool, per_pass: int = 0):
 # bit.
 FE = 2 if SIM else 16  # inputs per thread per chunk of the fused gather
 FCH = GT * FE  # inputs per chunk (and the most events a chunk can stage)
-# Off until measured on a GPU (no device time was left in the session that wrote it):
-# ``profile_event_gpu.py --sections graphs`` times it as its "fused" variant.
-FUSED = False  # the fused gather for a weight read as words (gather_path)
+# Measured on an H100 (2026-12-07, module docstring): from 8 rows it beats the row tile
+# (at 1 row the tile wins, 6.3 against 8.3 µs) and up to 64 rows the event lists (at 256
+# rows the lists win); 2-7 and 65-255 rows were not measured, and the limits sit between.
+FUSED = True  # the fused gather for a weight read as words (gather_path)
+FUSED_FROM = 8  # rows from which such a weight takes it
+LISTS_FROM = 128  # rows from which it takes the event lists instead
 
 
 @functools.cache
@@ -739,17 +751,19 @@ def launch_gather(x, wt, bias, out, tally, stream, bf16: bool = False, lists=Non
 
 
 def gather_path(n_rows: int, words: bool) -> str:
-    """Which forward a call of ``n_rows`` rows takes: ``"tile"`` below ``SPLIT_ROWS``;
-    from there the event lists, gathered through int64 words where the weight can be
-    read so (``words``: ``"lists wide"``), else ``"lists"``; ``"fused"`` for such a
-    weight when ``FUSED`` is on (benchmarks toggle ``FUSED`` and ``WIDE``)."""
+    """Which forward a call of ``n_rows`` rows takes. With a weight read as int64 words
+    (``words``) and ``FUSED`` on: ``"fused"`` from ``FUSED_FROM`` to ``LISTS_FROM`` rows.
+    Otherwise ``"tile"`` below ``SPLIT_ROWS`` and the event lists from there, gathered
+    through the words where given (``"lists wide"``, unless ``WIDE`` is off), else
+    ``"lists"`` (benchmarks toggle ``FUSED`` and ``WIDE``)."""
+    if words and FUSED and FUSED_FROM <= n_rows < LISTS_FROM:
+        return "fused"
     if n_rows < SPLIT_ROWS:
         return "tile"
-    if words and FUSED:
-        return "fused"
     return "lists wide" if words and WIDE else "lists"
 
 
 def wants_lists(n_rows: int) -> bool:
-    """Whether a call of ``n_rows`` rows leaves the row tile (:func:`gather_path`)."""
-    return n_rows >= SPLIT_ROWS
+    """Whether a call of ``n_rows`` rows may leave the row tile (then the weight's word
+    view decides, :func:`gather_path`)."""
+    return n_rows >= (min(SPLIT_ROWS, FUSED_FROM) if FUSED else SPLIT_ROWS)

@@ -23,10 +23,13 @@ No weight copies are cached: the CPU kernel and the CUDA kernel read ``Wᵀ`` in
 (:func:`weight_t`; ``EventLinear`` stores its weight transposed, so that is a view), so
 every write to the weight, ``weight.data`` included, is seen by the next call.
 
-On CUDA there is no host-built index: up to 15 rows, one kernel compacts the dense input
-per row tile and gathers; from 16 rows, one kernel writes each row's event list into a
-fixed-capacity buffer and a second gathers weight rows per row
-(``kernels/event_linear_cuda.py``). Either way the forward has no host synchronisation
+On CUDA there is no host-built index (``kernels/event_linear_cuda.py``, which picks by
+row count and weight layout): up to 7 rows, one kernel compacts the dense input per row
+tile and gathers; from 8 to 127 rows with a weight readable as 8-byte words (the
+contiguous ``Wᵀ`` that ``EventLinear`` stores), one kernel whose blocks compact their own
+row in shared memory and gather; from 128 rows (from 16 with other weights), one kernel
+writes each row's event list into a fixed-capacity buffer and a second gathers weight
+rows per row. Either way the forward has no host synchronisation
 and can be captured in a CUDA graph; the backward is two cuBLAS products. Exact counts (and the
 NaN check) cost one device->host read; ``scan_linear(..., exact=False)`` skips it. The
 op counters of ``EventLinear`` read the kernel's own on-device tally instead

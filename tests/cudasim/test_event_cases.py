@@ -180,13 +180,16 @@ def test_linear_cuda_reads_any_weight_layout():
 
 
 @pytest.mark.parametrize("rows", [7, 17])
-def test_linear_cuda_rows_tiles_and_chunks(rows):
+def test_linear_cuda_rows_tiles_and_chunks(monkeypatch, rows):
     # 7 rows: the row-tile kernel (more rows than one tile of 4); 17: the event lists +
     # gather pair (a row with no event, one with every input active: a list as long as
-    # the row). Inputs over several chunks, ragged column tiles for both kernels.
+    # the row), which 17 rows take by default from LISTS_FROM rows. Inputs over several
+    # chunks, ragged column tiles for both kernels.
     from neurosparse.kernels import event_linear_cuda as kc
 
-    assert kc.wants_lists(rows) == (rows >= 16)
+    assert kc.wants_lists(rows) == (rows >= 8)
+    monkeypatch.setattr(kc, "LISTS_FROM", 16)
+    assert kc.gather_path(rows, True) == ("tile" if rows < 16 else "lists wide")
     torch.manual_seed(4)
     n_in = kc.CH * 2 + 5
     layer = EventLinear(n_in, kc.GCOLS + 2, mode="event")
