@@ -272,9 +272,10 @@ def _kernel(bf16: bool):
 # rows two kernels do better (H100 in a graph, 1 % input: 16 rows 27.5 -> 19.4 µs, 256
 # rows 344 -> 53 µs; at 8 rows the tile still won). A thread walks all of its row's
 # events, so a row of hundreds of events is a long chain of dependent passes (1 row at
-# 10 %: 91 µs against the tile's 14); splitting a row's events over the block's warps is
-# on branch gpu-warpsplit, not yet measured.
-SPLIT_ROWS = 16  # rows from which launch_gather takes the two-kernel path (measured)
+# 10 %: 91 µs against the tile's 14), which is why one row keeps the tile.
+# rows from which the event lists replace the row tile where the fused gather is not taken
+# (a weight not readable as words, or FUSED off; gather_path)
+SPLIT_ROWS = 16
 GT = 32 if SIM else 128  # threads of a gather block
 GC = 4  # columns per thread, GT apart (each load instruction is one coalesced line)
 GCOLS = GT * GC  # columns per gather block
