@@ -184,3 +184,76 @@ def test_neurobench_conv_snn_agrees():
     assert rep.totals["synops"] == ops["Effective_ACs"]
     assert rep.totals["dense_synops"] == ops["Dense"]
     assert rep.activation_sparsity == pytest.approx(res["ActivationSparsity"], abs=1e-12)
+
+
+# -- more peer neuron kinds, in the step loops their tutorials write --------------------------
+
+
+def _peer_neuron(kind: str):
+    """(neuron, step) for a peer neuron kind: ``step(neuron, current, state) -> (spikes,
+    state)`` as the library's users call it, and the state variables it keeps."""
+    if kind == "snntorch.Alpha":  # synaptic excitatory / inhibitory currents and membrane
+        n = snn.Alpha(alpha=0.9, beta=0.8)
+
+        def step(n, cur, s):
+            s = n.init_alpha() if s is None else s
+            spk, *s = n(cur, *s)
+            return spk, s
+
+        return n, step, 3
+    if kind == "snntorch.Lapicque":
+        n = snn.Lapicque(beta=0.9)
+
+        def step(n, cur, s):
+            spk, mem = n(cur, n.init_lapicque() if s is None else s)
+            return spk, mem
+
+        return n, step, 1
+    if kind.startswith("norse."):
+        cls = kind.split(".")[1]
+        if cls == "IzhikevichCell":
+            from norse.torch.functional.izhikevich import tonic_spiking
+
+            n = norse.IzhikevichCell(tonic_spiking)
+        else:
+            n = getattr(norse, cls)()
+        return n, lambda n, cur, s: n(cur, s), {"LIFAdExCell": 3, "IzhikevichCell": 2,
+                                                 "LIFBoxCell": 1, "LIFExCell": 2}[cls]  # fmt: skip
+    neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    n = getattr(neuron, kind.split(".")[1])()
+    return n, lambda n, cur, s: (n(cur), None), 1
+
+
+MORE_PEERS = ["snntorch.Alpha", "snntorch.Lapicque", "norse.LIFAdExCell", "norse.IzhikevichCell",
+              "norse.LIFBoxCell", "norse.LIFExCell", "spikingjelly.ParametricLIFNode",
+              "spikingjelly.QIFNode"]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", MORE_PEERS)
+def test_more_peer_neurons_count_their_updates_spikes_and_fan_in(kind):
+    torch.manual_seed(5)
+    t_steps, batch, n_in, n_out = 12, 3, 8, 6
+    fc = nn.Linear(n_in, n_out)
+    neuron, step, state_vars = _peer_neuron(kind)
+    net = nn.ModuleDict({"fc": fc, "n": neuron})
+    x = (torch.rand(t_steps, batch, n_in) < 0.5).float()
+    gain = 40.0 if kind in ("norse.IzhikevichCell", "norse.LIFBoxCell") else 6.0
+    with torch.no_grad():
+        fc.weight.abs_().mul_(gain)
+        fc.bias.zero_()
+    spikes, s = [], None
+    with Meter(net) as m, torch.no_grad():
+        for t in range(t_steps):
+            z, s = step(neuron, fc(x[t]), s)
+            spikes.append(z)
+    z = torch.stack(spikes)
+    c = {k.name: k for k in m.counts()}
+    assert set(c) == {"fc", "n"}
+    assert c["n"].kind == "neuron"
+    assert c["n"].totals["neuron_updates"] == t_steps * batch * n_out
+    assert c["n"].totals["spikes"] == int((z != 0).sum()) > 0
+    assert c["n"].per_step["spikes"] == [int((z[t] != 0).sum()) for t in range(t_steps)]
+    assert c["n"].state_vars == state_vars
+    # binary input: every input spike is one accumulate per output
+    assert c["fc"].totals["synops"] == int(x.sum()) * n_out
+    assert c["fc"].totals["macs"] == 0
