@@ -16,6 +16,10 @@ import types
 
 import numba
 
+# elements below which a pass over an input runs its twin: the event index's count and
+# fill passes, the delta encoder and the running sum share one limit
+SERIAL_BELOW = 1 << 17
+
 
 def serial_twin(kernel):
     """``kernel``'s Python function compiled by ``numba.njit(cache=True)`` under the

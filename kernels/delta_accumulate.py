@@ -16,8 +16,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._serial import serial_twin
-from .delta_encode import SERIAL_BELOW
+from ._serial import SERIAL_BELOW, serial_twin
 
 _UNIT_BLOCK = 512
 

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._serial import serial_twin
+from ._serial import SERIAL_BELOW, serial_twin
 
 _UNIT_BLOCK = 1024  # units of one work item: its references stay in L1
 
@@ -70,7 +70,6 @@ def delta_encode(x, ref0, thr, delta, ref_out, counts, units, bad):
 # to start on the 2-core VM when quiet, more when its cores are busy): it runs this twin,
 # compiled without threads from the same function (same results).
 delta_encode_serial = serial_twin(delta_encode)
-SERIAL_BELOW = 1 << 17  # elements of x (as kernels/event_index.py)
 
 
 def n_blocks(n_units: int) -> int:

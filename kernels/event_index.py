@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._serial import serial_twin
+from ._serial import SERIAL_BELOW, serial_twin
 
 
 @numba.njit(parallel=True, cache=True)
@@ -118,7 +118,6 @@ def exclusive_scan(counts, rowptr):
 row_counts_serial = serial_twin(row_counts)
 flat_counts_serial = serial_twin(flat_counts)
 row_fill_serial = serial_twin(row_fill)
-_SERIAL_BELOW = 1 << 17
 
 
 def scan_rows(x: np.ndarray, colw: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
@@ -138,7 +137,7 @@ def scan_rows(x: np.ndarray, colw: np.ndarray | None = None) -> tuple[np.ndarray
     counts = np.empty(n_rows, np.int32)
     wunit = np.empty(n_rows, np.int64)
     bad = np.empty(n_rows, np.bool_)
-    serial = x.size < _SERIAL_BELOW
+    serial = x.size < SERIAL_BELOW
     if colw is None and x.shape[1] == 1:  # rows are contiguous: [P*Q, B]
         kernel = flat_counts_serial if serial else flat_counts
         kernel(x.reshape(n_rows, x.shape[3]), counts, wunit, bad)
@@ -166,7 +165,7 @@ def csr_from_counts(
     idx = np.empty(nnz, np.int32)
     val = np.empty(nnz, x.dtype)
     # (a 1-D-view twin of the fill measured no faster: it is bound by the branch)
-    (row_fill_serial if x.size < _SERIAL_BELOW else row_fill)(x, rowptr, idx, val)
+    (row_fill_serial if x.size < SERIAL_BELOW else row_fill)(x, rowptr, idx, val)
     return rowptr, idx, val
 
 

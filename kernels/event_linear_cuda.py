@@ -765,6 +765,6 @@ def gather_path(n_rows: int, words: bool) -> str:
 
 
 def wants_lists(n_rows: int) -> bool:
-    """Whether a call of ``n_rows`` rows may leave the row tile (then the weight's word
-    view decides, :func:`gather_path`)."""
-    return n_rows >= (min(SPLIT_ROWS, FUSED_FROM) if FUSED else SPLIT_ROWS)
+    """Whether a call of ``n_rows`` rows may leave the row tile, so that the weight's
+    word view is worth making (a weight read as words leaves it whenever any does)."""
+    return gather_path(n_rows, True) != "tile"
